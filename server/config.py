@@ -1,0 +1,153 @@
+"""One typed, frozen configuration object, read once at start-up.
+
+Every setting comes from (in order of precedence) a CLI flag, an environment
+variable, or the named default below. Nothing else in the server reads the
+environment.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+DEFAULT_HOST = "0.0.0.0"
+DEFAULT_PORT = 8080
+DEFAULT_DATA_DIR = "data"
+SECRET_FILE_NAME = "secret"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Explicit limits, each with a named default, enforced at the edges."""
+
+    #: largest socket.io message accepted (bytes, after JSON encoding)
+    max_message_bytes: int = 64 * 1024
+    #: largest SDP accepted inside a message (bytes)
+    max_sdp_bytes: int = 48 * 1024
+    #: invite tokens expire after this many seconds
+    token_ttl_s: int = 7 * 24 * 3600
+    #: at most one keyframe request upstream per producer per this interval
+    keyframe_min_interval_ms: int = 500
+    #: RTP packets kept per producer to answer NACKs
+    packet_cache_size: int = 1024
+    #: participants in one session
+    max_participants: int = 50
+    #: producers (tracks) one participant may publish
+    max_producers_per_participant: int = 6
+    #: signaling messages per second per connection (sustained) and burst
+    messages_per_second: float = 30.0
+    message_burst: int = 60
+    #: a negotiation not answered within this many seconds is abandoned
+    negotiation_timeout_s: float = 20.0
+
+
+@dataclass(frozen=True)
+class IceServer:
+    urls: tuple[str, ...]
+    username: str | None = None
+    credential: str | None = None
+
+    def to_client(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"urls": list(self.urls)}
+        if self.username is not None:
+            d["username"] = self.username
+        if self.credential is not None:
+            d["credential"] = self.credential
+        return d
+
+
+@dataclass(frozen=True)
+class Config:
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    data_dir: Path = Path(DEFAULT_DATA_DIR)
+    #: HMAC key for invite tokens; generated and kept in data_dir when unset
+    secret: str = ""
+    #: base URL printed in invite links; derived from host/port when unset
+    public_url: str = ""
+    #: local addresses the server gathers ICE candidates on (empty: all
+    #: non-loopback host addresses, aioice's default). Tests use 127.0.0.1.
+    ice_listen_ips: tuple[str, ...] = ()
+    #: address announced in ICE candidates instead of the listen address
+    #: (a server behind NAT announces its public address)
+    ice_announced_ip: str | None = None
+    #: STUN/TURN servers handed to clients (and used by the server)
+    ice_servers: tuple[IceServer, ...] = ()
+    #: Redis URL for multi-node deployments; None = embedded single node
+    redis_url: str | None = None
+    log_level: str = "INFO"
+    limits: Limits = field(default_factory=Limits)
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "localhost" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.port}"
+
+
+def _split(value: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in value.split(",") if p.strip())
+
+
+def _limits_from_env(environ: Mapping[str, str]) -> Limits:
+    kwargs: dict[str, Any] = {}
+    for f in fields(Limits):
+        raw = environ.get(f"SIDECOACH_LIMIT_{f.name.upper()}")
+        if raw is not None:
+            kwargs[f.name] = float(raw) if f.type == "float" else int(raw)
+    return Limits(**kwargs)
+
+
+def config_from_env(environ: Mapping[str, str] | None = None) -> Config:
+    """Build a Config from ``SIDECOACH_*`` environment variables."""
+    env = os.environ if environ is None else environ
+    ice_servers: tuple[IceServer, ...] = ()
+    urls = _split(env.get("SIDECOACH_ICE_SERVERS", ""))
+    if urls:
+        ice_servers = (
+            IceServer(
+                urls=urls,
+                username=env.get("SIDECOACH_TURN_USERNAME"),
+                credential=env.get("SIDECOACH_TURN_CREDENTIAL"),
+            ),
+        )
+    return Config(
+        host=env.get("SIDECOACH_HOST", DEFAULT_HOST),
+        port=int(env.get("SIDECOACH_PORT", DEFAULT_PORT)),
+        data_dir=Path(env.get("SIDECOACH_DATA_DIR", DEFAULT_DATA_DIR)),
+        secret=env.get("SIDECOACH_SECRET", ""),
+        public_url=env.get("SIDECOACH_PUBLIC_URL", ""),
+        ice_listen_ips=_split(env.get("SIDECOACH_ICE_LISTEN_IPS", "")),
+        ice_announced_ip=env.get("SIDECOACH_ICE_ANNOUNCED_IP") or None,
+        ice_servers=ice_servers,
+        redis_url=env.get("SIDECOACH_REDIS_URL") or None,
+        log_level=env.get("SIDECOACH_LOG_LEVEL", "INFO"),
+        limits=_limits_from_env(env),
+    )
+
+
+def with_overrides(config: Config, **overrides: Any) -> Config:
+    """Apply CLI flags (None means "not given") on top of ``config``."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return replace(config, **given)
+
+
+def ensure_secret(config: Config) -> Config:
+    """Return a Config with a secret: the given one, or the one kept in
+    ``data_dir/secret`` (created with a fresh random value when missing)."""
+    if config.secret:
+        return config
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    path = config.data_dir / SECRET_FILE_NAME
+    if path.exists():
+        secret = path.read_text().strip()
+    else:
+        secret = secrets.token_urlsafe(48)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secret + "\n")
+    return replace(config, secret=secret)
