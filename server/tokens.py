@@ -1,0 +1,146 @@
+"""Signed tokens: invites (one session, one role) and admin tokens.
+
+HS256 JWTs with ``iss``/``aud`` "sidecoach" and a ``typ`` claim, so an invite
+is never accepted as an admin token and vice versa.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from server.errors import TokenExpired, Unauthorized
+from server.roles import Role
+
+logger = logging.getLogger(__name__)
+
+ALGORITHM = "HS256"
+ISSUER = "sidecoach"
+AUDIENCE = "sidecoach"
+TYP_INVITE = "invite"
+TYP_ADMIN = "admin"
+#: tokens longer than this are refused before any parsing
+MAX_TOKEN_CHARS = 4096
+#: longest display name carried in an invite
+MAX_NAME_CHARS = 80
+#: HS256 keys shorter than this are refused (RFC 7518 section 3.2)
+MIN_SECRET_BYTES = 32
+
+
+@dataclass(frozen=True)
+class InviteClaims:
+    session_id: str
+    role: Role
+    name: str | None
+    expires_at: int  # unix seconds
+
+
+def _now(now: float | None) -> int:
+    return int(time.time() if now is None else now)
+
+
+def _check_secret(secret: str) -> None:
+    # A configuration error, not a client error: fail loudly.
+    if len(secret.encode()) < MIN_SECRET_BYTES:
+        raise ValueError(f"the token secret must be at least {MIN_SECRET_BYTES} bytes")
+
+
+def _encode(secret: str, typ: str, ttl_s: int, now: float | None, **extra: Any) -> str:
+    _check_secret(secret)
+    if ttl_s <= 0:
+        raise ValueError("ttl_s must be positive")
+    iat = _now(now)
+    payload: dict[str, Any] = {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "typ": typ,
+        "iat": iat,
+        "exp": iat + ttl_s,
+        **extra,
+    }
+    return jwt.encode(payload, secret, algorithm=ALGORITHM)
+
+
+def _decode(secret: str, token: str, typ: str, now: float | None) -> dict[str, Any]:
+    _check_secret(secret)
+    if not isinstance(token, str) or not token:
+        raise Unauthorized("missing token")
+    if len(token) > MAX_TOKEN_CHARS:
+        raise Unauthorized("token too long")
+    try:
+        # Signature, issuer and audience are checked by PyJWT; expiry is checked
+        # here against ``now`` so callers (and tests) control the clock.
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            secret,
+            algorithms=[ALGORITHM],
+            audience=AUDIENCE,
+            issuer=ISSUER,
+            options={
+                "require": ["exp", "iat", "iss", "aud", "typ"],
+                "verify_exp": False,
+                "verify_iat": False,
+            },
+        )
+    except jwt.PyJWTError as exc:
+        logger.debug("token refused: %s", exc)
+        raise Unauthorized("invalid token") from exc
+    if claims.get("typ") != typ:
+        raise Unauthorized(f"not an {typ} token")
+    exp = claims.get("exp")
+    if not isinstance(exp, int) or isinstance(exp, bool):
+        raise Unauthorized("invalid token")
+    if _now(now) >= exp:
+        raise TokenExpired("token expired")
+    return claims
+
+
+def issue_invite(
+    secret: str,
+    session_id: str,
+    role: Role,
+    *,
+    ttl_s: int,
+    name: str | None = None,
+    now: float | None = None,
+) -> str:
+    """An invite to ``session_id`` as ``role``, valid for ``ttl_s`` seconds."""
+    role = Role(role)
+    if not session_id:
+        raise ValueError("session_id is required")
+    extra: dict[str, Any] = {"sid": session_id, "role": role.value}
+    if name is not None:
+        name = name.strip()[:MAX_NAME_CHARS]
+        if name:
+            extra["name"] = name
+    return _encode(secret, TYP_INVITE, ttl_s, now, **extra)
+
+
+def verify_invite(secret: str, token: str, *, now: float | None = None) -> InviteClaims:
+    """Claims of a valid invite; TokenExpired if expired, Unauthorized otherwise."""
+    claims = _decode(secret, token, TYP_INVITE, now)
+    session_id = claims.get("sid")
+    raw_role = claims.get("role")
+    name = claims.get("name")
+    if not isinstance(session_id, str) or not session_id:
+        raise Unauthorized("invalid token")
+    if not isinstance(raw_role, str) or raw_role not in {r.value for r in Role}:
+        raise Unauthorized("invalid token")
+    role = Role(raw_role)
+    if name is not None and not isinstance(name, str):
+        raise Unauthorized("invalid token")
+    return InviteClaims(session_id=session_id, role=role, name=name, expires_at=int(claims["exp"]))
+
+
+def issue_admin_token(secret: str, *, ttl_s: int, now: float | None = None) -> str:
+    """A token for the admin HTTP API, valid for ``ttl_s`` seconds."""
+    return _encode(secret, TYP_ADMIN, ttl_s, now)
+
+
+def verify_admin_token(secret: str, token: str, *, now: float | None = None) -> None:
+    """Return if ``token`` is a valid admin token; raise Unauthorized/TokenExpired."""
+    _decode(secret, token, TYP_ADMIN, now)
