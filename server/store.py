@@ -373,6 +373,20 @@ class SqliteSessionStore:
         logger.debug("closed session store")
 
 
+DEMO_TITLE = "Demo lesson"
+DEMO_TEACHER = "Demo teacher"
+
+
+async def ensure_demo_session(store: SessionStore) -> SessionRecord:
+    """The not-yet-ended session titled "Demo lesson", created if missing."""
+    for record in await store.list([SessionState.SCHEDULED, SessionState.LIVE]):
+        if record.title == DEMO_TITLE:
+            return record
+    return await store.create(
+        title=DEMO_TITLE, teacher_name=DEMO_TEACHER, settings=SessionSettings()
+    )
+
+
 async def open_store(config: Config) -> SessionStore:
     """The session store for ``config``: SQLite in ``config.data_dir``.
 

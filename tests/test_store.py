@@ -17,6 +17,7 @@ from server.store import (
     SessionSettings,
     SessionStore,
     SqliteSessionStore,
+    ensure_demo_session,
     open_store,
 )
 
@@ -156,3 +157,12 @@ def test_settings_from_json() -> None:
     for bad in bad_settings:
         with pytest.raises(InvalidMessage):
             SessionSettings.from_json(bad)
+
+
+async def test_demo_session_is_reused_until_ended(store: SessionStore) -> None:
+    first = await ensure_demo_session(store)
+    assert first.title == "Demo lesson"
+    assert await ensure_demo_session(store) == first
+    await store.set_state(first.id, SessionState.ENDED, at=1.0)
+    fresh = await ensure_demo_session(store)
+    assert fresh.id != first.id

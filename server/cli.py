@@ -1,0 +1,237 @@
+"""Command line: ``sidecoach`` / ``python -m server``.
+
+``serve`` (the default) runs the server; the other commands work on the
+session store in the data directory directly, so they need no running server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from server import __version__
+from server.config import Config, config_from_env, ensure_secret, with_overrides
+from server.errors import SessionEnded, SidecoachError
+from server.http_api import invite_links, invite_ttl_s, invite_url, parse_when, session_to_json
+from server.roles import Role, SessionState
+from server.store import SessionSettings, SessionStore, ensure_demo_session, open_store
+from server.tokens import issue_admin_token, issue_invite
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_ADMIN_TOKEN_TTL_S = 24 * 3600
+_TOP_LEVEL_FLAGS = ("-h", "--help", "--version")
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", help="data directory (env SIDECOACH_DATA_DIR; ./data)")
+    parser.add_argument(
+        "--public-url", help="base URL used in invite links (env SIDECOACH_PUBLIC_URL)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sidecoach", description="Self-hosted real-time coaching server."
+    )
+    parser.add_argument("--version", action="version", version=f"sidecoach {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the server (default)")
+    _add_common(serve)
+    serve.add_argument("--host", help="listen address (env SIDECOACH_HOST; 0.0.0.0)")
+    serve.add_argument("--port", type=int, help="HTTP port (env SIDECOACH_PORT; 8080)")
+    serve.add_argument(
+        "--ice-listen-ips", help="comma list of local IPs for ICE (env SIDECOACH_ICE_LISTEN_IPS)"
+    )
+    serve.add_argument(
+        "--ice-announced-ip", help="public IP announced in ICE (env SIDECOACH_ICE_ANNOUNCED_IP)"
+    )
+    serve.add_argument("--log-level", help="DEBUG, INFO, ... (env SIDECOACH_LOG_LEVEL; INFO)")
+    serve.add_argument(
+        "--demo", action="store_true", help='create or reuse "Demo lesson" and print its links'
+    )
+
+    session = sub.add_parser("session", help="create, list or end sessions")
+    session_sub = session.add_subparsers(dest="session_command", metavar="ACTION", required=True)
+    create = session_sub.add_parser("create", help="schedule a session, print its invite links")
+    _add_common(create)
+    create.add_argument("--title", required=True)
+    create.add_argument("--teacher-name", required=True)
+    create.add_argument("--no-recording", action="store_true", help="do not record")
+    create.add_argument("--whisper-single", action="store_true", help="one whispering coach")
+    create.add_argument("--scheduled-for", help="ISO-8601 date-time (naive = local time)")
+    listing = session_sub.add_parser("list", help="list sessions as JSON")
+    _add_common(listing)
+    listing.add_argument("--state", choices=[s.value for s in SessionState])
+    end = session_sub.add_parser("end", help="mark a session ended in the store")
+    _add_common(end)
+    end.add_argument("session_id", metavar="ID")
+
+    admin = sub.add_parser("admin-token", help="print a token for the admin HTTP API")
+    _add_common(admin)
+    admin.add_argument("--ttl-s", type=int, default=DEFAULT_ADMIN_TOKEN_TTL_S)
+
+    invite = sub.add_parser("invite", help="print a fresh invite link")
+    _add_common(invite)
+    invite.add_argument("session_id", metavar="ID")
+    invite.add_argument("--role", required=True, choices=[r.value for r in Role])
+    invite.add_argument("--name")
+    invite.add_argument("--ttl-s", type=int, help="seconds (default: the token TTL limit)")
+    return parser
+
+
+def build_config(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Config:
+    """Environment, then CLI flags on top, then a secret from the data dir."""
+    config = config_from_env(environ)
+    ice_ips = getattr(args, "ice_listen_ips", None)
+    data_dir = getattr(args, "data_dir", None)
+    config = with_overrides(
+        config,
+        host=getattr(args, "host", None),
+        port=getattr(args, "port", None),
+        data_dir=Path(data_dir) if data_dir else None,
+        public_url=getattr(args, "public_url", None),
+        ice_listen_ips=(
+            tuple(p.strip() for p in ice_ips.split(",") if p.strip()) if ice_ips else None
+        ),
+        ice_announced_ip=getattr(args, "ice_announced_ip", None),
+        log_level=getattr(args, "log_level", None),
+    )
+    return ensure_secret(config)
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2))
+
+
+def _with_store(config: Config, fn: Callable[[SessionStore], Awaitable[int]]) -> int:
+    async def run() -> int:
+        store = await open_store(config)
+        try:
+            return await fn(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+def _cmd_serve(args: argparse.Namespace, config: Config) -> int:
+    if args.demo:
+
+        async def demo(store: SessionStore) -> int:
+            record = await ensure_demo_session(store)
+            links = invite_links(config, record)
+            print(f"Demo lesson {record.id}:", flush=True)
+            for role, url in links.items():
+                print(f"  {role:<8} {url}", flush=True)
+            return 0
+
+        _with_store(config, demo)
+    # Imported here: the app (and aiortc with it) loads only when serving.
+    # (ignore: server/app.py is written alongside this module)
+    from server.app import serve  # type: ignore[import-not-found, unused-ignore]
+
+    return asyncio.run(serve(config, demo=args.demo))  # type: ignore[no-any-return, unused-ignore]
+
+
+def _cmd_session(args: argparse.Namespace, config: Config) -> int:
+    if args.session_command == "create":
+        settings = SessionSettings(
+            recording=not args.no_recording, whisper_single=args.whisper_single
+        )
+        scheduled_for = parse_when(args.scheduled_for)
+
+        async def create(store: SessionStore) -> int:
+            record = await store.create(
+                title=args.title,
+                teacher_name=args.teacher_name,
+                settings=settings,
+                scheduled_for=scheduled_for,
+            )
+            links = invite_links(config, record)
+            _print_json({"session": session_to_json(record), "invites": links})
+            return 0
+
+        return _with_store(config, create)
+
+    if args.session_command == "list":
+        states = [SessionState(args.state)] if args.state else None
+
+        async def listing(store: SessionStore) -> int:
+            records = await store.list(states)
+            _print_json({"sessions": [session_to_json(r) for r in records]})
+            return 0
+
+        return _with_store(config, listing)
+
+    async def end(store: SessionStore) -> int:
+        record = await store.set_state(args.session_id, SessionState.ENDED, at=time.time())
+        _print_json({"session": session_to_json(record)})
+        return 0
+
+    return _with_store(config, end)
+
+
+def _cmd_invite(args: argparse.Namespace, config: Config) -> int:
+    async def invite(store: SessionStore) -> int:
+        record = await store.get(args.session_id)
+        if record.state is SessionState.ENDED:
+            raise SessionEnded(f"session {record.id} has ended")
+        max_ttl = invite_ttl_s(config, record)
+        ttl_s = max_ttl if args.ttl_s is None else args.ttl_s
+        if not 1 <= ttl_s <= max_ttl:
+            raise SidecoachError(f"--ttl-s must be 1..{max_ttl}", code="invalid_message")
+        token = issue_invite(config.secret, record.id, Role(args.role), ttl_s=ttl_s, name=args.name)
+        print(invite_url(config, token))
+        return 0
+
+    return _with_store(config, invite)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0].startswith("-") and argv[0] not in _TOP_LEVEL_FLAGS):
+        argv = ["serve", *argv]
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        config = build_config(args)
+        if args.command == "serve":
+            configure_logging(config.log_level)
+    except (ValueError, OSError) as exc:
+        print(f"sidecoach: configuration error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        if args.command == "serve":
+            return _cmd_serve(args, config)
+        if args.command == "session":
+            return _cmd_session(args, config)
+        if args.command == "admin-token":
+            if args.ttl_s <= 0:
+                parser.error("--ttl-s must be positive")
+            print(issue_admin_token(config.secret, ttl_s=args.ttl_s))
+            return 0
+        if args.command == "invite":
+            return _cmd_invite(args, config)
+    except SidecoachError as exc:
+        print(f"sidecoach: {exc.code}: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    parser.error(f"unknown command {args.command!r}")
+    return 2  # not reached: parser.error exits
