@@ -1,0 +1,329 @@
+"""Every use of aiortc/aioice internals lives here, and only here.
+
+Sidecoach forwards RTP packets instead of decoding and re-encoding them.
+aiortc has no public API for that, so this module
+
+* taps an ``RTCRtpReceiver`` *before* its jitter buffer and decoder
+  (``tap_receiver``) and keeps its RTCP receiver statistics and NACK
+  generation working;
+* turns an ``RTCRtpSender`` into a raw packet writer (``OutboundRtp``): its
+  own RTP loop idles on a track that never yields, and packets are rewritten
+  and written synchronously through SRTP to the ICE socket;
+* restricts ICE gathering to configured listen addresses and announces
+  another address if asked (``restrict_ice``), because aioice skips
+  loopback and has no notion of an announced address.
+
+The private names used here are those of aiortc ``PINNED_AIORTC``; the
+version is checked at import and the adapter has its own tests
+(tests/test_aiortc_adapter.py) so an upgrade fails loudly, not silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiortc
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpCodecParameters
+from aiortc.rtcrtpreceiver import StreamStatistics
+from aiortc.rtp import (
+    RTCP_PSFB_FIR,
+    RTCP_PSFB_PLI,
+    RTCP_RTPFB_NACK,
+    RtcpPsfbPacket,
+    RtcpRtpfbPacket,
+    RtcpSrPacket,
+    RtpPacket,
+    pack_header_extensions,
+)
+
+logger = logging.getLogger(__name__)
+
+PINNED_AIORTC = "1.16.0"
+if aiortc.__version__ != PINNED_AIORTC:  # pragma: no cover - guards upgrades
+    raise ImportError(
+        f"server.media.aiortc_adapter is written against aiortc {PINNED_AIORTC}, "
+        f"found {aiortc.__version__}: re-check the private APIs it uses"
+    )
+
+MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
+_RTP_HEADER = struct.Struct("!BBHII")
+ICE_COMPONENT_RTP = 1
+
+#: called for every incoming RTP packet, before any buffering
+PacketSink = Callable[[RtpPacket, RTCRtpCodecParameters], None]
+#: called with (ssrc, ntp_timestamp, rtp_timestamp) for every sender report
+SenderReportSink = Callable[[int, int, int], None]
+
+
+# ---------------------------------------------------------------- ICE ----
+
+
+def restrict_ice(
+    pc: RTCPeerConnection, listen_ips: tuple[str, ...], announced_ip: str | None
+) -> None:
+    """Gather host candidates only on ``listen_ips`` (may include loopback)
+    and, if given, announce ``announced_ip`` in place of the listen address.
+
+    Call before every ``setLocalDescription``: transports created by a
+    renegotiation are patched too; patching twice is harmless.
+    """
+    if not listen_ips and announced_ip is None:
+        return
+    for transceiver in pc.getTransceivers():
+        gatherer = transceiver.sender.transport.transport.iceGatherer
+        connection = gatherer._connection
+        if getattr(connection, "_sidecoach_restricted", False):
+            continue
+        connection._sidecoach_restricted = True
+        original = connection.gather_candidates
+
+        async def gather(
+            connection: Any = connection, original: Callable[[], Awaitable[None]] = original
+        ) -> None:
+            if not listen_ips:
+                await original()
+            elif not connection._local_candidates_start:
+                connection._local_candidates_start = True
+                for component in connection._components:
+                    connection._local_candidates += await connection.get_component_candidates(
+                        component=component, addresses=list(listen_ips)
+                    )
+                connection._local_candidates_end = True
+            if announced_ip is not None:
+                for candidate in connection._local_candidates:
+                    if candidate.type == "host":
+                        candidate.host = announced_ip
+
+        connection.gather_candidates = gather
+
+
+# ----------------------------------------------------------- receiving ----
+
+
+def tap_receiver(
+    receiver: RTCRtpReceiver, on_packet: PacketSink, on_sender_report: SenderReportSink
+) -> None:
+    """Hand every RTP packet of ``receiver`` to ``on_packet`` untouched, before
+    aiortc's jitter buffer; nothing is depacketized or decoded.
+
+    Receiver statistics (for RTCP receiver reports to the publisher) and NACK
+    generation keep working; aiortc's decoder thread is stopped as soon as it
+    starts.
+    """
+    codecs: dict[int, RTCRtpCodecParameters] = receiver._RTCRtpReceiver__codecs
+    streams: dict[int, StreamStatistics] = receiver._RTCRtpReceiver__remote_streams
+    nack_generator = receiver._RTCRtpReceiver__nack_generator
+    original_receive = receiver.receive
+    original_rtcp = receiver._handle_rtcp_packet
+
+    async def receive(parameters: Any) -> None:
+        await original_receive(parameters)
+        receiver._RTCRtpReceiver__stop_decoder()
+
+    async def handle_rtp(packet: RtpPacket, arrival_time_ms: int) -> None:
+        if not receiver._enabled:
+            return
+        codec = codecs.get(packet.payload_type)
+        if codec is None or codec.mimeType.lower().endswith("/rtx"):
+            return
+        on_packet(packet, codec)
+        stats = streams.get(packet.ssrc)
+        if stats is None:
+            stats = streams[packet.ssrc] = StreamStatistics(codec.clockRate)
+        stats.add(packet)
+        if nack_generator is not None and nack_generator.add(packet):
+            await receiver._send_rtcp_nack(packet.ssrc, sorted(nack_generator.missing))
+
+    async def handle_rtcp(packet: Any) -> None:
+        if isinstance(packet, RtcpSrPacket):
+            info = packet.sender_info
+            on_sender_report(packet.ssrc, info.ntp_timestamp, info.rtp_timestamp)
+        await original_rtcp(packet)
+
+    receiver.receive = receive
+    receiver._handle_rtp_packet = handle_rtp
+    receiver._handle_rtcp_packet = handle_rtcp
+
+
+async def request_keyframe(receiver: RTCRtpReceiver, media_ssrc: int) -> None:
+    """Send a PLI for ``media_ssrc`` to the publisher."""
+    await receiver._send_rtcp_pli(media_ssrc)
+
+
+async def request_retransmission(
+    receiver: RTCRtpReceiver, media_ssrc: int, sequence_numbers: list[int]
+) -> None:
+    """Forward a NACK upstream to the publisher."""
+    await receiver._send_rtcp_nack(media_ssrc, sequence_numbers)
+
+
+def negotiated_codec(transceiver: RTCRtpTransceiver) -> RTCRtpCodecParameters | None:
+    """The codec the remote side will send/receive first (offer order)."""
+    for codec in transceiver._codecs:
+        if not codec.mimeType.lower().endswith("/rtx"):
+            return codec
+    return None
+
+
+def prefer_codec(transceiver: RTCRtpTransceiver, mime_type: str, parameters: dict[str, Any]) -> None:
+    """Offer exactly one codec (no RTX): the one matching ``mime_type`` and,
+    for H.264, the same packetization mode and profile."""
+    caps = RTCRtpSender.getCapabilities(transceiver.kind).codecs
+    matches = [c for c in caps if c.mimeType.lower() == mime_type.lower()]
+    if mime_type.lower() == "video/h264" and parameters:
+        exact = [c for c in matches if _h264_compatible(c, parameters)]
+        matches = exact or matches
+    if not matches:
+        raise ValueError(f"codec {mime_type} is not supported")
+    transceiver.setCodecPreferences([matches[0]])
+
+
+def _h264_compatible(cap: RTCRtpCodecCapability, parameters: dict[str, Any]) -> bool:
+    mode = str(parameters.get("packetization-mode", "0"))
+    profile = str(parameters.get("profile-level-id", ""))[:4].lower()
+    return (
+        str(cap.parameters.get("packetization-mode", "0")) == mode
+        and str(cap.parameters.get("profile-level-id", ""))[:4].lower() == profile
+    )
+
+
+def supported_codecs(kind: str) -> list[str]:
+    return [c.mimeType for c in RTCRtpSender.getCapabilities(kind).codecs]
+
+
+# ------------------------------------------------------------- sending ----
+
+
+class IdleTrack(MediaStreamTrack):  # type: ignore[misc]
+    """A track that never yields a frame: it keeps aiortc's own RTP loop for
+    a sender parked while Sidecoach writes packets itself."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+        self._stopped = asyncio.Event()
+
+    async def recv(self) -> Any:
+        await self._stopped.wait()
+        raise MediaStreamError
+
+    def stop(self) -> None:
+        self._stopped.set()
+        super().stop()
+
+
+FeedbackHandler = Callable[[str, list[int]], None]
+"""Called with ("nack", [sequence numbers]) or ("keyframe", [])."""
+
+
+class OutboundRtp:
+    """Writes forwarded RTP packets through one ``RTCRtpSender``.
+
+    The sender's SSRC, negotiated payload type and MID header extension are
+    applied to every packet; SRTP protection and the UDP write happen
+    synchronously, with no task switch and no queue. aiortc keeps sending
+    RTCP sender reports from the counters updated here; NACK, PLI and FIR
+    from the remote side go to ``on_feedback`` instead of aiortc's encoder.
+    """
+
+    def __init__(self, transceiver: RTCRtpTransceiver, on_feedback: FeedbackHandler) -> None:
+        self._transceiver = transceiver
+        self._sender: RTCRtpSender = transceiver.sender
+        self._ready = False
+        self._pt = 0
+        self._first_byte = 0x80
+        self._ext = b""
+        self._ssrc = self._sender._ssrc
+        original_rtcp = self._sender._handle_rtcp_packet
+
+        async def handle_rtcp(packet: Any) -> None:
+            if isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
+                on_feedback("nack", list(packet.lost))
+            elif isinstance(packet, RtcpPsfbPacket) and packet.fmt in (
+                RTCP_PSFB_PLI,
+                RTCP_PSFB_FIR,
+            ):
+                on_feedback("keyframe", [])
+            else:
+                await original_rtcp(packet)
+
+        self._sender._handle_rtcp_packet = handle_rtcp
+
+    @property
+    def ssrc(self) -> int:
+        return self._ssrc
+
+    def _check_ready(self) -> bool:
+        sender = self._sender
+        if not sender._RTCRtpSender__started or sender.transport.state != "connected":
+            return False
+        codec = negotiated_codec(self._transceiver)
+        if codec is None:
+            return False
+        self._pt = codec.payloadType
+        mid = self._transceiver.mid
+        ext_id = next(
+            (e.id for e in self._transceiver._headerExtensions if e.uri == MID_URI), None
+        )
+        if mid is not None and ext_id is not None:
+            profile, value = pack_header_extensions([(ext_id, mid.encode("ascii"))])
+            self._ext = struct.pack("!HH", profile, len(value) // 4) + value
+            self._first_byte = 0x90
+        self._ready = True
+        return True
+
+    @property
+    def ready(self) -> bool:
+        return self._ready or self._check_ready()
+
+    def send(self, packet: RtpPacket, sequence_number: int, timestamp: int) -> bool:
+        """Rewrite ``packet`` for this leg and write it; False if the leg is
+        not connected (yet, or any more)."""
+        if not self._ready and not self._check_ready():
+            return False
+        payload = packet.payload
+        data = (
+            _RTP_HEADER.pack(
+                self._first_byte,
+                (packet.marker << 7) | self._pt,
+                sequence_number,
+                timestamp,
+                self._ssrc,
+            )
+            + self._ext
+            + payload
+        )
+        if not self._write(data):
+            return False
+        sender = self._sender
+        sender._RTCRtpSender__packet_count += 1
+        sender._RTCRtpSender__octet_count += len(payload)
+        return True
+
+    def _write(self, data: bytes) -> bool:
+        dtls = self._sender.transport
+        if dtls.state != "connected":
+            self._ready = False
+            return False
+        pair = dtls.transport._connection._nominated.get(ICE_COMPONENT_RTP)
+        if pair is None:
+            return False
+        pair.protocol.transport.sendto(dtls._tx_srtp.protect(data), pair.remote_addr)
+        return True
+
+    def set_sender_report_mapping(self, ntp_timestamp: int, rtp_timestamp: int) -> None:
+        """The (NTP, RTP) pair aiortc puts in its next sender report."""
+        self._sender._RTCRtpSender__ntp_timestamp = ntp_timestamp
+        self._sender._RTCRtpSender__rtp_timestamp = rtp_timestamp & 0xFFFFFFFF
+
+
+def current_ntp_time() -> int:
+    from aiortc import clock
+
+    return int(clock.current_ntp_time())

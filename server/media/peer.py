@@ -1,0 +1,274 @@
+"""Peer: the one RTCPeerConnection the server holds for a participant.
+
+Negotiation is always server-driven, so there is never glare: when the
+participant asks to publish a track, or the Router gives it a Consumer, the
+peer adds a transceiver and sends an offer; the client answers. Changes that
+arrive while an offer is out are batched into the next offer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
+
+from server.config import Config
+from server.media import aiortc_adapter as adapter
+from server.media.consumer import Consumer, PacketWriter
+from server.media.errors import UnsupportedCodec
+from server.media.policy import ProducerInfo
+from server.media.producer import CodecInfo, Producer
+from server.tasks import TaskOwner
+from server.errors import NegotiationFailed
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CODECS = {"video": "video/VP8", "audio": "audio/opus"}
+
+
+class PeerEvents(Protocol):
+    async def send_offer(self, payload: dict[str, Any]) -> None: ...
+
+    def producer_ready(self, producer: Producer) -> None: ...
+
+    def publish_failed(self, producer_id: str, reason: str) -> None: ...
+
+    def peer_failed(self, reason: str) -> None: ...
+
+
+@dataclass
+class _Publication:
+    info: ProducerInfo
+    transceiver: RTCRtpTransceiver
+    producer: Producer | None = None
+
+
+@dataclass
+class _Subscription:
+    consumer: Consumer
+    transceiver: RTCRtpTransceiver
+    track: adapter.IdleTrack
+
+
+class Peer:
+    def __init__(
+        self,
+        *,
+        participant_id: str,
+        role: str,
+        config: Config,
+        events: PeerEvents,
+        describe_consumer: Callable[[Consumer], dict[str, Any]],
+    ) -> None:
+        self._participant_id = participant_id
+        self._role = role
+        self._config = config
+        self._events = events
+        self._describe = describe_consumer
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self._publications: dict[str, _Publication] = {}
+        self._subscriptions: dict[str, _Subscription] = {}
+        self._retired: list[RTCRtpTransceiver] = []
+        self._dirty = asyncio.Event()
+        self._answer: asyncio.Future[None] | None = None
+        self._negotiation_id = 0
+        self.negotiations = 0
+        self._tasks = TaskOwner(f"peer {participant_id}")
+        self._closed = False
+        self._log = logging.LoggerAdapter(logger, {"participant": participant_id})
+        self.pc.on("connectionstatechange", self._on_connection_state)
+        self._tasks.spawn(self._negotiation_loop(), name=f"negotiate {participant_id}")
+
+    @property
+    def participant_id(self) -> str:
+        return self._participant_id
+
+    @property
+    def role(self) -> str:
+        return self._role
+
+    @property
+    def connection_state(self) -> str:
+        return str(self.pc.connectionState)
+
+    # -- publishing -----------------------------------------------------
+
+    def request_publish(self, info: ProducerInfo, codec: str | None) -> None:
+        mime = codec or DEFAULT_CODECS[info.kind]
+        if "/" not in mime:
+            mime = f"{info.kind}/{mime}"
+        transceiver = self.pc.addTransceiver(info.kind, direction="recvonly")
+        try:
+            adapter.prefer_codec(transceiver, mime, {})
+        except ValueError as exc:
+            transceiver.direction = "inactive"
+            self._retired.append(transceiver)
+            raise UnsupportedCodec(str(exc)) from exc
+        self._publications[info.producer_id] = _Publication(info, transceiver)
+        self._dirty.set()
+
+    def unpublish(self, producer_id: str) -> None:
+        publication = self._publications.pop(producer_id, None)
+        if publication is not None:
+            publication.transceiver.direction = "inactive"
+            self._retired.append(publication.transceiver)
+            self._dirty.set()
+
+    def _activate_publications(self) -> None:
+        for producer_id, pub in list(self._publications.items()):
+            if pub.producer is not None:
+                continue
+            if pub.transceiver.currentDirection != "recvonly":
+                self._publications.pop(producer_id)
+                self._events.publish_failed(producer_id, "the client did not send the track")
+                continue
+            codec = adapter.negotiated_codec(pub.transceiver)
+            if codec is None:
+                self._publications.pop(producer_id)
+                self._events.publish_failed(producer_id, "no codec negotiated")
+                continue
+            receiver = pub.transceiver.receiver
+            limits = self._config.limits
+            producer = Producer(
+                pub.info,
+                CodecInfo.from_aiortc(codec),
+                request_keyframe=_bind_pli(receiver),
+                request_nack=_bind_nack(receiver),
+                keyframe_min_interval_ms=limits.keyframe_min_interval_ms,
+                cache_size=_power_of_two(limits.packet_cache_size),
+            )
+            adapter.tap_receiver(receiver, producer.on_packet, producer.on_sender_report)
+            producer.on_close(lambda p: self.unpublish(p.id))
+            pub.producer = producer
+            self._events.producer_ready(producer)
+
+    # -- consuming (ConsumerEndpoint) -------------------------------------
+
+    def open_writer(self, consumer: Consumer) -> PacketWriter:
+        producer = consumer.producer
+        track = adapter.IdleTrack(producer.kind)
+        transceiver = self.pc.addTransceiver(track, direction="sendonly")
+        adapter.prefer_codec(transceiver, producer.codec.mime_type, producer.codec.parameters)
+        self._subscriptions[consumer.id] = _Subscription(consumer, transceiver, track)
+        self._dirty.set()
+        return adapter.OutboundRtp(transceiver, consumer.on_feedback)
+
+    def release_writer(self, consumer: Consumer) -> None:
+        sub = self._subscriptions.pop(consumer.id, None)
+        if sub is None or self._closed:
+            return
+        sub.transceiver.direction = "inactive"
+        sub.track.stop()
+        self._retired.append(sub.transceiver)
+        self._dirty.set()
+
+    # -- negotiation ----------------------------------------------------
+
+    async def _negotiation_loop(self) -> None:
+        timeout = self._config.limits.negotiation_timeout_s
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            offer = await self.pc.createOffer()
+            adapter.restrict_ice(
+                self.pc, self._config.ice_listen_ips, self._config.ice_announced_ip
+            )
+            await self.pc.setLocalDescription(offer)
+            self._negotiation_id += 1
+            self._answer = asyncio.get_running_loop().create_future()
+            await self._events.send_offer(self._offer_payload())
+            try:
+                await asyncio.wait_for(asyncio.shield(self._answer), timeout)
+            except TimeoutError:
+                self._log.warning("no answer within %.0f s: giving up on this peer", timeout)
+                self._events.peer_failed("negotiation timed out")
+                return
+            self.negotiations += 1
+            self._activate_publications()
+            await self._stop_retired()
+
+    def _offer_payload(self) -> dict[str, Any]:
+        tracks = {
+            sub.transceiver.mid: self._describe(sub.consumer)
+            for sub in self._subscriptions.values()
+            if sub.transceiver.mid is not None
+        }
+        publish = {
+            pub.transceiver.mid: producer_id
+            for producer_id, pub in self._publications.items()
+            if pub.producer is None and pub.transceiver.mid is not None
+        }
+        return {
+            "negotiationId": self._negotiation_id,
+            "sdp": self.pc.localDescription.sdp,
+            "tracks": tracks,
+            "publish": publish,
+        }
+
+    async def handle_answer(self, negotiation_id: int, sdp: str) -> None:
+        """Apply the client's answer. A bad answer raises and changes nothing;
+        the offer stays open for a correct one."""
+        if self._answer is None or self._answer.done() or negotiation_id != self._negotiation_id:
+            raise NegotiationFailed(f"no open offer with id {negotiation_id}", code="stale_answer")
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+        except Exception as exc:  # aiortc raises ValueError and its own errors
+            raise NegotiationFailed(f"answer rejected: {exc}") from exc
+        self._answer.set_result(None)
+
+    async def _stop_retired(self) -> None:
+        retired, self._retired = self._retired, []
+        for transceiver in retired:
+            if transceiver.currentDirection in (None, "inactive"):
+                await transceiver.sender.stop()
+                await transceiver.receiver.stop()
+            else:
+                self._retired.append(transceiver)
+
+    # -- lifecycle ------------------------------------------------------
+
+    def _on_connection_state(self) -> None:
+        state = self.pc.connectionState
+        self._log.info("connection %s", state)
+        if state == "failed":
+            self._events.peer_failed("connection failed")
+
+    @property
+    def producers(self) -> list[Producer]:
+        return [p.producer for p in self._publications.values() if p.producer is not None]
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self._tasks.aclose()
+        for pub in list(self._publications.values()):
+            if pub.producer is not None:
+                await pub.producer.close()
+        for sub in list(self._subscriptions.values()):
+            sub.track.stop()
+        self._subscriptions.clear()
+        await self.pc.close()
+        self._log.info("peer closed")
+
+
+def _bind_pli(receiver: Any) -> Callable[[int], Awaitable[None]]:
+    async def send(ssrc: int) -> None:
+        await adapter.request_keyframe(receiver, ssrc)
+
+    return send
+
+
+def _bind_nack(receiver: Any) -> Callable[[int, list[int]], Awaitable[None]]:
+    async def send(ssrc: int, sequence_numbers: list[int]) -> None:
+        await adapter.request_retransmission(receiver, ssrc, sequence_numbers)
+
+    return send
+
+
+def _power_of_two(n: int) -> int:
+    return 1 << max(0, (n - 1).bit_length())
