@@ -28,6 +28,10 @@ logger = logging.getLogger(__name__)
 MAX_EVENTS_IN_MEMORY = 10_000
 
 
+def new_participant_id() -> str:
+    return "p-" + secrets.token_hex(6)
+
+
 class Notifier(Protocol):
     """How a Session talks to its participants (implemented by signaling)."""
 
@@ -104,7 +108,9 @@ class Session:
 
     # -- participants ---------------------------------------------------
 
-    async def join(self, role: Role, name: str | None) -> Participant:
+    async def join(
+        self, role: Role, name: str | None, *, participant_id: str | None = None
+    ) -> Participant:
         if self.closed:
             raise SidecoachError("session has ended", code="session_ended")
         if len(self.participants) >= self.config.limits.max_participants:
@@ -112,7 +118,7 @@ class Session:
         if self.record.state == SessionState.SCHEDULED:
             self.record = await self.store.set_state(self.id, SessionState.LIVE, at=time.time())
         self.clock.start()
-        pid = "p-" + secrets.token_hex(6)
+        pid = participant_id or new_participant_id()
         display = name or (self.record.teacher_name if role == Role.TEACHER else str(role))
         peer = Peer(
             participant_id=pid,

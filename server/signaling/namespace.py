@@ -1,0 +1,209 @@
+"""The socket.io edge: join with a token, publish/unpublish, SDP answers.
+
+Every incoming message is size-checked, rate-limited and validated against
+its schema here; errors become ``{"ok": false, "error": {"code", "message"}}``
+acks and change nothing. This module implements ``session.Notifier``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import socketio
+from pydantic import BaseModel, ValidationError
+
+from server.config import Config
+from server.errors import (
+    Forbidden,
+    InvalidMessage,
+    MessageTooLarge,
+    RateLimited,
+    SidecoachError,
+    Unauthorized,
+)
+from server.http_api import session_to_json
+from server.session import Participant, Session, new_participant_id
+from server.sessions import SessionManager
+from server.signaling import schemas
+from server.signaling.ratelimit import TokenBucket
+from server.tokens import verify_invite
+
+logger = logging.getLogger(__name__)
+
+#: engine.io refuses (and disconnects on) packets above this; our own,
+#: smaller ``limits.max_message_bytes`` answers with an error instead
+TRANSPORT_HARD_LIMIT_BYTES = 1_000_000
+
+M = TypeVar("M", bound=BaseModel)
+Reply = dict[str, Any]
+
+
+@dataclass
+class Connection:
+    sid: str
+    bucket: TokenBucket
+    session: Session | None = None
+    participant: Participant | None = None
+
+
+def error_reply(exc: SidecoachError) -> Reply:
+    return {"ok": False, "error": {"code": exc.code, "message": exc.message}}
+
+
+class Signaling:
+    def __init__(self, config: Config, manager_factory: Callable[[Signaling], SessionManager]):
+        self.config = config
+        self.sio = socketio.AsyncServer(
+            async_mode="aiohttp",
+            max_http_buffer_size=TRANSPORT_HARD_LIMIT_BYTES,
+            logger=False,
+            engineio_logger=False,
+        )
+        self.manager = manager_factory(self)
+        self._conns: dict[str, Connection] = {}
+        self._sid_of: dict[str, str] = {}
+        self.sio.on("connect", self._on_connect)
+        self.sio.on("disconnect", self._on_disconnect)
+        self.sio.on("*", self._on_unknown)
+        self._route("join", schemas.Join, self._join, needs_join=False)
+        self._route("publish", schemas.Publish, self._publish)
+        self._route("unpublish", schemas.Unpublish, self._unpublish)
+        self._route("answer", schemas.Answer, self._answer)
+        self._route("leave", schemas.Empty, self._leave)
+
+    # -- Notifier -------------------------------------------------------
+
+    async def emit(self, participant_id: str, event: str, payload: dict[str, Any]) -> None:
+        sid = self._sid_of.get(participant_id)
+        if sid is not None:
+            await self.sio.emit(event, payload, to=sid)
+
+    async def broadcast(
+        self, session_id: str, event: str, payload: dict[str, Any], *, exclude: str | None = None
+    ) -> None:
+        skip = self._sid_of.get(exclude) if exclude else None
+        await self.sio.emit(event, payload, room=session_id, skip_sid=skip)
+
+    # -- plumbing -------------------------------------------------------
+
+    def _route(
+        self,
+        event: str,
+        model: type[M],
+        handler: Callable[[Connection, M], Awaitable[Reply]],
+        *,
+        needs_join: bool = True,
+    ) -> None:
+        limit = self.config.limits.max_message_bytes
+
+        async def on_event(sid: str, data: Any = None) -> Reply:
+            conn = self._conns.get(sid)
+            log = logging.LoggerAdapter(logger, {"sid": sid, "event": event})
+            try:
+                if conn is None:
+                    raise Unauthorized("not connected")
+                if not conn.bucket.allow():
+                    raise RateLimited("too many messages; slow down")
+                try:
+                    size = len(json.dumps(data))
+                except (TypeError, ValueError) as exc:
+                    raise InvalidMessage("message is not JSON") from exc
+                if size > limit:
+                    raise MessageTooLarge(f"message of {size} bytes exceeds {limit}")
+                try:
+                    message = model.model_validate({} if data is None else data)
+                except ValidationError as exc:
+                    first = exc.errors()[0]
+                    where = ".".join(str(p) for p in first["loc"]) or "message"
+                    raise InvalidMessage(f"{event}: {where}: {first['msg']}") from None
+                if needs_join and conn.participant is None:
+                    raise Unauthorized("join first")
+                reply = await handler(conn, message)
+                return {"ok": True, **reply}
+            except SidecoachError as exc:
+                log.info("refused %s: %s (%s)", event, exc.message, exc.code)
+                return error_reply(exc)
+            except Exception:
+                log.exception("error handling %s", event)
+                return error_reply(SidecoachError("internal error"))
+
+        self.sio.on(event, on_event)
+
+    async def _on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        limits = self.config.limits
+        self._conns[sid] = Connection(sid, TokenBucket(limits.messages_per_second, limits.message_burst))
+
+    async def _on_disconnect(self, sid: str, reason: Any = None) -> None:
+        conn = self._conns.pop(sid, None)
+        if conn is not None and conn.session is not None and conn.participant is not None:
+            self._sid_of.pop(conn.participant.id, None)
+            await conn.session.leave(conn.participant.id, reason="disconnected")
+
+    async def _on_unknown(self, event: str, sid: str, data: Any = None) -> Reply:
+        return error_reply(InvalidMessage(f"unknown event {event[:40]!r}", code="unknown_event"))
+
+    # -- handlers -------------------------------------------------------
+
+    async def _join(self, conn: Connection, msg: schemas.Join) -> Reply:
+        if conn.participant is not None:
+            raise SidecoachError("already joined", code="already_joined")
+        claims = verify_invite(self.config.secret, msg.token)
+        session = await self.manager.open(claims.session_id)
+        pid = new_participant_id()
+        self._sid_of[pid] = conn.sid
+        try:
+            participant = await session.join(claims.role, msg.name or claims.name, participant_id=pid)
+        except BaseException:
+            self._sid_of.pop(pid, None)
+            raise
+        conn.session, conn.participant = session, participant
+        await self.sio.enter_room(conn.sid, session.id)
+        return {
+            "participantId": participant.id,
+            "role": str(participant.role),
+            "name": participant.name,
+            "session": session_to_json(session.record),
+            "clockMs": session.clock.now_ms(),
+            "iceServers": [s.to_client() for s in self.config.ice_servers],
+            "participants": [
+                p.describe() for p in session.participants.values() if p.id != participant.id
+            ],
+            "producers": [session.describe_producer(p) for p in session.router.producers.values()],
+        }
+
+    def _joined(self, conn: Connection) -> tuple[Session, Participant]:
+        if conn.session is None or conn.participant is None:
+            raise Unauthorized("join first")
+        if conn.participant.id not in conn.session.participants:
+            raise Forbidden("no longer in the session")
+        return conn.session, conn.participant
+
+    async def _publish(self, conn: Connection, msg: schemas.Publish) -> Reply:
+        session, participant = self._joined(conn)
+        producer_id = session.publish(participant, msg.source, msg.kind, msg.codec)
+        return {"producerId": producer_id}
+
+    async def _unpublish(self, conn: Connection, msg: schemas.Unpublish) -> Reply:
+        session, participant = self._joined(conn)
+        await session.unpublish(participant, msg.producerId)
+        return {}
+
+    async def _answer(self, conn: Connection, msg: schemas.Answer) -> Reply:
+        _, participant = self._joined(conn)
+        await participant.peer.handle_answer(msg.negotiationId, msg.sdp)
+        return {}
+
+    async def _leave(self, conn: Connection, msg: schemas.Empty) -> Reply:
+        session, participant = self._joined(conn)
+        conn.session = conn.participant = None
+        self._sid_of.pop(participant.id, None)
+        await self.sio.leave_room(conn.sid, session.id)
+        await session.leave(participant.id, reason="left")
+        return {}
+
+    async def close(self) -> None:
+        await self.manager.close()

@@ -1,0 +1,49 @@
+"""Schemas of every client→server signaling message, checked at the edge.
+
+Unknown fields are refused, strings and lists are bounded; a message that
+fails validation gets an ``invalid_message`` error and changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from server.media.policy import Source
+
+MAX_TOKEN_CHARS = 4096
+MAX_ID_CHARS = 64
+MAX_SDP_CHARS = 48 * 1024
+
+Token = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TOKEN_CHARS)]
+Ident = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS)]
+Sdp = Annotated[str, StringConstraints(min_length=1, max_length=MAX_SDP_CHARS)]
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Join(Message):
+    token: Token
+    name: Annotated[str, StringConstraints(max_length=80, strip_whitespace=True)] | None = None
+
+
+class Publish(Message):
+    source: Source
+    kind: Literal["audio", "video"]
+    codec: Annotated[str, StringConstraints(max_length=32)] | None = None
+
+
+class Unpublish(Message):
+    producerId: Ident
+
+
+class Answer(Message):
+    negotiationId: Annotated[int, Field(ge=0)]
+    sdp: Sdp
+
+
+class Empty(Message):
+    pass
