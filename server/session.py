@@ -99,8 +99,8 @@ class Session:
     def spawn(self, coro: Any) -> None:
         self._tasks.spawn(coro)
 
-    def log_event(self, kind: str, **data: Any) -> dict[str, Any]:
-        event = {"t": self.clock.now_ms(), "type": kind, **data}
+    def log_event(self, event_type: str, **data: Any) -> dict[str, Any]:
+        event = {"t": self.clock.now_ms(), "type": event_type, **data}
         self.events.append(event)
         if len(self.events) > MAX_EVENTS_IN_MEMORY:
             del self.events[: len(self.events) - MAX_EVENTS_IN_MEMORY]

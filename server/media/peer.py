@@ -120,8 +120,8 @@ class Peer:
 
     def _activate_publications(self) -> None:
         for producer_id, pub in list(self._publications.items()):
-            if pub.producer is not None:
-                continue
+            if pub.producer is not None or pub.transceiver.currentDirection is None:
+                continue  # active already, or not in the offer just answered
             if pub.transceiver.currentDirection != "recvonly":
                 self._publications.pop(producer_id)
                 self._events.publish_failed(producer_id, "the client did not send the track")

@@ -1,0 +1,67 @@
+"""Shared fixtures: a real Sidecoach server on 127.0.0.1 with its own data dir."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from server.app import SIGNALING_KEY, create_app
+from server.config import Config
+from server.roles import Role
+from server.sessions import SessionManager
+from server.store import SessionRecord, SessionSettings, SqliteSessionStore
+from server.tokens import issue_invite
+
+TEST_SECRET = "test-secret-" + "x" * 40
+
+
+@dataclass
+class LiveServer:
+    url: str
+    config: Config
+    store: SqliteSessionStore
+    app: web.Application
+
+    @property
+    def manager(self) -> SessionManager:
+        return self.app[SIGNALING_KEY].manager
+
+    async def create_session(self, title: str = "Fractions, period 3", **settings: object) -> SessionRecord:
+        return await self.store.create(
+            title=title, teacher_name="Ms. Rivera", settings=SessionSettings(**settings)  # type: ignore[arg-type]
+        )
+
+    def invite(self, session_id: str, role: Role | str, ttl_s: int = 3600, **kw: object) -> str:
+        return issue_invite(TEST_SECRET, session_id, Role(role), ttl_s=ttl_s, **kw)  # type: ignore[arg-type]
+
+
+def make_config(tmp_path: Path, **overrides: object) -> Config:
+    return Config(
+        host="127.0.0.1",
+        port=0,
+        data_dir=tmp_path,
+        secret=TEST_SECRET,
+        ice_listen_ips=("127.0.0.1",),
+        **overrides,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+async def live_server(tmp_path: Path) -> AsyncIterator[LiveServer]:
+    logging.getLogger("aioice").setLevel(logging.WARNING)
+    config = make_config(tmp_path)
+    store = await SqliteSessionStore.open(tmp_path / "sidecoach.sqlite3")
+    app = create_app(config, store)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        yield LiveServer(str(server.make_url("/")).rstrip("/"), config, store, app)
+    finally:
+        await server.close()
+        await store.close()

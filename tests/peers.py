@@ -1,0 +1,216 @@
+"""A real participant for tests and benchmarks: python-socketio client +
+aiortc peer connection, speaking Sidecoach's signaling protocol on loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import socketio
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack, VideoStreamTrack
+from av import AudioFrame, VideoFrame
+
+from server.media.aiortc_adapter import restrict_ice
+
+LOOPBACK = ("127.0.0.1",)
+
+
+async def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.02) -> None:
+    """Poll ``predicate`` until true; fail with a clear message otherwise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout:.1f}s: {predicate}")
+        await asyncio.sleep(interval)
+
+
+class PatternVideoTrack(VideoStreamTrack):
+    """Synthetic camera: a moving gradient, 320x240 at 30 fps, encoded by
+    aiortc on the *client* (so keyframes are made on PLI)."""
+
+    def __init__(self, width: int = 320, height: int = 240) -> None:
+        super().__init__()
+        self._w, self._h = width, height
+        self._n = 0
+
+    async def recv(self) -> VideoFrame:
+        pts, time_base = await self.next_timestamp()
+        self._n += 1
+        img = np.zeros((self._h, self._w, 3), dtype=np.uint8)
+        img[:, :, 0] = (np.arange(self._w) + self._n * 4) % 256
+        img[:, :, 1] = 128
+        frame = VideoFrame.from_ndarray(img, format="bgr24")
+        frame.pts, frame.time_base = pts, time_base
+        return frame
+
+
+class ToneTrack(AudioStreamTrack):
+    """A sine tone at ``freq`` Hz, 48 kHz mono, 20 ms frames."""
+
+    def __init__(self, freq: float = 440.0, amplitude: float = 0.5) -> None:
+        super().__init__()
+        self._freq = freq
+        self._amp = amplitude
+        self._t = 0
+
+    async def recv(self) -> AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        rate, samples = 48000, 960
+        if hasattr(self, "_start"):
+            self._t += samples
+            wait = self._start + self._t / rate - time.time()
+            await asyncio.sleep(max(0.0, wait))
+        else:
+            self._start = time.time()
+        t = (np.arange(samples) + self._t) / rate
+        pcm = (np.sin(2 * math.pi * self._freq * t) * self._amp * 32767).astype(np.int16)
+        frame = AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+        frame.pts, frame.sample_rate = self._t, rate
+        frame.time_base = fractions.Fraction(1, rate)
+        return frame
+
+
+@dataclass
+class Received:
+    """One incoming track and what its consumer decoded."""
+
+    mid: str
+    info: dict[str, Any]
+    track: MediaStreamTrack
+    frames: int = 0
+    first_frame_at: float | None = None
+    width: int = 0
+    peak_level: float = 0.0
+    tone_hz: float = 0.0
+    task: asyncio.Task[None] | None = None
+
+
+@dataclass
+class Participant:
+    url: str
+    token: str
+    decode: bool = True
+    sio: socketio.AsyncClient = field(default_factory=lambda: socketio.AsyncClient(reconnection=False))
+    pc: RTCPeerConnection = field(
+        default_factory=lambda: RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    )
+    joined: dict[str, Any] = field(default_factory=dict)
+    received: dict[str, Received] = field(default_factory=dict)
+    events: list[tuple[str, Any]] = field(default_factory=list)
+    pending_tracks: dict[str, MediaStreamTrack] = field(default_factory=dict)
+    offers: int = 0
+    answer_delay: float = 0.0
+    answering: bool = True
+
+    async def connect(self) -> None:
+        for name in (
+            "participant-joined", "participant-left", "producer-added", "producer-removed",
+            "published", "publish-failed", "session-ended",
+        ):
+            self.sio.on(name, self._recorder(name))
+        self.sio.on("offer", self._on_offer)
+        await self.sio.connect(self.url, transports=["websocket"])
+
+    def _recorder(self, name: str) -> Any:
+        async def record(data: Any = None) -> None:
+            self.events.append((name, data))
+
+        return record
+
+    async def call(self, event: str, data: Any = None, timeout: float = 10) -> dict[str, Any]:
+        reply: dict[str, Any] = await self.sio.call(event, data, timeout=timeout)
+        return reply
+
+    async def join(self, name: str | None = None) -> dict[str, Any]:
+        if not self.sio.connected:
+            await self.connect()
+        msg: dict[str, Any] = {"token": self.token}
+        if name:
+            msg["name"] = name
+        reply = await self.call("join", msg)
+        assert reply["ok"], reply
+        self.joined = reply
+        return reply
+
+    async def publish(self, track: MediaStreamTrack, source: str, codec: str | None = None) -> str:
+        msg: dict[str, Any] = {"source": source, "kind": track.kind}
+        if codec:
+            msg["codec"] = codec
+        reply = await self.call("publish", msg)
+        assert reply["ok"], reply
+        self.pending_tracks[reply["producerId"]] = track
+        return str(reply["producerId"])
+
+    def published(self, producer_id: str) -> bool:
+        return any(n == "published" and d["producerId"] == producer_id for n, d in self.events)
+
+    async def _on_offer(self, data: dict[str, Any]) -> None:
+        self.offers += 1
+        if not self.answering:
+            return
+        if self.answer_delay:
+            await asyncio.sleep(self.answer_delay)
+        await self.pc.setRemoteDescription(RTCSessionDescription(data["sdp"], "offer"))
+        for transceiver in self.pc.getTransceivers():
+            producer_id = data["publish"].get(transceiver.mid)
+            if producer_id and producer_id in self.pending_tracks:
+                transceiver.sender.replaceTrack(self.pending_tracks.pop(producer_id))
+                transceiver.direction = "sendonly"
+            info = data["tracks"].get(transceiver.mid)
+            if info and transceiver.mid not in self.received:
+                rec = Received(transceiver.mid, info, transceiver.receiver.track)
+                self.received[transceiver.mid] = rec
+                if self.decode:
+                    rec.task = asyncio.ensure_future(self._consume(rec))
+        answer = await self.pc.createAnswer()
+        restrict_ice(self.pc, LOOPBACK, None)
+        await self.pc.setLocalDescription(answer)
+        reply = await self.call(
+            "answer", {"negotiationId": data["negotiationId"], "sdp": self.pc.localDescription.sdp}
+        )
+        assert reply["ok"], reply
+
+    async def _consume(self, rec: Received) -> None:
+        try:
+            while True:
+                frame = await rec.track.recv()
+                rec.frames += 1
+                if rec.first_frame_at is None:
+                    rec.first_frame_at = time.monotonic()
+                if isinstance(frame, VideoFrame):
+                    rec.width = frame.width
+                elif isinstance(frame, AudioFrame):
+                    pcm = frame.to_ndarray().astype(np.float32).reshape(-1) / 32768
+                    if frame.layout.nb_channels > 1:
+                        pcm = pcm[:: frame.layout.nb_channels]
+                    level = float(np.sqrt(np.mean(pcm**2))) if pcm.size else 0.0
+                    rec.peak_level = max(rec.peak_level, level)
+                    if level > 0.05 and pcm.size >= 480:
+                        spectrum = np.abs(np.fft.rfft(pcm))
+                        rec.tone_hz = float(np.argmax(spectrum) * frame.sample_rate / pcm.size)
+        except (MediaStreamError, asyncio.CancelledError):
+            pass
+
+    def tracks(self, **match: Any) -> list[Received]:
+        return [
+            r for r in self.received.values() if all(r.info.get(k) == v for k, v in match.items())
+        ]
+
+    async def close(self) -> None:
+        for rec in self.received.values():
+            if rec.task is not None:
+                rec.task.cancel()
+                await asyncio.gather(rec.task, return_exceptions=True)
+        await self.pc.close()
+        if self.sio.connected:
+            await self.sio.disconnect()
