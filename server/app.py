@@ -18,7 +18,7 @@ from server.store import SessionStore, open_store
 logger = logging.getLogger(__name__)
 
 SIGNALING_KEY = web.AppKey("signaling", Signaling)
-STORE_KEY = web.AppKey("store", SessionStore)  # type: ignore[type-abstract]
+STORE_KEY = web.AppKey("store", SessionStore)
 
 
 def create_app(config: Config, store: SessionStore) -> web.Application:

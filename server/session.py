@@ -189,8 +189,12 @@ class Session:
         producer.on_close(lambda p: self.spawn(self._producer_closed(p)))
         self.router.add_producer(producer)
         self.log_event(
-            "track-added", participant=participant_id, producer=producer.id,
-            source=str(producer.info.source), kind=producer.kind, codec=producer.codec.mime_type,
+            "track-added",
+            participant=participant_id,
+            producer=producer.id,
+            source=str(producer.info.source),
+            kind=producer.kind,
+            codec=producer.codec.mime_type,
         )
         await self.notifier.emit(participant_id, "published", {"producerId": producer.id})
         await self.notifier.broadcast(self.id, "producer-added", self.describe_producer(producer))

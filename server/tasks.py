@@ -17,7 +17,9 @@ class TaskOwner:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
 
-    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str | None = None) -> asyncio.Task[Any] | None:
+    def spawn(
+        self, coro: Coroutine[Any, Any, Any], *, name: str | None = None
+    ) -> asyncio.Task[Any] | None:
         if self._closed:
             coro.close()
             return None
@@ -30,7 +32,9 @@ class TaskOwner:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             logger.error(
-                "%s: background task %s failed", self._name, task.get_name(),
+                "%s: background task %s failed",
+                self._name,
+                task.get_name(),
                 exc_info=task.exception(),
             )
 

@@ -32,9 +32,13 @@ class LiveServer:
     def manager(self) -> SessionManager:
         return self.app[SIGNALING_KEY].manager
 
-    async def create_session(self, title: str = "Fractions, period 3", **settings: object) -> SessionRecord:
+    async def create_session(
+        self, title: str = "Fractions, period 3", **settings: object
+    ) -> SessionRecord:
         return await self.store.create(
-            title=title, teacher_name="Ms. Rivera", settings=SessionSettings(**settings)  # type: ignore[arg-type]
+            title=title,
+            teacher_name="Ms. Rivera",
+            settings=SessionSettings(**settings),  # type: ignore[arg-type]
         )
 
     def invite(self, session_id: str, role: Role | str, ttl_s: int = 3600, **kw: object) -> str:

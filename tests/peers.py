@@ -14,7 +14,12 @@ from typing import Any
 import numpy as np
 import socketio
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack, VideoStreamTrack
+from aiortc.mediastreams import (
+    AudioStreamTrack,
+    MediaStreamError,
+    MediaStreamTrack,
+    VideoStreamTrack,
+)
 from av import AudioFrame, VideoFrame
 
 from server.media.aiortc_adapter import restrict_ice
@@ -100,7 +105,9 @@ class Participant:
     url: str
     token: str
     decode: bool = True
-    sio: socketio.AsyncClient = field(default_factory=lambda: socketio.AsyncClient(reconnection=False))
+    sio: socketio.AsyncClient = field(
+        default_factory=lambda: socketio.AsyncClient(reconnection=False)
+    )
     pc: RTCPeerConnection = field(
         default_factory=lambda: RTCPeerConnection(RTCConfiguration(iceServers=[]))
     )
@@ -114,8 +121,13 @@ class Participant:
 
     async def connect(self) -> None:
         for name in (
-            "participant-joined", "participant-left", "producer-added", "producer-removed",
-            "published", "publish-failed", "session-ended",
+            "participant-joined",
+            "participant-left",
+            "producer-added",
+            "producer-removed",
+            "published",
+            "publish-failed",
+            "session-ended",
         ):
             self.sio.on(name, self._recorder(name))
         self.sio.on("offer", self._on_offer)

@@ -29,7 +29,10 @@ async def test_coaches_and_observer_decode_the_classroom(live_server: LiveServer
             await wait_for(lambda v=v: len(v.received) == 2)
             video = v.tracks(producerId=camera)[0]
             audio = v.tracks(producerId=mic)[0]
-            await wait_for(lambda: video.frames >= 10 and audio.frames >= 25, timeout=15)
+            await wait_for(
+                lambda v=video, a=audio: v.frames >= 10 and a.frames >= 25,  # type: ignore[misc]
+                timeout=15,
+            )
             assert video.width == 320
             assert audio.peak_level > 0.1
             assert abs(audio.tone_hz - 440) < 30

@@ -3,7 +3,7 @@ Recorder, and no one else, whatever the order of joins and leaves."""
 
 from __future__ import annotations
 
-from server.media.policy import ProducerInfo, RoutingPolicy, Source, RECORDER_ROLE
+from server.media.policy import RECORDER_ROLE, ProducerInfo, RoutingPolicy, Source
 
 WHISPER_CONSUMERS = frozenset({"teacher", RECORDER_ROLE})
 

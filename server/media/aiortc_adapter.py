@@ -76,8 +76,8 @@ def restrict_ice(
     if not listen_ips and announced_ip is None:
         return
     for transceiver in pc.getTransceivers():
-        gatherer = transceiver.sender.transport.transport.iceGatherer
-        connection = gatherer._connection
+        # Any: this reaches into aioice's private state
+        connection: Any = transceiver.sender.transport.transport.iceGatherer._connection
         if getattr(connection, "_sidecoach_restricted", False):
             continue
         connection._sidecoach_restricted = True
@@ -116,15 +116,16 @@ def tap_receiver(
     generation keep working; aiortc's decoder thread is stopped as soon as it
     starts.
     """
-    codecs: dict[int, RTCRtpCodecParameters] = receiver._RTCRtpReceiver__codecs
-    streams: dict[int, StreamStatistics] = receiver._RTCRtpReceiver__remote_streams
-    nack_generator = receiver._RTCRtpReceiver__nack_generator
-    original_receive = receiver.receive
-    original_rtcp = receiver._handle_rtcp_packet
+    r: Any = receiver  # private state of aiortc's receiver
+    codecs: dict[int, RTCRtpCodecParameters] = r._RTCRtpReceiver__codecs
+    streams: dict[int, StreamStatistics] = r._RTCRtpReceiver__remote_streams
+    nack_generator = r._RTCRtpReceiver__nack_generator
+    original_receive = r.receive
+    original_rtcp = r._handle_rtcp_packet
 
     async def receive(parameters: Any) -> None:
         await original_receive(parameters)
-        receiver._RTCRtpReceiver__stop_decoder()
+        r._RTCRtpReceiver__stop_decoder()
 
     async def handle_rtp(packet: RtpPacket, arrival_time_ms: int) -> None:
         if not receiver._enabled:
@@ -146,9 +147,9 @@ def tap_receiver(
             on_sender_report(packet.ssrc, info.ntp_timestamp, info.rtp_timestamp)
         await original_rtcp(packet)
 
-    receiver.receive = receive
-    receiver._handle_rtp_packet = handle_rtp
-    receiver._handle_rtcp_packet = handle_rtcp
+    r.receive = receive
+    r._handle_rtp_packet = handle_rtp
+    r._handle_rtcp_packet = handle_rtcp
 
 
 async def request_keyframe(receiver: RTCRtpReceiver, media_ssrc: int) -> None:
@@ -171,7 +172,9 @@ def negotiated_codec(transceiver: RTCRtpTransceiver) -> RTCRtpCodecParameters | 
     return None
 
 
-def prefer_codec(transceiver: RTCRtpTransceiver, mime_type: str, parameters: dict[str, Any]) -> None:
+def prefer_codec(
+    transceiver: RTCRtpTransceiver, mime_type: str, parameters: dict[str, Any]
+) -> None:
     """Offer exactly one codec (no RTX): the one matching ``mime_type`` and,
     for H.264, the same packetization mode and profile."""
     caps = RTCRtpSender.getCapabilities(transceiver.kind).codecs
@@ -200,7 +203,7 @@ def supported_codecs(kind: str) -> list[str]:
 # ------------------------------------------------------------- sending ----
 
 
-class IdleTrack(MediaStreamTrack):  # type: ignore[misc]
+class IdleTrack(MediaStreamTrack):
     """A track that never yields a frame: it keeps aiortc's own RTP loop for
     a sender parked while Sidecoach writes packets itself."""
 
@@ -234,7 +237,7 @@ class OutboundRtp:
 
     def __init__(self, transceiver: RTCRtpTransceiver, on_feedback: FeedbackHandler) -> None:
         self._transceiver = transceiver
-        self._sender: RTCRtpSender = transceiver.sender
+        self._sender: Any = transceiver.sender  # private counters are written below
         self._ready = False
         self._pt = 0
         self._first_byte = 0x80
@@ -253,7 +256,8 @@ class OutboundRtp:
             else:
                 await original_rtcp(packet)
 
-        self._sender._handle_rtcp_packet = handle_rtcp
+        sender: Any = self._sender
+        sender._handle_rtcp_packet = handle_rtcp
 
     @property
     def ssrc(self) -> int:
@@ -266,13 +270,12 @@ class OutboundRtp:
         codec = negotiated_codec(self._transceiver)
         if codec is None:
             return False
-        self._pt = codec.payloadType
+        self._pt = int(codec.payloadType or 0)
         mid = self._transceiver.mid
-        ext_id = next(
-            (e.id for e in self._transceiver._headerExtensions if e.uri == MID_URI), None
-        )
+        ext_id = next((e.id for e in self._transceiver._headerExtensions if e.uri == MID_URI), None)
         if mid is not None and ext_id is not None:
             profile, value = pack_header_extensions([(ext_id, mid.encode("ascii"))])
+            assert profile is not None
             self._ext = struct.pack("!HH", profile, len(value) // 4) + value
             self._first_byte = 0x90
         self._ready = True

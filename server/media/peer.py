@@ -10,20 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
 
 from server.config import Config
+from server.errors import NegotiationFailed
 from server.media import aiortc_adapter as adapter
 from server.media.consumer import Consumer, PacketWriter
 from server.media.errors import UnsupportedCodec
 from server.media.policy import ProducerInfo
 from server.media.producer import CodecInfo, Producer
 from server.tasks import TaskOwner
-from server.errors import NegotiationFailed
 
 logger = logging.getLogger(__name__)
 
@@ -256,14 +256,14 @@ class Peer:
         self._log.info("peer closed")
 
 
-def _bind_pli(receiver: Any) -> Callable[[int], Awaitable[None]]:
+def _bind_pli(receiver: Any) -> Callable[[int], Coroutine[Any, Any, None]]:
     async def send(ssrc: int) -> None:
         await adapter.request_keyframe(receiver, ssrc)
 
     return send
 
 
-def _bind_nack(receiver: Any) -> Callable[[int, list[int]], Awaitable[None]]:
+def _bind_nack(receiver: Any) -> Callable[[int, list[int]], Coroutine[Any, Any, None]]:
     async def send(ssrc: int, sequence_numbers: list[int]) -> None:
         await adapter.request_retransmission(receiver, ssrc, sequence_numbers)
 

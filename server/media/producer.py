@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,8 +21,8 @@ from server.tasks import TaskOwner
 logger = logging.getLogger(__name__)
 
 #: send a PLI (ssrc) / a NACK (ssrc, sequence numbers) upstream to the publisher
-KeyframeRequester = Callable[[int], Awaitable[None]]
-NackRequester = Callable[[int, list[int]], Awaitable[None]]
+KeyframeRequester = Callable[[int], Coroutine[Any, Any, None]]
+NackRequester = Callable[[int, list[int]], Coroutine[Any, Any, None]]
 
 
 @dataclass(frozen=True)

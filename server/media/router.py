@@ -74,9 +74,12 @@ class Router:
         if self.closed:
             raise RuntimeError("router is closed")
         self.producers[producer.id] = producer
-        producer.on_close(lambda p: self.producers.pop(p.id, None))
+        producer.on_close(self._forget)
         for endpoint in list(self._endpoints.values()):
             self._maybe_consume(producer, endpoint)
+
+    def _forget(self, producer: Producer) -> None:
+        self.producers.pop(producer.id, None)
 
     async def close_producer(self, producer_id: str) -> None:
         producer = self.producers.get(producer_id)
@@ -93,15 +96,11 @@ class Router:
             return None
         if any(c.participant_id == endpoint.participant_id for c in producer.consumers.values()):
             return None
-        consumer = Consumer(
-            "c-" + secrets.token_hex(6), producer, endpoint.participant_id
-        )
+        consumer = Consumer("c-" + secrets.token_hex(6), producer, endpoint.participant_id)
         consumer.bind(endpoint.open_writer(consumer))
         consumer.on_close(endpoint.release_writer)
         producer.add_consumer(consumer)
-        self._log.debug(
-            "consumer %s: %s -> %s", consumer.id, producer.id, endpoint.participant_id
-        )
+        self._log.debug("consumer %s: %s -> %s", consumer.id, producer.id, endpoint.participant_id)
         return consumer
 
     def consumers_of(self, participant_id: str) -> list[Consumer]:

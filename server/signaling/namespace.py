@@ -135,7 +135,9 @@ class Signaling:
 
     async def _on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         limits = self.config.limits
-        self._conns[sid] = Connection(sid, TokenBucket(limits.messages_per_second, limits.message_burst))
+        self._conns[sid] = Connection(
+            sid, TokenBucket(limits.messages_per_second, limits.message_burst)
+        )
 
     async def _on_disconnect(self, sid: str, reason: Any = None) -> None:
         conn = self._conns.pop(sid, None)
@@ -156,7 +158,9 @@ class Signaling:
         pid = new_participant_id()
         self._sid_of[pid] = conn.sid
         try:
-            participant = await session.join(claims.role, msg.name or claims.name, participant_id=pid)
+            participant = await session.join(
+                claims.role, msg.name or claims.name, participant_id=pid
+            )
         except BaseException:
             self._sid_of.pop(pid, None)
             raise
