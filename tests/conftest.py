@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,11 +57,10 @@ def make_config(tmp_path: Path, **overrides: object) -> Config:
     )
 
 
-@pytest.fixture
-async def live_server(tmp_path: Path) -> AsyncIterator[LiveServer]:
+@asynccontextmanager
+async def running_server(config: Config) -> AsyncIterator[LiveServer]:
     logging.getLogger("aioice").setLevel(logging.WARNING)
-    config = make_config(tmp_path)
-    store = await SqliteSessionStore.open(tmp_path / "sidecoach.sqlite3")
+    store = await SqliteSessionStore.open(config.data_dir / "sidecoach.sqlite3")
     app = create_app(config, store)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
@@ -69,3 +69,9 @@ async def live_server(tmp_path: Path) -> AsyncIterator[LiveServer]:
     finally:
         await server.close()
         await store.close()
+
+
+@pytest.fixture
+async def live_server(tmp_path: Path) -> AsyncIterator[LiveServer]:
+    async with running_server(make_config(tmp_path)) as server:
+        yield server

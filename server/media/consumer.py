@@ -21,6 +21,11 @@ logger = logging.getLogger(__name__)
 class PacketWriter(Protocol):
     """Where a Consumer's packets go: a WebRTC leg, or the Recorder."""
 
+    @property
+    def ready(self) -> bool:
+        """Whether a packet sent now would be delivered."""
+        ...
+
     def send(self, packet: RtpPacket, sequence_number: int, timestamp: int) -> bool: ...
 
     def set_sender_report_mapping(self, ntp_timestamp: int, rtp_timestamp: int) -> None: ...
@@ -37,7 +42,7 @@ class Consumer:
         self._ts_offset = random.getrandbits(32)
         self._last_seq: int | None = None
         self._resync = True
-        self._delivering = False
+        self._needs_keyframe = producer.kind == "video"
         self.packets_sent = 0
         self.closed = False
 
@@ -48,6 +53,14 @@ class Consumer:
         self._on_close.append(callback)
 
     def forward(self, packet: RtpPacket) -> None:
+        if self._needs_keyframe:
+            # hold video back until a keyframe starts on a connected leg
+            if not self._writer.ready:
+                return
+            if not self.producer.keyframe_starts_at(packet):
+                self.producer.request_keyframe()  # coalesced by the producer
+                return
+            self._needs_keyframe = False
         if self._resync:
             if self._last_seq is not None:
                 self._seq_offset = (self._last_seq + 1 - packet.sequence_number) & 0xFFFF
@@ -56,12 +69,6 @@ class Consumer:
         if self._writer.send(packet, seq, (packet.timestamp + self._ts_offset) & 0xFFFFFFFF):
             self._last_seq = seq
             self.packets_sent += 1
-            if not self._delivering:
-                # first packet on a connected leg: a picture needs a keyframe now
-                self._delivering = True
-                self.producer.request_keyframe()
-        elif self._delivering:
-            self._delivering = False
 
     def resync(self) -> None:
         """The producer skipped packets on purpose: continue our sequence
@@ -106,6 +113,8 @@ class Consumer:
 
 
 class _NotYetBound:
+    ready = False
+
     def send(self, packet: RtpPacket, sequence_number: int, timestamp: int) -> bool:
         return False
 

@@ -14,6 +14,7 @@ from aiortc.rtp import RtpPacket
 
 from server.media.aiortc_adapter import current_ntp_time
 from server.media.consumer import Consumer
+from server.media.keyframes import starts_keyframe
 from server.media.packet_cache import PacketCache
 from server.media.policy import ProducerInfo
 from server.tasks import TaskOwner
@@ -63,6 +64,8 @@ class Producer:
         self._kf_timer: asyncio.TimerHandle | None = None
         self.keyframes_requested = 0
         self._sr_mapping: tuple[int, int] | None = None
+        self._kf_checked_packet: RtpPacket | None = None
+        self._kf_checked = False
         self._tasks = TaskOwner(f"producer {info.producer_id}")
         self._on_close: list[Callable[[Producer], None]] = []
         self._log = logging.LoggerAdapter(
@@ -91,6 +94,14 @@ class Producer:
             self._set_mapping(current_ntp_time(), packet.timestamp)
         for consumer in self.consumers.values():
             consumer.forward(packet)
+
+    def keyframe_starts_at(self, packet: RtpPacket) -> bool:
+        """Whether ``packet`` starts a keyframe (computed once per packet,
+        however many consumers ask)."""
+        if packet is not self._kf_checked_packet:
+            self._kf_checked_packet = packet
+            self._kf_checked = starts_keyframe(self.codec.mime_type, packet.payload)
+        return self._kf_checked
 
     def on_sender_report(self, ssrc: int, ntp_timestamp: int, rtp_timestamp: int) -> None:
         self._set_mapping(ntp_timestamp, rtp_timestamp)

@@ -154,6 +154,8 @@ class Signaling:
         if conn.participant is not None:
             raise SidecoachError("already joined", code="already_joined")
         claims = verify_invite(self.config.secret, msg.token)
+        if msg.sessionId is not None and msg.sessionId != claims.session_id:
+            raise Forbidden("this invite is for another session", code="wrong_session")
         session = await self.manager.open(claims.session_id)
         pid = new_participant_id()
         self._sid_of[pid] = conn.sid

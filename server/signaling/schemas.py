@@ -28,6 +28,9 @@ class Message(BaseModel):
 class Join(Message):
     token: Token
     name: Annotated[str, StringConstraints(max_length=80, strip_whitespace=True)] | None = None
+    #: the session the client means to join (from its page URL); a token for
+    #: another session is refused instead of silently joining that one
+    sessionId: Ident | None = None
 
 
 class Publish(Message):
