@@ -1,0 +1,163 @@
+"""The SFU's pieces on their own: keyframe detection, the NACK cache,
+sequence rewriting, keyframe-request coalescing."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiortc.rtp import RtpPacket
+
+from server.media.consumer import Consumer
+from server.media.keyframes import starts_keyframe
+from server.media.packet_cache import PacketCache
+from server.media.policy import ProducerInfo, Source
+from server.media.producer import CodecInfo, Producer
+
+
+class RecordingWriter:
+    """A PacketWriter that keeps what it was given (as the Recorder will)."""
+
+    def __init__(self) -> None:
+        self.ready = True
+        self.sent: list[tuple[int, int, bytes]] = []
+
+    def send(self, packet: RtpPacket, sequence_number: int, timestamp: int) -> bool:
+        if not self.ready:
+            return False
+        self.sent.append((sequence_number, timestamp, packet.payload))
+        return True
+
+    def set_sender_report_mapping(self, ntp_timestamp: int, rtp_timestamp: int) -> None:
+        pass
+
+
+def make_producer(kind: str = "audio", mime: str = "audio/opus") -> tuple[Producer, list[str]]:
+    upstream: list[str] = []
+
+    async def pli(ssrc: int) -> None:
+        upstream.append(f"pli {ssrc}")
+
+    async def nack(ssrc: int, seqs: list[int]) -> None:
+        upstream.append(f"nack {ssrc} {seqs}")
+
+    info = ProducerInfo(
+        "t-1", "p-1", "teacher", Source.MIC if kind == "audio" else Source.CAMERA, kind
+    )
+    producer = Producer(
+        info,
+        CodecInfo(mime, 48000 if kind == "audio" else 90000),
+        request_keyframe=pli,
+        request_nack=nack,
+        keyframe_min_interval_ms=200,
+        cache_size=64,
+    )
+    return producer, upstream
+
+
+def packet(seq: int, payload: bytes = b"\x10\x00\x00", ts: int = 0) -> RtpPacket:
+    p = RtpPacket(payload_type=96, sequence_number=seq & 0xFFFF, timestamp=ts, ssrc=1234)
+    p.payload = payload
+    return p
+
+
+def attach(producer: Producer) -> tuple[Consumer, RecordingWriter]:
+    consumer = Consumer("c-1", producer, "p-2")
+    writer = RecordingWriter()
+    consumer.bind(writer)
+    producer.add_consumer(consumer)
+    return consumer, writer
+
+
+def test_vp8_keyframe_detection() -> None:
+    # S=1, PID=0, no extension; VP8 header P bit 0 => keyframe
+    assert starts_keyframe("video/VP8", bytes([0x10, 0x00]))
+    assert not starts_keyframe("video/VP8", bytes([0x10, 0x01]))  # interframe
+    assert not starts_keyframe("video/VP8", bytes([0x00, 0x00]))  # not a partition start
+    # X=1 with I (15-bit picture id), L, T
+    assert starts_keyframe("video/VP8", bytes([0x90, 0xE0, 0x81, 0x23, 0x05, 0x40, 0x9C]))
+    assert not starts_keyframe("video/VP8", bytes([0x90, 0xE0, 0x81, 0x23, 0x05, 0x40, 0x9D]))
+    assert not starts_keyframe("video/VP8", b"")
+
+
+def test_h264_keyframe_detection() -> None:
+    assert starts_keyframe("video/H264", bytes([0x65, 0x88]))  # IDR
+    assert starts_keyframe("video/H264", bytes([0x67, 0x42]))  # SPS
+    assert not starts_keyframe("video/H264", bytes([0x41, 0x9A]))  # non-IDR slice
+    stap = bytes([0x18, 0x00, 0x02, 0x67, 0x42, 0x00, 0x02, 0x68, 0xCE])
+    assert starts_keyframe("video/H264", stap)
+    assert starts_keyframe("video/H264", bytes([0x7C, 0x85, 0x00]))  # FU-A start of IDR
+    assert not starts_keyframe("video/H264", bytes([0x7C, 0x05, 0x00]))  # FU-A middle
+    assert starts_keyframe("audio/opus", b"\x01")  # never hold back what we cannot read
+
+
+def test_packet_cache_answers_only_exact_sequence_numbers() -> None:
+    cache = PacketCache(8)
+    for seq in range(65530, 65536 + 4):
+        cache.put(packet(seq))
+    assert cache.get(65535) is not None and cache.get(65535).sequence_number == 65535  # type: ignore[union-attr]
+    assert cache.get(2) is not None
+    assert cache.get(65528) is None  # overwritten by a newer packet in the same slot
+
+
+async def test_consumer_sequence_numbers_are_gapless_across_a_pause() -> None:
+    producer, _ = make_producer()
+    _, writer = attach(producer)
+    for seq in range(100, 105):
+        producer.on_packet(packet(seq), None)  # type: ignore[arg-type]
+    producer.pause()
+    for seq in range(105, 150):
+        producer.on_packet(packet(seq), None)  # type: ignore[arg-type]
+    producer.resume()
+    for seq in range(150, 153):
+        producer.on_packet(packet(seq), None)  # type: ignore[arg-type]
+    out = [s for s, _, _ in writer.sent]
+    assert len(out) == 8
+    assert all((b - a) & 0xFFFF == 1 for a, b in zip(out, out[1:], strict=False))
+    await producer.close()
+
+
+async def test_nack_is_answered_from_the_cache_and_the_rest_goes_upstream() -> None:
+    producer, upstream = make_producer()
+    consumer, writer = attach(producer)
+    for seq in range(10, 20):
+        producer.on_packet(packet(seq, payload=bytes([seq])), None)  # type: ignore[arg-type]
+    sent = {s: payload for s, _, payload in writer.sent}
+    lost_out = [s for s in sent if sent[s] in (b"\x0c", b"\x0d")]
+    writer.sent.clear()
+    offset = (lost_out[0] - 12) & 0xFFFF
+    too_old = (5 + offset) & 0xFFFF
+    consumer.on_feedback("nack", [*lost_out, too_old])
+    assert [(s, p) for s, _, p in writer.sent] == [(lost_out[0], b"\x0c"), (lost_out[1], b"\x0d")]
+    await asyncio.sleep(0)
+    assert upstream == ["nack 1234 [5]"]
+    await producer.close()
+
+
+async def test_keyframe_requests_are_coalesced_but_not_lost() -> None:
+    producer, upstream = make_producer("video", "video/VP8")
+    producer.on_packet(packet(1), None)  # type: ignore[arg-type]  # learn the SSRC
+    for _ in range(20):
+        producer.request_keyframe()
+    await asyncio.sleep(0.05)
+    assert upstream == ["pli 1234"]
+    await asyncio.sleep(0.25)  # the deferred one fires at the end of the interval
+    assert upstream == ["pli 1234", "pli 1234"]
+    await producer.close()
+    producer.request_keyframe()
+    await asyncio.sleep(0.25)
+    assert len(upstream) == 2  # closed producers ask for nothing
+
+
+async def test_new_video_consumer_waits_for_a_keyframe() -> None:
+    producer, upstream = make_producer("video", "video/VP8")
+    producer.on_packet(packet(1, payload=bytes([0x10, 0x00])), None)  # type: ignore[arg-type]
+    _, writer = attach(producer)
+    producer.on_packet(packet(2, payload=bytes([0x10, 0x01])), None)  # type: ignore[arg-type]
+    producer.on_packet(packet(3, payload=bytes([0x00, 0x01])), None)  # type: ignore[arg-type]
+    assert writer.sent == []
+    producer.on_packet(packet(4, payload=bytes([0x10, 0x00])), None)  # type: ignore[arg-type]
+    producer.on_packet(packet(5, payload=bytes([0x00, 0x01])), None)  # type: ignore[arg-type]
+    assert [p for _, _, p in writer.sent] == [bytes([0x10, 0x00]), bytes([0x00, 0x01])]
+    await asyncio.sleep(0)
+    assert upstream and upstream[0].startswith("pli")
+    await producer.close()
