@@ -9,7 +9,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from server.bug_in_ear.whisper_policy import WhisperPolicy
+from server.bug_in_ear.cues import CueBook
+from server.bug_in_ear.push_to_talk import PushToTalk
+from server.bug_in_ear.tallies import Notes, Tallies
+from server.bug_in_ear.whisper_policy import WhisperPolicy, is_push_to_talk
 from server.clock import SessionClock
 from server.config import Config
 from server.errors import Forbidden, LimitReached, SidecoachError
@@ -40,6 +43,12 @@ class Notifier(Protocol):
     async def broadcast(
         self, session_id: str, event: str, payload: dict[str, Any], *, exclude: str | None = None
     ) -> None: ...
+
+    async def deliver(
+        self, participant_id: str, event: str, payload: dict[str, Any], timeout_s: float
+    ) -> bool:
+        """Send and wait for the client's acknowledgement."""
+        ...
 
 
 @dataclass
@@ -95,9 +104,32 @@ class Session:
         self.closed = False
         self._tasks = TaskOwner(f"session {record.id}")
         self._log = logging.LoggerAdapter(logger, {"session": record.id})
+        settings = record.settings
+        self.push_to_talk = PushToTalk(self, single_whisper=settings.whisper_single)
+        self.cues = CueBook(self, settings.prompts)
+        self.tallies = Tallies(self, settings.tally_categories)
+        self.notes = Notes(self)
+
+    # -- Room (what bug_in_ear needs) ------------------------------------
 
     def spawn(self, coro: Any) -> None:
         self._tasks.spawn(coro)
+
+    def members(self, *roles: str) -> list[str]:
+        return [p.id for p in self.participants.values() if str(p.role) in roles]
+
+    def name_of(self, participant_id: str) -> str:
+        participant = self.participants.get(participant_id)
+        return participant.name if participant is not None else participant_id
+
+    async def send(self, participant_ids: list[str], event: str, payload: dict[str, Any]) -> None:
+        for pid in participant_ids:
+            await self.notifier.emit(pid, event, payload)
+
+    async def deliver(
+        self, participant_id: str, event: str, payload: dict[str, Any], timeout_s: float
+    ) -> bool:
+        return await self.notifier.deliver(participant_id, event, payload, timeout_s)
 
     def log_event(self, event_type: str, **data: Any) -> dict[str, Any]:
         event = {"t": self.clock.now_ms(), "type": event_type, **data}
@@ -135,6 +167,8 @@ class Session:
         await self.notifier.broadcast(
             self.id, "participant-joined", participant.describe(), exclude=pid
         )
+        if role == Role.TEACHER:
+            self.cues.redeliver(pid)
         return participant
 
     async def leave(self, participant_id: str, *, reason: str = "left") -> None:
@@ -169,7 +203,14 @@ class Session:
         if len(participant.producer_ids) >= self.config.limits.max_producers_per_participant:
             raise LimitReached("too many tracks published")
         producer_id = "t-" + secrets.token_hex(6)
-        info = ProducerInfo(producer_id, participant.id, str(participant.role), source, kind)
+        info = ProducerInfo(
+            producer_id,
+            participant.id,
+            str(participant.role),
+            source,
+            kind,
+            gated=is_push_to_talk(source),
+        )
         participant.peer.request_publish(info, codec)
         participant.producer_ids.add(producer_id)
         return producer_id
@@ -187,6 +228,8 @@ class Session:
             await producer.close()
             return
         producer.on_close(lambda p: self.spawn(self._producer_closed(p)))
+        if producer.info.gated:
+            self.push_to_talk.add_track(producer)
         self.router.add_producer(producer)
         self.log_event(
             "track-added",
@@ -219,6 +262,22 @@ class Session:
         return {"consumerId": consumer.id, **self.describe_producer(consumer.producer)}
 
     # -- views ----------------------------------------------------------
+
+    def coaching_state(self, role: Role) -> dict[str, Any]:
+        """What a joining participant's page needs for whispers, cues,
+        tallies and notes (coaches see the shared state; others see less)."""
+        state: dict[str, Any] = {"whispering": self.push_to_talk.state()["whispering"]}
+        if role == Role.COACH:
+            state.update(
+                prompts=self.cues.prompts,
+                tallyCategories=self.tallies.categories,
+                counts=self.tallies.counts(),
+                cues=[c.to_client() for c in self.cues.cues.values()],
+                notes=self.notes.notes,
+            )
+        elif role == Role.OBSERVER:
+            state = {}
+        return state
 
     def summary(self) -> dict[str, Any]:
         by_role: dict[str, int] = {}

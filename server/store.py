@@ -116,6 +116,12 @@ class SessionRecord:
     settings: SessionSettings = field(default_factory=SessionSettings)
 
 
+def new_session_id() -> str:
+    """12 url-safe characters that never start with '-' (a CLI would read
+    such an id as an option)."""
+    return "s" + secrets.token_urlsafe(9)[1:]
+
+
 class SessionStore(Protocol):
     async def create(
         self,
@@ -255,7 +261,7 @@ class SqliteSessionStore:
     ) -> SessionRecord:
         validate_settings(settings)
         record = SessionRecord(
-            id=secrets.token_urlsafe(9),
+            id=new_session_id(),
             title=_clean_text(title, "title", MAX_TITLE_CHARS),
             teacher_name=_clean_text(teacher_name, "teacher_name", MAX_NAME_CHARS),
             state=SessionState.SCHEDULED,

@@ -8,6 +8,11 @@ from server.media.policy import RECORDER_ROLE, ProducerInfo, RoutingPolicy, Sour
 WHISPER_CONSUMERS = frozenset({"teacher", RECORDER_ROLE})
 
 
+def is_push_to_talk(source: Source) -> bool:
+    """Whisper producers forward only while their coach holds the button."""
+    return source == Source.WHISPER
+
+
 class WhisperPolicy:
     """Wraps the classroom policy and adds the whisper route."""
 

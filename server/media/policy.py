@@ -29,6 +29,8 @@ class ProducerInfo:
     role: str
     source: Source
     kind: str
+    #: push-to-talk: the producer starts paused and forwards only while held
+    gated: bool = False
 
 
 class RoutingPolicy(Protocol):

@@ -56,7 +56,7 @@ class Producer:
         self.ssrc: int | None = None
         self.packets_received = 0
         self.closed = False
-        self._paused = False
+        self._paused = info.gated
         self._send_pli = request_keyframe
         self._send_nack = request_nack
         self._kf_interval = keyframe_min_interval_ms / 1000

@@ -74,6 +74,14 @@ class Signaling:
         self._route("unpublish", schemas.Unpublish, self._unpublish)
         self._route("answer", schemas.Answer, self._answer)
         self._route("leave", schemas.Empty, self._leave)
+        coach, teacher = frozenset({"coach"}), frozenset({"teacher"})
+        self._route("whisper-start", schemas.Empty, self._whisper_start, roles=coach)
+        self._route("whisper-stop", schemas.Empty, self._whisper_stop, roles=coach)
+        self._route("cue", schemas.SendCue, self._cue, roles=coach)
+        self._route("cue-ack", schemas.CueAck, self._cue_ack, roles=teacher)
+        self._route("tally", schemas.Tally, self._tally, roles=coach)
+        self._route("tally-undo", schemas.Empty, self._tally_undo, roles=coach)
+        self._route("note", schemas.Note, self._note, roles=coach)
 
     # -- Notifier -------------------------------------------------------
 
@@ -88,6 +96,18 @@ class Signaling:
         skip = self._sid_of.get(exclude) if exclude else None
         await self.sio.emit(event, payload, room=session_id, skip_sid=skip)
 
+    async def deliver(
+        self, participant_id: str, event: str, payload: dict[str, Any], timeout_s: float
+    ) -> bool:
+        sid = self._sid_of.get(participant_id)
+        if sid is None:
+            return False
+        try:
+            await self.sio.call(event, payload, to=sid, timeout=timeout_s)
+        except (TimeoutError, socketio.exceptions.TimeoutError, socketio.exceptions.SocketIOError):
+            return False
+        return True
+
     # -- plumbing -------------------------------------------------------
 
     def _route(
@@ -97,6 +117,7 @@ class Signaling:
         handler: Callable[[Connection, M], Awaitable[Reply]],
         *,
         needs_join: bool = True,
+        roles: frozenset[str] | None = None,
     ) -> None:
         limit = self.config.limits.max_message_bytes
 
@@ -122,6 +143,10 @@ class Signaling:
                     raise InvalidMessage(f"{event}: {where}: {first['msg']}") from None
                 if needs_join and conn.participant is None:
                     raise Unauthorized("join first")
+                participant = conn.participant
+                if roles is not None and participant and str(participant.role) not in roles:
+                    allowed = " or ".join(sorted(roles))
+                    raise Forbidden(f"only a {allowed} may send {event}")
                 reply = await handler(conn, message)
                 return {"ok": True, **reply}
             except SidecoachError as exc:
@@ -179,6 +204,7 @@ class Signaling:
                 p.describe() for p in session.participants.values() if p.id != participant.id
             ],
             "producers": [session.describe_producer(p) for p in session.router.producers.values()],
+            "coaching": session.coaching_state(participant.role),
         }
 
     def _joined(self, conn: Connection) -> tuple[Session, Participant]:
@@ -210,6 +236,47 @@ class Signaling:
         await self.sio.leave_room(conn.sid, session.id)
         await session.leave(participant.id, reason="left")
         return {}
+
+    async def _whisper_start(self, conn: Connection, msg: schemas.Empty) -> Reply:
+        session, participant = self._joined(conn)
+        await session.push_to_talk.start(participant.id)
+        return {}
+
+    async def _whisper_stop(self, conn: Connection, msg: schemas.Empty) -> Reply:
+        session, participant = self._joined(conn)
+        await session.push_to_talk.stop(participant.id)
+        return {}
+
+    async def _cue(self, conn: Connection, msg: schemas.SendCue) -> Reply:
+        session, participant = self._joined(conn)
+        cue = await session.cues.send(
+            participant.id,
+            text=msg.text,
+            prompt_index=msg.promptIndex,
+            icon=msg.icon,
+            color=msg.color,
+            tone=msg.tone,
+        )
+        return {"cue": cue.to_client()}
+
+    async def _cue_ack(self, conn: Connection, msg: schemas.CueAck) -> Reply:
+        session, participant = self._joined(conn)
+        cue = await session.cues.acknowledge(participant.id, msg.cueId)
+        return {"cue": cue.to_client()}
+
+    async def _tally(self, conn: Connection, msg: schemas.Tally) -> Reply:
+        session, participant = self._joined(conn)
+        await session.tallies.tap(participant.id, msg.category)
+        return {"counts": session.tallies.counts()}
+
+    async def _tally_undo(self, conn: Connection, msg: schemas.Empty) -> Reply:
+        session, participant = self._joined(conn)
+        await session.tallies.undo(participant.id)
+        return {"counts": session.tallies.counts()}
+
+    async def _note(self, conn: Connection, msg: schemas.Note) -> Reply:
+        session, participant = self._joined(conn)
+        return {"note": await session.notes.add(participant.id, msg.text)}
 
     async def close(self) -> None:
         await self.manager.close()

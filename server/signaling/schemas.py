@@ -50,3 +50,26 @@ class Answer(Message):
 
 class Empty(Message):
     pass
+
+
+Short = Annotated[str, StringConstraints(max_length=32)]
+
+
+class SendCue(Message):
+    text: Annotated[str, StringConstraints(max_length=80)] | None = None
+    promptIndex: Annotated[int, Field(ge=0, lt=64)] | None = None
+    icon: Short | None = None
+    color: Annotated[str, StringConstraints(pattern=r"^#[0-9a-fA-F]{6}$")] | None = None
+    tone: bool = False
+
+
+class CueAck(Message):
+    cueId: Ident
+
+
+class Tally(Message):
+    category: Annotated[str, StringConstraints(min_length=1, max_length=40)]
+
+
+class Note(Message):
+    text: Annotated[str, StringConstraints(min_length=1, max_length=2000)]

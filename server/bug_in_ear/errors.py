@@ -1,0 +1,27 @@
+"""Errors of the bug-in-ear package."""
+
+from __future__ import annotations
+
+from server.errors import SidecoachError
+
+
+class WhisperBusy(SidecoachError):
+    """Only one coach may whisper at a time in this session."""
+
+    code = "whisper_busy"
+
+
+class NoWhisperTrack(SidecoachError):
+    code = "no_whisper_track"
+
+
+class UnknownCue(SidecoachError):
+    code = "unknown_cue"
+
+
+class UnknownCategory(SidecoachError):
+    code = "unknown_category"
+
+
+class NothingToUndo(SidecoachError):
+    code = "nothing_to_undo"

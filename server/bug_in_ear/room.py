@@ -1,0 +1,35 @@
+"""What the bug-in-ear features need from a live session (implemented by
+``server.session.Session``; bug_in_ear never imports sessions)."""
+
+from __future__ import annotations
+
+from collections.abc import Coroutine
+from typing import Any, Protocol
+
+COACHING_ROLES = ("teacher", "coach")
+
+
+class Room(Protocol):
+    def log_event(self, event_type: str, **data: Any) -> dict[str, Any]:
+        """Append to the session's event log, on the session clock."""
+        ...
+
+    def members(self, *roles: str) -> list[str]:
+        """Participant ids currently in the session with one of ``roles``."""
+        ...
+
+    def name_of(self, participant_id: str) -> str: ...
+
+    async def send(self, participant_ids: list[str], event: str, payload: dict[str, Any]) -> None:
+        """Fire-and-forget message to some participants."""
+        ...
+
+    async def deliver(
+        self, participant_id: str, event: str, payload: dict[str, Any], timeout_s: float
+    ) -> bool:
+        """Send and wait for the client's acknowledgement; False if none came."""
+        ...
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run in the background, owned (and cancelled) by the session."""
+        ...
