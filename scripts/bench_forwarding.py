@@ -435,8 +435,7 @@ class SidecoachTarget(Target):
 
     async def start(self, workdir: Path) -> None:
         from server.roles import Role
-        from server.store import SessionSettings, SqliteSessionStore
-        from server.store import DB_FILE_NAME
+        from server.store import DB_FILE_NAME, SessionSettings, SqliteSessionStore
         from server.tokens import issue_invite
 
         data_dir = workdir / "sidecoach-data"
@@ -510,15 +509,14 @@ class BaselineTarget(Target):
         offer = await pc.createOffer()
         restrict_ice(pc, LOOPBACK, None)
         await pc.setLocalDescription(offer)
-        async with aiohttp.ClientSession() as http:
-            async with http.post(
-                self.url + path,
-                json={"sdp": pc.localDescription.sdp},
-                timeout=aiohttp.ClientTimeout(total=20),
-            ) as resp:
-                if resp.status != 200:
-                    raise RuntimeError(f"{path}: HTTP {resp.status}: {await resp.text()}")
-                answer = await resp.json()
+        timeout = aiohttp.ClientTimeout(total=20)
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as http,
+            http.post(self.url + path, json={"sdp": pc.localDescription.sdp}) as resp,
+        ):
+            if resp.status != 200:
+                raise RuntimeError(f"{path}: HTTP {resp.status}: {await resp.text()}")
+            answer = await resp.json()
         await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
 
     async def add_publisher(self, track: MediaStreamTrack, probe: PublisherProbe) -> None:
@@ -573,8 +571,14 @@ def _percentile(values: list[float], q: float) -> float | None:
     return round(float(np.percentile(values, q)), 3) if values else None
 
 
-async def run_target(target: Target, frames: list[bytes], settings: Settings, workdir: Path) -> dict[str, Any]:
-    result: dict[str, Any] = {"server": target.name, "latency_unit": target.latency_unit, "levels": []}
+async def run_target(
+    target: Target, frames: list[bytes], settings: Settings, workdir: Path
+) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "server": target.name,
+        "latency_unit": target.latency_unit,
+        "levels": [],
+    }
     track = ClipTrack(frames)
     pub = PublisherProbe()
     subs: list[SubscriberProbe] = []
@@ -612,8 +616,11 @@ async def run_target(target: Target, frames: list[bytes], settings: Settings, wo
                 latencies.extend(values)
                 unmatched += missing
                 matched_subs += bool(values)
-            received = [s.packets - p for s, (p, _) in zip(subs, before)]
-            kbps = [(s.payload_bytes - b) * 8 / elapsed / 1000 for s, (_, b) in zip(subs, before)]
+            received = [s.packets - p for s, (p, _) in zip(subs, before, strict=True)]
+            kbps = [
+                (s.payload_bytes - b) * 8 / elapsed / 1000
+                for s, (_, b) in zip(subs, before, strict=True)
+            ]
             level = {
                 "n": n,
                 "window_s": round(elapsed, 3),
@@ -664,13 +671,18 @@ def _fmt(v: Any, spec: str = ".1f") -> str:
     return "-" if v is None else format(v, spec)
 
 
+def _pair(level: dict[str, Any], a: str, b: str, spec: str) -> str:
+    return f"{_fmt(level.get(a), spec)} / {_fmt(level.get(b), spec)}"
+
+
 def render(report: dict[str, Any]) -> str:
     servers = report["servers"]
     sc = {lv["n"]: lv for lv in servers.get("sidecoach", {}).get("levels", [])}
     bl = {lv["n"]: lv for lv in servers.get("baseline", {}).get("levels", [])}
+    cpus, window = report["machine"]["cpus"], report["settings"]["window_s"]
     lines = [
-        "Forwarding one 1 Mbit/s VP8 30 fps publisher to N non-decoding subscribers "
-        f"({report['machine']['cpus']} CPUs, {report['settings']['window_s']:.0f} s windows)",
+        "Forwarding one ~1 Mbit/s VP8 30 fps publisher to N non-decoding subscribers "
+        f"({cpus} CPUs, {window:g} s windows)",
         "CPU: server process utime+stime, % of one core.  Latency: publisher send -> "
         "subscriber receive on loopback, ms",
         "(Sidecoach: every packet, matched by payload; baseline: first packet of each frame, "
@@ -682,18 +694,21 @@ def render(report: dict[str, Any]) -> str:
     ]
     for n in sorted(set(sc) | set(bl)):
         a, b = sc.get(n, {}), bl.get(n, {})
+        lat = ("latency_ms_p50", "latency_ms_p99")
         lines.append(
             f"{n:>3} | {_fmt(a.get('server_cpu_pct')):>15} | {_fmt(b.get('server_cpu_pct')):>14} | "
-            f"{_fmt(a.get('latency_ms_p50'), '.2f') + ' / ' + _fmt(a.get('latency_ms_p99'), '.2f'):>20} | "
-            f"{_fmt(b.get('latency_ms_p50'), '.2f') + ' / ' + _fmt(b.get('latency_ms_p99'), '.2f'):>19} | "
-            f"{_fmt(a.get('subscriber_payload_kbps_mean'), '.0f') + ' / ' + _fmt(b.get('subscriber_payload_kbps_mean'), '.0f'):>15}"
+            f"{_pair(a, *lat, '.2f'):>20} | {_pair(b, *lat, '.2f'):>19} | "
+            f"{_fmt(a.get('subscriber_payload_kbps_mean'), '.0f'):>6} / "
+            f"{_fmt(b.get('subscriber_payload_kbps_mean'), '.0f'):<6}"
         )
     s_slope = servers.get("sidecoach", {}).get("slope_pct_per_subscriber")
     b_slope = servers.get("baseline", {}).get("slope_pct_per_subscriber")
+    ratio = report.get("ratio_baseline_over_sidecoach")
     lines += [
         "",
-        f"Slope (% of a core per added subscriber, least squares): Sidecoach {_fmt(s_slope, '.3f')}, "
-        f"baseline {_fmt(b_slope, '.3f')}, ratio baseline/Sidecoach {_fmt(report.get('ratio_baseline_over_sidecoach'), '.1f')}",
+        "Slope (% of a core per added subscriber, least squares over N): "
+        f"Sidecoach {_fmt(s_slope, '.3f')}, baseline {_fmt(b_slope, '.3f')}, "
+        f"ratio baseline/Sidecoach {_fmt(ratio, '.1f')}",
         "Reference (% per added subscriber): "
         + "; ".join(f"{k} ~{v}" for k, v in REFERENCE_PCT_PER_SUBSCRIBER.items()),
     ]
@@ -762,7 +777,9 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="N=1,2 with short windows (smoke test)")
+    parser.add_argument(
+        "--quick", action="store_true", help="N=1,2 with short windows (smoke test)"
+    )
     parser.add_argument("--json", metavar="PATH", help="write all numbers to PATH")
     parser.add_argument("--levels", type=lambda s: [int(x) for x in s.split(",")], default=None)
     parser.add_argument("--window", type=float, default=None, help="CPU/latency window, s (8)")
