@@ -128,16 +128,28 @@ class Participant:
             "published",
             "publish-failed",
             "session-ended",
+            "whisper-state",
+            "cue-state",
+            "tally-counts",
+            "note",
+            "cue",
         ):
             self.sio.on(name, self._recorder(name))
         self.sio.on("offer", self._on_offer)
         await self.sio.connect(self.url, transports=["websocket"])
 
     def _recorder(self, name: str) -> Any:
-        async def record(data: Any = None) -> None:
+        async def record(data: Any = None) -> str:
             self.events.append((name, data))
+            return "ok"  # acknowledges events sent with an ack (cues)
 
         return record
+
+    def got(self, name: str, **match: Any) -> list[Any]:
+        """Payloads of received ``name`` events whose fields match."""
+        return [
+            d for n, d in self.events if n == name and all(d.get(k) == v for k, v in match.items())
+        ]
 
     async def call(self, event: str, data: Any = None, timeout: float = 10) -> dict[str, Any]:
         reply: dict[str, Any] = await self.sio.call(event, data, timeout=timeout)
@@ -168,7 +180,7 @@ class Participant:
 
     async def _on_offer(self, data: dict[str, Any]) -> None:
         self.offers += 1
-        if not self.answering:
+        if not self.answering or self.pc.signalingState == "closed":
             return
         if self.answer_delay:
             await asyncio.sleep(self.answer_delay)

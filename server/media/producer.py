@@ -55,6 +55,8 @@ class Producer:
         self.consumers: dict[str, Consumer] = {}
         self.ssrc: int | None = None
         self.packets_received = 0
+        #: packets that arrived while paused (push-to-talk released): dropped
+        self.packets_gated = 0
         self.closed = False
         self._paused = info.gated
         self._send_pli = request_keyframe
@@ -84,7 +86,10 @@ class Producer:
 
     def on_packet(self, packet: RtpPacket, codec: RTCRtpCodecParameters) -> None:
         """Called by the receive tap for every packet, synchronously."""
-        if self.closed or self._paused:
+        if self._paused:
+            self.packets_gated += 1
+            return
+        if self.closed:
             return
         self.ssrc = packet.ssrc
         self.packets_received += 1
