@@ -7,14 +7,12 @@ Redis-backed store can implement the same Protocol; ``open_store`` chooses.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import secrets
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -22,6 +20,7 @@ from typing import Any, Protocol, TypeVar
 from server.config import Config
 from server.errors import InvalidMessage, SessionNotFound, SidecoachError
 from server.roles import SessionState
+from server.sqlite_worker import SqliteWorker
 
 logger = logging.getLogger(__name__)
 
@@ -209,47 +208,17 @@ def _row_to_record(row: tuple[Any, ...]) -> SessionRecord:
 
 
 class SqliteSessionStore:
-    """SessionStore on one SQLite file. Every sqlite3 call runs on the store's
-    own single worker thread, so the event loop never blocks and the
-    connection is only ever used from one thread."""
+    """SessionStore on one SQLite file (see ``SqliteWorker``)."""
 
-    def __init__(self, executor: ThreadPoolExecutor, conn: sqlite3.Connection) -> None:
-        self._executor = executor
-        self._conn = conn
-        self._closed = False
+    def __init__(self, db: SqliteWorker) -> None:
+        self._db = db
 
     @classmethod
     async def open(cls, path: Path) -> SqliteSessionStore:
-        path = Path(path)
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sidecoach-sqlite")
-
-        def _open() -> sqlite3.Connection:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-            try:
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
-                conn.execute("PRAGMA busy_timeout=5000")
-                conn.executescript(_SCHEMA)
-            except BaseException:
-                conn.close()
-                raise
-            return conn
-
-        loop = asyncio.get_running_loop()
-        try:
-            conn = await loop.run_in_executor(executor, _open)
-        except BaseException:
-            executor.shutdown(wait=False)
-            raise
-        logger.debug("opened session store %s", path)
-        return cls(executor, conn)
+        return cls(await SqliteWorker.open(path, _SCHEMA))
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        if self._closed:
-            raise SidecoachError("session store is closed", code="store_closed")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, fn, self._conn)
+        return await self._db.run(fn)
 
     async def create(
         self,
@@ -370,13 +339,7 @@ class SqliteSessionStore:
         return record
 
     async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self._conn.close)
-        self._executor.shutdown(wait=True)
-        logger.debug("closed session store")
+        await self._db.close()
 
 
 DEMO_TITLE = "Demo lesson"

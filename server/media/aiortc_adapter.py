@@ -28,6 +28,8 @@ from typing import Any
 
 import aiortc
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
+from aiortc.codecs.h264 import h264_depayload
+from aiortc.codecs.vpx import vp8_depayload
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpCodecParameters
 from aiortc.rtcrtpreceiver import StreamStatistics
@@ -194,6 +196,17 @@ def _h264_compatible(cap: RTCRtpCodecCapability, parameters: dict[str, Any]) -> 
         str(cap.parameters.get("packetization-mode", "0")) == mode
         and str(cap.parameters.get("profile-level-id", ""))[:4].lower() == profile
     )
+
+
+def depayload(mime_type: str, payload: bytes) -> bytes:
+    """The codec bitstream carried by one RTP payload (VP8: without the
+    payload descriptor; H.264: Annex B NAL units; Opus: as is)."""
+    mime = mime_type.lower()
+    if mime == "video/vp8":
+        return bytes(vp8_depayload(payload))
+    if mime == "video/h264":
+        return bytes(h264_depayload(payload))
+    return payload
 
 
 def supported_codecs(kind: str) -> list[str]:

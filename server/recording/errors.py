@@ -1,0 +1,19 @@
+"""Errors of the recording package."""
+
+from __future__ import annotations
+
+from server.errors import SidecoachError
+
+
+class RecordingError(SidecoachError):
+    code = "recording_error"
+
+
+class StorageFull(RecordingError):
+    """The disk is full or unwritable: recording stopped, nothing written is lost."""
+
+    code = "storage_unavailable"
+
+
+class RecordingNotFound(RecordingError):
+    code = "recording_not_found"

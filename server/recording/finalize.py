@@ -1,0 +1,175 @@
+"""Finalize a Recording directory: repair track files a crash left without
+an index, measure every track, build the browser-playable classroom review
+file (camera + classroom mic, remuxed, never re-encoded) and write the
+manifest. Runs in an executor thread; also used on start-up (``recover``).
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import av
+
+from server.recording.event_log import read_events
+from server.recording.manifest import (
+    EVENTS_FILE,
+    MANIFEST_FILE,
+    REVIEW_FILE,
+    ManifestState,
+    TrackMeta,
+    read_manifest,
+    read_track_metas,
+    write_manifest,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def remux(src: Path, dst: Path, fmt: str) -> None:
+    """Copy every packet of ``src`` into a freshly indexed ``dst``."""
+    with av.open(str(src)) as inp, av.open(str(dst), "w", format=fmt) as out:
+        mapping = {s.index: out.add_stream_from_template(s) for s in inp.streams}
+        for packet in inp.demux():
+            if packet.dts is None or not packet.size:
+                continue
+            packet.stream = mapping[packet.stream.index]
+            out.mux(packet)
+
+
+def probe(path: Path) -> dict[str, Any]:
+    """Frames and time range of a single-track file, from its packets."""
+    frames = 0
+    first = last = None
+    with av.open(str(path)) as inp:
+        stream: Any = inp.streams[0]
+        tb = stream.time_base or 1
+        for packet in inp.demux(stream):
+            if packet.pts is None or not packet.size:
+                continue
+            frames += 1
+            ms = int(packet.pts * tb * 1000)
+            first = ms if first is None else min(first, ms)
+            last = ms if last is None else max(last, ms)
+        info: dict[str, Any] = {"frames": frames, "start_ms": first, "end_ms": last}
+        if stream.type == "video":
+            info["width"], info["height"] = stream.codec_context.width, stream.codec_context.height
+    return info
+
+
+def _packets(inp: Any, out_stream: Any) -> Iterator[tuple[int, int, Any]]:
+    stream = inp.streams[0]
+    for n, packet in enumerate(inp.demux(stream)):
+        if packet.pts is None or not packet.size:
+            continue
+        packet.stream = out_stream
+        yield int(packet.pts * stream.time_base * 1000), n * 2 + out_stream.index, packet
+
+
+def build_review(directory: Path, video: Path | None, audio: Path | None) -> str | None:
+    """One WebM with the classroom camera and mic on the session clock."""
+    sources = [p for p in (video, audio) if p is not None]
+    if not sources:
+        return None
+    tmp = directory / (REVIEW_FILE + ".tmp")
+    inputs = [av.open(str(p)) for p in sources]
+    try:
+        with av.open(str(tmp), "w", format="webm") as out:
+            streams = [out.add_stream_from_template(i.streams[0]) for i in inputs]
+            merged = heapq.merge(*(_packets(i, s) for i, s in zip(inputs, streams, strict=True)))
+            for _, _, packet in merged:
+                out.mux(packet)
+    finally:
+        for i in inputs:
+            i.close()
+    os.replace(tmp, directory / REVIEW_FILE)
+    return REVIEW_FILE
+
+
+def finalize_directory(directory: Path, extra: dict[str, Any]) -> dict[str, Any]:
+    manifest = read_manifest(directory)
+    crashed = bool(extra.pop("recovered", False))
+    tracks: list[dict[str, Any]] = []
+    for meta in read_track_metas(directory):
+        tracks.append(_finalize_track(directory, meta, repair=crashed))
+    events = read_events(directory / EVENTS_FILE)
+    participants: dict[str, dict[str, str]] = {}
+    for event in events:
+        if event.get("type") == "join":
+            participants[str(event.get("participant"))] = {
+                "role": str(event.get("role")),
+                "name": str(event.get("name")),
+            }
+    usable = [t for t in tracks if t.get("frames")]
+    camera = next((t for t in usable if t["source"] == "camera"), None)
+    mic = next((t for t in usable if t["source"] == "mic"), None)
+    review = None
+    try:
+        review = build_review(
+            directory,
+            directory / camera["file"] if camera else None,
+            directory / mic["file"] if mic else None,
+        )
+    except (OSError, av.error.FFmpegError) as exc:
+        logger.error("%s: no review file: %s", directory, exc)
+    ends = [t["end_ms"] for t in usable if t.get("end_ms") is not None]
+    starts = [t["start_ms"] for t in usable if t.get("start_ms") is not None]
+    files = [p for p in directory.iterdir() if p.is_file()]
+    manifest.update(
+        {
+            "state": str(ManifestState.RECOVERED if crashed else ManifestState.FINALIZED),
+            "tracks": tracks,
+            "events_file": EVENTS_FILE,
+            "event_count": len(events),
+            "participants": participants,
+            "review": {
+                "classroom": review,
+                "whispers": [t["file"] for t in usable if t["source"] == "whisper"],
+            },
+            "start_ms": min(starts) if starts else None,
+            "end_ms": max(ends) if ends else None,
+            "duration_ms": (max(ends) - min(starts)) if ends and starts else 0,
+            "bytes": sum(p.stat().st_size for p in files if p.name != MANIFEST_FILE),
+            **extra,
+        }
+    )
+    write_manifest(directory, manifest)
+    return manifest
+
+
+def _finalize_track(directory: Path, meta: TrackMeta, *, repair: bool) -> dict[str, Any]:
+    path = directory / meta.file
+    entry: dict[str, Any] = asdict(meta)
+    if not path.exists() or path.stat().st_size == 0:
+        entry.update(frames=0, bytes=0, missing=True)
+        return entry
+    try:
+        if repair:
+            fixed = path.with_suffix(".fixed" + path.suffix)
+            remux(path, fixed, "webm" if path.suffix == ".webm" else "matroska")
+            os.replace(fixed, path)
+        entry.update(probe(path))
+    except (OSError, av.error.FFmpegError) as exc:
+        logger.error("%s: track %s unreadable: %s", directory, meta.file, exc)
+        entry.update(frames=0, unreadable=str(exc))
+    entry["bytes"] = path.stat().st_size
+    return entry
+
+
+def recover(recordings_root: Path) -> list[Path]:
+    """Finalize every recording a killed server left unfinished."""
+    done: list[Path] = []
+    if not recordings_root.exists():
+        return done
+    for manifest_path in sorted(recordings_root.glob(f"*/*/{MANIFEST_FILE}")):
+        directory = manifest_path.parent
+        if read_manifest(directory).get("state") == ManifestState.RECORDING:
+            logger.warning("recovering unfinished recording %s", directory)
+            finalize_directory(directory, {"recovered": True})
+            done.append(directory)
+    return done

@@ -1,0 +1,261 @@
+"""The Recorder: just another consumer endpoint of the Router.
+
+It gets a Consumer of every classroom track and every whisper (the routing
+policy's ``recorder`` role), turns their packets into frames, and writes
+each track to its own file on the session clock, beside the event log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from aiortc.rtp import RtpPacket
+
+from server.clock import SessionClock
+from server.media.consumer import Consumer, PacketWriter
+from server.media.policy import RECORDER_ROLE
+from server.recording.event_log import EventLogWriter
+from server.recording.frames import FrameAssembler
+from server.recording.manifest import (
+    EVENTS_FILE,
+    ManifestState,
+    TrackMeta,
+    append_track_meta,
+    write_manifest,
+)
+from server.recording.track_writer import TrackWriter, container_for
+
+logger = logging.getLogger(__name__)
+
+RECORDER_PARTICIPANT = "recorder"
+
+
+class RecordingState(StrEnum):
+    RECORDING = "recording"
+    PAUSED = "paused"
+    OFF = "off"
+    ERROR = "error"
+
+
+def new_recording_id() -> str:
+    return time.strftime("r%Y%m%d-%H%M%S-", time.gmtime()) + secrets.token_hex(3)
+
+
+class RecordedTrack:
+    """PacketWriter for one Consumer: packets → frames → TrackWriter."""
+
+    def __init__(
+        self, recorder: Recorder, consumer: Consumer, meta: TrackMeta, writer: TrackWriter
+    ):
+        self._recorder = recorder
+        self.consumer = consumer
+        self.meta = meta
+        self.writer = writer
+        self._video = consumer.producer.kind == "video"
+        self._clock_rate = consumer.producer.codec.clock_rate
+        self._assembler = FrameAssembler(consumer.producer.codec.mime_type)
+        self._base_ts: int | None = None
+        self._base_ms = 0
+        self._ext_ts = 0
+        self._last_ts = 0
+        self._need_keyframe = self._video
+        self.frames_received = 0
+        self.frames_paused = 0
+
+    @property
+    def ready(self) -> bool:
+        return not self.writer.closed
+
+    def send(self, packet: RtpPacket, sequence_number: int, timestamp: int) -> bool:
+        if self.writer.closed:
+            return False
+        packet_ts = packet.timestamp  # the Recorder keeps the publisher's timing
+        frame = self._assembler.push(packet)
+        if frame is None:
+            return True
+        if self._base_ts is None:
+            self._base_ts = self._last_ts = packet_ts
+            self._base_ms = self._recorder.clock.now_ms()
+        self._ext_ts += (packet_ts - self._last_ts + 0x80000000) % 0x100000000 - 0x80000000
+        self._last_ts = packet_ts
+        if self._recorder.state != RecordingState.RECORDING:
+            self.frames_paused += 1
+            self._need_keyframe = self._video
+            return True
+        if self._need_keyframe:
+            if not frame.keyframe:
+                self.consumer.producer.request_keyframe()
+                return True
+            self._need_keyframe = False
+        self.frames_received += 1
+        pts_ms = self._base_ms + (self._ext_ts * 1000) // self._clock_rate
+        self.writer.write(frame, pts_ms)
+        return True
+
+    def set_sender_report_mapping(self, ntp_timestamp: int, rtp_timestamp: int) -> None:
+        pass
+
+
+class Recorder:
+    """ConsumerEndpoint writing one Recording of one session."""
+
+    def __init__(
+        self,
+        *,
+        session_id: str,
+        directory: Path,
+        clock: SessionClock,
+        on_state: Callable[[RecordingState, str | None], None],
+        session_info: dict[str, Any],
+    ) -> None:
+        self.session_id = session_id
+        self.recording_id = directory.name
+        self.directory = directory
+        self.clock = clock
+        self._on_state = on_state
+        self.state = RecordingState.RECORDING
+        self.error: str | None = None
+        self.tracks: dict[str, RecordedTrack] = {}
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"rec-{session_id}")
+        self._loop = asyncio.get_running_loop()
+        self._session_info = session_info
+        self.started_at = time.time()
+        self.closed = False
+        self._log = logging.LoggerAdapter(logger, {"session": session_id})
+        directory.mkdir(parents=True, exist_ok=True)
+        self.events = EventLogWriter(
+            directory / EVENTS_FILE, self._executor, self._fail_from_thread
+        )
+        self._submit(write_manifest, directory, self._manifest(ManifestState.RECORDING))
+
+    # -- ConsumerEndpoint -----------------------------------------------
+
+    @property
+    def participant_id(self) -> str:
+        return RECORDER_PARTICIPANT
+
+    @property
+    def role(self) -> str:
+        return RECORDER_ROLE
+
+    def open_writer(self, consumer: Consumer) -> PacketWriter:
+        info = consumer.producer.info
+        mime = consumer.producer.codec.mime_type
+        _, ext = container_for(mime)
+        index = len(self.tracks) + 1
+        meta = TrackMeta(
+            file=f"{index:02d}-{info.source}-{info.participant_id}{ext}",
+            producer=info.producer_id,
+            participant=info.participant_id,
+            role=info.role,
+            source=str(info.source),
+            kind=info.kind,
+            codec=mime,
+            clock_rate=consumer.producer.codec.clock_rate,
+            opened_ms=self.clock.now_ms(),
+        )
+        writer = TrackWriter(
+            self.directory / meta.file, mime, self._executor, self._fail_from_thread
+        )
+        track = RecordedTrack(self, consumer, meta, writer)
+        self.tracks[consumer.id] = track
+        self._submit(append_track_meta, self.directory, meta)
+        self._log.info("recording %s to %s", info.producer_id, meta.file)
+        return track
+
+    def release_writer(self, consumer: Consumer) -> None:
+        track = self.tracks.get(consumer.id)
+        if track is not None and not track.writer.closed:
+            track.meta.closed_ms = self.clock.now_ms()
+            track.writer.close_in_executor()
+
+    # -- control --------------------------------------------------------
+
+    def log(self, event: dict[str, Any]) -> None:
+        if not self.closed:
+            self.events.append(event)
+
+    def pause(self) -> bool:
+        if self.state != RecordingState.RECORDING:
+            return False
+        self._set_state(RecordingState.PAUSED, None)
+        return True
+
+    def resume(self) -> bool:
+        if self.state != RecordingState.PAUSED:
+            return False
+        self._set_state(RecordingState.RECORDING, None)
+        for track in self.tracks.values():
+            if track.consumer.producer.kind == "video" and not track.writer.closed:
+                track.consumer.producer.request_keyframe()
+        return True
+
+    def _set_state(self, state: RecordingState, reason: str | None) -> None:
+        self.state = state
+        self._on_state(state, reason)
+
+    def _fail_from_thread(self, exc: BaseException) -> None:
+        self._loop.call_soon_threadsafe(self._fail, f"{type(exc).__name__}: {exc}")
+
+    def _fail(self, reason: str) -> None:
+        if self.state == RecordingState.ERROR or self.closed:
+            return
+        self.error = reason
+        self._log.error("recording stopped: %s", reason)
+        for track in self.tracks.values():
+            track.writer.closed = True  # accept nothing more; the files stay as written
+        self._set_state(RecordingState.ERROR, reason)
+
+    def _submit(self, fn: Callable[..., None], *args: Any) -> None:
+        def run() -> None:
+            try:
+                fn(*args)
+            except OSError as exc:
+                self._fail_from_thread(exc)
+
+        self._executor.submit(run)
+
+    # -- finishing --------------------------------------------------------
+
+    def _manifest(self, state: ManifestState) -> dict[str, Any]:
+        return {
+            "recording": self.recording_id,
+            "state": str(state),
+            "started_at": self.started_at,
+            **self._session_info,
+        }
+
+    async def close(self) -> dict[str, Any]:
+        """Close every track, finalize the manifest; returns it."""
+        if self.closed:
+            return {}
+        self.closed = True
+        for consumer_id, track in self.tracks.items():
+            if not track.writer.closed:
+                track.meta.closed_ms = self.clock.now_ms()
+                track.writer.close_in_executor()
+            del consumer_id
+        self.events.close_in_executor()
+        from server.recording.finalize import finalize_directory
+
+        manifest = await self._loop.run_in_executor(
+            self._executor,
+            finalize_directory,
+            self.directory,
+            {
+                "ended_at": time.time(),
+                "error": self.error,
+                "frames_received": {t.meta.file: t.frames_received for t in self.tracks.values()},
+            },
+        )
+        self._executor.shutdown(wait=True)
+        self._log.info("recording %s closed", self.recording_id)
+        return manifest

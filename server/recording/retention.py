@@ -1,0 +1,50 @@
+"""Retention: recordings older than the configured number of days are
+deleted on schedule, each deletion logged."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import time
+from pathlib import Path
+
+from server.recording.catalog import RecordingCatalog
+
+logger = logging.getLogger(__name__)
+
+
+async def sweep(
+    catalog: RecordingCatalog, retention_days: float, *, now: float | None = None
+) -> list[str]:
+    """Delete every finished recording older than ``retention_days``; returns their ids."""
+    cutoff = (time.time() if now is None else now) - retention_days * 86400
+    deleted: list[str] = []
+    for row in await catalog.older_than(cutoff):
+        await asyncio.get_running_loop().run_in_executor(None, _remove_tree, row.directory)
+        await catalog.delete(row.id)
+        logger.info(
+            "retention: deleted recording %s of session %s (started %s, %d bytes)",
+            row.id,
+            row.session_id,
+            time.strftime("%Y-%m-%d %H:%M", time.gmtime(row.started_at)),
+            row.bytes,
+        )
+        deleted.append(row.id)
+    return deleted
+
+
+def _remove_tree(directory: Path) -> None:
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+async def run_retention(
+    catalog: RecordingCatalog, retention_days: float, interval_s: float
+) -> None:
+    """Sweep now and then every ``interval_s`` until cancelled."""
+    while True:
+        try:
+            await sweep(catalog, retention_days)
+        except Exception:
+            logger.exception("retention sweep failed; will retry")
+        await asyncio.sleep(interval_s)

@@ -1,0 +1,160 @@
+"""One recorded track: encoded frames muxed by PyAV into WebM/Matroska
+without decoding, in the recording's executor thread, crash-safe.
+
+Crash safety: clusters close at least every ``CLUSTER_MS``, every packet is
+handed to the OS at once (``flush_packets``) and the file is fsync'd at
+least every ``FSYNC_INTERVAL_S``; a killed server loses at most about
+CLUSTER_MS + FSYNC_INTERVAL_S of a track. ``finalize.py`` repairs the index
+of a file that was never closed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fractions
+import logging
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import av
+
+from server.recording.frames import Frame, opus_head, vp8_dimensions
+
+logger = logging.getLogger(__name__)
+
+#: a Matroska cluster is held in memory until it closes: keep them short
+CLUSTER_MS = 1000
+#: fsync a track file at least this often
+FSYNC_INTERVAL_S = 0.5
+MS = fractions.Fraction(1, 1000)
+
+CONTAINERS = {"video/vp8": ("webm", ".webm"), "audio/opus": ("webm", ".webm")}
+DEFAULT_CONTAINER = ("matroska", ".mkv")
+CODEC_NAMES = {"video/vp8": "vp8", "video/h264": "h264", "audio/opus": "opus"}
+
+
+def container_for(mime_type: str) -> tuple[str, str]:
+    return CONTAINERS.get(mime_type.lower(), DEFAULT_CONTAINER)
+
+
+@dataclass
+class TrackStats:
+    frames_written: int = 0
+    bytes_written: int = 0
+    first_pts_ms: int | None = None
+    last_pts_ms: int | None = None
+    width: int = 0
+    height: int = 0
+    error: str | None = None
+
+
+class TrackWriter:
+    def __init__(
+        self,
+        path: Path,
+        mime_type: str,
+        executor: Executor,
+        on_error: Callable[[BaseException], None],
+    ) -> None:
+        self.path = path
+        self.mime_type = mime_type
+        self._executor = executor
+        self._on_error = on_error
+        self._format, _ = container_for(mime_type)
+        self._file: Any = None
+        self._container: Any = None
+        self._stream: Any = None
+        self._last_sync = 0.0
+        self.stats = TrackStats()
+        self.closed = False
+
+    # -- called on the event loop ----------------------------------------
+
+    def write(self, frame: Frame, pts_ms: int) -> None:
+        if not self.closed and self.stats.error is None:
+            self._executor.submit(self._guarded, self._write_sync, frame, pts_ms)
+
+    def close_in_executor(self) -> Any:
+        """Schedule the close; returns the concurrent future."""
+        self.closed = True
+        return self._executor.submit(self._guarded, self._close_sync)
+
+    # -- executor thread --------------------------------------------------
+
+    def _guarded(self, fn: Callable[..., None], *args: Any) -> None:
+        if self.stats.error is not None:
+            return
+        try:
+            fn(*args)
+        except (OSError, av.error.FFmpegError) as exc:
+            self.stats.error = str(exc)
+            logger.error("recording %s stopped: %s", self.path.name, exc)
+            self._abandon()
+            self._on_error(exc)
+
+    def _open(self, frame: Frame) -> bool:
+        mime = self.mime_type.lower()
+        width = height = 0
+        if mime == "video/vp8":
+            dims = vp8_dimensions(frame.data)
+            if dims is None:
+                return False  # wait for a keyframe: the header needs the size
+            width, height = dims
+        self._file = open(self.path, "wb", buffering=0)  # noqa: SIM115 - closed in _close_sync
+        self._container = av.open(
+            self._file,
+            "w",
+            format=self._format,
+            options={"cluster_time_limit": str(CLUSTER_MS), "flush_packets": "1"},
+        )
+        stream = self._container.add_stream(CODEC_NAMES.get(mime, "h264"))
+        stream.time_base = MS
+        if mime.startswith("video/"):
+            stream.width, stream.height = width, height
+            self.stats.width, self.stats.height = width, height
+        else:
+            stream.codec_context.extradata = opus_head()
+        self._stream = stream
+        return True
+
+    def _write_sync(self, frame: Frame, pts_ms: int) -> None:
+        if self._container is None and not self._open(frame):
+            return
+        stats = self.stats
+        if stats.last_pts_ms is not None and pts_ms <= stats.last_pts_ms:
+            pts_ms = stats.last_pts_ms + 1
+        packet = av.Packet(frame.data)
+        packet.stream = self._stream
+        packet.pts = packet.dts = pts_ms
+        packet.time_base = MS
+        packet.is_keyframe = frame.keyframe
+        self._container.mux(packet)
+        stats.frames_written += 1
+        stats.bytes_written += len(frame.data)
+        if stats.first_pts_ms is None:
+            stats.first_pts_ms = pts_ms
+        stats.last_pts_ms = pts_ms
+        now = time.monotonic()
+        if now - self._last_sync >= FSYNC_INTERVAL_S:
+            os.fsync(self._file.fileno())
+            self._last_sync = now
+
+    def _close_sync(self) -> None:
+        if self._container is not None:
+            self._container.close()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            self._container = self._file = None
+
+    def _abandon(self) -> None:
+        """After a write error: let go of the file without writing more."""
+        for closer in (self._container, self._file):
+            if closer is not None:
+                with contextlib.suppress(OSError, av.error.FFmpegError):
+                    closer.close()
+        self._container = self._file = None
