@@ -1,0 +1,992 @@
+"""Bug-in-ear benchmark: whisper forwarding latency and cue delivery latency
+at N = 1, 20 and 100 concurrent coaching sessions, all on 127.0.0.1.
+
+Each session is a real Sidecoach session with two real aiortc/socket.io
+participants (``tests.peers.Participant``):
+
+* a **coach** that publishes a ``whisper`` track of PRE-ENCODED Opus (a
+  60 s tone + light noise clip made once with ffmpeg, 32 kbit/s, 20 ms
+  frames, so no two payloads of the clip are equal) and holds push-to-talk
+  ("whisper-start") for the whole run, and sends one cue per second
+  during each measuring window;
+* a **teacher** that never decodes: its receiver is tapped with
+  ``server.media.aiortc_adapter.tap_receiver`` (packets are counted and
+  time-stamped before aiortc's jitter buffer and decoder) and it
+  acknowledges every "cue" it gets (the socket.io ack the server waits for).
+
+The server runs **in its own process** (started by this script, killed by
+PID at the end): ``python scripts/bench_bug_in_ear.py --serve ...`` builds
+the normal Sidecoach app (``server.app.create_app``) and, in that process
+only, wraps at runtime -- no server file is changed:
+
+* ``Producer.on_packet`` (called synchronously by the receive tap; it
+  forwards synchronously through the Consumer, SRTP protect and
+  ``sendto``) -> **server forward** = on_packet entry -> the whisper
+  consumer's write returned (tap -> socket);
+* ``aioice.ice.Connection.data_received`` / ``recvfrom`` -> **server path**
+  = the UDP datagram handed to aioice by the event loop -> the consumer's
+  write returned. This adds, on top of the forward time, the wait in
+  aioice's queue for the server's event loop, SRTP unprotect, RTP parse and
+  routing: everything the server does to a packet after the kernel
+  delivered it. (Kernel/socket time before the loop reads it is not seen.)
+
+This is method (a) of the issue ("packet in -> packet out" measured at the
+server), with the server kept out of the clients' process so that the
+server's CPU can be measured on its own (``/proc/<pid>/stat``) and the
+clients do not share its event loop. Both processes share the machine's
+cores, so at high N they compete for CPU; the bench process's CPU is
+reported too.
+
+Measured on the bench's clock as well (one process, ``perf_counter_ns``):
+
+* **whisper end-to-end** = coach ``RTCDtlsTransport._send_rtp`` entry
+  (before SRTP protect) -> teacher tap (after SRTP unprotect and RTP parse),
+  matched by payload (forwarded byte-identical). Includes both clients'
+  SRTP work, loopback, the server, and any wait for the bench's own (busy,
+  single-threaded) event loop. Nothing is subtracted.
+* **cue latency** = just before the coach's ``sio.emit("cue", ...)`` ->
+  the teacher's "cue" handler runs (matched by the cue's unique text);
+  and the coach's round trip: emit -> the coach gets ``cue-state``
+  "delivered" (the server got the teacher's ack).
+
+Losses: of the whisper packets the coaches sent in a window (up to 0.5 s
+before its end), those the teacher never received. Server counters (packets
+that reached a whisper producer / were forwarded) come from the same
+wrappers.
+
+Usage::
+
+    .venv/bin/python scripts/bench_bug_in_ear.py [--quick] [--json out.json]
+
+``--quick`` runs N = 1 and 5 with short windows (a smoke test).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import contextlib
+import ctypes
+import fractions
+import json
+import logging
+import os
+import platform
+import random
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from array import array
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import aiohttp  # noqa: E402
+import av  # noqa: E402
+import numpy as np  # noqa: E402
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack  # noqa: E402
+from aiortc.rtp import RtpPacket  # noqa: E402
+
+from server.media.aiortc_adapter import tap_receiver  # noqa: E402
+
+LEVELS = (1, 20, 100)
+QUICK_LEVELS = (1, 5)
+BENCH_SECRET = "bench-bie-secret-" + "b" * 40
+CLIP_SECONDS = 60
+OPUS_FRAME_S = 0.020
+OPUS_CLOCK = 48_000
+OPUS_FRAME_TICKS = 960
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+#: sent packets this close to the end of a window are not counted as lost
+LOSS_GRACE_NS = 500_000_000
+
+log = logging.getLogger("bench_bug_in_ear")
+
+
+# ------------------------------------------------------------------ clip ----
+
+
+def make_clip(cache_dir: Path) -> Path:
+    """A pre-encoded Opus clip: 1 kHz tone + light noise (so every 20 ms
+    payload is distinct and packets can be matched by payload), 48 kHz mono,
+    32 kbit/s, 20 ms frames. Made once with ffmpeg and cached."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    path = cache_dir / f"whisper-tone-noise-opus32k-20ms-{CLIP_SECONDS}s.ogg"
+    if path.exists() and path.stat().st_size > 0:
+        return path
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.ogg")
+    cmd = [
+        "ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
+        "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000",
+        "-f", "lavfi", "-i", "anoisesrc=sample_rate=48000:amplitude=0.05:seed=7",
+        "-filter_complex", "[0][1]amix=inputs=2", "-t", str(CLIP_SECONDS), "-ac", "1",
+        "-c:a", "libopus", "-b:a", "32k", "-frame_duration", "20", str(tmp),
+    ]  # fmt: skip
+    subprocess.run(cmd, check=True, timeout=120)
+    os.replace(tmp, path)
+    return path
+
+
+def load_clip(path: Path) -> list[bytes]:
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        packets = [bytes(p) for p in container.demux(stream) if p.size]
+    if not packets:
+        raise RuntimeError(f"no Opus packets in {path}")
+    return packets
+
+
+class OpusClipTrack(MediaStreamTrack):  # type: ignore[misc]
+    """Loops the pre-encoded Opus packets at one per 20 ms as ``av.Packet``
+    objects, which aiortc's sender packetizes without encoding.
+
+    (aiortc's ``MediaPlayer(path, decode=False, loop=True)`` is not used: in
+    aiortc 1.16 its demux worker seeks to 0 at the end of the file and the
+    packet pts restart at 0, so the track's throttling and the worker's
+    read-ahead limit stop working and it bursts every later loop as fast as
+    it can demux. It would also run one demux thread per coach.)"""
+
+    kind = "audio"
+
+    def __init__(self, packets: list[bytes], start: int) -> None:
+        super().__init__()
+        self._packets = packets
+        self._start_index = start
+        self._n = 0
+        self._t0: float | None = None
+        self._time_base = fractions.Fraction(1, OPUS_CLOCK)
+        self.stalls = 0
+
+    async def recv(self) -> av.Packet:
+        if self.readyState != "live":
+            raise MediaStreamError
+        now = time.monotonic()
+        if self._t0 is None:
+            self._t0 = now
+        else:
+            wait = self._t0 + self._n * OPUS_FRAME_S - now
+            if wait > 0:
+                await asyncio.sleep(wait)
+            elif wait < -0.25:  # the bench's loop stalled: do not burst to catch up
+                self.stalls += 1
+                self._t0 = now - self._n * OPUS_FRAME_S
+        data = self._packets[(self._start_index + self._n) % len(self._packets)]
+        packet = av.Packet(data)
+        packet.pts = self._n * OPUS_FRAME_TICKS
+        packet.time_base = self._time_base
+        self._n += 1
+        return packet
+
+
+# ------------------------------------------------ server side (--serve) ----
+
+
+class ServerProbe:
+    """Runtime wrappers installed in the server process only (see module doc)."""
+
+    def __init__(self) -> None:
+        self.recording = False
+        self._arrival: tuple[int, int] | None = None  # (datagram in, recvfrom returned)
+        self.reset()
+
+    def reset(self) -> None:
+        self.forward_ns = array("q")  # on_packet entry -> write returned
+        self.path_ns = array("q")  # datagram_received -> write returned
+        self.queue_ns = array("q")  # datagram_received -> recvfrom returned (loop wait)
+        self.rx_ns = array("q")  # recvfrom returned -> on_packet entry (unprotect, parse)
+        self.whisper_packets_in = 0
+        self.whisper_packets_gated = 0
+        self.whisper_packets_not_forwarded = 0
+        self.whisper_packets_out = 0
+        self.t_start = time.monotonic()
+
+    def install(self) -> None:
+        from aioice import ice
+
+        from server.media.policy import Source
+        from server.media.producer import Producer
+
+        probe = self
+        original_data_received = ice.Connection.data_received
+        original_recvfrom = ice.Connection.recvfrom
+        original_on_packet = Producer.on_packet
+
+        def data_received(conn: Any, data: bytes, component: int) -> None:
+            stamps = conn.__dict__.get("_bench_stamps")
+            if stamps is None:
+                stamps = conn._bench_stamps = collections.deque()
+            stamps.append(time.perf_counter_ns())
+            original_data_received(conn, data, component)
+
+        async def recvfrom(conn: Any) -> tuple[bytes, int]:
+            result = await original_recvfrom(conn)
+            # aioice's queue and this deque are both FIFO, one entry per datagram
+            stamps = conn.__dict__.get("_bench_stamps")
+            probe._arrival = (stamps.popleft(), time.perf_counter_ns()) if stamps else None
+            return result
+
+        def on_packet(producer: Any, packet: RtpPacket, codec: Any) -> None:
+            # Nothing suspends between recvfrom returning and the tap calling
+            # on_packet (SRTP unprotect, parse and routing are synchronous), so
+            # _arrival is this packet's datagram when set.
+            t_entry = time.perf_counter_ns()
+            arrival, probe._arrival = probe._arrival, None
+            if not probe.recording or producer.info.source != Source.WHISPER:
+                original_on_packet(producer, packet, codec)
+                return
+            if producer.paused:
+                probe.whisper_packets_gated += 1
+                original_on_packet(producer, packet, codec)
+                return
+            consumers = list(producer.consumers.values())
+            before = sum(c.packets_sent for c in consumers)
+            t0 = time.perf_counter_ns()
+            original_on_packet(producer, packet, codec)
+            t1 = time.perf_counter_ns()
+            sent = sum(c.packets_sent for c in consumers) - before
+            probe.whisper_packets_in += 1
+            if not sent:
+                probe.whisper_packets_not_forwarded += 1
+                return
+            probe.whisper_packets_out += sent
+            probe.forward_ns.append(t1 - t0)
+            if arrival is not None:
+                t_in, t_recv = arrival
+                probe.path_ns.append(t1 - t_in)
+                probe.queue_ns.append(t_recv - t_in)
+                probe.rx_ns.append(t_entry - t_recv)
+
+        ice.Connection.data_received = data_received  # type: ignore[method-assign]
+        ice.Connection.recvfrom = recvfrom  # type: ignore[method-assign]
+        Producer.on_packet = on_packet  # type: ignore[method-assign]
+
+    def report(self) -> dict[str, Any]:
+        def us(values: array[int], q: float) -> float | None:
+            if not values:
+                return None
+            return round(float(np.percentile(np.frombuffer(values, dtype=np.int64), q)) / 1000, 1)
+
+        out: dict[str, Any] = {
+            "window_s": round(time.monotonic() - self.t_start, 3),
+            "whisper_packets_in": self.whisper_packets_in,
+            "whisper_packets_out": self.whisper_packets_out,
+            "whisper_packets_gated": self.whisper_packets_gated,
+            "whisper_packets_not_forwarded": self.whisper_packets_not_forwarded,
+            "forward_samples": len(self.forward_ns),
+            "path_samples": len(self.path_ns),
+        }
+        for name, values in (
+            ("forward", self.forward_ns),
+            ("path", self.path_ns),
+            ("queue", self.queue_ns),
+            ("rx", self.rx_ns),
+        ):
+            for q in (50, 99):
+                out[f"{name}_us_p{q}"] = us(values, q)
+            out[f"{name}_us_max"] = us(values, 100)
+        return out
+
+
+async def serve(port: int, data_dir: Path) -> int:
+    from aiohttp import web
+
+    from server.app import create_app
+    from server.config import Config
+    from server.store import DB_FILE_NAME, SqliteSessionStore
+
+    probe = ServerProbe()
+    probe.install()
+    config = Config(
+        host="127.0.0.1",
+        port=port,
+        data_dir=data_dir,
+        secret=BENCH_SECRET,
+        ice_listen_ips=("127.0.0.1",),
+        log_level="WARNING",
+    )
+    store = await SqliteSessionStore.open(data_dir / DB_FILE_NAME)
+    app = create_app(config, store)
+
+    async def start(request: web.Request) -> web.Response:
+        probe.reset()
+        probe.recording = True
+        return web.json_response({"ok": True})
+
+    async def stop(request: web.Request) -> web.Response:
+        probe.recording = False
+        return web.json_response(probe.report())
+
+    app.router.add_post("/bench/start", start)
+    app.router.add_post("/bench/stop", stop)
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopped.set)
+    try:
+        await stopped.wait()
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(runner.cleanup(), 15)
+        await store.close()
+    return 0
+
+
+# ------------------------------------------------------ server process ----
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _die_with_parent() -> None:  # runs in the child before exec
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of process ``pid`` (all threads), in seconds."""
+    with open(f"/proc/{pid}/stat") as fh:
+        stat = fh.read()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+class ServerProcess:
+    """The Sidecoach server this bench starts (and stops, by PID)."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.data_dir = workdir / "data"
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = workdir / "server.log"
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    async def create_sessions(self, n: int) -> list[str]:
+        from server.store import DB_FILE_NAME, SessionSettings, SqliteSessionStore
+
+        store = await SqliteSessionStore.open(self.data_dir / DB_FILE_NAME)
+        try:
+            ids = []
+            for i in range(n):
+                record = await store.create(
+                    title=f"bench {i + 1}",
+                    teacher_name=f"Teacher {i + 1}",
+                    settings=SessionSettings(recording=False),
+                )
+                ids.append(record.id)
+            return ids
+        finally:
+            await store.close()
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    async def start(self, timeout: float = 30) -> None:
+        cmd = [
+            sys.executable, str(Path(__file__).resolve()), "--serve",
+            "--port", str(self.port), "--data-dir", str(self.data_dir),
+        ]  # fmt: skip
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SIDECOACH_")}
+        self._log = open(self.log_path, "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        async with aiohttp.ClientSession() as http:
+            while True:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"server exited early:\n{self.log_tail()}")
+                with contextlib.suppress(aiohttp.ClientError, OSError):
+                    async with http.get(f"{self.url}/healthz") as resp:
+                        if resp.status == 200:
+                            return
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"server not healthy in {timeout}s:\n{self.log_tail()}")
+                await asyncio.sleep(0.1)
+
+    async def post(self, path: str) -> dict[str, Any]:
+        timeout = aiohttp.ClientTimeout(total=30)
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as http,
+            http.post(self.url + path) as resp,
+        ):
+            resp.raise_for_status()
+            result: dict[str, Any] = await resp.json()
+            return result
+
+    def log_tail(self, n: int = 3000) -> str:
+        with contextlib.suppress(OSError):
+            return self.log_path.read_text(errors="replace")[-n:]
+        return ""
+
+    def stop(self) -> None:
+        """Terminate (then kill) the process this bench started, by PID."""
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+        if getattr(self, "_log", None) is not None:
+            self._log.close()
+
+
+# ---------------------------------------------------------- client side ----
+
+
+def _rtp_payload_offset(data: bytes) -> int:
+    offset = 12 + 4 * (data[0] & 0x0F)
+    if data[0] & 0x10:
+        (words,) = struct.unpack_from("!H", data, offset + 2)
+        offset += 4 + 4 * words
+    return offset
+
+
+@dataclass
+class BenchSession:
+    """One coaching session: a coach whispering + sending cues, a teacher."""
+
+    index: int
+    session_id: str
+    coach: Any = None
+    teacher: Any = None
+    track: OpusClipTrack | None = None
+    ready: bool = False
+    recording: bool = False
+    # whisper, coach side
+    sent_at: dict[int, int] = field(default_factory=dict)  # hash(payload) -> last send, ns
+    sent_log: list[tuple[int, int]] = field(default_factory=list)  # window: (hash, t)
+    sent_packets: int = 0
+    # whisper, teacher side
+    received_packets: int = 0
+    arrivals: list[tuple[int, int]] = field(default_factory=list)  # window: (hash, t)
+    # cues
+    cue_sent: dict[str, int] = field(default_factory=dict)  # text -> emit time, ns
+    cue_received: dict[str, int] = field(default_factory=dict)  # text -> teacher handler
+    cue_delivered: dict[str, int] = field(default_factory=dict)  # text -> coach told
+    cue_task: asyncio.Task[None] | None = None
+
+    # -- probes ---------------------------------------------------------
+
+    def install_send_probe(self, dtls: Any) -> None:
+        original = dtls._send_rtp
+
+        async def send_rtp(data: bytes) -> None:
+            if not 192 <= data[1] <= 223:  # RTP, not RTCP
+                t = time.perf_counter_ns()
+                h = hash(data[_rtp_payload_offset(data) :])
+                self.sent_packets += 1
+                self.sent_at[h] = t
+                if self.recording:
+                    self.sent_log.append((h, t))
+            await original(data)
+
+        dtls._send_rtp = send_rtp
+
+    def on_teacher_packet(self, packet: RtpPacket, codec: Any) -> None:
+        t = time.perf_counter_ns()
+        self.received_packets += 1
+        if self.recording:
+            self.arrivals.append((hash(packet.payload), t))
+
+    def on_sender_report(self, ssrc: int, ntp: int, rtp: int) -> None:
+        pass
+
+    async def on_cue(self, data: Any = None) -> str:
+        t = time.perf_counter_ns()
+        if isinstance(data, dict) and isinstance(data.get("text"), str):
+            self.cue_received.setdefault(data["text"], t)
+        return "ok"  # the socket.io ack the server waits for
+
+    async def on_cue_state(self, data: Any = None) -> None:
+        t = time.perf_counter_ns()
+        if isinstance(data, dict) and data.get("state") == "delivered":
+            self.cue_delivered.setdefault(str(data.get("text")), t)
+
+    # -- window ---------------------------------------------------------
+
+    def start_window(self) -> None:
+        self.sent_log = []
+        self.arrivals = []
+        self.cue_sent, self.cue_received, self.cue_delivered = {}, {}, {}
+        self.recording = True
+
+    async def send_cues(self, rate_hz: float) -> None:
+        """One cue per 1/rate_hz seconds, at a random phase, until cancelled."""
+        period = 1.0 / rate_hz
+        await asyncio.sleep(random.uniform(0, period))
+        start, k = time.monotonic(), 0
+        while True:
+            text = f"bench s{self.index} #{k}"
+            self.cue_sent[text] = time.perf_counter_ns()
+            await self.coach.sio.emit("cue", {"text": text})
+            k += 1
+            wait = start + k * period - time.monotonic()
+            await asyncio.sleep(max(0.0, wait))
+
+
+def tap_teacher(session: BenchSession, pc: Any) -> None:
+    """Tap every audio receiver of the teacher's pc as soon as it appears."""
+
+    def on_track(track: MediaStreamTrack) -> None:
+        for transceiver in pc.getTransceivers():
+            if transceiver.receiver.track is track and track.kind == "audio":
+                tap_receiver(
+                    transceiver.receiver, session.on_teacher_packet, session.on_sender_report
+                )
+
+    pc.on("track", on_track)
+
+
+async def _poll(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not within {timeout:.0f}s")
+        await asyncio.sleep(0.05)
+
+
+async def setup_session(
+    session: BenchSession, url: str, clip: list[bytes], timeout: float
+) -> None:
+    from server.roles import Role
+    from server.tokens import issue_invite
+    from tests.peers import Participant
+
+    def invite(role: str) -> str:
+        return issue_invite(BENCH_SECRET, session.session_id, Role(role), ttl_s=3600)
+
+    coach = Participant(url, invite("coach"), decode=False)
+    teacher = Participant(url, invite("teacher"), decode=False)
+    session.coach, session.teacher = coach, teacher
+
+    await coach.connect()
+    coach.sio.on("cue-state", session.on_cue_state)
+    await coach.join(f"coach {session.index}")
+    session.track = OpusClipTrack(clip, start=random.randrange(len(clip)))
+    producer_id = await coach.publish(session.track, "whisper")
+    await _poll(lambda: coach.published(producer_id), timeout, "whisper published")
+    senders = [t.sender for t in coach.pc.getTransceivers() if t.sender.track is session.track]
+    session.install_send_probe(senders[0].transport)
+
+    tap_teacher(session, teacher.pc)
+    await teacher.connect()
+    teacher.sio.on("cue", session.on_cue)  # replaces Participant's recorder
+    await teacher.join(f"teacher {session.index}")
+
+    reply = await coach.call("whisper-start")
+    if not reply.get("ok"):
+        raise RuntimeError(f"whisper-start refused: {reply}")
+    await _poll(lambda: session.received_packets > 0, timeout, "teacher hears the whisper")
+    session.ready = True
+
+
+async def close_session(session: BenchSession) -> None:
+    if session.cue_task is not None:
+        session.cue_task.cancel()
+    if session.track is not None:
+        session.track.stop()
+    for p in (session.coach, session.teacher):
+        if p is not None:
+            with contextlib.suppress(Exception):
+                await p.close()
+
+
+# ------------------------------------------------------------ measuring ----
+
+
+@dataclass
+class Settings:
+    levels: tuple[int, ...]
+    window_s: float
+    warmup_s: float
+    cue_rate_hz: float
+    setup_concurrency: int
+    setup_timeout_s: float
+    cue_grace_s: float = 5.0
+
+
+def _pct(values: list[float], q: float, digits: int = 3) -> float | None:
+    return round(float(np.percentile(values, q)), digits) if values else None
+
+
+def level_stats(sessions: list[BenchSession], t_end_ns: int) -> dict[str, Any]:
+    e2e: list[float] = []
+    unmatched = lost = counted = 0
+    for s in sessions:
+        for h, t in s.arrivals:
+            sent = s.sent_at.get(h)
+            if sent is None or sent > t:
+                unmatched += 1
+            else:
+                e2e.append((t - sent) / 1e6)
+        got = {h for h, _ in s.arrivals}
+        for h, t in s.sent_log:
+            if t <= t_end_ns - LOSS_GRACE_NS:
+                counted += 1
+                lost += h not in got
+    cue_lat, cue_rtt = [], []
+    cues_sent = cues_received = cues_delivered = 0
+    for s in sessions:
+        cues_sent += len(s.cue_sent)
+        for text, t0 in s.cue_sent.items():
+            t1 = s.cue_received.get(text)
+            if t1 is not None:
+                cues_received += 1
+                cue_lat.append((t1 - t0) / 1e6)
+            t2 = s.cue_delivered.get(text)
+            if t2 is not None:
+                cues_delivered += 1
+                cue_rtt.append((t2 - t0) / 1e6)
+    return {
+        "whisper_e2e_ms_p50": _pct(e2e, 50),
+        "whisper_e2e_ms_p99": _pct(e2e, 99),
+        "whisper_e2e_ms_max": _pct(e2e, 100),
+        "whisper_e2e_samples": len(e2e),
+        "whisper_e2e_unmatched": unmatched,
+        "coach_packets_sent": sum(len(s.sent_log) for s in sessions),
+        "teacher_packets_received": sum(len(s.arrivals) for s in sessions),
+        "teacher_packets_received_min": min((len(s.arrivals) for s in sessions), default=0),
+        "loss_checked_packets": counted,
+        "lost_packets": lost,
+        "loss_pct": round(100 * lost / counted, 3) if counted else None,
+        "cues_sent": cues_sent,
+        "cues_received": cues_received,
+        "cues_delivered_to_coach": cues_delivered,
+        "cue_ms_p50": _pct(cue_lat, 50),
+        "cue_ms_p99": _pct(cue_lat, 99),
+        "cue_ms_max": _pct(cue_lat, 100),
+        "cue_roundtrip_ms_p50": _pct(cue_rtt, 50),
+        "cue_roundtrip_ms_p99": _pct(cue_rtt, 99),
+    }
+
+
+async def run_levels(
+    server: ServerProcess, session_ids: list[str], clip: list[bytes], settings: Settings
+) -> list[dict[str, Any]]:
+    results: list[dict[str, Any]] = []
+    sessions: list[BenchSession] = []
+    failed_setups: list[str] = []
+    sem = asyncio.Semaphore(settings.setup_concurrency)
+
+    async def add(session: BenchSession) -> None:
+        async with sem:
+            try:
+                await asyncio.wait_for(
+                    setup_session(session, server.url, clip, settings.setup_timeout_s),
+                    settings.setup_timeout_s * 2,
+                )
+            except Exception as exc:
+                failed_setups.append(f"session {session.index}: {type(exc).__name__}: {exc}")
+                log.warning("setup of session %d failed: %r", session.index, exc)
+
+    try:
+        for n in settings.levels:
+            t_setup = time.monotonic()
+            new = [BenchSession(i + 1, session_ids[i]) for i in range(len(sessions), n)]
+            sessions.extend(new)
+            await asyncio.gather(*(add(s) for s in new))
+            setup_s = time.monotonic() - t_setup
+            live = [s for s in sessions if s.ready]
+            if not live:
+                raise RuntimeError(f"no session could be set up: {failed_setups[:3]}")
+            await asyncio.sleep(settings.warmup_s)
+
+            await server.post("/bench/start")
+            for s in live:
+                s.start_window()
+                s.cue_task = asyncio.ensure_future(s.send_cues(settings.cue_rate_hz))
+            t0, c0, b0 = time.monotonic(), cpu_seconds(server.pid), cpu_seconds(os.getpid())
+            await asyncio.sleep(settings.window_s)
+            t1, c1, b1 = time.monotonic(), cpu_seconds(server.pid), cpu_seconds(os.getpid())
+            t_end_ns = time.perf_counter_ns()
+            for s in live:
+                if s.cue_task is not None:
+                    s.cue_task.cancel()
+            await asyncio.gather(*(s.cue_task for s in live if s.cue_task), return_exceptions=True)
+            for s in live:
+                s.cue_task = None
+            # let the last cues arrive (bounded), then stop recording whispers
+            with contextlib.suppress(TimeoutError):
+                await _poll(
+                    lambda: all(len(s.cue_received) >= len(s.cue_sent) for s in live),
+                    settings.cue_grace_s,
+                    "last cues",
+                )
+            for s in live:
+                s.recording = False
+            srv = await server.post("/bench/stop")
+            elapsed = t1 - t0
+            stats = level_stats(live, t_end_ns)
+            stalls = sum(s.track.stalls for s in live if s.track is not None)
+            level: dict[str, Any] = {
+                "n": n,
+                "sessions_ready": len(live),
+                "setup_s": round(setup_s, 1),
+                "window_s": round(elapsed, 3),
+                "server_cpu_pct": round((c1 - c0) / elapsed * 100, 1),
+                "bench_process_cpu_pct": round((b1 - b0) / elapsed * 100, 1),
+                "whisper_server_forward_us_p50": srv["forward_us_p50"],
+                "whisper_server_forward_us_p99": srv["forward_us_p99"],
+                "whisper_server_forward_us_max": srv["forward_us_max"],
+                "whisper_server_path_us_p50": srv["path_us_p50"],
+                "whisper_server_path_us_p99": srv["path_us_p99"],
+                "whisper_server_path_us_max": srv["path_us_max"],
+                "whisper_server_samples": srv["forward_samples"],
+                "server_packets_in": srv["whisper_packets_in"],
+                "server_packets_forwarded": srv["whisper_packets_out"],
+                "server_packets_not_forwarded": srv["whisper_packets_not_forwarded"],
+                "server_packets_gated": srv["whisper_packets_gated"],
+                "server": srv,
+                **stats,
+                "coach_send_rate_pps_mean": round(stats["coach_packets_sent"] / elapsed / len(live), 1),
+                "coach_track_stalls": stalls,
+            }
+            results.append(level)
+            log.info("level %s", level)
+    finally:
+        await _close_all(sessions)
+    if failed_setups:
+        for lv in results:
+            lv.setdefault("failed_setups", failed_setups[:10])
+            lv.setdefault("failed_setups_count", len(failed_setups))
+    return results
+
+
+async def _close_all(sessions: list[BenchSession]) -> None:
+    with contextlib.suppress(Exception, asyncio.TimeoutError):
+        await asyncio.wait_for(
+            asyncio.gather(*(close_session(s) for s in sessions), return_exceptions=True), 30
+        )
+
+
+# ------------------------------------------------------------ reporting ----
+
+
+def _fmt(v: Any, spec: str = ".1f") -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def _pair(level: dict[str, Any], key: str, spec: str, unit: str = "") -> str:
+    return f"{_fmt(level.get(key + '_p50'), spec)} / {_fmt(level.get(key + '_p99'), spec)}{unit}"
+
+
+def render(report: dict[str, Any]) -> str:
+    levels = report["levels"]
+    st = report["settings"]
+    lines = [
+        f"Bug-in-ear on loopback: N sessions, each 1 coach whispering pre-encoded Opus "
+        f"(~{st['clip_payload_kbps']:.0f} kbit/s, 50 pkt/s, push-to-talk held) + "
+        f"{st['cue_rate_hz']:g} cue/s to 1 non-decoding teacher",
+        f"{report['machine']['cpus']} CPUs; server in its own process (method (a): timed inside "
+        f"the server by runtime wrappers); {st['window_s']:g} s window per level",
+        "",
+        "Whisper, server-added (us): forward = Producer.on_packet entry -> consumer write "
+        "returned;",
+        "  path = UDP datagram handed to aioice -> write returned (adds event-loop queueing, "
+        "SRTP unprotect, parse).",
+        "Whisper e2e (ms): coach _send_rtp -> teacher tap, bench clock (includes both clients' "
+        "SRTP + bench loop).",
+        "",
+        f"{'N':>4} | {'forward p50/p99 us':>18} | {'path p50/p99 us':>17} | "
+        f"{'e2e p50/p99 ms':>15} | {'fwd pkts':>8} | {'lost':>9} | {'srv CPU%':>8} | "
+        f"{'bench CPU%':>10}",
+        "-" * 108,
+    ]
+    for lv in levels:
+        lost = f"{lv['lost_packets']}/{lv['loss_checked_packets']}"
+        lines.append(
+            f"{lv['n']:>4} | {_pair(lv, 'whisper_server_forward_us', '.1f'):>18} | "
+            f"{_pair(lv, 'whisper_server_path_us', '.1f'):>17} | "
+            f"{_pair(lv, 'whisper_e2e_ms', '.2f'):>15} | {lv['server_packets_forwarded']:>8} | "
+            f"{lost:>9} | {_fmt(lv['server_cpu_pct']):>8} | "
+            f"{_fmt(lv['bench_process_cpu_pct']):>10}"
+        )
+    lines += [
+        "",
+        "Cues (ms): coach sio.emit('cue') -> teacher 'cue' handler; round trip: emit -> coach "
+        "gets cue-state 'delivered'.",
+        "",
+        f"{'N':>4} | {'cue p50/p99 ms':>16} | {'max ms':>7} | {'received/sent':>13} | "
+        f"{'round trip p50/p99 ms':>21} | {'sessions ready':>14}",
+        "-" * 90,
+    ]
+    for lv in levels:
+        lines.append(
+            f"{lv['n']:>4} | {_pair(lv, 'cue_ms', '.2f'):>16} | {_fmt(lv['cue_ms_max'], '.1f'):>7}"
+            f" | {lv['cues_received']:>6}/{lv['cues_sent']:<6} | "
+            f"{_pair(lv, 'cue_roundtrip_ms', '.2f'):>21} | "
+            f"{lv['sessions_ready']:>6}/{lv['n']:<7}"
+        )
+    notes = []
+    for lv in levels:
+        if lv.get("coach_track_stalls"):
+            notes.append(
+                f"N={lv['n']}: the bench's event loop stalled >250 ms "
+                f"{lv['coach_track_stalls']} times (coach tracks re-paced)"
+            )
+        if lv["coach_send_rate_pps_mean"] < 45:
+            notes.append(
+                f"N={lv['n']}: coaches sent only {lv['coach_send_rate_pps_mean']} pkt/s "
+                "on average (client side overloaded)"
+            )
+    if report.get("failed_setups_count"):
+        notes.append(f"{report['failed_setups_count']} session setups failed")
+    if report.get("error"):
+        notes.append(f"!! failed: {report['error']}")
+    if notes:
+        lines += [""] + notes
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ main ----
+
+
+async def bench(args: argparse.Namespace) -> dict[str, Any]:
+    settings = Settings(
+        levels=tuple(args.levels),
+        window_s=args.window,
+        warmup_s=args.warmup,
+        cue_rate_hz=args.cue_rate,
+        setup_concurrency=args.setup_concurrency,
+        setup_timeout_s=args.setup_timeout,
+    )
+    clip_path = make_clip(Path(args.cache_dir))
+    clip = load_clip(clip_path)
+    kbps = sum(len(p) for p in clip) * 8 / (len(clip) * OPUS_FRAME_S) / 1000
+    report: dict[str, Any] = {
+        "settings": {
+            "levels": list(settings.levels),
+            "window_s": settings.window_s,
+            "warmup_s": settings.warmup_s,
+            "cue_rate_hz": settings.cue_rate_hz,
+            "clip": str(clip_path),
+            "clip_packets": len(clip),
+            "clip_unique_payloads": len(set(clip)),
+            "clip_payload_kbps": round(kbps, 1),
+        },
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "method": (
+            "server in its own process; whisper server-added latency timed inside it by "
+            "runtime wrappers of Producer.on_packet (forward) and aioice "
+            "Connection.data_received/recvfrom (path); end-to-end and cue latency on the "
+            "bench process's perf_counter_ns clock"
+        ),
+        "definitions": {
+            "whisper_server_forward_us": "Producer.on_packet entry -> whisper consumer's "
+            "write (SRTP protect + sendto) returned, whisper producers with one consumer",
+            "whisper_server_path_us": "datagram handed to aioice (data_received) -> write "
+            "returned: + event-loop queueing, SRTP unprotect, RTP parse, routing",
+            "whisper_e2e_ms": "coach RTCDtlsTransport._send_rtp entry (before SRTP) -> "
+            "teacher tap (after SRTP unprotect, before jitter buffer), matched by payload",
+            "cue_ms": "before coach sio.emit('cue') -> teacher 'cue' handler",
+            "cue_roundtrip_ms": "before coach sio.emit('cue') -> coach gets cue-state "
+            "'delivered' (after the teacher's socket.io ack reached the server)",
+            "lost_packets": "whisper packets sent by coaches in the window (up to 0.5 s "
+            "before its end) never received by their teacher",
+        },
+        "levels": [],
+    }
+    with tempfile.TemporaryDirectory(prefix="sidecoach-bie-bench-") as tmp:
+        server = ServerProcess(Path(tmp))
+        try:
+            session_ids = await server.create_sessions(max(settings.levels))
+            await server.start()
+            report["server_pid"] = server.pid
+            budget = 60 + sum(
+                n / settings.setup_concurrency * 6
+                + settings.warmup_s
+                + settings.window_s
+                + settings.cue_grace_s
+                + 20
+                for n in settings.levels
+            )
+            report["budget_s"] = round(budget)
+            report["levels"] = await asyncio.wait_for(
+                run_levels(server, session_ids, clip, settings), budget
+            )
+        except Exception as exc:
+            log.exception("benchmark failed")
+            report["error"] = f"{type(exc).__name__}: {exc}"
+            report["server_log_tail"] = server.log_tail()
+        finally:
+            server.stop()
+    for lv in report["levels"]:
+        if "failed_setups_count" in lv:
+            report["failed_setups_count"] = lv["failed_setups_count"]
+    return report
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="N=1,5 with short windows (smoke)")
+    parser.add_argument("--json", metavar="PATH", help="write all numbers to PATH")
+    parser.add_argument("--levels", type=lambda s: [int(x) for x in s.split(",")], default=None)
+    parser.add_argument("--window", type=float, default=None, help="window per level, s (20)")
+    parser.add_argument("--warmup", type=float, default=None, help="warm-up per level, s (3)")
+    parser.add_argument("--cue-rate", type=float, default=1.0, help="cues/s per session (1)")
+    parser.add_argument("--setup-concurrency", type=int, default=10)
+    parser.add_argument("--setup-timeout", type=float, default=30.0)
+    parser.add_argument(
+        "--cache-dir",
+        default=os.environ.get("SIDECOACH_BENCH_CACHE")
+        or str(Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "sidecoach-bench"),
+        help="where the encoded Opus clip is kept",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true")
+    # internal: run the instrumented server (started by the bench itself)
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--data-dir", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    args.levels = args.levels or list(QUICK_LEVELS if args.quick else LEVELS)
+    args.window = args.window or (3.0 if args.quick else 20.0)
+    args.warmup = args.warmup or (1.0 if args.quick else 3.0)
+    if args.cue_rate <= 0 or any(n < 1 for n in args.levels):
+        parser.error("--cue-rate and --levels must be positive")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(name)s: %(message)s",
+    )
+    for noisy in ("aioice", "aiortc", "socketio", "engineio"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    if args.serve:
+        return asyncio.run(serve(args.port, Path(args.data_dir)))
+    report = asyncio.run(bench(args))
+    print(render(report), flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+    return 1 if report.get("error") or not report["levels"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
