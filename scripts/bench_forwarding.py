@@ -711,6 +711,9 @@ def render(report: dict[str, Any]) -> str:
         f"ratio baseline/Sidecoach {_fmt(ratio, '.1f')}",
         "Reference (% per added subscriber): "
         + "; ".join(f"{k} ~{v}" for k, v in REFERENCE_PCT_PER_SUBSCRIBER.items()),
+        "Note: the baseline re-encodes at aiortc's default VP8 target (~500 kbit/s: the "
+        "tapped receivers send no REMB), half the publisher's rate; its encoders run in "
+        "threads, so it can use more than one core.",
     ]
     for name, res in servers.items():
         if res.get("error"):
