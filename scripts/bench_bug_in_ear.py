@@ -106,8 +106,6 @@ OPUS_FRAME_S = 0.020
 OPUS_CLOCK = 48_000
 OPUS_FRAME_TICKS = 960
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-#: sent packets this close to the end of a window are not counted as lost
-LOSS_GRACE_NS = 500_000_000
 
 log = logging.getLogger("bench_bug_in_ear")
 
@@ -145,7 +143,7 @@ def load_clip(path: Path) -> list[bytes]:
     return packets
 
 
-class OpusClipTrack(MediaStreamTrack):  # type: ignore[misc]
+class OpusClipTrack(MediaStreamTrack):
     """Loops the pre-encoded Opus packets at one per 20 ms as ``av.Packet``
     objects, which aiortc's sender packetizes without encoding.
 
@@ -166,7 +164,7 @@ class OpusClipTrack(MediaStreamTrack):  # type: ignore[misc]
         self._time_base = fractions.Fraction(1, OPUS_CLOCK)
         self.stalls = 0
 
-    async def recv(self) -> av.Packet:
+    async def recv(self) -> av.Packet:  # type: ignore[type-arg]
         if self.readyState != "live":
             raise MediaStreamError
         now = time.monotonic()
@@ -265,9 +263,9 @@ class ServerProbe:
                 probe.queue_ns.append(t_recv - t_in)
                 probe.rx_ns.append(t_entry - t_recv)
 
-        ice.Connection.data_received = data_received  # type: ignore[method-assign]
-        ice.Connection.recvfrom = recvfrom  # type: ignore[method-assign]
-        Producer.on_packet = on_packet  # type: ignore[method-assign]
+        ice.Connection.data_received = data_received  # type: ignore[method-assign,assignment]
+        ice.Connection.recvfrom = recvfrom  # type: ignore[method-assign,assignment]
+        Producer.on_packet = on_packet  # type: ignore[method-assign,assignment]
 
     def report(self) -> dict[str, Any]:
         def us(values: array[int], q: float) -> float | None:
@@ -296,51 +294,63 @@ class ServerProbe:
         return out
 
 
-async def serve(port: int, data_dir: Path) -> int:
-    from aiohttp import web
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
 
-    from server.app import create_app
-    from server.config import Config
-    from server.store import DB_FILE_NAME, SqliteSessionStore
 
+def serve(port: int, data_dir: Path, control_dir: Path) -> int:
+    """Run the real server (``server.app.serve``, configured by the real CLI
+    parser) with the ServerProbe installed. SIGUSR1 starts a window, SIGUSR2
+    ends it and writes its numbers to ``control_dir/stats.json``."""
+    from server.app import serve as serve_app
+    from server.cli import build_config, build_parser, configure_logging
+
+    cli = build_parser().parse_args(
+        [
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+            "--ice-listen-ips",
+            "127.0.0.1",
+            "--log-level",
+            "WARNING",
+        ]  # fmt: skip
+    )
+    config = build_config(cli)
+    configure_logging(config.log_level)
+    for noisy in ("aioice", "aiortc"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
     probe = ServerProbe()
     probe.install()
-    config = Config(
-        host="127.0.0.1",
-        port=port,
-        data_dir=data_dir,
-        secret=BENCH_SECRET,
-        ice_listen_ips=("127.0.0.1",),
-        log_level="WARNING",
-    )
-    store = await SqliteSessionStore.open(data_dir / DB_FILE_NAME)
-    app = create_app(config, store)
+    lag = LoopLag()
 
-    async def start(request: web.Request) -> web.Response:
+    def start() -> None:
         probe.reset()
         probe.recording = True
-        return web.json_response({"ok": True})
+        lag.begin()
+        _write_json(control_dir / "started.json", {"ok": True})
 
-    async def stop(request: web.Request) -> web.Response:
+    def stop() -> None:
         probe.recording = False
-        return web.json_response(probe.report())
+        _write_json(control_dir / "stats.json", {**probe.report(), **lag.end()})
 
-    app.router.add_post("/bench/start", start)
-    app.router.add_post("/bench/stop", stop)
-    runner = web.AppRunner(app, handle_signals=False)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    stopped = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stopped.set)
-    try:
-        await stopped.wait()
-    finally:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(runner.cleanup(), 15)
-        await store.close()
-    return 0
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGUSR1, start)
+        loop.add_signal_handler(signal.SIGUSR2, stop)
+        lag.start()
+        try:
+            return await serve_app(config)
+        finally:
+            await lag.stop()
+
+    return asyncio.run(main())
 
 
 # ------------------------------------------------------ server process ----
@@ -370,28 +380,13 @@ class ServerProcess:
 
     def __init__(self, workdir: Path) -> None:
         self.data_dir = workdir / "data"
+        self.control_dir = workdir / "control"
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.control_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = workdir / "server.log"
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
-
-    async def create_sessions(self, n: int) -> list[str]:
-        from server.store import DB_FILE_NAME, SessionSettings, SqliteSessionStore
-
-        store = await SqliteSessionStore.open(self.data_dir / DB_FILE_NAME)
-        try:
-            ids = []
-            for i in range(n):
-                record = await store.create(
-                    title=f"bench {i + 1}",
-                    teacher_name=f"Teacher {i + 1}",
-                    settings=SessionSettings(recording=False),
-                )
-                ids.append(record.id)
-            return ids
-        finally:
-            await store.close()
 
     @property
     def pid(self) -> int:
@@ -400,10 +395,11 @@ class ServerProcess:
 
     async def start(self, timeout: float = 30) -> None:
         cmd = [
-            sys.executable, str(Path(__file__).resolve()), "--serve",
-            "--port", str(self.port), "--data-dir", str(self.data_dir),
+            sys.executable, str(Path(__file__).resolve()), "--serve", "--port", str(self.port),
+            "--data-dir", str(self.data_dir), "--control-dir", str(self.control_dir),
         ]  # fmt: skip
         env = {k: v for k, v in os.environ.items() if not k.startswith("SIDECOACH_")}
+        env["SIDECOACH_SECRET"] = BENCH_SECRET
         self._log = open(self.log_path, "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
             cmd, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
@@ -422,15 +418,45 @@ class ServerProcess:
                     raise RuntimeError(f"server not healthy in {timeout}s:\n{self.log_tail()}")
                 await asyncio.sleep(0.1)
 
-    async def post(self, path: str) -> dict[str, Any]:
+    async def create_sessions(self, n: int) -> list[str]:
+        """Through the admin HTTP API; no recording (one whisper consumer)."""
+        from server.tokens import issue_admin_token
+
+        headers = {"Authorization": f"Bearer {issue_admin_token(BENCH_SECRET, ttl_s=3600)}"}
+        ids = []
         timeout = aiohttp.ClientTimeout(total=30)
-        async with (
-            aiohttp.ClientSession(timeout=timeout) as http,
-            http.post(self.url + path) as resp,
-        ):
-            resp.raise_for_status()
-            result: dict[str, Any] = await resp.json()
-            return result
+        async with aiohttp.ClientSession(timeout=timeout, headers=headers) as http:
+            for i in range(n):
+                body = {
+                    "title": f"bench {i + 1}",
+                    "teacher_name": f"Teacher {i + 1}",
+                    "settings": {"recording": False},
+                }
+                async with http.post(f"{self.url}/api/sessions", json=body) as resp:
+                    if resp.status != 201:
+                        raise RuntimeError(f"create session: {resp.status} {await resp.text()}")
+                    ids.append((await resp.json())["session"]["id"])
+        return ids
+
+    async def _signal(self, sig: int, name: str, timeout: float = 30) -> dict[str, Any]:
+        path = self.control_dir / name
+        path.unlink(missing_ok=True)
+        os.kill(self.pid, sig)  # our own child, by PID
+        deadline = time.monotonic() + timeout
+        while not path.exists():
+            if self.proc is None or self.proc.poll() is not None:
+                raise RuntimeError(f"server died:\n{self.log_tail()}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"server did not write {name} within {timeout:.0f}s")
+            await asyncio.sleep(0.02)
+        result: dict[str, Any] = json.loads(path.read_text())
+        return result
+
+    async def start_window(self) -> None:
+        await self._signal(signal.SIGUSR1, "started.json")
+
+    async def stop_window(self) -> dict[str, Any]:
+        return await self._signal(signal.SIGUSR2, "stats.json")
 
     def log_tail(self, n: int = 3000) -> str:
         with contextlib.suppress(OSError):
@@ -462,24 +488,83 @@ def _rtp_payload_offset(data: bytes) -> int:
     return offset
 
 
+class LiveLatency:
+    """Recent whisper end-to-end latencies of all sessions (for settling)."""
+
+    def __init__(self) -> None:
+        self.recent: list[int] = []
+
+    def take_p50_ms(self) -> float | None:
+        values, self.recent = self.recent, []
+        return float(np.median(values)) / 1e6 if values else None
+
+
+class LoopLag:
+    """How late a 10 ms ticker wakes up on this process's event loop: the
+    time any callback (a packet, a cue) may wait for the loop."""
+
+    PERIOD_S = 0.010
+
+    def __init__(self) -> None:
+        self.lags_ns = array("q")
+        self.recording = False
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            t0 = time.perf_counter_ns()
+            await asyncio.sleep(self.PERIOD_S)
+            if self.recording:
+                self.lags_ns.append(time.perf_counter_ns() - t0 - int(self.PERIOD_S * 1e9))
+
+    def begin(self) -> None:
+        self.lags_ns = array("q")
+        self.recording = True
+
+    def end(self) -> dict[str, float | None]:
+        self.recording = False
+        values = np.frombuffer(self.lags_ns, dtype=np.int64) / 1e6 if self.lags_ns else None
+        return {
+            f"loop_lag_ms_{name}": None if values is None else round(float(fn(values)), 3)
+            for name, fn in (
+                ("p50", lambda v: np.percentile(v, 50)),
+                ("p99", lambda v: np.percentile(v, 99)),
+                ("max", np.max),
+            )
+        }
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+
 @dataclass
 class BenchSession:
     """One coaching session: a coach whispering + sending cues, a teacher."""
 
     index: int
     session_id: str
+    live: LiveLatency
     coach: Any = None
     teacher: Any = None
     track: OpusClipTrack | None = None
     ready: bool = False
-    recording: bool = False
+    #: the window's packets are those the coach sends while this is set
+    sending_window: bool = False
+    #: arrivals are kept while this is set (the window plus a grace period)
+    receiving_window: bool = False
     # whisper, coach side
     sent_at: dict[int, int] = field(default_factory=dict)  # hash(payload) -> last send, ns
     sent_log: list[tuple[int, int]] = field(default_factory=list)  # window: (hash, t)
     sent_packets: int = 0
     # whisper, teacher side
     received_packets: int = 0
-    arrivals: list[tuple[int, int]] = field(default_factory=list)  # window: (hash, t)
+    received_in_window: int = 0
+    first_arrival: dict[int, int] = field(default_factory=dict)  # hash -> t, window + grace
     # cues
     cue_sent: dict[str, int] = field(default_factory=dict)  # text -> emit time, ns
     cue_received: dict[str, int] = field(default_factory=dict)  # text -> teacher handler
@@ -497,7 +582,7 @@ class BenchSession:
                 h = hash(data[_rtp_payload_offset(data) :])
                 self.sent_packets += 1
                 self.sent_at[h] = t
-                if self.recording:
+                if self.sending_window:
                     self.sent_log.append((h, t))
             await original(data)
 
@@ -505,9 +590,15 @@ class BenchSession:
 
     def on_teacher_packet(self, packet: RtpPacket, codec: Any) -> None:
         t = time.perf_counter_ns()
+        h = hash(packet.payload)
         self.received_packets += 1
-        if self.recording:
-            self.arrivals.append((hash(packet.payload), t))
+        sent = self.sent_at.get(h)
+        if sent is not None:
+            self.live.recent.append(t - sent)
+        if self.receiving_window:
+            self.first_arrival.setdefault(h, t)
+            if self.sending_window:
+                self.received_in_window += 1
 
     def on_sender_report(self, ssrc: int, ntp: int, rtp: int) -> None:
         pass
@@ -527,9 +618,16 @@ class BenchSession:
 
     def start_window(self) -> None:
         self.sent_log = []
-        self.arrivals = []
+        self.first_arrival = {}
+        self.received_in_window = 0
         self.cue_sent, self.cue_received, self.cue_delivered = {}, {}, {}
-        self.recording = True
+        self.sending_window = self.receiving_window = True
+
+    def settled(self) -> bool:
+        """Every cue and whisper packet of the window has arrived."""
+        return len(self.cue_received) >= len(self.cue_sent) and all(
+            h in self.first_arrival for h, _ in self.sent_log
+        )
 
     async def send_cues(self, rate_hz: float) -> None:
         """One cue per 1/rate_hz seconds, at a random phase, until cancelled."""
@@ -566,9 +664,7 @@ async def _poll(predicate: Callable[[], bool], timeout: float, what: str) -> Non
         await asyncio.sleep(0.05)
 
 
-async def setup_session(
-    session: BenchSession, url: str, clip: list[bytes], timeout: float
-) -> None:
+async def setup_session(session: BenchSession, url: str, clip: list[bytes], timeout: float) -> None:
     from server.roles import Role
     from server.tokens import issue_invite
     from tests.peers import Participant
@@ -623,28 +719,31 @@ class Settings:
     cue_rate_hz: float
     setup_concurrency: int
     setup_timeout_s: float
-    cue_grace_s: float = 5.0
+    #: steady state: the last second's median whisper e2e latency below this
+    settle_ms: float = 20.0
+    #: measure anyway after waiting this long for the steady state
+    max_settle_s: float = 30.0
+    #: after a window, wait at most this long for its last packets and cues
+    grace_s: float = 10.0
 
 
 def _pct(values: list[float], q: float, digits: int = 3) -> float | None:
     return round(float(np.percentile(values, q)), digits) if values else None
 
 
-def level_stats(sessions: list[BenchSession], t_end_ns: int) -> dict[str, Any]:
+def level_stats(sessions: list[BenchSession]) -> dict[str, Any]:
+    """Whisper: every packet a coach sent in the window, matched (by payload)
+    with its first arrival at the teacher up to the end of the grace period.
+    Cues: every cue sent in the window."""
     e2e: list[float] = []
-    unmatched = lost = counted = 0
+    lost = 0
     for s in sessions:
-        for h, t in s.arrivals:
-            sent = s.sent_at.get(h)
-            if sent is None or sent > t:
-                unmatched += 1
-            else:
-                e2e.append((t - sent) / 1e6)
-        got = {h for h, _ in s.arrivals}
         for h, t in s.sent_log:
-            if t <= t_end_ns - LOSS_GRACE_NS:
-                counted += 1
-                lost += h not in got
+            arrived = s.first_arrival.get(h)
+            if arrived is None or arrived < t:
+                lost += 1
+            else:
+                e2e.append((arrived - t) / 1e6)
     cue_lat, cue_rtt = [], []
     cues_sent = cues_received = cues_delivered = 0
     for s in sessions:
@@ -658,18 +757,17 @@ def level_stats(sessions: list[BenchSession], t_end_ns: int) -> dict[str, Any]:
             if t2 is not None:
                 cues_delivered += 1
                 cue_rtt.append((t2 - t0) / 1e6)
+    sent = sum(len(s.sent_log) for s in sessions)
     return {
         "whisper_e2e_ms_p50": _pct(e2e, 50),
         "whisper_e2e_ms_p99": _pct(e2e, 99),
         "whisper_e2e_ms_max": _pct(e2e, 100),
         "whisper_e2e_samples": len(e2e),
-        "whisper_e2e_unmatched": unmatched,
-        "coach_packets_sent": sum(len(s.sent_log) for s in sessions),
-        "teacher_packets_received": sum(len(s.arrivals) for s in sessions),
-        "teacher_packets_received_min": min((len(s.arrivals) for s in sessions), default=0),
-        "loss_checked_packets": counted,
+        "coach_packets_sent": sent,
+        "teacher_packets_received": sum(s.received_in_window for s in sessions),
+        "teacher_packets_received_min": min((s.received_in_window for s in sessions), default=0),
         "lost_packets": lost,
-        "loss_pct": round(100 * lost / counted, 3) if counted else None,
+        "loss_pct": round(100 * lost / sent, 3) if sent else None,
         "cues_sent": cues_sent,
         "cues_received": cues_received,
         "cues_delivered_to_coach": cues_delivered,
@@ -681,6 +779,29 @@ def level_stats(sessions: list[BenchSession], t_end_ns: int) -> dict[str, Any]:
     }
 
 
+async def settle(live: LiveLatency, settings: Settings) -> dict[str, Any]:
+    """Wait for the steady state: the backlog that setting up sessions
+    leaves in both processes has drained (bounded by ``max_settle_s``)."""
+    t0 = time.monotonic()
+    series: list[float | None] = []
+    live.take_p50_ms()
+    while True:
+        await asyncio.sleep(1.0)
+        p50 = live.take_p50_ms()
+        series.append(None if p50 is None else round(p50, 2))
+        if p50 is not None and p50 < settings.settle_ms:
+            settled = True
+            break
+        if time.monotonic() - t0 >= settings.max_settle_s:
+            settled = False
+            break
+    return {
+        "settled": settled,
+        "settle_s": round(time.monotonic() - t0, 1),
+        "settle_e2e_p50_ms_per_s": series,
+    }
+
+
 async def run_levels(
     server: ServerProcess, session_ids: list[str], clip: list[bytes], settings: Settings
 ) -> list[dict[str, Any]]:
@@ -688,6 +809,9 @@ async def run_levels(
     sessions: list[BenchSession] = []
     failed_setups: list[str] = []
     sem = asyncio.Semaphore(settings.setup_concurrency)
+    live_latency = LiveLatency()
+    lag = LoopLag()
+    lag.start()
 
     async def add(session: BenchSession) -> None:
         async with sem:
@@ -703,7 +827,9 @@ async def run_levels(
     try:
         for n in settings.levels:
             t_setup = time.monotonic()
-            new = [BenchSession(i + 1, session_ids[i]) for i in range(len(sessions), n)]
+            new = [
+                BenchSession(i + 1, session_ids[i], live_latency) for i in range(len(sessions), n)
+            ]
             sessions.extend(new)
             await asyncio.gather(*(add(s) for s in new))
             setup_s = time.monotonic() - t_setup
@@ -711,39 +837,46 @@ async def run_levels(
             if not live:
                 raise RuntimeError(f"no session could be set up: {failed_setups[:3]}")
             await asyncio.sleep(settings.warmup_s)
+            steady = await settle(live_latency, settings)
 
-            await server.post("/bench/start")
+            await server.start_window()
+            lag.begin()
             for s in live:
                 s.start_window()
                 s.cue_task = asyncio.ensure_future(s.send_cues(settings.cue_rate_hz))
             t0, c0, b0 = time.monotonic(), cpu_seconds(server.pid), cpu_seconds(os.getpid())
             await asyncio.sleep(settings.window_s)
             t1, c1, b1 = time.monotonic(), cpu_seconds(server.pid), cpu_seconds(os.getpid())
-            t_end_ns = time.perf_counter_ns()
             for s in live:
+                s.sending_window = False
                 if s.cue_task is not None:
                     s.cue_task.cancel()
+            bench_lag = lag.end()
+            srv = await server.stop_window()
             await asyncio.gather(*(s.cue_task for s in live if s.cue_task), return_exceptions=True)
             for s in live:
                 s.cue_task = None
-            # let the last cues arrive (bounded), then stop recording whispers
+            # the window's last packets and cues may still be on their way
+            t_grace = time.monotonic()
             with contextlib.suppress(TimeoutError):
                 await _poll(
-                    lambda: all(len(s.cue_received) >= len(s.cue_sent) for s in live),
-                    settings.cue_grace_s,
-                    "last cues",
+                    lambda live=live: all(s.settled() for s in live),  # type: ignore[misc]
+                    settings.grace_s,
+                    "grace",
                 )
+            grace_s = time.monotonic() - t_grace
             for s in live:
-                s.recording = False
-            srv = await server.post("/bench/stop")
+                s.receiving_window = False
             elapsed = t1 - t0
-            stats = level_stats(live, t_end_ns)
+            stats = level_stats(live)
             stalls = sum(s.track.stalls for s in live if s.track is not None)
             level: dict[str, Any] = {
                 "n": n,
                 "sessions_ready": len(live),
                 "setup_s": round(setup_s, 1),
+                **steady,
                 "window_s": round(elapsed, 3),
+                "grace_used_s": round(grace_s, 2),
                 "server_cpu_pct": round((c1 - c0) / elapsed * 100, 1),
                 "bench_process_cpu_pct": round((b1 - b0) / elapsed * 100, 1),
                 "whisper_server_forward_us_p50": srv["forward_us_p50"],
@@ -757,14 +890,21 @@ async def run_levels(
                 "server_packets_forwarded": srv["whisper_packets_out"],
                 "server_packets_not_forwarded": srv["whisper_packets_not_forwarded"],
                 "server_packets_gated": srv["whisper_packets_gated"],
+                "server_loop_lag_ms_p50": srv["loop_lag_ms_p50"],
+                "server_loop_lag_ms_p99": srv["loop_lag_ms_p99"],
+                "server_loop_lag_ms_max": srv["loop_lag_ms_max"],
+                **{f"bench_{k}": v for k, v in bench_lag.items()},
                 "server": srv,
                 **stats,
-                "coach_send_rate_pps_mean": round(stats["coach_packets_sent"] / elapsed / len(live), 1),
+                "coach_send_rate_pps_mean": round(
+                    stats["coach_packets_sent"] / elapsed / len(live), 1
+                ),
                 "coach_track_stalls": stalls,
             }
             results.append(level)
             log.info("level %s", level)
     finally:
+        await lag.stop()
         await _close_all(sessions)
     if failed_setups:
         for lv in results:
@@ -794,56 +934,75 @@ def _pair(level: dict[str, Any], key: str, spec: str, unit: str = "") -> str:
 def render(report: dict[str, Any]) -> str:
     levels = report["levels"]
     st = report["settings"]
+    floor = report.get("python_floor_us") or {}
     lines = [
         f"Bug-in-ear on loopback: N sessions, each 1 coach whispering pre-encoded Opus "
         f"(~{st['clip_payload_kbps']:.0f} kbit/s, 50 pkt/s, push-to-talk held) + "
         f"{st['cue_rate_hz']:g} cue/s to 1 non-decoding teacher",
-        f"{report['machine']['cpus']} CPUs; server in its own process (method (a): timed inside "
-        f"the server by runtime wrappers); {st['window_s']:g} s window per level",
+        f"{report['machine']['cpus']} CPUs; server in its own process, whisper server-added "
+        f"latency timed inside it (method (a), runtime wrappers); {st['window_s']:g} s window "
+        "per level, in steady state",
         "",
-        "Whisper, server-added (us): forward = Producer.on_packet entry -> consumer write "
-        "returned;",
-        "  path = UDP datagram handed to aioice -> write returned (adds event-loop queueing, "
-        "SRTP unprotect, parse).",
-        "Whisper e2e (ms): coach _send_rtp -> teacher tap, bench clock (includes both clients' "
-        "SRTP + bench loop).",
+        "Whisper, server-added (us): forward = Producer.on_packet entry -> the whisper "
+        "consumer's write (SRTP protect + sendto) returned;",
+        "  path = UDP datagram handed to aioice -> write returned (+ queueing for the server's "
+        "event loop, SRTP unprotect, RTP parse, routing).",
+        "Whisper e2e (ms): coach _send_rtp -> teacher tap on the bench clock (+ both clients' "
+        "SRTP, loopback, the bench's own loop). lost = never arrived / sent in window.",
         "",
         f"{'N':>4} | {'forward p50/p99 us':>18} | {'path p50/p99 us':>17} | "
-        f"{'e2e p50/p99 ms':>15} | {'fwd pkts':>8} | {'lost':>9} | {'srv CPU%':>8} | "
+        f"{'e2e p50/p99 ms':>17} | {'fwd pkts':>8} | {'lost/sent':>11} | {'srv CPU%':>8} | "
         f"{'bench CPU%':>10}",
-        "-" * 108,
+        "-" * 112,
     ]
     for lv in levels:
-        lost = f"{lv['lost_packets']}/{lv['loss_checked_packets']}"
+        lost = f"{lv['lost_packets']}/{lv['coach_packets_sent']}"
         lines.append(
             f"{lv['n']:>4} | {_pair(lv, 'whisper_server_forward_us', '.1f'):>18} | "
             f"{_pair(lv, 'whisper_server_path_us', '.1f'):>17} | "
-            f"{_pair(lv, 'whisper_e2e_ms', '.2f'):>15} | {lv['server_packets_forwarded']:>8} | "
-            f"{lost:>9} | {_fmt(lv['server_cpu_pct']):>8} | "
+            f"{_pair(lv, 'whisper_e2e_ms', '.2f'):>17} | {lv['server_packets_forwarded']:>8} | "
+            f"{lost:>11} | {_fmt(lv['server_cpu_pct']):>8} | "
             f"{_fmt(lv['bench_process_cpu_pct']):>10}"
         )
     lines += [
         "",
         "Cues (ms): coach sio.emit('cue') -> teacher 'cue' handler; round trip: emit -> coach "
         "gets cue-state 'delivered'.",
+        "Loop lag (ms): lateness of a 10 ms ticker on each process's event loop, p50/p99.",
         "",
         f"{'N':>4} | {'cue p50/p99 ms':>16} | {'max ms':>7} | {'received/sent':>13} | "
-        f"{'round trip p50/p99 ms':>21} | {'sessions ready':>14}",
-        "-" * 90,
+        f"{'round trip p50/p99':>18} | {'srv lag p50/p99':>15} | {'bench lag p50/p99':>17} | "
+        f"{'ready':>7}",
+        "-" * 121,
     ]
     for lv in levels:
         lines.append(
             f"{lv['n']:>4} | {_pair(lv, 'cue_ms', '.2f'):>16} | {_fmt(lv['cue_ms_max'], '.1f'):>7}"
             f" | {lv['cues_received']:>6}/{lv['cues_sent']:<6} | "
-            f"{_pair(lv, 'cue_roundtrip_ms', '.2f'):>21} | "
-            f"{lv['sessions_ready']:>6}/{lv['n']:<7}"
+            f"{_pair(lv, 'cue_roundtrip_ms', '.2f'):>18} | "
+            f"{_pair(lv, 'server_loop_lag_ms', '.2f'):>15} | "
+            f"{_pair(lv, 'bench_loop_lag_ms', '.2f'):>17} | "
+            f"{lv['sessions_ready']:>3}/{lv['n']:<3}"
         )
+    if floor:
+        lines += [
+            "",
+            "Machine floor, bench process, one SRTP protect + sendto of a 92-byte RTP packet: "
+            f"p50 {_fmt(floor.get('back_to_back_p50'))} us back to back, "
+            f"{_fmt(floor.get('paced_20ms_p50'))} us when paced every 20 ms (cold CPU/caches "
+            "between packets).",
+        ]
     notes = []
     for lv in levels:
+        if not lv.get("settled", True):
+            notes.append(
+                f"N={lv['n']}: no steady state within {lv['settle_s']} s (median e2e per s: "
+                f"{lv['settle_e2e_p50_ms_per_s'][-5:]} ms); measured anyway"
+            )
         if lv.get("coach_track_stalls"):
             notes.append(
-                f"N={lv['n']}: the bench's event loop stalled >250 ms "
-                f"{lv['coach_track_stalls']} times (coach tracks re-paced)"
+                f"N={lv['n']}: coach tracks found the bench's loop >250 ms late "
+                f"{lv['coach_track_stalls']} times (re-paced, not burst)"
             )
         if lv["coach_send_rate_pps_mean"] < 45:
             notes.append(
@@ -859,6 +1018,40 @@ def render(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def python_floor_us() -> dict[str, float]:
+    """SRTP protect + sendto of one small RTP packet in this process: back to
+    back (warm) and paced every 20 ms like a whisper (cold). A reference for
+    the server's forward time, which is this plus a little Python."""
+    from pylibsrtp import Policy, Session
+
+    srtp = Session(policy=Policy(key=os.urandom(30), ssrc_type=Policy.SSRC_ANY_OUTBOUND))
+    payload = os.urandom(80)
+    out: dict[str, float] = {}
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx,
+    ):
+        rx.bind(("127.0.0.1", 0))
+        rx.setblocking(False)
+        addr = rx.getsockname()
+        seq = 0
+        for name, count, pause in (("back_to_back", 2000, 0.0), ("paced_20ms", 50, 0.02)):
+            samples = []
+            for _ in range(count):
+                seq += 1
+                data = struct.pack("!BBHII", 0x80, 111, seq, seq * 960, 1234) + payload
+                t0 = time.perf_counter_ns()
+                tx.sendto(srtp.protect(data), addr)
+                samples.append((time.perf_counter_ns() - t0) / 1000)
+                with contextlib.suppress(BlockingIOError):
+                    rx.recv(2048)
+                if pause:
+                    time.sleep(pause)
+            out[f"{name}_p50"] = round(float(np.percentile(samples, 50)), 1)
+            out[f"{name}_p99"] = round(float(np.percentile(samples, 99)), 1)
+    return out
+
+
 # ------------------------------------------------------------------ main ----
 
 
@@ -870,16 +1063,22 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         cue_rate_hz=args.cue_rate,
         setup_concurrency=args.setup_concurrency,
         setup_timeout_s=args.setup_timeout,
+        settle_ms=args.settle_ms,
+        max_settle_s=args.max_settle,
     )
     clip_path = make_clip(Path(args.cache_dir))
     clip = load_clip(clip_path)
     kbps = sum(len(p) for p in clip) * 8 / (len(clip) * OPUS_FRAME_S) / 1000
     report: dict[str, Any] = {
+        "python_floor_us": python_floor_us(),
         "settings": {
             "levels": list(settings.levels),
             "window_s": settings.window_s,
             "warmup_s": settings.warmup_s,
             "cue_rate_hz": settings.cue_rate_hz,
+            "settle_ms": settings.settle_ms,
+            "max_settle_s": settings.max_settle_s,
+            "grace_s": settings.grace_s,
             "clip": str(clip_path),
             "clip_packets": len(clip),
             "clip_unique_payloads": len(set(clip)),
@@ -906,22 +1105,27 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             "cue_ms": "before coach sio.emit('cue') -> teacher 'cue' handler",
             "cue_roundtrip_ms": "before coach sio.emit('cue') -> coach gets cue-state "
             "'delivered' (after the teacher's socket.io ack reached the server)",
-            "lost_packets": "whisper packets sent by coaches in the window (up to 0.5 s "
-            "before its end) never received by their teacher",
+            "lost_packets": "whisper packets sent by coaches in the window that their "
+            "teacher had not received by the end of the grace period after it",
+            "loop_lag_ms": "lateness of a 10 ms asyncio.sleep ticker on the process's loop",
+            "steady_state": "before each window, wait (up to max_settle_s) until the last "
+            "second's median whisper e2e is below settle_ms: setting up sessions leaves "
+            "a backlog in both processes",
         },
         "levels": [],
     }
     with tempfile.TemporaryDirectory(prefix="sidecoach-bie-bench-") as tmp:
         server = ServerProcess(Path(tmp))
         try:
-            session_ids = await server.create_sessions(max(settings.levels))
             await server.start()
+            session_ids = await server.create_sessions(max(settings.levels))
             report["server_pid"] = server.pid
             budget = 60 + sum(
                 n / settings.setup_concurrency * 6
                 + settings.warmup_s
                 + settings.window_s
-                + settings.cue_grace_s
+                + settings.max_settle_s
+                + settings.grace_s
                 + 20
                 for n in settings.levels
             )
@@ -949,6 +1153,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--window", type=float, default=None, help="window per level, s (20)")
     parser.add_argument("--warmup", type=float, default=None, help="warm-up per level, s (3)")
     parser.add_argument("--cue-rate", type=float, default=1.0, help="cues/s per session (1)")
+    parser.add_argument(
+        "--settle-ms", type=float, default=20.0,
+        help="steady state: last second's median whisper e2e below this, ms (20)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--max-settle", type=float, default=None,
+        help="wait at most this long for the steady state, s (30; quick 10)",
+    )  # fmt: skip
     parser.add_argument("--setup-concurrency", type=int, default=10)
     parser.add_argument("--setup-timeout", type=float, default=30.0)
     parser.add_argument(
@@ -962,10 +1174,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--control-dir", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.levels = args.levels or list(QUICK_LEVELS if args.quick else LEVELS)
     args.window = args.window or (3.0 if args.quick else 20.0)
     args.warmup = args.warmup or (1.0 if args.quick else 3.0)
+    args.max_settle = args.max_settle or (10.0 if args.quick else 30.0)
     if args.cue_rate <= 0 or any(n < 1 for n in args.levels):
         parser.error("--cue-rate and --levels must be positive")
     return args
@@ -980,7 +1194,7 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("aioice", "aiortc", "socketio", "engineio"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     if args.serve:
-        return asyncio.run(serve(args.port, Path(args.data_dir)))
+        return serve(args.port, Path(args.data_dir), Path(args.control_dir))
     report = asyncio.run(bench(args))
     print(render(report), flush=True)
     if args.json:
