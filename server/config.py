@@ -17,6 +17,7 @@ from typing import Any
 DEFAULT_HOST = "0.0.0.0"
 DEFAULT_PORT = 8080
 DEFAULT_DATA_DIR = "data"
+DEFAULT_RETENTION_DAYS = 30.0
 SECRET_FILE_NAME = "secret"
 
 
@@ -80,7 +81,15 @@ class Config:
     #: Redis URL for multi-node deployments; None = embedded single node
     redis_url: str | None = None
     log_level: str = "INFO"
+    #: recordings older than this many days are deleted
+    retention_days: float = DEFAULT_RETENTION_DAYS
+    #: how often the retention sweep runs
+    retention_interval_s: float = 3600.0
     limits: Limits = field(default_factory=Limits)
+
+    @property
+    def recordings_dir(self) -> Path:
+        return self.data_dir / "recordings"
 
     @property
     def base_url(self) -> str:
@@ -127,6 +136,7 @@ def config_from_env(environ: Mapping[str, str] | None = None) -> Config:
         ice_servers=ice_servers,
         redis_url=env.get("SIDECOACH_REDIS_URL") or None,
         log_level=env.get("SIDECOACH_LOG_LEVEL", "INFO"),
+        retention_days=float(env.get("SIDECOACH_RETENTION_DAYS", DEFAULT_RETENTION_DAYS)),
         limits=_limits_from_env(env),
     )
 

@@ -21,6 +21,8 @@ from server.media.peer import Peer
 from server.media.policy import ClassroomPolicy, ProducerInfo, Source
 from server.media.producer import Producer
 from server.media.router import Router
+from server.recording.catalog import RecordingCatalog
+from server.recording.recorder import Recorder, RecordingState, new_recording_id
 from server.roles import Role, SessionState
 from server.store import SessionRecord, SessionStore
 from server.tasks import TaskOwner
@@ -90,9 +92,17 @@ class _PeerEvents:
 
 class Session:
     def __init__(
-        self, record: SessionRecord, *, config: Config, store: SessionStore, notifier: Notifier
+        self,
+        record: SessionRecord,
+        *,
+        config: Config,
+        store: SessionStore,
+        catalog: RecordingCatalog,
+        notifier: Notifier,
     ) -> None:
         self.record = record
+        self.catalog = catalog
+        self.recorder: Recorder | None = None
         self.id = record.id
         self.config = config
         self.store = store
@@ -134,6 +144,8 @@ class Session:
     def log_event(self, event_type: str, **data: Any) -> dict[str, Any]:
         event = {"t": self.clock.now_ms(), "type": event_type, **data}
         self.events.append(event)
+        if self.recorder is not None:
+            self.recorder.log(event)
         if len(self.events) > MAX_EVENTS_IN_MEMORY:
             del self.events[: len(self.events) - MAX_EVENTS_IN_MEMORY]
         return event
@@ -150,6 +162,7 @@ class Session:
         if self.record.state == SessionState.SCHEDULED:
             self.record = await self.store.set_state(self.id, SessionState.LIVE, at=time.time())
         self.clock.start()
+        self._start_recording()
         pid = participant_id or new_participant_id()
         display = name or (self.record.teacher_name if role == Role.TEACHER else str(role))
         peer = Peer(
@@ -261,6 +274,48 @@ class Session:
     def describe_consumer(self, consumer: Consumer) -> dict[str, Any]:
         return {"consumerId": consumer.id, **self.describe_producer(consumer.producer)}
 
+    # -- recording ------------------------------------------------------
+
+    def _start_recording(self) -> None:
+        if self.recorder is not None or not self.record.settings.recording:
+            return
+        directory = self.config.recordings_dir / self.id / new_recording_id()
+        self.recorder = Recorder(
+            session_id=self.id,
+            directory=directory,
+            clock=self.clock,
+            on_state=self._recording_state_changed,
+            session_info={
+                "session": self.id,
+                "title": self.record.title,
+                "teacher_name": self.record.teacher_name,
+                "clock_wall_start": self.clock.wall_start,
+            },
+        )
+        self.router.add_endpoint(self.recorder)
+        self.spawn(self.catalog.add(self.recorder.recording_id, self.id, directory, time.time()))
+        self.log_event("recording-started", recording=self.recorder.recording_id)
+
+    @property
+    def recording_state(self) -> dict[str, Any]:
+        if self.recorder is None:
+            return {"state": str(RecordingState.OFF)}
+        return {"state": str(self.recorder.state), "reason": self.recorder.error}
+
+    def _recording_state_changed(self, state: RecordingState, reason: str | None) -> None:
+        self.log_event(f"recording-{state}", reason=reason)
+        self.spawn(self.notifier.broadcast(self.id, "recording-state", self.recording_state))
+
+    def pause_recording(self, participant: Participant) -> None:
+        if self.recorder is None or not self.recorder.pause():
+            raise SidecoachError("recording is not running", code="not_recording")
+        self._log.info("recording paused by %s", participant.id)
+
+    def resume_recording(self, participant: Participant) -> None:
+        if self.recorder is None or not self.recorder.resume():
+            raise SidecoachError("recording is not paused", code="not_paused")
+        self._log.info("recording resumed by %s", participant.id)
+
     # -- views ----------------------------------------------------------
 
     def coaching_state(self, role: Role) -> dict[str, Any]:
@@ -296,5 +351,9 @@ class Session:
         for pid in list(self.participants):
             await self.leave(pid, reason="session ended")
         await self.router.close()
+        if self.recorder is not None:
+            self.log_event("recording-stopped")
+            manifest = await self.recorder.close()
+            await self.catalog.finish(self.recorder.recording_id, manifest)
         await self._tasks.aclose()
         self._log.info("session closed")

@@ -10,6 +10,7 @@ from typing import Any
 
 from server.config import Config
 from server.errors import SessionEnded
+from server.recording.catalog import RecordingCatalog
 from server.roles import SessionState
 from server.session import Notifier, Session
 from server.store import SessionStore
@@ -20,9 +21,12 @@ logger = logging.getLogger(__name__)
 class SessionManager:
     """Implements ``http_api.SessionControl``."""
 
-    def __init__(self, config: Config, store: SessionStore, notifier: Notifier) -> None:
+    def __init__(
+        self, config: Config, store: SessionStore, catalog: RecordingCatalog, notifier: Notifier
+    ) -> None:
         self.config = config
         self.store = store
+        self.catalog = catalog
         self.notifier = notifier
         self.sessions: dict[str, Session] = {}
         self._lock = asyncio.Lock()
@@ -37,7 +41,13 @@ class SessionManager:
             record = await self.store.get(session_id)
             if record.state == SessionState.ENDED:
                 raise SessionEnded("this session has ended")
-            session = Session(record, config=self.config, store=self.store, notifier=self.notifier)
+            session = Session(
+                record,
+                config=self.config,
+                store=self.store,
+                catalog=self.catalog,
+                notifier=self.notifier,
+            )
             self.sessions[session_id] = session
             return session
 

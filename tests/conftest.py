@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestServer
 
 from server.app import SIGNALING_KEY, create_app
 from server.config import Config
+from server.recording.catalog import RecordingCatalog
 from server.roles import Role
 from server.sessions import SessionManager
 from server.store import SessionRecord, SessionSettings, SqliteSessionStore
@@ -28,6 +29,7 @@ class LiveServer:
     config: Config
     store: SqliteSessionStore
     app: web.Application
+    catalog: RecordingCatalog
 
     @property
     def manager(self) -> SessionManager:
@@ -61,13 +63,15 @@ def make_config(tmp_path: Path, **overrides: object) -> Config:
 async def running_server(config: Config) -> AsyncIterator[LiveServer]:
     logging.getLogger("aioice").setLevel(logging.WARNING)
     store = await SqliteSessionStore.open(config.data_dir / "sidecoach.sqlite3")
-    app = create_app(config, store)
+    catalog = await RecordingCatalog.open(config.data_dir)
+    app = create_app(config, store, catalog)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     try:
-        yield LiveServer(str(server.make_url("/")).rstrip("/"), config, store, app)
+        yield LiveServer(str(server.make_url("/")).rstrip("/"), config, store, app, catalog)
     finally:
         await server.close()
+        await catalog.close()
         await store.close()
 
 

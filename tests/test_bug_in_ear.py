@@ -78,8 +78,11 @@ async def test_whisper_reaches_only_the_teacher_and_only_while_held(
         await wait_for(lambda: producer.packets_gated > gated_after_release + 25)
         assert sum(whisper_consumers(live_server, session.id).values()) == sent_after_release
 
-        # only the teacher ever had a whisper consumer; nobody else got a track
-        assert set(whisper_consumers(live_server, session.id)) == {teacher.joined["participantId"]}
+        # only the teacher (and the Recorder) ever had a whisper consumer
+        assert set(whisper_consumers(live_server, session.id)) == {
+            teacher.joined["participantId"],
+            "recorder",
+        }
         for p in (other_coach, observer, coach):
             assert p.tracks(source="whisper") == []
         types = [e["type"] for e in live.events]
@@ -109,7 +112,7 @@ async def test_whisper_routing_holds_across_leaves_and_rejoins(live_server: Live
         await wait_for(lambda: teachers[1].tracks(producerId=whisper) != [])
         await wait_for(lambda: teachers[1].tracks(producerId=whisper)[0].frames > 10)
         consumers = whisper_consumers(live_server, session.id)
-        assert set(consumers) == {teachers[1].joined["participantId"]}
+        assert set(consumers) == {teachers[1].joined["participantId"], "recorder"}
         assert late_observer.tracks(source="whisper") == []
     finally:
         for p in (coach, late_observer, *teachers):

@@ -82,6 +82,8 @@ class Signaling:
         self._route("tally", schemas.Tally, self._tally, roles=coach)
         self._route("tally-undo", schemas.Empty, self._tally_undo, roles=coach)
         self._route("note", schemas.Note, self._note, roles=coach)
+        self._route("recording-pause", schemas.Empty, self._recording_pause, roles=teacher)
+        self._route("recording-resume", schemas.Empty, self._recording_resume, roles=teacher)
 
     # -- Notifier -------------------------------------------------------
 
@@ -205,6 +207,7 @@ class Signaling:
             ],
             "producers": [session.describe_producer(p) for p in session.router.producers.values()],
             "coaching": session.coaching_state(participant.role),
+            "recording": session.recording_state,
         }
 
     def _joined(self, conn: Connection) -> tuple[Session, Participant]:
@@ -277,6 +280,16 @@ class Signaling:
     async def _note(self, conn: Connection, msg: schemas.Note) -> Reply:
         session, participant = self._joined(conn)
         return {"note": await session.notes.add(participant.id, msg.text)}
+
+    async def _recording_pause(self, conn: Connection, msg: schemas.Empty) -> Reply:
+        session, participant = self._joined(conn)
+        session.pause_recording(participant)
+        return {"recording": session.recording_state}
+
+    async def _recording_resume(self, conn: Connection, msg: schemas.Empty) -> Reply:
+        session, participant = self._joined(conn)
+        session.resume_recording(participant)
+        return {"recording": session.recording_state}
 
     async def close(self) -> None:
         await self.manager.close()

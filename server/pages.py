@@ -1,0 +1,192 @@
+"""Browser pages: the lobby (``/``), the role pages behind invite links
+(``/join?token=...``), static files and the vendored npm libraries.
+
+Templates live in ``web_client/templates`` (jinja2, autoescaped); the pages'
+JavaScript and CSS in ``web_client/static``; third-party browser libraries
+come from ``web_client/node_modules`` (installed by ``npm install``) and are
+served under ``/vendor/`` from a fixed list, never from a CDN.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from aiohttp import web
+
+from server import __version__
+from server.config import Config
+from server.errors import SessionNotFound, TokenExpired, Unauthorized
+from server.roles import Role, SessionState
+from server.store import DEFAULT_PROMPTS, DEFAULT_TALLIES, SessionStore
+from server.tokens import verify_invite
+
+logger = logging.getLogger(__name__)
+
+WEB_CLIENT_DIR = Path(__file__).resolve().parent.parent / "web_client"
+TEMPLATES_DIR = WEB_CLIENT_DIR / "templates"
+STATIC_DIR = WEB_CLIENT_DIR / "static"
+NODE_MODULES_DIR = WEB_CLIENT_DIR / "node_modules"
+
+#: /vendor/<name> -> file under web_client/node_modules (nothing else is served)
+VENDOR_FILES: dict[str, str] = {
+    "socket.io.esm.min.js": "socket.io-client/dist/socket.io.esm.min.js",
+    "socket.io.min.js": "socket.io-client/dist/socket.io.min.js",
+    "qrcode.mjs": "qrcode-generator/dist/qrcode.mjs",
+}
+
+#: role -> template of the page an invite for that role opens
+ROLE_TEMPLATES: dict[Role, str] = {
+    Role.TEACHER: "teacher.html",
+    Role.COACH: "coach.html",
+    Role.OBSERVER: "observer.html",
+}
+
+#: Pages load only our own scripts and styles; media comes from WebRTC, the
+#: QR code is an inline SVG, and socket.io talks to this origin.
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data: blob:",
+        "media-src 'self' blob: mediastream:",
+        "connect-src 'self' ws: wss:",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "frame-ancestors 'none'",
+        "form-action 'self'",
+    )
+)
+
+_SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    # invite and admin tokens travel in URLs: never leak them to another site
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+}
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
+        autoescape=jinja2.select_autoescape(["html"]),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+class _Pages:
+    def __init__(self, config: Config, store: SessionStore) -> None:
+        self.config = config
+        self.store = store
+        self.env = _environment()
+
+    def render(self, template: str, *, status: int = 200, **context: Any) -> web.Response:
+        html = self.env.get_template(template).render(version=__version__, **context)
+        return web.Response(
+            text=html, status=status, content_type="text/html", headers=_SECURITY_HEADERS
+        )
+
+    def error_page(self, status: int, title: str, message: str, hint: str) -> web.Response:
+        return self.render(
+            "error.html", status=status, title=title, message=message, hint=hint, page=None
+        )
+
+    async def lobby(self, request: web.Request) -> web.Response:
+        page = {
+            "defaults": {"prompts": list(DEFAULT_PROMPTS), "tallyCategories": list(DEFAULT_TALLIES)}
+        }
+        return self.render("lobby.html", title="Sidecoach", page=page)
+
+    async def join(self, request: web.Request) -> web.Response:
+        token = request.query.get("token", "")
+        ask = "Ask the person who invited you for a new link."
+        if not token:
+            return self.error_page(
+                401, "No invite in this link", "This address is missing its invite.", ask
+            )
+        try:
+            claims = verify_invite(self.config.secret, token)
+        except TokenExpired:
+            return self.error_page(401, "This invite has expired", "The link is too old.", ask)
+        except Unauthorized:
+            return self.error_page(
+                403,
+                "This invite isn't valid",
+                "The link may have been copied incompletely or changed.",
+                ask,
+            )
+        try:
+            record = await self.store.get(claims.session_id)
+        except SessionNotFound:
+            return self.error_page(
+                404, "Session not found", "This session no longer exists on this server.", ask
+            )
+        if record.state is SessionState.ENDED:
+            return self.error_page(
+                410,
+                "This session has ended",
+                f"“{record.title}” is over. Thank you!",
+                "You can close this page.",
+            )
+        template = ROLE_TEMPLATES.get(claims.role)
+        if template is None:
+            return self.error_page(
+                403,
+                "This page isn't available yet",
+                f"Invites for the {claims.role} role can't be opened here.",
+                ask,
+            )
+        page = {
+            "token": token,
+            "role": str(claims.role),
+            "name": claims.name,
+            "sessionId": record.id,
+            "title": record.title,
+            "teacherName": record.teacher_name,
+            "recording": record.settings.recording,
+        }
+        return self.render(template, title=record.title, page=page)
+
+    async def vendor(self, request: web.Request) -> web.StreamResponse:
+        rel = VENDOR_FILES.get(request.match_info["name"])
+        if rel is None:
+            raise web.HTTPNotFound(text="not found")
+        path = NODE_MODULES_DIR / rel
+        if not path.is_file():
+            logger.error("%s is missing: run `npm install` in web_client/", path)
+            raise web.HTTPServiceUnavailable(
+                text="web client libraries are not installed (run npm install in web_client/)"
+            )
+        return web.FileResponse(
+            path,
+            headers={
+                "Content-Type": "text/javascript; charset=utf-8",
+                "Cache-Control": "no-cache",
+                "X-Content-Type-Options": "nosniff",
+            },
+        )
+
+
+@web.middleware
+async def _static_headers(request: web.Request, handler: Any) -> web.StreamResponse:
+    response: web.StreamResponse = await handler(request)
+    if request.path.startswith("/static/"):
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Cache-Control", "no-cache")
+    return response
+
+
+def setup_pages(app: web.Application, *, config: Config, store: SessionStore) -> None:
+    """Add ``/``, ``/join``, ``/static/...`` and ``/vendor/...`` to ``app``."""
+    pages = _Pages(config, store)
+    app.router.add_get("/", pages.lobby)
+    app.router.add_get("/join", pages.join)
+    app.router.add_get("/vendor/{name}", pages.vendor)
+    app.router.add_static("/static/", STATIC_DIR, follow_symlinks=False, append_version=False)
+    app.middlewares.append(_static_headers)
