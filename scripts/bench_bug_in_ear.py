@@ -69,6 +69,7 @@ import collections
 import contextlib
 import ctypes
 import fractions
+import gc
 import json
 import logging
 import os
@@ -329,16 +330,19 @@ def serve(port: int, data_dir: Path, control_dir: Path) -> int:
     probe = ServerProbe()
     probe.install()
     lag = LoopLag()
+    gc_pauses = GcPauses()
 
     def start() -> None:
         probe.reset()
         probe.recording = True
         lag.begin()
+        gc_pauses.begin()
         _write_json(control_dir / "started.json", {"ok": True})
 
     def stop() -> None:
         probe.recording = False
-        _write_json(control_dir / "stats.json", {**probe.report(), **lag.end()})
+        report = {**probe.report(), **lag.end(), **gc_pauses.end()}
+        _write_json(control_dir / "stats.json", report)
 
     async def main() -> int:
         loop = asyncio.get_running_loop()
@@ -486,6 +490,42 @@ def _rtp_payload_offset(data: bytes) -> int:
         (words,) = struct.unpack_from("!H", data, offset + 2)
         offset += 4 + 4 * words
     return offset
+
+
+class GcPauses:
+    """Python's cyclic GC pauses in this process (they stop the event loop)."""
+
+    def __init__(self) -> None:
+        self.recording = False
+        self.pauses_ns: list[int] = []
+        self._t0 = 0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._t0 = time.perf_counter_ns()
+        elif self.recording and self._t0:
+            self.pauses_ns.append(time.perf_counter_ns() - self._t0)
+
+    def begin(self) -> None:
+        self.pauses_ns = []
+        self.recording = True
+
+    def end(self) -> dict[str, Any]:
+        self.recording = False
+        return {
+            "gc_pauses": len(self.pauses_ns),
+            "gc_pause_ms_total": round(sum(self.pauses_ns) / 1e6, 1),
+            "gc_pause_ms_max": round(max(self.pauses_ns, default=0) / 1e6, 1),
+        }
+
+
+def machine_busy_seconds() -> float:
+    """CPU time spent by all processes on the machine (all cores), seconds."""
+    with open("/proc/stat") as fh:
+        values = [int(v) for v in fh.readline().split()[1:]]
+    idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+    return (sum(values[:8]) - idle) / CLK_TCK
 
 
 class LiveLatency:
@@ -812,6 +852,7 @@ async def run_levels(
     live_latency = LiveLatency()
     lag = LoopLag()
     lag.start()
+    gc_pauses = GcPauses()
 
     async def add(session: BenchSession) -> None:
         async with sem:
@@ -841,17 +882,20 @@ async def run_levels(
 
             await server.start_window()
             lag.begin()
+            gc_pauses.begin()
             for s in live:
                 s.start_window()
                 s.cue_task = asyncio.ensure_future(s.send_cues(settings.cue_rate_hz))
             t0, c0, b0 = time.monotonic(), cpu_seconds(server.pid), cpu_seconds(os.getpid())
+            m0, load0 = machine_busy_seconds(), os.getloadavg()[0]
             await asyncio.sleep(settings.window_s)
             t1, c1, b1 = time.monotonic(), cpu_seconds(server.pid), cpu_seconds(os.getpid())
+            m1 = machine_busy_seconds()
             for s in live:
                 s.sending_window = False
                 if s.cue_task is not None:
                     s.cue_task.cancel()
-            bench_lag = lag.end()
+            bench_lag = {**lag.end(), **gc_pauses.end()}
             srv = await server.stop_window()
             await asyncio.gather(*(s.cue_task for s in live if s.cue_task), return_exceptions=True)
             for s in live:
@@ -879,6 +923,11 @@ async def run_levels(
                 "grace_used_s": round(grace_s, 2),
                 "server_cpu_pct": round((c1 - c0) / elapsed * 100, 1),
                 "bench_process_cpu_pct": round((b1 - b0) / elapsed * 100, 1),
+                "machine_cpu_pct": round((m1 - m0) / elapsed * 100, 1),
+                "other_processes_cpu_pct": round(
+                    max(0.0, (m1 - m0) - (c1 - c0) - (b1 - b0)) / elapsed * 100, 1
+                ),
+                "loadavg_1min_at_start": round(load0, 2),
                 "whisper_server_forward_us_p50": srv["forward_us_p50"],
                 "whisper_server_forward_us_p99": srv["forward_us_p99"],
                 "whisper_server_forward_us_max": srv["forward_us_max"],
@@ -893,6 +942,7 @@ async def run_levels(
                 "server_loop_lag_ms_p50": srv["loop_lag_ms_p50"],
                 "server_loop_lag_ms_p99": srv["loop_lag_ms_p99"],
                 "server_loop_lag_ms_max": srv["loop_lag_ms_max"],
+                "server_gc_pause_ms_max": srv["gc_pause_ms_max"],
                 **{f"bench_{k}": v for k, v in bench_lag.items()},
                 "server": srv,
                 **stats,
@@ -949,11 +999,13 @@ def render(report: dict[str, Any]) -> str:
         "event loop, SRTP unprotect, RTP parse, routing).",
         "Whisper e2e (ms): coach _send_rtp -> teacher tap on the bench clock (+ both clients' "
         "SRTP, loopback, the bench's own loop). lost = never arrived / sent in window.",
+        "CPU: % of one core over the window: server process, bench process (all clients), "
+        "and everything else on the machine.",
         "",
         f"{'N':>4} | {'forward p50/p99 us':>18} | {'path p50/p99 us':>17} | "
         f"{'e2e p50/p99 ms':>17} | {'fwd pkts':>8} | {'lost/sent':>11} | {'srv CPU%':>8} | "
-        f"{'bench CPU%':>10}",
-        "-" * 112,
+        f"{'bench CPU%':>10} | {'other CPU%':>10}",
+        "-" * 125,
     ]
     for lv in levels:
         lost = f"{lv['lost_packets']}/{lv['coach_packets_sent']}"
@@ -962,7 +1014,8 @@ def render(report: dict[str, Any]) -> str:
             f"{_pair(lv, 'whisper_server_path_us', '.1f'):>17} | "
             f"{_pair(lv, 'whisper_e2e_ms', '.2f'):>17} | {lv['server_packets_forwarded']:>8} | "
             f"{lost:>11} | {_fmt(lv['server_cpu_pct']):>8} | "
-            f"{_fmt(lv['bench_process_cpu_pct']):>10}"
+            f"{_fmt(lv['bench_process_cpu_pct']):>10} | "
+            f"{_fmt(lv.get('other_processes_cpu_pct')):>10}"
         )
     lines += [
         "",
