@@ -301,10 +301,14 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def serve(port: int, data_dir: Path, control_dir: Path) -> int:
+def serve(port: int, data_dir: Path, control_dir: Path, gc_freeze: bool = False) -> int:
     """Run the real server (``server.app.serve``, configured by the real CLI
     parser) with the ServerProbe installed. SIGUSR1 starts a window, SIGUSR2
-    ends it and writes its numbers to ``control_dir/stats.json``."""
+    ends it and writes its numbers to ``control_dir/stats.json``.
+
+    ``gc_freeze`` (an experiment, not the server's behaviour): at each window
+    start, ``gc.collect(); gc.freeze()`` so the cyclic GC no longer traverses
+    the objects of the sessions already set up."""
     from server.app import serve as serve_app
     from server.cli import build_config, build_parser, configure_logging
 
@@ -333,6 +337,9 @@ def serve(port: int, data_dir: Path, control_dir: Path) -> int:
     gc_pauses = GcPauses()
 
     def start() -> None:
+        if gc_freeze:
+            gc.collect()
+            gc.freeze()
         probe.reset()
         probe.recording = True
         lag.begin()
@@ -382,7 +389,8 @@ def cpu_seconds(pid: int) -> float:
 class ServerProcess:
     """The Sidecoach server this bench starts (and stops, by PID)."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, gc_freeze: bool = False) -> None:
+        self.gc_freeze = gc_freeze
         self.data_dir = workdir / "data"
         self.control_dir = workdir / "control"
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -402,6 +410,8 @@ class ServerProcess:
             sys.executable, str(Path(__file__).resolve()), "--serve", "--port", str(self.port),
             "--data-dir", str(self.data_dir), "--control-dir", str(self.control_dir),
         ]  # fmt: skip
+        if self.gc_freeze:
+            cmd.append("--server-gc-freeze")
         env = {k: v for k, v in os.environ.items() if not k.startswith("SIDECOACH_")}
         env["SIDECOACH_SECRET"] = BENCH_SECRET
         self._log = open(self.log_path, "wb")  # noqa: SIM115
@@ -992,6 +1002,11 @@ def render(report: dict[str, Any]) -> str:
         f"{report['machine']['cpus']} CPUs; server in its own process, whisper server-added "
         f"latency timed inside it (method (a), runtime wrappers); {st['window_s']:g} s window "
         "per level, in steady state",
+        *(
+            ["EXPERIMENT: --server-gc-freeze (server: gc.collect(); gc.freeze() at window start)"]
+            if st.get("server_gc_freeze")
+            else []
+        ),
         "",
         "Whisper, server-added (us): forward = Producer.on_packet entry -> the whisper "
         "consumer's write (SRTP protect + sendto) returned;",
@@ -1132,6 +1147,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             "settle_ms": settings.settle_ms,
             "max_settle_s": settings.max_settle_s,
             "grace_s": settings.grace_s,
+            "server_gc_freeze": args.server_gc_freeze,
             "clip": str(clip_path),
             "clip_packets": len(clip),
             "clip_unique_payloads": len(set(clip)),
@@ -1168,7 +1184,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         "levels": [],
     }
     with tempfile.TemporaryDirectory(prefix="sidecoach-bie-bench-") as tmp:
-        server = ServerProcess(Path(tmp))
+        server = ServerProcess(Path(tmp), args.server_gc_freeze)
         try:
             await server.start()
             session_ids = await server.create_sessions(max(settings.levels))
@@ -1214,6 +1230,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--max-settle", type=float, default=None,
         help="wait at most this long for the steady state, s (30; quick 10)",
     )  # fmt: skip
+    parser.add_argument(
+        "--server-gc-freeze", action="store_true",
+        help="experiment: gc.collect(); gc.freeze() in the server at each window start",
+    )  # fmt: skip
     parser.add_argument("--setup-concurrency", type=int, default=10)
     parser.add_argument("--setup-timeout", type=float, default=30.0)
     parser.add_argument(
@@ -1247,7 +1267,7 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("aioice", "aiortc", "socketio", "engineio"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     if args.serve:
-        return serve(args.port, Path(args.data_dir), Path(args.control_dir))
+        return serve(args.port, Path(args.data_dir), Path(args.control_dir), args.server_gc_freeze)
     report = asyncio.run(bench(args))
     print(render(report), flush=True)
     if args.json:
