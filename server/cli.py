@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from server import __version__
 from server.config import Config, config_from_env, ensure_secret, with_overrides
@@ -139,6 +140,9 @@ def _cmd_serve(args: argparse.Namespace, config: Config) -> int:
             print(f"Demo lesson {record.id}:", flush=True)
             for role, url in links.items():
                 print(f"  {role:<8} {url}", flush=True)
+            # the lobby keeps the admin token in the tab and drops it from the URL
+            admin = issue_admin_token(config.secret, ttl_s=DEFAULT_ADMIN_TOKEN_TTL_S)
+            print(f"  {'lobby':<8} {config.base_url}/?{urlencode({'admin': admin})}", flush=True)
             return 0
 
         _with_store(config, demo)

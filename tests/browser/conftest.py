@@ -1,0 +1,208 @@
+"""Browser tests: Debian's Chromium, headless, driven by Playwright's async
+API, against a real Sidecoach server on 127.0.0.1 (same event loop).
+
+Never run ``playwright install``: the browser is /usr/bin/chromium. Without
+it every browser test is skipped. Screenshots go to
+``test-artifacts/screenshots/`` (printed at the end of the run).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import LiveServer
+
+CHROMIUM = Path(os.environ.get("SIDECOACH_CHROMIUM", "/usr/bin/chromium"))
+REPO = Path(__file__).resolve().parents[2]
+SCREENSHOT_DIR = REPO / "test-artifacts" / "screenshots"
+CHROMIUM_ARGS = [
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-gpu",
+    "--allow-loopback-in-peer-connection",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+    "--autoplay-policy=no-user-gesture-required",
+    # a page in a background tab must keep its timers and media running
+    "--disable-background-timer-throttling",
+    "--disable-renderer-backgrounding",
+    "--disable-backgrounding-occluded-windows",
+]
+#: console messages that are expected (e.g. a refused media element play)
+IGNORED_CONSOLE = re.compile(r"favicon\.ico|ERR_INTERNET_DISCONNECTED|net::ERR_")
+
+_screenshots: list[Path] = []
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "browser" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.browser)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _screenshots:
+        terminalreporter.write_sep("-", "browser screenshots")
+        terminalreporter.write_line(f"{len(_screenshots)} screenshots in {SCREENSHOT_DIR}")
+
+
+@dataclass
+class Tab:
+    """One participant's page, in its own browser context."""
+
+    page: Any
+    name: str
+    errors: list[str] = field(default_factory=list)
+
+    async def js(self, expression: str, arg: Any = None) -> Any:
+        return await self.page.evaluate(f"(arg) => ({expression})", arg)
+
+    async def wait(self, expression: str, timeout: float = 15.0, arg: Any = None) -> Any:
+        """Poll a JS expression (over ``window.sidecoach`` etc.) until truthy."""
+        try:
+            # a function, not a bare expression: Playwright evals bare
+            # expressions in the page, which the pages' CSP (rightly) forbids
+            handle = await self.page.wait_for_function(
+                f"(arg) => ({expression})", arg=arg, timeout=timeout * 1000, polling=50
+            )
+        except Exception as exc:  # playwright's TimeoutError: add what the page knows
+            state = await self.debug_state()
+            raise AssertionError(
+                f"{self.name}: `{expression}` not true within {timeout:.0f}s ({exc!r})"
+                f"; page state: {state}"
+            ) from exc
+        return await handle.json_value()
+
+    async def debug_state(self) -> str:
+        try:
+            state = await self.page.evaluate(
+                "() => { const s = window.sidecoach; if (!s) return null;"
+                " const o = {}; for (const k of Object.keys(s)) {"
+                " if (k !== 'socket') { try { o[k] = s[k]; } catch (e) { o[k] = String(e); } } }"
+                " return o; }"
+            )
+            return json.dumps(state)[:3000] + f" errors={self.errors}"
+        except Exception as exc:  # the page may be gone
+            return f"(unavailable: {exc})"
+
+    async def screenshot(self, name: str, full_page: bool = False) -> Path:
+        SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+        path = SCREENSHOT_DIR / f"{name}.png"
+        await self.page.screenshot(path=str(path), full_page=full_page)
+        _screenshots.append(path)
+        return path
+
+    async def audio_peak(self, selector: str, seconds: float = 2.0) -> float:
+        """Max absolute sample seen by a WebAudio AnalyserNode on the stream
+        of the media element matching ``selector``, over ``seconds``."""
+        peak: float = await self.page.evaluate(
+            """async ([selector, ms]) => {
+                const el = document.querySelector(selector);
+                if (!el || !el.srcObject) return -1;
+                const ctx = new AudioContext();
+                await ctx.resume();
+                const src = ctx.createMediaStreamSource(el.srcObject);
+                const an = ctx.createAnalyser();
+                an.fftSize = 2048;
+                src.connect(an);
+                const buf = new Float32Array(an.fftSize);
+                let peak = 0;
+                const end = performance.now() + ms;
+                while (performance.now() < end) {
+                    an.getFloatTimeDomainData(buf);
+                    for (const v of buf) peak = Math.max(peak, Math.abs(v));
+                    await new Promise((r) => setTimeout(r, 20));
+                }
+                src.disconnect();
+                await ctx.close();
+                return peak;
+            }""",
+            [selector, seconds * 1000],
+        )
+        return peak
+
+    async def video_playing(self, selector: str = "video.remote-video") -> bool:
+        """Every matching video has decoded frames and its time advances."""
+        return bool(
+            await self.page.evaluate(
+                """async (selector) => {
+                    const vids = [...document.querySelectorAll(selector)];
+                    if (!vids.length) return false;
+                    const t0 = vids.map((v) => v.currentTime);
+                    await new Promise((r) => setTimeout(r, 500));
+                    return vids.every((v, i) => v.videoWidth > 0 && v.currentTime > t0[i]);
+                }""",
+                selector,
+            )
+        )
+
+
+Opener = Callable[..., Awaitable[Tab]]
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is not installed")
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        b = await pw.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            yield b
+        finally:
+            await b.close()
+
+
+@pytest.fixture
+async def open_tab(browser: Any, live_server: LiveServer) -> AsyncIterator[Opener]:
+    """open_tab(path_or_url, name=..., viewport=...) -> Tab in a fresh context."""
+    tabs: list[Tab] = []
+
+    async def open_(
+        path: str, name: str = "page", viewport: dict[str, int] | None = None, **ctx: Any
+    ) -> Tab:
+        context = await browser.new_context(
+            viewport=viewport or {"width": 1280, "height": 860}, **ctx
+        )
+        page = await context.new_page()
+        tab = Tab(page, name)
+
+        def on_console(msg: Any) -> None:
+            text = f"{msg.text} ({msg.location.get('url', '')})"
+            if msg.type == "error" and not IGNORED_CONSOLE.search(text):
+                tab.errors.append(text)
+
+        page.on("console", on_console)
+        page.on("pageerror", lambda exc: tab.errors.append(f"pageerror: {exc}"))
+        url = path if path.startswith("http") else live_server.url + path
+        await page.goto(url)
+        tabs.append(tab)
+        return tab
+
+    yield open_
+    for tab in tabs:
+        with contextlib.suppress(Exception):  # already closed by the test
+            await tab.page.context.close()
+    await asyncio.sleep(0)
+
+
+def page_errors(*tabs: Tab) -> list[str]:
+    return [f"{t.name}: {e}" for t in tabs for e in t.errors]

@@ -1,0 +1,393 @@
+// One participant's connection: a socket.io socket for signaling and one
+// RTCPeerConnection, negotiated by the server (always the offerer; see
+// docs/PROTOCOL.md). A dropped network is rejoined automatically with the
+// same invite: new socket, new peer connection, `join` again, republish.
+
+import { io } from "/vendor/socket.io.esm.min.js";
+
+/** Join errors that no retry can fix. */
+const FATAL_JOIN_ERRORS = new Set([
+  "unauthorized",
+  "token_expired",
+  "session_not_found",
+  "session_ended",
+  "wrong_session",
+  "forbidden",
+  "invalid_message",
+]);
+
+const CALL_TIMEOUT_MS = 10000;
+const ICE_GATHER_TIMEOUT_MS = 5000;
+const MAX_BACKOFF_MS = 5000;
+
+/** Resolve when ICE gathering is complete (no trickle), or after a timeout. */
+function iceGatheringComplete(pc, timeoutMs = ICE_GATHER_TIMEOUT_MS) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      pc.removeEventListener("icegatheringstatechange", check);
+      resolve();
+    };
+    const check = () => {
+      if (pc.iceGatheringState === "complete") done();
+    };
+    const timer = setTimeout(done, timeoutMs);
+    pc.addEventListener("icegatheringstatechange", check);
+  });
+}
+
+export class Connection {
+  /**
+   * @param {{token: string, sessionId: string, name?: string}} opts
+   * Callbacks (all optional): onstate(state, detail), onjoined(reply, isRejoin),
+   * ontrack(remote), ontrackremoved(remote), onpublished(pub), onquality(q).
+   * Server events are subscribed with on(event, fn(data, ack?)).
+   */
+  constructor({ token, sessionId, name }) {
+    this.token = token;
+    this.sessionId = sessionId;
+    this.name = name || undefined;
+    this.state = "idle"; // connecting | joined | reconnecting | ended | failed | closed
+    this.detail = "";
+    this.socket = null;
+    this.pc = null;
+    this.joinReply = null;
+    this.joins = 0;
+    this.drops = 0;
+    this.negotiations = 0;
+    this.quality = "unknown";
+    this.publications = [];
+    this._pending = new Map(); // producerId -> publication awaiting its m-line
+    this._inflight = new Set(); // publish calls not yet answered
+    this.remote = new Map(); // mid -> {mid, info, track}
+    this._handlers = new Map();
+    this._attempt = 0;
+    this._retryTimer = null;
+    this._offerChain = Promise.resolve();
+    this._pcReady = null;
+    this._statsTimer = null;
+    this._lastStats = null;
+    window.addEventListener("online", () => {
+      if (this.state === "reconnecting") this._retryNow();
+    });
+    window.addEventListener("pagehide", () => this.close());
+  }
+
+  on(event, fn) {
+    this._handlers.set(event, fn);
+    return this;
+  }
+
+  start() {
+    this._connect();
+  }
+
+  /** Leave for good (the page is closing or the user stopped). */
+  close() {
+    if (this.state === "closed") return;
+    const socket = this.socket;
+    this._teardown();
+    if (socket) {
+      socket.emit("leave", {});
+      socket.disconnect();
+    }
+    this._setState("closed");
+  }
+
+  /** Send a message with an acknowledgement; never throws. */
+  async call(event, data = {}) {
+    const socket = this.socket;
+    if (!socket || !socket.connected) {
+      return { ok: false, error: { code: "offline", message: "Not connected right now" } };
+    }
+    try {
+      return await socket.timeout(CALL_TIMEOUT_MS).emitWithAck(event, data);
+    } catch {
+      return { ok: false, error: { code: "timeout", message: "The server did not answer" } };
+    }
+  }
+
+  /** Publish a local track now (or as soon as joined) and after every rejoin. */
+  async publish(source, kind, track) {
+    const pub = { source, kind, track, producerId: null, published: false, sender: null };
+    this.publications.push(pub);
+    if (this.state !== "joined") return { ok: true, queued: true, pub };
+    const reply = await this._publish(pub);
+    if (!reply.ok) this.publications = this.publications.filter((p) => p !== pub);
+    return { ...reply, pub };
+  }
+
+  async unpublish(pub) {
+    this.publications = this.publications.filter((p) => p !== pub);
+    if (pub.producerId) this._pending.delete(pub.producerId);
+    if (pub.sender) {
+      try {
+        await pub.sender.replaceTrack(null);
+      } catch {
+        /* the peer connection is gone */
+      }
+    }
+    if (pub.producerId && this.state === "joined") {
+      return this.call("unpublish", { producerId: pub.producerId });
+    }
+    return { ok: true };
+  }
+
+  /** Swap the track of a publication (e.g. another camera) without renegotiating. */
+  async replaceTrack(pub, track) {
+    pub.track = track;
+    if (pub.sender) await pub.sender.replaceTrack(track);
+  }
+
+  // -- internals ---------------------------------------------------------
+
+  _setState(state, detail = "") {
+    this.state = state;
+    this.detail = detail;
+    this.onstate?.(state, detail);
+  }
+
+  _connect() {
+    this._retryTimer = null;
+    if (this.state === "closed" || this.state === "ended" || this.state === "failed") return;
+    this._setState(this.joins ? "reconnecting" : "connecting", this.joins ? "Rejoining…" : "");
+    const socket = io({
+      path: "/socket.io",
+      transports: ["websocket", "polling"],
+      tryAllTransports: true,
+      reconnection: false,
+      timeout: 8000,
+      forceNew: true,
+    });
+    this.socket = socket;
+    let readyResolve;
+    this._pcReady = new Promise((resolve) => (readyResolve = resolve));
+    socket.on("connect", () => this._join(socket, readyResolve));
+    socket.on("connect_error", () => this._dropped(socket, "Can't reach the server"));
+    socket.on("disconnect", (reason) => this._dropped(socket, `Connection lost (${reason})`));
+    socket.on("offer", (offer) => {
+      this._offerChain = this._offerChain
+        .then(() => this._onOffer(socket, offer))
+        .catch((err) => console.error("sidecoach: negotiation failed", err));
+    });
+    socket.on("published", (data) => {
+      const pub = this.publications.find((p) => p.producerId === data?.producerId);
+      if (pub) {
+        pub.published = true;
+        this.onpublished?.(pub);
+      }
+    });
+    socket.on("session-ended", (data) => {
+      if (socket !== this.socket) return;
+      this._handlers.get("session-ended")?.(data);
+      this._teardown();
+      socket.disconnect();
+      this._setState("ended", "The session has ended");
+    });
+    for (const [event, fn] of this._handlers) {
+      if (event === "session-ended") continue;
+      socket.on(event, (...args) => {
+        if (socket === this.socket) fn(...args);
+      });
+    }
+  }
+
+  async _join(socket, readyResolve) {
+    const msg = { token: this.token, sessionId: this.sessionId };
+    if (this.name) msg.name = this.name;
+    const reply = await this.call("join", msg);
+    if (socket !== this.socket) return;
+    if (!reply.ok) {
+      const code = reply.error?.code;
+      if (FATAL_JOIN_ERRORS.has(code)) {
+        this._teardown();
+        socket.disconnect();
+        this._setState(code === "session_ended" ? "ended" : "failed", reply.error.message);
+        return;
+      }
+      this._dropped(socket, reply.error?.message || "Could not join");
+      return;
+    }
+    const isRejoin = this.joins > 0;
+    this.joins += 1;
+    this._attempt = 0;
+    this.joinReply = reply;
+    this.pc = this._newPeerConnection(reply.iceServers || []);
+    readyResolve();
+    this._setState("joined");
+    this.onjoined?.(reply, isRejoin);
+    for (const pub of this.publications) {
+      pub.producerId = null;
+      pub.published = false;
+      pub.sender = null;
+      const r = await this._publish(pub);
+      if (!r.ok) console.warn("sidecoach: republish failed", pub.source, r.error);
+    }
+  }
+
+  _newPeerConnection(iceServers) {
+    const pc = new RTCPeerConnection({ iceServers, bundlePolicy: "max-bundle" });
+    pc.addEventListener("connectionstatechange", () => {
+      if (pc !== this.pc) return;
+      if (pc.connectionState === "failed") {
+        this._dropped(this.socket, "Media connection failed");
+      } else if (pc.connectionState === "disconnected") {
+        this._setQuality("poor");
+      }
+    });
+    clearInterval(this._statsTimer);
+    this._lastStats = null;
+    this._statsTimer = setInterval(() => this._sampleStats(pc), 2000);
+    return pc;
+  }
+
+  async _publish(pub) {
+    const task = (async () => {
+      const reply = await this.call("publish", { source: pub.source, kind: pub.kind });
+      if (reply.ok) {
+        pub.producerId = reply.producerId;
+        this._pending.set(reply.producerId, pub);
+      }
+      return reply;
+    })();
+    this._inflight.add(task);
+    try {
+      return await task;
+    } finally {
+      this._inflight.delete(task);
+    }
+  }
+
+  async _onOffer(socket, offer) {
+    await this._pcReady;
+    if (socket !== this.socket || !this.pc) return;
+    const pc = this.pc;
+    const publish = offer.publish || {};
+    const tracks = offer.tracks || {};
+    if (Object.values(publish).some((id) => !this._pending.has(id)) && this._inflight.size) {
+      await Promise.allSettled([...this._inflight]);
+    }
+    await pc.setRemoteDescription({ type: "offer", sdp: offer.sdp });
+    for (const t of pc.getTransceivers()) {
+      const pub = t.mid != null ? this._pending.get(publish[t.mid]) : undefined;
+      if (pub) {
+        await t.sender.replaceTrack(pub.track);
+        t.direction = "sendonly";
+        pub.sender = t.sender;
+        this._pending.delete(pub.producerId);
+      }
+    }
+    // Incoming tracks: the latest offer says what each m-line carries.
+    const seen = new Set();
+    for (const t of pc.getTransceivers()) {
+      const info = t.mid != null ? tracks[t.mid] : undefined;
+      if (!info) continue;
+      seen.add(t.mid);
+      const prev = this.remote.get(t.mid);
+      if (prev && prev.info.consumerId === info.consumerId) continue;
+      if (prev) this.ontrackremoved?.(prev);
+      const remote = { mid: t.mid, info, track: t.receiver.track };
+      this.remote.set(t.mid, remote);
+      this.ontrack?.(remote);
+    }
+    for (const [mid, remote] of [...this.remote]) {
+      if (!seen.has(mid)) {
+        this.remote.delete(mid);
+        this.ontrackremoved?.(remote);
+      }
+    }
+    await pc.setLocalDescription(await pc.createAnswer());
+    await iceGatheringComplete(pc);
+    if (socket !== this.socket || pc !== this.pc) return;
+    const reply = await this.call("answer", {
+      negotiationId: offer.negotiationId,
+      sdp: pc.localDescription.sdp,
+    });
+    if (reply.ok) this.negotiations += 1;
+    else console.warn("sidecoach: answer refused", reply.error);
+  }
+
+  _dropped(socket, reason) {
+    if (!socket || socket !== this.socket) return;
+    if (["closed", "ended", "failed"].includes(this.state)) return;
+    this.drops += 1;
+    this._teardown();
+    socket.disconnect();
+    const delay = Math.min(MAX_BACKOFF_MS, 400 * 2 ** this._attempt);
+    this._attempt += 1;
+    this._setState("reconnecting", reason);
+    this._retryTimer = setTimeout(() => this._connect(), delay);
+  }
+
+  _retryNow() {
+    if (this._retryTimer) {
+      clearTimeout(this._retryTimer);
+      this._connect();
+    }
+  }
+
+  _teardown() {
+    if (this._retryTimer) clearTimeout(this._retryTimer);
+    this._retryTimer = null;
+    clearInterval(this._statsTimer);
+    this._statsTimer = null;
+    this.socket?.off();
+    this.socket = null;
+    if (this.pc) {
+      this.pc.close();
+      this.pc = null;
+    }
+    for (const remote of this.remote.values()) this.ontrackremoved?.(remote);
+    this.remote.clear();
+    this._pending.clear();
+    for (const pub of this.publications) {
+      pub.published = false;
+      pub.sender = null;
+    }
+    this._setQuality("unknown");
+  }
+
+  _setQuality(q) {
+    if (q === this.quality) return;
+    this.quality = q;
+    this.onquality?.(q);
+  }
+
+  async _sampleStats(pc) {
+    if (pc !== this.pc || pc.connectionState !== "connected") return;
+    let rtt = null;
+    let lost = 0;
+    let received = 0;
+    try {
+      const stats = await pc.getStats();
+      stats.forEach((s) => {
+        if (s.type === "candidate-pair" && s.nominated && s.currentRoundTripTime != null) {
+          rtt = s.currentRoundTripTime;
+        }
+        if (s.type === "inbound-rtp") {
+          lost += s.packetsLost || 0;
+          received += s.packetsReceived || 0;
+        }
+      });
+    } catch {
+      return;
+    }
+    const prev = this._lastStats;
+    this._lastStats = { lost, received };
+    let lossRate = 0;
+    if (prev && received > prev.received) {
+      lossRate = Math.max(0, lost - prev.lost) / (received - prev.received + Math.max(0, lost - prev.lost));
+    }
+    let q = "good";
+    if ((rtt != null && rtt > 0.4) || lossRate > 0.08) q = "poor";
+    else if ((rtt != null && rtt > 0.2) || lossRate > 0.02) q = "fair";
+    this._setQuality(q);
+  }
+}
+
+/** The page's data from the server (token, role, session...). */
+export function readPage() {
+  const el = document.getElementById("sidecoach-page");
+  return el ? JSON.parse(el.textContent) : {};
+}

@@ -1,0 +1,283 @@
+// The lobby / admin page: create sessions, share invite links (with a QR code
+// for the teacher's phone), see live sessions and end them.
+
+import qrcode from "/vendor/qrcode.mjs";
+import { readPage } from "./conn.js";
+import { $, clock, exposeHooks, h, toast } from "./ui.js";
+
+const page = readPage();
+const TOKEN_KEY = "sidecoach.adminToken";
+const ROLE_WORDS = {
+  teacher: "Teacher (the classroom device)",
+  coach: "Coach",
+  observer: "Observer",
+};
+
+const state = { sessions: [], invites: null, created: null, listError: null };
+
+// The admin token arrives once in the URL (?admin=...) and is then kept in
+// this tab's sessionStorage only, and removed from the address bar.
+const url = new URL(location.href);
+if (url.searchParams.has("admin")) {
+  sessionStorage.setItem(TOKEN_KEY, url.searchParams.get("admin"));
+  url.searchParams.delete("admin");
+  history.replaceState(null, "", url.pathname + url.search + url.hash);
+}
+const token = () => sessionStorage.getItem(TOKEN_KEY);
+
+async function api(method, path, body) {
+  const res = await fetch(path, {
+    method,
+    headers: {
+      Authorization: `Bearer ${token()}`,
+      ...(body ? { "Content-Type": "application/json" } : {}),
+    },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  let data = {};
+  try {
+    data = await res.json();
+  } catch {
+    /* not JSON */
+  }
+  if (res.status === 401) {
+    signOut(data.error?.code === "token_expired" ? "Your admin token has expired." : "That admin token isn't valid.");
+  }
+  if (!res.ok) throw new Error(data.error?.message || `HTTP ${res.status}`);
+  return data;
+}
+
+function showSignedIn(signedIn) {
+  $("#auth").hidden = signedIn;
+  for (const id of ["#create", "#sessions"]) $(id).hidden = !signedIn;
+  $("#forget-token").hidden = !signedIn;
+  if (!signedIn) $("#invites").hidden = true;
+}
+
+function signOut(message) {
+  sessionStorage.removeItem(TOKEN_KEY);
+  showSignedIn(false);
+  $("#auth-error").textContent = message || "";
+  $("#admin-token").focus();
+}
+
+// -- QR code -----------------------------------------------------------------
+
+function qrSvg(text) {
+  const qr = qrcode(0, "M");
+  qr.addData(text);
+  qr.make();
+  const n = qr.getModuleCount();
+  const margin = 4;
+  let d = "";
+  for (let r = 0; r < n; r++) {
+    for (let c = 0; c < n; c++) {
+      if (qr.isDark(r, c)) d += `M${c + margin} ${r + margin}h1v1h-1z`;
+    }
+  }
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  const size = n + margin * 2;
+  svg.setAttribute("viewBox", `0 0 ${size} ${size}`);
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", "QR code of the teacher's invite link");
+  svg.setAttribute("shape-rendering", "crispEdges");
+  const bg = document.createElementNS(ns, "rect");
+  bg.setAttribute("width", String(size));
+  bg.setAttribute("height", String(size));
+  bg.setAttribute("fill", "#fff");
+  const path = document.createElementNS(ns, "path");
+  path.setAttribute("d", d);
+  path.setAttribute("fill", "#000");
+  svg.append(bg, path);
+  return svg;
+}
+
+// -- invites -------------------------------------------------------------------
+
+function showInvites(session, invites) {
+  state.invites = { session, invites };
+  $("#invites").hidden = false;
+  $("#invites-for").textContent = `For “${session.title}” with ${session.teacher_name}. Anyone with a link can join in that role: share each link only with its person.`;
+  $("#invite-list").replaceChildren(
+    ...Object.entries(invites).map(([role, link]) => {
+      const id = `invite-${role}`;
+      return h(
+        "div",
+        { class: "invite", dataset: { role } },
+        h("label", { for: id }, ROLE_WORDS[role] || role),
+        h(
+          "div",
+          { class: "invite-row" },
+          h("input", { id, type: "text", readonly: true, value: link, class: "invite-url" }),
+          h(
+            "button",
+            {
+              type: "button",
+              class: "btn btn-small",
+              onclick: async () => {
+                try {
+                  await navigator.clipboard.writeText(link);
+                  toast(`${ROLE_WORDS[role] || role} link copied.`);
+                } catch {
+                  const input = document.getElementById(id);
+                  input.select();
+                  toast("Press Ctrl+C (⌘C) to copy the selected link.");
+                }
+              },
+            },
+            "Copy",
+          ),
+          h("a", { class: "btn btn-small", href: link, target: "_blank", rel: "noopener noreferrer" }, "Open"),
+        ),
+      );
+    }),
+  );
+  const teacher = invites.teacher;
+  $("#qr").replaceChildren(teacher ? qrSvg(teacher) : "");
+  $("#invites").scrollIntoView({ block: "nearest" });
+}
+
+// -- sessions ------------------------------------------------------------------
+
+function lines(text) {
+  return text
+    .split("\n")
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+async function createSession(e) {
+  e.preventDefault();
+  $("#create-error").textContent = "";
+  const body = {
+    title: $("#title").value.trim(),
+    teacher_name: $("#teacher-name").value.trim(),
+    settings: {
+      recording: $("#recording").checked,
+      whisper_single: $("#whisper-single").checked,
+      prompts: lines($("#prompts").value),
+      tally_categories: lines($("#tallies").value),
+    },
+  };
+  try {
+    const data = await api("POST", "/api/sessions", body);
+    state.created = data.session;
+    showInvites(data.session, data.invites);
+    toast(`Session “${data.session.title}” created.`);
+    await refresh();
+  } catch (err) {
+    $("#create-error").textContent = `Couldn't create the session: ${err.message}`;
+  }
+}
+
+async function refresh() {
+  if (!token()) return;
+  try {
+    const data = await api("GET", "/api/sessions?state=live,scheduled");
+    state.sessions = data.sessions;
+    state.listError = null;
+  } catch (err) {
+    state.listError = err.message;
+  }
+  renderSessions();
+}
+
+function summary(s) {
+  const live = s.live;
+  if (!live) return s.state === "live" ? "live (no one connected)" : "not started";
+  const people = Object.entries(live.participants || {})
+    .map(([role, n]) => `${n} ${role}${n > 1 ? "s" : ""}`)
+    .join(", ");
+  return `${people || "no one connected"} · ${clock(live.clock_ms)}`;
+}
+
+function renderSessions() {
+  const list = $("#session-list");
+  if (state.listError) {
+    list.replaceChildren(h("li", { class: "form-error" }, `Couldn't load sessions: ${state.listError}`));
+    return;
+  }
+  if (!state.sessions.length) {
+    list.replaceChildren(h("li", { class: "muted" }, "No live or upcoming sessions."));
+    return;
+  }
+  list.replaceChildren(
+    ...state.sessions.map((s) =>
+      h(
+        "li",
+        { class: "session-item", dataset: { sessionId: s.id, state: s.state } },
+        h("span", { class: `state-badge state-${s.state}` }, s.state),
+        h("span", { class: "session-name" }, s.title),
+        h("span", { class: "muted" }, ` · ${s.teacher_name} · ${summary(s)}`),
+        h(
+          "span",
+          { class: "session-actions" },
+          h(
+            "button",
+            {
+              type: "button",
+              class: "btn btn-small",
+              onclick: async () => {
+                try {
+                  const data = await api("GET", `/api/sessions/${encodeURIComponent(s.id)}`);
+                  showInvites(data.session, data.invites);
+                } catch (err) {
+                  toast(`Couldn't get links: ${err.message}`, "error");
+                }
+              },
+            },
+            "Invite links",
+          ),
+          h(
+            "button",
+            {
+              type: "button",
+              class: "btn btn-small btn-danger",
+              onclick: async () => {
+                if (!confirm(`End “${s.title}” for everyone now?`)) return;
+                try {
+                  await api("POST", `/api/sessions/${encodeURIComponent(s.id)}/end`);
+                  toast(`“${s.title}” has ended.`);
+                  if (state.invites?.session.id === s.id) $("#invites").hidden = true;
+                } catch (err) {
+                  toast(`Couldn't end it: ${err.message}`, "error");
+                }
+                await refresh();
+              },
+            },
+            "End",
+          ),
+        ),
+      ),
+    ),
+  );
+}
+
+// -- wiring ----------------------------------------------------------------------
+
+$("#prompts").value = (page.defaults?.prompts || []).join("\n");
+$("#tallies").value = (page.defaults?.tallyCategories || []).join("\n");
+$("#create-form").addEventListener("submit", createSession);
+$("#refresh").addEventListener("click", refresh);
+$("#forget-token").addEventListener("click", () => signOut(""));
+$("#auth-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  sessionStorage.setItem(TOKEN_KEY, $("#admin-token").value.trim());
+  $("#admin-token").value = "";
+  $("#auth-error").textContent = "";
+  showSignedIn(true);
+  await refresh();
+});
+
+exposeHooks({
+  role: () => "admin",
+  signedIn: () => Boolean(token()),
+  sessions: () => structuredClone(state.sessions),
+  invites: () => (state.invites ? structuredClone(state.invites.invites) : null),
+  created: () => (state.created ? structuredClone(state.created) : null),
+});
+
+showSignedIn(Boolean(token()));
+if (token()) refresh();
+setInterval(() => document.visibilityState === "visible" && refresh(), 5000);

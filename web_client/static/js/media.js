@@ -1,0 +1,147 @@
+// Showing remote tracks, audio level meters, device lists.
+
+import { h } from "./ui.js";
+
+let audioContext = null;
+
+/** One shared AudioContext (created lazily; resumed on the next gesture). */
+export function getAudioContext() {
+  if (!audioContext) {
+    audioContext = new AudioContext();
+    const resume = () => audioContext.state === "suspended" && audioContext.resume();
+    document.addEventListener("pointerdown", resume, { capture: true });
+    document.addEventListener("keydown", resume, { capture: true });
+  }
+  if (audioContext.state === "suspended") audioContext.resume().catch(() => {});
+  return audioContext;
+}
+
+/** A level meter on a stream: level() is the current peak, 0..1. */
+export function levelMeter(stream) {
+  const ctx = getAudioContext();
+  const source = ctx.createMediaStreamSource(stream);
+  const analyser = ctx.createAnalyser();
+  analyser.fftSize = 1024;
+  source.connect(analyser);
+  const buf = new Float32Array(analyser.fftSize);
+  return {
+    level() {
+      analyser.getFloatTimeDomainData(buf);
+      let peak = 0;
+      for (const v of buf) peak = Math.max(peak, Math.abs(v));
+      return peak;
+    },
+    stop() {
+      source.disconnect();
+    },
+  };
+}
+
+/** Animate a <meter>-like bar element from a level meter until stopped. */
+export function animateMeter(meter, barEl) {
+  let running = true;
+  let smoothed = 0;
+  const tick = () => {
+    if (!running) return;
+    smoothed = Math.max(meter.level(), smoothed * 0.85);
+    barEl.style.setProperty("--level", String(Math.min(1, smoothed * 1.5)));
+    requestAnimationFrame(tick);
+  };
+  requestAnimationFrame(tick);
+  return () => {
+    running = false;
+    meter.stop();
+  };
+}
+
+/** play() that reports autoplay refusals instead of throwing. */
+export async function safePlay(el, onBlocked) {
+  try {
+    await el.play();
+    return true;
+  } catch (err) {
+    if (err && err.name === "NotAllowedError") onBlocked?.(el);
+    return false;
+  }
+}
+
+/** Remote classroom media (video tiles + audio) for coach and observer pages. */
+export class RemoteMedia {
+  constructor(videoContainer, audioContainer, { onBlocked, labelFor } = {}) {
+    this.videos = videoContainer;
+    this.audios = audioContainer;
+    this.onBlocked = onBlocked;
+    this.labelFor = labelFor || ((info) => info.source);
+    this.elements = new Map(); // mid -> element (tile or audio)
+    this.meters = new Map();
+  }
+
+  add(remote) {
+    const { info, track, mid } = remote;
+    const stream = new MediaStream([track]);
+    const data = { mid, source: info.source, kind: info.kind, producerId: info.producerId };
+    if (info.kind === "video") {
+      const video = h("video", {
+        autoplay: true,
+        playsinline: true,
+        muted: true,
+        class: "remote-video",
+        dataset: data,
+        "aria-label": this.labelFor(info),
+      });
+      video.muted = true;
+      video.srcObject = stream;
+      const tile = h(
+        "figure",
+        { class: "video-tile", dataset: data },
+        video,
+        h("figcaption", {}, this.labelFor(info)),
+      );
+      this.videos.append(tile);
+      this.elements.set(mid, tile);
+      safePlay(video, this.onBlocked);
+    } else {
+      const audio = h("audio", { autoplay: true, dataset: data, class: "remote-audio" });
+      audio.srcObject = stream;
+      this.audios.append(audio);
+      this.elements.set(mid, audio);
+      safePlay(audio, this.onBlocked);
+    }
+    this.videos.dataset.count = String(this.videos.children.length);
+  }
+
+  remove(remote) {
+    this.elements.get(remote.mid)?.remove();
+    this.elements.delete(remote.mid);
+    this.videos.dataset.count = String(this.videos.children.length);
+  }
+
+  /** Retry play() on every element (after a user gesture). */
+  playAll() {
+    for (const el of this.elements.values()) {
+      const media = el.tagName === "FIGURE" ? el.querySelector("video") : el;
+      safePlay(media, null);
+    }
+  }
+
+  setMuted(muted) {
+    for (const el of this.audios.querySelectorAll("audio")) el.muted = muted;
+  }
+}
+
+/** Devices of one kind, with readable labels. */
+export async function listDevices(kind) {
+  if (!navigator.mediaDevices?.enumerateDevices) return [];
+  const devices = await navigator.mediaDevices.enumerateDevices();
+  let n = 0;
+  return devices
+    .filter((d) => d.kind === kind)
+    .map((d) => ({ id: d.deviceId, label: d.label || `${kind.replace("input", "").replace("output", "")} ${++n}` }));
+}
+
+/** Fill a <select> with devices, keeping the current choice if still there. */
+export function fillSelect(select, devices, preferred) {
+  const keep = preferred ?? select.value;
+  select.replaceChildren(...devices.map((d) => h("option", { value: d.id }, d.label)));
+  if (devices.some((d) => d.id === keep)) select.value = keep;
+}

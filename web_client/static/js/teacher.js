@@ -1,0 +1,510 @@
+// The teacher's page (the classroom device): camera + mic, one-tap Go live,
+// always-visible live/recording state, whispers on a chosen output, cues.
+
+import { Connection, readPage } from "./conn.js";
+import { fillSelect, listDevices, safePlay } from "./media.js";
+import {
+  $,
+  clock,
+  describeError,
+  exposeHooks,
+  h,
+  renderConnection,
+  renderPresence,
+  renderRecording,
+  toast,
+} from "./ui.js";
+
+const page = readPage();
+const conn = new Connection({ token: page.token, sessionId: page.sessionId });
+const OUTPUT_KEY = "sidecoach.whisperOutput";
+
+const state = {
+  wantLive: false,
+  recording: "unknown",
+  recordingReason: "",
+  whispering: [],
+  participants: new Map(),
+  selfId: null,
+  cues: new Map(), // id -> {cue, shown, acked}
+  lastCue: null,
+  previewStream: null,
+  cameraPub: null,
+  micPub: null,
+  extraCameras: [], // {pub, stream, tile}
+  whisperAudio: new Map(), // mid -> <audio>
+  outputId: localStorage.getItem(OUTPUT_KEY) || "",
+  wakeLock: null,
+  tones: 0,
+};
+
+const sinkSupported = "setSinkId" in HTMLMediaElement.prototype;
+
+// -- state display -------------------------------------------------------------
+
+function liveState() {
+  if (!state.wantLive) return "off";
+  if (conn.state === "reconnecting" || conn.state === "connecting") return "reconnecting";
+  if (conn.state !== "joined") return "off";
+  const pubs = [state.cameraPub, state.micPub, ...state.extraCameras.map((c) => c.pub)];
+  return pubs.some((p) => p && p.published) ? "live" : "starting";
+}
+
+const LIVE_WORDS = {
+  off: "Not live",
+  starting: "Going live…",
+  live: "● LIVE",
+  reconnecting: "Reconnecting…",
+};
+
+function render() {
+  renderConnection(conn);
+  const live = liveState();
+  const el = $("#live-state");
+  el.dataset.state = live;
+  el.textContent = LIVE_WORDS[live];
+  document.body.dataset.live = live;
+  renderRecording(state.recording, state.recordingReason);
+  const goLive = $("#go-live");
+  goLive.hidden = state.wantLive;
+  goLive.disabled = !["joined", "connecting", "reconnecting"].includes(conn.state);
+  $("#stop").hidden = !state.wantLive;
+  const pause = $("#pause-recording");
+  pause.hidden = !(state.recording === "recording" || state.recording === "paused");
+  pause.textContent = state.recording === "paused" ? "Resume recording" : "Pause recording";
+  pause.setAttribute("aria-pressed", String(state.recording === "paused"));
+  $("#add-camera").disabled = !state.wantLive || !$("#camera2-select").value;
+  const who = state.whispering.map((w) => w.name || "A coach");
+  const wi = $("#whisper-indicator");
+  wi.hidden = who.length === 0;
+  wi.textContent = who.length ? `🎧 ${who.join(", ")} ${who.length > 1 ? "are" : "is"} whispering` : "";
+  renderPresence(
+    $("#people"),
+    [...state.participants.values()],
+    state.whispering,
+    state.selfId,
+  );
+  if (conn.state === "ended" || conn.state === "failed") {
+    const banner = $("#ended-banner");
+    banner.hidden = false;
+    banner.textContent =
+      conn.state === "ended" ? "This session has ended. Thank you!" : `Can't join: ${conn.detail}`;
+  }
+}
+
+// -- camera, mic, preview ----------------------------------------------------
+
+function showMediaError(err) {
+  const el = $("#media-error");
+  if (!err) {
+    el.hidden = true;
+    return;
+  }
+  el.hidden = false;
+  el.textContent =
+    err.name === "NotAllowedError"
+      ? "Camera or microphone access was blocked. Allow it in the browser's site settings, then tap Go live."
+      : `Camera or microphone unavailable: ${err.message || err.name}`;
+}
+
+function previewTile(stream, label, id) {
+  const video = h("video", { autoplay: true, playsinline: true, muted: true, class: "preview-video" });
+  video.muted = true;
+  video.srcObject = stream;
+  const tile = h("figure", { class: "video-tile", dataset: { preview: id } }, video, h("figcaption", {}, label));
+  safePlay(video);
+  return tile;
+}
+
+function constraintsFor(deviceId, fallback) {
+  return deviceId ? { deviceId: { exact: deviceId } } : fallback;
+}
+
+async function openPreview() {
+  const video = constraintsFor($("#camera-select").value, { width: { ideal: 1280 }, height: { ideal: 720 } });
+  const audio = constraintsFor($("#mic-select").value, true);
+  try {
+    const stream = await navigator.mediaDevices.getUserMedia({ video, audio });
+    stopStream(state.previewStream);
+    state.previewStream = stream;
+    showMediaError(null);
+    const main = $("[data-preview=main]");
+    const tile = previewTile(stream, "Classroom camera", "main");
+    if (main) main.replaceWith(tile);
+    else $("#previews").prepend(tile);
+    await refreshDevices();
+    return true;
+  } catch (err) {
+    showMediaError(err);
+    return false;
+  } finally {
+    render();
+  }
+}
+
+function stopStream(stream) {
+  for (const t of stream?.getTracks() || []) t.stop();
+}
+
+async function refreshDevices() {
+  const cams = await listDevices("videoinput");
+  const mics = await listDevices("audioinput");
+  const outs = await listDevices("audiooutput");
+  const currentCam = state.previewStream?.getVideoTracks()[0]?.getSettings().deviceId;
+  const currentMic = state.previewStream?.getAudioTracks()[0]?.getSettings().deviceId;
+  fillSelect($("#camera-select"), cams, currentCam);
+  fillSelect($("#mic-select"), mics, currentMic);
+  const others = cams.filter((c) => c.id !== $("#camera-select").value);
+  fillSelect($("#camera2-select"), others);
+  const out = $("#output-select");
+  if (sinkSupported && outs.length) {
+    fillSelect(out, outs, state.outputId || "default");
+  } else {
+    out.replaceChildren(h("option", { value: "" }, "This device's speaker"));
+    out.disabled = !sinkSupported;
+    if (!sinkSupported) {
+      $("#output-note").textContent =
+        "This browser can't choose an output: whispers play wherever this device sends sound (pair your earpiece with the device).";
+    }
+  }
+  render();
+}
+
+async function switchTrack(kind) {
+  if (!state.previewStream) return;
+  const deviceId = kind === "video" ? $("#camera-select").value : $("#mic-select").value;
+  try {
+    const stream = await navigator.mediaDevices.getUserMedia({ [kind]: { deviceId: { exact: deviceId } } });
+    const track = stream.getTracks()[0];
+    const old = kind === "video" ? state.previewStream.getVideoTracks()[0] : state.previewStream.getAudioTracks()[0];
+    if (old) {
+      state.previewStream.removeTrack(old);
+      old.stop();
+    }
+    state.previewStream.addTrack(track);
+    const pub = kind === "video" ? state.cameraPub : state.micPub;
+    if (pub) await conn.replaceTrack(pub, track);
+    const v = $("[data-preview=main] video");
+    if (v) {
+      v.srcObject = state.previewStream;
+      safePlay(v);
+    }
+  } catch (err) {
+    showMediaError(err);
+  }
+}
+
+// -- going live ---------------------------------------------------------------
+
+async function goLive() {
+  if (state.wantLive) return;
+  const hasLive = state.previewStream?.getTracks().some((t) => t.readyState === "live");
+  if (!hasLive && !(await openPreview())) return;
+  state.wantLive = true;
+  render();
+  const video = state.previewStream.getVideoTracks()[0];
+  const audio = state.previewStream.getAudioTracks()[0];
+  if (video) {
+    const r = await conn.publish("camera", "video", video);
+    if (r.ok) state.cameraPub = r.pub;
+    else toast(`Camera: ${describeError(r.error)}`, "error");
+  }
+  if (audio) {
+    const r = await conn.publish("mic", "audio", audio);
+    if (r.ok) state.micPub = r.pub;
+    else toast(`Microphone: ${describeError(r.error)}`, "error");
+  }
+  if (!state.cameraPub && !state.micPub) state.wantLive = false;
+  await requestWakeLock();
+  render();
+}
+
+async function addCamera() {
+  const deviceId = $("#camera2-select").value;
+  if (!deviceId || !state.wantLive) return;
+  try {
+    const stream = await navigator.mediaDevices.getUserMedia({ video: { deviceId: { exact: deviceId } } });
+    const r = await conn.publish("camera", "video", stream.getVideoTracks()[0]);
+    if (!r.ok) {
+      stopStream(stream);
+      toast(`Second camera: ${describeError(r.error)}`, "error");
+      return;
+    }
+    const tile = previewTile(stream, `Camera ${state.extraCameras.length + 2}`, `extra-${state.extraCameras.length}`);
+    $("#previews").append(tile);
+    state.extraCameras.push({ pub: r.pub, stream, tile });
+  } catch (err) {
+    showMediaError(err);
+  }
+  render();
+}
+
+async function stopLive() {
+  state.wantLive = false;
+  const pubs = [state.cameraPub, state.micPub, ...state.extraCameras.map((c) => c.pub)];
+  state.cameraPub = state.micPub = null;
+  for (const c of state.extraCameras) {
+    stopStream(c.stream);
+    c.tile.remove();
+  }
+  state.extraCameras = [];
+  for (const pub of pubs) if (pub) await conn.unpublish(pub);
+  // stop means the camera is off: its light goes out
+  stopStream(state.previewStream);
+  state.previewStream = null;
+  $("[data-preview=main]")?.remove();
+  releaseWakeLock();
+  toast("You're no longer live. Coaches can't see or hear the classroom.");
+  render();
+}
+
+async function requestWakeLock() {
+  if (!("wakeLock" in navigator) || state.wakeLock || !state.wantLive) return;
+  try {
+    state.wakeLock = await navigator.wakeLock.request("screen");
+    state.wakeLock.addEventListener("release", () => (state.wakeLock = null));
+  } catch {
+    /* not allowed right now (e.g. page hidden); retried on visibility change */
+  }
+}
+
+function releaseWakeLock() {
+  state.wakeLock?.release().catch(() => {});
+  state.wakeLock = null;
+}
+
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "visible") requestWakeLock();
+});
+
+// -- recording ----------------------------------------------------------------
+
+async function toggleRecording() {
+  const pausing = state.recording !== "paused";
+  const btn = $("#pause-recording");
+  btn.disabled = true;
+  const reply = await conn.call(pausing ? "recording-pause" : "recording-resume", {});
+  btn.disabled = false;
+  if (reply.ok) {
+    if (reply.recording?.state) state.recording = reply.recording.state;
+    else if (reply.state) state.recording = reply.state;
+  } else if (reply.error?.code === "unknown_event") {
+    toast(`Sorry — this server can't ${pausing ? "pause" : "resume"} recordings yet.`, "error");
+  } else {
+    toast(`Couldn't ${pausing ? "pause" : "resume"} the recording: ${describeError(reply.error)}`, "error");
+  }
+  render();
+}
+
+// -- whispers and cues ----------------------------------------------------------
+
+async function applySink(el) {
+  if (!sinkSupported || !state.outputId) return;
+  try {
+    await el.setSinkId(state.outputId);
+  } catch (err) {
+    toast(`Can't play on that output: ${err.message}`, "error");
+  }
+}
+
+let toneCtx = null;
+async function playTone() {
+  if (!toneCtx) {
+    toneCtx = new AudioContext();
+  }
+  if (toneCtx.setSinkId && state.outputId) {
+    try {
+      await toneCtx.setSinkId(state.outputId === "default" ? "" : state.outputId);
+    } catch {
+      /* keep the default output */
+    }
+  }
+  if (toneCtx.state === "suspended") await toneCtx.resume().catch(() => {});
+  const t0 = toneCtx.currentTime + 0.02;
+  for (const [i, freq] of [660, 880].entries()) {
+    const osc = toneCtx.createOscillator();
+    const gain = toneCtx.createGain();
+    osc.type = "sine";
+    osc.frequency.value = freq;
+    const start = t0 + i * 0.16;
+    gain.gain.setValueAtTime(0.0001, start);
+    gain.gain.exponentialRampToValueAtTime(0.25, start + 0.02);
+    gain.gain.exponentialRampToValueAtTime(0.0001, start + 0.15);
+    osc.connect(gain).connect(toneCtx.destination);
+    osc.start(start);
+    osc.stop(start + 0.16);
+  }
+  state.tones += 1;
+}
+
+function textColorFor(hex) {
+  const m = /^#([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(hex || "");
+  if (!m) return "#111";
+  const [r, g, b] = m.slice(1).map((x) => parseInt(x, 16) / 255);
+  const lin = (c) => (c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4);
+  const lum = 0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b);
+  return lum > 0.25 ? "#111" : "#fff";
+}
+
+function showCue(cue, ack) {
+  const known = state.cues.get(cue.id);
+  if (known) {
+    // redelivered (e.g. after a reconnect): already on screen
+    ack?.({ ok: true });
+    return;
+  }
+  const entry = { cue, shown: false, acked: cue.state === "acknowledged" };
+  state.cues.set(cue.id, entry);
+  state.lastCue = entry;
+  const from = state.participants.get(cue.by)?.name;
+  const color = cue.color || "#ffd23f";
+  const card = h(
+    "button",
+    {
+      type: "button",
+      class: "cue-card",
+      dataset: { cueId: cue.id },
+      style: { "--cue-bg": color, "--cue-fg": textColorFor(color) },
+      "aria-label": `Cue: ${cue.text}. Tap to let your coach know you saw it.`,
+      onclick: () => acknowledge(cue.id),
+    },
+    cue.icon ? h("span", { class: "cue-icon", "aria-hidden": "true" }, cue.icon) : null,
+    h("span", { class: "cue-text" }, cue.text),
+    h("span", { class: "cue-meta" }, `${from ? `from ${from} · ` : ""}${clock(cue.sent_ms)} · tap when seen`),
+  );
+  $("#cues").prepend(card);
+  if (cue.tone) playTone();
+  navigator.vibrate?.(150);
+  // "delivered" means shown: acknowledge after the cue has been painted
+  requestAnimationFrame(() => {
+    entry.shown = true;
+    ack?.({ ok: true });
+  });
+}
+
+async function acknowledge(cueId) {
+  const entry = state.cues.get(cueId);
+  const card = $(`.cue-card[data-cue-id="${CSS.escape(cueId)}"]`);
+  if (!entry || entry.acked) {
+    card?.remove();
+    return;
+  }
+  card?.classList.add("cue-acking");
+  const reply = await conn.call("cue-ack", { cueId });
+  if (reply.ok) {
+    entry.acked = true;
+    card?.remove();
+  } else {
+    card?.classList.remove("cue-acking");
+    toast(`Couldn't tell your coach: ${describeError(reply.error)}`, "error");
+  }
+}
+
+// -- connection events ----------------------------------------------------------
+
+conn.onstate = () => render();
+conn.onquality = () => render();
+conn.onpublished = () => render();
+
+conn.onjoined = (reply, isRejoin) => {
+  state.selfId = reply.participantId;
+  state.participants = new Map(reply.participants.map((p) => [p.id, p]));
+  state.participants.set(reply.participantId, { id: reply.participantId, role: reply.role, name: reply.name });
+  state.whispering = reply.coaching?.whispering || [];
+  if (reply.recording?.state) state.recording = reply.recording.state;
+  else state.recording = reply.session?.settings?.recording ? "recording" : "off";
+  if (isRejoin) toast("Reconnected.");
+  render();
+};
+
+conn.ontrack = (remote) => {
+  if (remote.info.source !== "whisper") return;
+  const audio = h("audio", {
+    autoplay: true,
+    dataset: { source: "whisper", producerId: remote.info.producerId, mid: remote.mid },
+  });
+  audio.srcObject = new MediaStream([remote.track]);
+  $("#whisper-audio").append(audio);
+  state.whisperAudio.set(remote.mid, audio);
+  applySink(audio).then(() =>
+    safePlay(audio, () => toast("Tap anywhere to turn on whisper sound.", "error", 10000)),
+  );
+};
+
+conn.ontrackremoved = (remote) => {
+  state.whisperAudio.get(remote.mid)?.remove();
+  state.whisperAudio.delete(remote.mid);
+};
+
+conn
+  .on("participant-joined", (p) => {
+    state.participants.set(p.id, p);
+    render();
+  })
+  .on("participant-left", (p) => {
+    state.participants.delete(p.id);
+    render();
+  })
+  .on("whisper-state", (data) => {
+    state.whispering = data.whispering || [];
+    render();
+  })
+  .on("recording-state", (data) => {
+    state.recording = data.state;
+    state.recordingReason = data.reason || "";
+    render();
+  })
+  .on("cue", (cue, ack) => showCue(cue, ack))
+  .on("session-ended", () => {
+    state.wantLive = false;
+    stopStream(state.previewStream);
+    for (const c of state.extraCameras) stopStream(c.stream);
+    releaseWakeLock();
+  });
+
+// -- wiring ---------------------------------------------------------------------
+
+$("#go-live").addEventListener("click", goLive);
+$("#stop").addEventListener("click", stopLive);
+$("#pause-recording").addEventListener("click", toggleRecording);
+$("#add-camera").addEventListener("click", addCamera);
+$("#camera-select").addEventListener("change", () => switchTrack("video"));
+$("#mic-select").addEventListener("change", () => switchTrack("audio"));
+$("#camera2-select").addEventListener("change", render);
+$("#output-select").addEventListener("change", async (e) => {
+  state.outputId = e.target.value;
+  localStorage.setItem(OUTPUT_KEY, state.outputId);
+  for (const el of state.whisperAudio.values()) await applySink(el);
+});
+$("#test-output").addEventListener("click", () => playTone());
+document.addEventListener("pointerdown", () => {
+  for (const el of state.whisperAudio.values()) if (el.paused) safePlay(el);
+});
+navigator.mediaDevices?.addEventListener?.("devicechange", refreshDevices);
+
+const copy = (x) => (x == null ? x : structuredClone(x));
+exposeHooks({
+  role: () => "teacher",
+  state: () => conn.state,
+  joins: () => conn.joins,
+  drops: () => conn.drops,
+  socket: () => conn.socket,
+  participantId: () => state.selfId,
+  live: () => liveState(),
+  recording: () => state.recording,
+  whispering: () => copy(state.whispering),
+  participants: () => copy([...state.participants.values()]),
+  cues: () => [...state.cues.values()].map((e) => ({ ...copy(e.cue), shown: e.shown, acked: e.acked })),
+  lastCue: () => (state.lastCue ? { ...copy(state.lastCue.cue), shown: state.lastCue.shown, acked: state.lastCue.acked } : null),
+  tones: () => state.tones,
+  remoteTracks: () => [...conn.remote.values()].map((r) => ({ mid: r.mid, ...copy(r.info) })),
+  published: () => conn.publications.map((p) => ({ source: p.source, producerId: p.producerId, published: p.published })),
+  outputId: () => state.outputId,
+});
+
+if (!navigator.mediaDevices?.getUserMedia) {
+  showMediaError({ name: "NotSupported", message: "this page needs HTTPS (or localhost) and a modern browser" });
+}
+render();
+conn.start();
+openPreview();

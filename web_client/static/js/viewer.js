@@ -1,0 +1,150 @@
+// What coach and observer pages share: join, watch and hear the classroom,
+// presence, recording state, reconnect.
+
+import { Connection, readPage } from "./conn.js";
+import { animateMeter, levelMeter, RemoteMedia } from "./media.js";
+import { $, renderConnection, renderPresence, renderRecording, toast } from "./ui.js";
+
+export function startViewer({ role }) {
+  const page = readPage();
+  const conn = new Connection({ token: page.token, sessionId: page.sessionId });
+  const state = {
+    page,
+    role,
+    selfId: null,
+    participants: new Map(),
+    whispering: [],
+    recording: "unknown",
+    recordingReason: "",
+    muted: false,
+    meterStop: null,
+  };
+  const listeners = { render: [], joined: [] };
+
+  const media = new RemoteMedia($("#videos"), $("#audios"), {
+    onBlocked: () => {
+      $("#unblock-audio").hidden = false;
+    },
+    labelFor: (info) => {
+      const who = state.participants.get(info.participantId)?.name;
+      const n = [...conn.remote.values()].filter((r) => r.info.source === info.source).length;
+      const src = info.source === "camera" ? `Camera${n > 1 ? ` ${n}` : ""}` : info.source;
+      return who ? `${src} · ${who}` : src;
+    },
+  });
+
+  function teacherState() {
+    const teacherHere = [...state.participants.values()].some((p) => p.role === "teacher");
+    const videos = [...conn.remote.values()].filter((r) => r.info.kind === "video").length;
+    if (videos) return "live";
+    return teacherHere ? "connected" : "waiting";
+  }
+  const TEACHER_WORDS = {
+    live: "● Classroom live",
+    connected: "Teacher connected, not live yet",
+    waiting: "Waiting for the teacher…",
+  };
+
+  function render() {
+    renderConnection(conn);
+    renderRecording(state.recording, state.recordingReason);
+    const ts = teacherState();
+    const el = $("#teacher-state");
+    el.dataset.state = ts;
+    el.textContent = TEACHER_WORDS[ts];
+    renderPresence($("#people"), [...state.participants.values()], state.whispering, state.selfId);
+    if (conn.state === "ended" || conn.state === "failed") {
+      const banner = $("#ended-banner");
+      banner.hidden = false;
+      banner.textContent =
+        conn.state === "ended" ? "This session has ended. Thank you!" : `Can't join: ${conn.detail}`;
+    }
+    for (const fn of listeners.render) fn();
+  }
+
+  function startMeter(remote) {
+    state.meterStop?.();
+    try {
+      const meter = levelMeter(new MediaStream([remote.track]));
+      state.meterStop = animateMeter(meter, $("#classroom-meter"));
+    } catch {
+      state.meterStop = null;
+    }
+  }
+
+  conn.onstate = () => render();
+  conn.onquality = () => render();
+  conn.onjoined = (reply, isRejoin) => {
+    state.selfId = reply.participantId;
+    state.participants = new Map(reply.participants.map((p) => [p.id, p]));
+    state.participants.set(reply.participantId, {
+      id: reply.participantId,
+      role: reply.role,
+      name: reply.name,
+    });
+    state.whispering = reply.coaching?.whispering || [];
+    if (reply.recording?.state) state.recording = reply.recording.state;
+    else state.recording = reply.session?.settings?.recording ? "recording" : "off";
+    for (const fn of listeners.joined) fn(reply, isRejoin);
+    if (isRejoin) toast("Reconnected.");
+    render();
+  };
+  conn.ontrack = (remote) => {
+    if (remote.info.source === "whisper") return; // never expected here; never played
+    media.add(remote);
+    if (remote.info.kind === "audio" && remote.info.source === "mic") startMeter(remote);
+    media.setMuted(state.muted);
+    render();
+  };
+  conn.ontrackremoved = (remote) => {
+    media.remove(remote);
+    render();
+  };
+  conn
+    .on("participant-joined", (p) => {
+      state.participants.set(p.id, p);
+      render();
+    })
+    .on("participant-left", (p) => {
+      state.participants.delete(p.id);
+      render();
+    })
+    .on("whisper-state", (data) => {
+      state.whispering = data.whispering || [];
+      render();
+    })
+    .on("recording-state", (data) => {
+      state.recording = data.state;
+      state.recordingReason = data.reason || "";
+      render();
+    });
+
+  $("#unblock-audio").addEventListener("click", (e) => {
+    e.currentTarget.hidden = true;
+    media.playAll();
+  });
+  $("#sound-toggle").addEventListener("click", (e) => {
+    state.muted = !state.muted;
+    media.setMuted(state.muted);
+    e.currentTarget.setAttribute("aria-pressed", String(state.muted));
+    e.currentTarget.textContent = state.muted ? "Unmute classroom" : "Mute classroom";
+  });
+
+  const copy = (x) => (x == null ? x : structuredClone(x));
+  const baseHooks = {
+    role: () => role,
+    state: () => conn.state,
+    joins: () => conn.joins,
+    drops: () => conn.drops,
+    socket: () => conn.socket,
+    pc: () => conn.pc,
+    participantId: () => state.selfId,
+    participants: () => copy([...state.participants.values()]),
+    whispering: () => copy(state.whispering),
+    recording: () => state.recording,
+    quality: () => conn.quality,
+    remoteTracks: () => [...conn.remote.values()].map((r) => ({ mid: r.mid, ...copy(r.info) })),
+    teacherState: () => teacherState(),
+  };
+  return { conn, state, media, render, listeners, baseHooks, copy };
+}
