@@ -12,7 +12,6 @@ from aiohttp import web
 from server.config import Config
 from server.http_api import setup_http_api
 from server.pages import setup_pages
-from server.pages import setup_pages
 from server.recording.catalog import RecordingCatalog
 from server.recording.finalize import recover
 from server.recording.manifest import read_manifest
@@ -38,7 +37,6 @@ def create_app(config: Config, store: SessionStore, catalog: RecordingCatalog) -
     app[SIGNALING_KEY] = signaling
     app[STORE_KEY] = store
     setup_http_api(app, config=config, store=store, control=signaling.manager)
-    setup_pages(app, config=config, store=store)
     setup_pages(app, config=config, store=store)
 
     setup_recording_api(app, config=config, catalog=catalog)

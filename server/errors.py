@@ -42,7 +42,11 @@ class Forbidden(SidecoachError):
     code = "forbidden"
 
 
-class SessionNotFound(SidecoachError):
+class NotFound(SidecoachError):
+    code = "not_found"
+
+
+class SessionNotFound(NotFound):
     code = "session_not_found"
 
 

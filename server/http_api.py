@@ -22,8 +22,8 @@ from server.errors import (
     Forbidden,
     InvalidMessage,
     MessageTooLarge,
+    NotFound,
     SessionEnded,
-    SessionNotFound,
     SidecoachError,
     Unauthorized,
 )
@@ -106,7 +106,7 @@ def _status_for(exc: SidecoachError) -> int:
         return 401
     if isinstance(exc, Forbidden):
         return 403
-    if isinstance(exc, SessionNotFound):
+    if isinstance(exc, NotFound):
         return 404
     if isinstance(exc, MessageTooLarge):
         return 413

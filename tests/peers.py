@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import socketio
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import (
     AudioStreamTrack,
     MediaStreamError,
@@ -22,7 +22,7 @@ from aiortc.mediastreams import (
 )
 from av import AudioFrame, VideoFrame
 
-from server.media.aiortc_adapter import restrict_ice
+from server.media.aiortc_adapter import new_peer_connection, restrict_ice
 
 LOOPBACK = ("127.0.0.1",)
 
@@ -42,17 +42,26 @@ class PatternVideoTrack(VideoStreamTrack):
     """Synthetic camera: a moving gradient, 320x240 at 30 fps, encoded by
     aiortc on the *client* (so keyframes are made on PLI)."""
 
-    def __init__(self, width: int = 320, height: int = 240) -> None:
+    def __init__(self, width: int = 320, height: int = 240, flash_at: float | None = None) -> None:
         super().__init__()
         self._w, self._h = width, height
         self._n = 0
+        #: wall time from which every frame is white (to line up with a ToneTrack's beep)
+        self.flash_at = flash_at
+        #: wall time at which the first white frame was made
+        self.flashed_at: float | None = None
 
     async def recv(self) -> VideoFrame:
         pts, time_base = await self.next_timestamp()
         self._n += 1
         img = np.zeros((self._h, self._w, 3), dtype=np.uint8)
-        img[:, :, 0] = (np.arange(self._w) + self._n * 4) % 256
-        img[:, :, 1] = 128
+        if self.flash_at is not None and time.time() >= self.flash_at:
+            img[:] = 255
+            if self.flashed_at is None:
+                self.flashed_at = time.time()
+        else:
+            img[:, :, 0] = (np.arange(self._w) + self._n * 4) % 256
+            img[:, :, 1] = 64
         frame = VideoFrame.from_ndarray(img, format="bgr24")
         frame.pts, frame.time_base = pts, time_base
         return frame
@@ -61,11 +70,15 @@ class PatternVideoTrack(VideoStreamTrack):
 class ToneTrack(AudioStreamTrack):
     """A sine tone at ``freq`` Hz, 48 kHz mono, 20 ms frames."""
 
-    def __init__(self, freq: float = 440.0, amplitude: float = 0.5) -> None:
+    def __init__(
+        self, freq: float = 440.0, amplitude: float = 0.5, beep_at: float | None = None
+    ) -> None:
         super().__init__()
         self._freq = freq
         self._amp = amplitude
         self._t = 0
+        #: wall time before which the track is silent
+        self.beep_at = beep_at
 
     async def recv(self) -> AudioFrame:
         if self.readyState != "live":
@@ -78,7 +91,10 @@ class ToneTrack(AudioStreamTrack):
         else:
             self._start = time.time()
         t = (np.arange(samples) + self._t) / rate
-        pcm = (np.sin(2 * math.pi * self._freq * t) * self._amp * 32767).astype(np.int16)
+        wave = np.sin(2 * math.pi * self._freq * t) * self._amp
+        if self.beep_at is not None:
+            wave[self._start + t < self.beep_at] = 0.0
+        pcm = (wave * 32767).astype(np.int16)
         frame = AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
         frame.pts, frame.sample_rate = self._t, rate
         frame.time_base = fractions.Fraction(1, rate)
@@ -108,9 +124,7 @@ class Participant:
     sio: socketio.AsyncClient = field(
         default_factory=lambda: socketio.AsyncClient(reconnection=False)
     )
-    pc: RTCPeerConnection = field(
-        default_factory=lambda: RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    )
+    pc: RTCPeerConnection = field(default_factory=new_peer_connection)
     joined: dict[str, Any] = field(default_factory=dict)
     received: dict[str, Received] = field(default_factory=dict)
     events: list[tuple[str, Any]] = field(default_factory=list)
@@ -133,6 +147,7 @@ class Participant:
             "tally-counts",
             "note",
             "cue",
+            "recording-state",
         ):
             self.sio.on(name, self._recorder(name))
         self.sio.on("offer", self._on_offer)
@@ -202,7 +217,8 @@ class Participant:
         reply = await self.call(
             "answer", {"negotiationId": data["negotiationId"], "sdp": self.pc.localDescription.sdp}
         )
-        assert reply["ok"], reply
+        if not reply["ok"]:
+            self.events.append(("answer-refused", reply["error"]))
 
     async def _consume(self, rec: Received) -> None:
         try:

@@ -27,7 +27,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiortc
-from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
+from aiortc import (
+    RTCBundlePolicy,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCRtpSender,
+    RTCRtpTransceiver,
+)
 from aiortc.codecs.h264 import h264_depayload
 from aiortc.codecs.vpx import vp8_depayload
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -64,6 +71,20 @@ SenderReportSink = Callable[[int, int, int], None]
 
 
 # ---------------------------------------------------------------- ICE ----
+
+
+def new_peer_connection() -> RTCPeerConnection:
+    """A peer connection that never contacts a STUN server of its own and
+    bundles every m-line on one transport.
+
+    ``max-bundle`` is not only leaner: with aiortc's default ``balanced``
+    policy, a transceiver added while the first offer is still unanswered
+    keeps a transport that the answer's BUNDLE then discards, and its media
+    never flows (tests/test_aiortc_adapter.py shows it).
+    """
+    return RTCPeerConnection(
+        RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+    )
 
 
 def restrict_ice(

@@ -14,7 +14,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
+from aiortc import RTCRtpTransceiver, RTCSessionDescription
 
 from server.config import Config
 from server.errors import NegotiationFailed
@@ -69,7 +69,7 @@ class Peer:
         self._config = config
         self._events = events
         self._describe = describe_consumer
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.pc = adapter.new_peer_connection()
         self._publications: dict[str, _Publication] = {}
         self._subscriptions: dict[str, _Subscription] = {}
         self._retired: list[RTCRtpTransceiver] = []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from server.errors import SidecoachError
+from server.errors import NotFound, SidecoachError
 
 
 class RecordingError(SidecoachError):
@@ -15,5 +15,5 @@ class StorageFull(RecordingError):
     code = "storage_unavailable"
 
 
-class RecordingNotFound(RecordingError):
+class RecordingNotFound(NotFound):
     code = "recording_not_found"

@@ -138,7 +138,12 @@ def finalize_directory(directory: Path, extra: dict[str, Any]) -> dict[str, Any]
             **extra,
         }
     )
-    write_manifest(directory, manifest)
+    try:
+        write_manifest(directory, manifest)
+    except OSError as exc:
+        # a full disk: the media stays as written; the next start-up retries
+        logger.error("%s: manifest not written: %s", directory, exc)
+        manifest["manifest_error"] = str(exc)
     return manifest
 
 
