@@ -315,7 +315,7 @@ $("#note-text").addEventListener("keydown", (e) => {
 const PTT_WORDS = {
   idle: "Hold to whisper",
   starting: "Connecting…",
-  live: "🎙 Live — release to stop",
+  live: "● Live — release to stop",
   stopping: "Stopping…",
 };
 const MIC_WORDS = {

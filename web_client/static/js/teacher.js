@@ -77,7 +77,7 @@ function render() {
   const who = state.whispering.map((w) => w.name || "A coach");
   const wi = $("#whisper-indicator");
   wi.hidden = who.length === 0;
-  wi.textContent = who.length ? `🎧 ${who.join(", ")} ${who.length > 1 ? "are" : "is"} whispering` : "";
+  wi.textContent = who.length ? `● ${who.join(", ")} ${who.length > 1 ? "are" : "is"} whispering` : "";
   renderPresence(
     $("#people"),
     [...state.participants.values()],

@@ -137,7 +137,7 @@ export function renderPresence(listEl, participants, whispering, selfId) {
         " ",
         h("span", { class: "person-name" }, p.name || "(no name)"),
         p.id === selfId ? h("span", { class: "muted" }, " (you)") : null,
-        talking.has(p.id) ? h("span", { class: "whisper-badge" }, " 🎙 whispering") : null,
+        talking.has(p.id) ? h("span", { class: "whisper-badge" }, " ● whispering") : null,
       ),
     ),
   );
