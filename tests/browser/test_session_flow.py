@@ -138,7 +138,8 @@ async def test_lobby_creates_a_session_and_ends_it(
     assert record.settings.prompts == ("Wait time", "Praise effort")
 
     # the invite opens the coach page with the session's own prompts
-    coach = await open_tab(invites["coach"].replace(live_server.config.base_url, ""), "coach")
+    assert invites["coach"].startswith(live_server.url + "/join?token=")
+    coach = await open_tab(invites["coach"], "coach")
     await coach.wait("sidecoach.state === 'joined'")
     assert await coach.page.locator("button.prompt-button").all_inner_texts() == [
         "Wait time",

@@ -164,8 +164,10 @@ export class Connection {
     let readyResolve;
     this._pcReady = new Promise((resolve) => (readyResolve = resolve));
     socket.on("connect", () => this._join(socket, readyResolve));
-    socket.on("connect_error", () => this._dropped(socket, "Can't reach the server"));
-    socket.on("disconnect", (reason) => this._dropped(socket, `Connection lost (${reason})`));
+    socket.on("connect_error", () =>
+      this._dropped(socket, "Can't reach the server. Trying again automatically…"),
+    );
+    socket.on("disconnect", () => this._dropped(socket, "Connection lost. Rejoining automatically…"));
     socket.on("offer", (offer) => {
       this._offerChain = this._offerChain
         .then(() => this._onOffer(socket, offer))
@@ -231,7 +233,7 @@ export class Connection {
     pc.addEventListener("connectionstatechange", () => {
       if (pc !== this.pc) return;
       if (pc.connectionState === "failed") {
-        this._dropped(this.socket, "Media connection failed");
+        this._dropped(this.socket, "The video connection failed. Rejoining automatically…");
       } else if (pc.connectionState === "disconnected") {
         this._setQuality("poor");
       }

@@ -95,7 +95,26 @@ function qrSvg(text) {
 
 // -- invites -------------------------------------------------------------------
 
-function showInvites(session, invites) {
+/** Invite links carry the server's configured base URL. When that is only a
+ * loopback default (no public URL configured), the address this page was
+ * opened with is a better guess for other devices. */
+function reachable(link) {
+  try {
+    const u = new URL(link);
+    const loopback = ["localhost", "127.0.0.1", "[::1]", "0.0.0.0"].includes(u.hostname);
+    if ((loopback || u.port === "0") && u.origin !== location.origin) {
+      return location.origin + u.pathname + u.search;
+    }
+  } catch {
+    /* keep the link as it is */
+  }
+  return link;
+}
+
+function showInvites(session, rawInvites) {
+  const invites = Object.fromEntries(
+    Object.entries(rawInvites).map(([role, link]) => [role, reachable(link)]),
+  );
   state.invites = { session, invites };
   $("#invites").hidden = false;
   $("#invites-for").textContent = `For “${session.title}” with ${session.teacher_name}. Anyone with a link can join in that role: share each link only with its person.`;

@@ -156,6 +156,9 @@ async function refreshDevices() {
   fillSelect($("#mic-select"), mics, currentMic);
   const others = cams.filter((c) => c.id !== $("#camera-select").value);
   fillSelect($("#camera2-select"), others);
+  if (!others.length) {
+    $("#camera2-select").replaceChildren(h("option", { value: "" }, "No other camera found"));
+  }
   const out = $("#output-select");
   if (sinkSupported && outs.length) {
     fillSelect(out, outs, state.outputId || "default");

@@ -34,12 +34,14 @@ export function startViewer({ role }) {
   });
 
   function teacherState() {
+    if (conn.state !== "joined") return "offline";
     const teacherHere = [...state.participants.values()].some((p) => p.role === "teacher");
     const videos = [...conn.remote.values()].filter((r) => r.info.kind === "video").length;
     if (videos) return "live";
     return teacherHere ? "connected" : "waiting";
   }
   const TEACHER_WORDS = {
+    offline: "Not connected to the classroom",
     live: "● Classroom live",
     connected: "Teacher connected, not live yet",
     waiting: "Waiting for the teacher…",
@@ -98,6 +100,11 @@ export function startViewer({ role }) {
   };
   conn.ontrackremoved = (remote) => {
     media.remove(remote);
+    if (remote.info.kind === "audio" && remote.info.source === "mic") {
+      state.meterStop?.();
+      state.meterStop = null;
+      $("#classroom-meter").style.setProperty("--level", "0");
+    }
     render();
   };
   conn
