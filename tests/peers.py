@@ -48,17 +48,19 @@ class PatternVideoTrack(VideoStreamTrack):
         self._n = 0
         #: wall time from which every frame is white (to line up with a ToneTrack's beep)
         self.flash_at = flash_at
-        #: wall time at which the first white frame was made
+        #: media-clock time (as wall time) of the first white frame
         self.flashed_at: float | None = None
 
     async def recv(self) -> VideoFrame:
         pts, time_base = await self.next_timestamp()
         self._n += 1
         img = np.zeros((self._h, self._w, 3), dtype=np.uint8)
-        if self.flash_at is not None and time.time() >= self.flash_at:
+        # the flash follows the track's own media clock, as a camera's would
+        media_time = self._start + pts * time_base  # type: ignore[attr-defined]
+        if self.flash_at is not None and media_time >= self.flash_at:
             img[:] = 255
             if self.flashed_at is None:
-                self.flashed_at = time.time()
+                self.flashed_at = float(media_time)
         else:
             img[:, :, 0] = (np.arange(self._w) + self._n * 4) % 256
             img[:, :, 1] = 64

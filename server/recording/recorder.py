@@ -23,7 +23,7 @@ from server.clock import SessionClock
 from server.media.consumer import Consumer, PacketWriter
 from server.media.policy import RECORDER_ROLE
 from server.recording.event_log import EventLogWriter
-from server.recording.frames import FrameAssembler
+from server.recording.frames import Frame, FrameAssembler
 from server.recording.manifest import (
     EVENTS_FILE,
     ManifestState,
@@ -49,12 +49,18 @@ def new_recording_id() -> str:
     return time.strftime("r%Y%m%d-%H%M%S-", time.gmtime()) + secrets.token_hex(3)
 
 
+#: a track's RTP clock is tied to the session clock by the smallest delay
+#: seen over its first SETTLE_MS of media (one late first packet must not
+#: shift the whole track); frames wait in memory that long, once
+SETTLE_MS = 1000
+
+
 class RecordedTrack:
     """PacketWriter for one Consumer: packets → frames → TrackWriter."""
 
     def __init__(
         self, recorder: Recorder, consumer: Consumer, meta: TrackMeta, writer: TrackWriter
-    ):
+    ) -> None:
         self._recorder = recorder
         self.consumer = consumer
         self.meta = meta
@@ -62,10 +68,11 @@ class RecordedTrack:
         self._video = consumer.producer.kind == "video"
         self._clock_rate = consumer.producer.codec.clock_rate
         self._assembler = FrameAssembler(consumer.producer.codec.mime_type)
-        self._base_ts: int | None = None
-        self._base_ms = 0
-        self._ext_ts = 0
+        self._ext_ts: int | None = None
         self._last_ts = 0
+        self._offset_ms: float | None = None
+        self._min_delay_ms = float("inf")
+        self._settling: list[tuple[Frame, float]] = []
         self._need_keyframe = self._video
         self.frames_received = 0
         self.frames_paused = 0
@@ -77,15 +84,15 @@ class RecordedTrack:
     def send(self, packet: RtpPacket, sequence_number: int, timestamp: int) -> bool:
         if self.writer.closed:
             return False
-        packet_ts = packet.timestamp  # the Recorder keeps the publisher's timing
-        frame = self._assembler.push(packet)
+        frame = self._assembler.push(packet)  # the Recorder keeps the publisher's timing
         if frame is None:
             return True
-        if self._base_ts is None:
-            self._base_ts = self._last_ts = packet_ts
-            self._base_ms = self._recorder.clock.now_ms()
-        self._ext_ts += (packet_ts - self._last_ts + 0x80000000) % 0x100000000 - 0x80000000
-        self._last_ts = packet_ts
+        if self._ext_ts is None:
+            self._ext_ts = 0
+        else:
+            self._ext_ts += (frame.rtp_timestamp - self._last_ts + 0x80000000) % 0x100000000
+            self._ext_ts -= 0x80000000
+        self._last_ts = frame.rtp_timestamp
         if self._recorder.state != RecordingState.RECORDING:
             self.frames_paused += 1
             self._need_keyframe = self._video
@@ -96,9 +103,23 @@ class RecordedTrack:
                 return True
             self._need_keyframe = False
         self.frames_received += 1
-        pts_ms = self._base_ms + (self._ext_ts * 1000) // self._clock_rate
-        self.writer.write(frame, pts_ms)
+        media_ms = self._ext_ts * 1000 / self._clock_rate
+        if self._offset_ms is None:
+            self._min_delay_ms = min(self._min_delay_ms, self._recorder.clock.now_ms() - media_ms)
+            self._settling.append((frame, media_ms))
+            if media_ms - self._settling[0][1] >= SETTLE_MS:
+                self.settle()
+        else:
+            self.writer.write(frame, round(media_ms + self._offset_ms))
         return True
+
+    def settle(self) -> None:
+        """Fix the track's offset and write what waited for it."""
+        if self._offset_ms is None and self._settling:
+            self._offset_ms = self._min_delay_ms
+            for frame, media_ms in self._settling:
+                self.writer.write(frame, round(media_ms + self._offset_ms))
+            self._settling = []
 
     def set_sender_report_mapping(self, ntp_timestamp: int, rtp_timestamp: int) -> None:
         pass
@@ -174,6 +195,7 @@ class Recorder:
     def release_writer(self, consumer: Consumer) -> None:
         track = self.tracks.get(consumer.id)
         if track is not None and not track.writer.closed:
+            track.settle()
             track.meta.closed_ms = self.clock.now_ms()
             track.writer.close_in_executor()
 
@@ -238,11 +260,11 @@ class Recorder:
         if self.closed:
             return {}
         self.closed = True
-        for consumer_id, track in self.tracks.items():
+        for track in self.tracks.values():
             if not track.writer.closed:
+                track.settle()
                 track.meta.closed_ms = self.clock.now_ms()
                 track.writer.close_in_executor()
-            del consumer_id
         self.events.close_in_executor()
         from server.recording.finalize import finalize_directory
 
