@@ -17,6 +17,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+#: a consumer whose leg is down logs its drop count this often (in packets)
+DROP_LOG_EVERY = 1000
+
 
 class PacketWriter(Protocol):
     """Where a Consumer's packets go: a WebRTC leg, or the Recorder."""
@@ -44,6 +47,7 @@ class Consumer:
         self._resync = True
         self._needs_keyframe = producer.kind == "video"
         self.packets_sent = 0
+        self.packets_dropped = 0
         self.closed = False
 
     def bind(self, writer: PacketWriter) -> None:
@@ -69,6 +73,18 @@ class Consumer:
         if self._writer.send(packet, seq, (packet.timestamp + self._ts_offset) & 0xFFFFFFFF):
             self._last_seq = seq
             self.packets_sent += 1
+        else:
+            # the leg is not connected (yet, or any more): counted, and logged
+            # when it lasts (a leg that is still connecting drops a few)
+            self.packets_dropped += 1
+            if self.packets_dropped % DROP_LOG_EVERY == 0:
+                logger.warning(
+                    "consumer %s (%s of %s): %d packets dropped, leg not connected",
+                    self.id,
+                    self.participant_id,
+                    self.producer.id,
+                    self.packets_dropped,
+                )
 
     def resync(self) -> None:
         """The producer skipped packets on purpose: continue our sequence
