@@ -121,17 +121,18 @@ DERIVED_LABELS = {
 # ----------------------------------------------------------- /proc reads ----
 
 
-def thread_cpu(pid: int) -> dict[int, float]:
-    """utime + stime per thread of ``pid``, seconds."""
-    out: dict[int, float] = {}
+def thread_runtime_ns(pid: int) -> dict[int, int]:
+    """CPU time per thread of ``pid`` in ns (``/proc/<pid>/task/<tid>/schedstat``,
+    the scheduler's own accounting: finer than the 10 ms ticks of utime+stime;
+    a thread that exits within a window is not counted)."""
+    out: dict[int, int] = {}
     with contextlib.suppress(OSError):
-        tids = os.listdir(f"/proc/{pid}/task")
-        for tid in tids:
-            with contextlib.suppress(OSError, ValueError, IndexError):
-                with open(f"/proc/{pid}/task/{tid}/stat") as fh:
-                    stat = fh.read()
-                fields = stat[stat.rindex(")") + 2 :].split()
-                out[int(tid)] = (int(fields[11]) + int(fields[12])) / CLK_TCK
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with (
+                contextlib.suppress(OSError, ValueError, IndexError),
+                open(f"/proc/{pid}/task/{tid}/schedstat") as fh,
+            ):
+                out[int(tid)] = int(fh.read().split()[0])
     return out
 
 
@@ -161,7 +162,7 @@ def track_files(directory: Path | None) -> dict[str, int]:
 class Snapshot:
     t: float
     server: float
-    threads: dict[int, float]
+    threads: dict[int, int]
     bench: float
     machine: float
     io: dict[str, int]
@@ -174,7 +175,7 @@ class Snapshot:
         return cls(
             t=time.monotonic(),
             server=fwd.cpu_seconds(pid),
-            threads=thread_cpu(pid),
+            threads=thread_runtime_ns(pid),
             bench=fwd.cpu_seconds(os.getpid()),
             machine=bie.machine_busy_seconds(),
             io=proc_io(pid),
@@ -372,8 +373,8 @@ async def tear_down(run: Run, server: Server) -> None:
 def measure(run: Run, pid: int, a: Snapshot, b: Snapshot) -> dict[str, Any]:
     elapsed = b.t - a.t
     pct = 100 / elapsed
-    loop_thread = b.threads.get(pid, 0.0) - a.threads.get(pid, 0.0)
-    others = sum(v - a.threads.get(tid, 0.0) for tid, v in b.threads.items() if tid != pid)
+    loop_thread = (b.threads.get(pid, 0) - a.threads.get(pid, 0)) / 1e9
+    others = sum(v - a.threads.get(tid, 0) for tid, v in b.threads.items() if tid != pid) / 1e9
     server = b.server - a.server
     machine = b.machine - a.machine
     sent = {}
@@ -388,8 +389,9 @@ def measure(run: Run, pid: int, a: Snapshot, b: Snapshot) -> dict[str, Any]:
         "session": run.session_id,
         "window_s": round(elapsed, 3),
         "server_cpu_pct": round(server * pct, 2),
-        "server_loop_thread_cpu_pct": round(loop_thread * pct, 2),
-        "server_other_threads_cpu_pct": round(others * pct, 2),
+        "server_cpu_pct_schedstat": round((loop_thread + others) * pct, 3),
+        "server_loop_thread_cpu_pct": round(loop_thread * pct, 3),
+        "server_other_threads_cpu_pct": round(others * pct, 3),
         "server_threads": len(b.threads),
         "bench_cpu_pct": round((b.bench - a.bench) * pct, 2),
         "other_processes_cpu_pct": round(max(0.0, machine - server - (b.bench - a.bench)) * pct, 1),
@@ -535,6 +537,7 @@ def summarize(runs: list[dict[str, Any]], rounds: int) -> dict[str, Any]:
         )}  # fmt: skip
         for key in (
             "server_cpu_pct",
+            "server_cpu_pct_schedstat",
             "server_loop_thread_cpu_pct",
             "server_other_threads_cpu_pct",
             "bench_cpu_pct",
@@ -550,30 +553,37 @@ def summarize(runs: list[dict[str, Any]], rounds: int) -> dict[str, Any]:
         ]
         entry["publisher_video_kbps"] = _stats(video_kbps)
         by_config[cfg.key] = entry
-    cpu = {(r["config"], r["round"]): r["server_cpu_pct"] for r in ok}
+    out: dict[str, Any] = {"configs": by_config}
+    for metric, suffix in (("server_cpu_pct", ""), ("server_cpu_pct_schedstat", "_schedstat")):
+        derived = derive({(r["config"], r["round"]): r[metric] for r in ok}, rounds)
+        fwd_cost = derived.get("forwarding_consumer", {}).get("mean")
+        ratios: dict[str, float | None] = {}
+        for name in ("recorded_video_track", "recorded_track_mean_of_video_and_audio"):
+            cost = derived.get(name, {}).get("mean")
+            ok_ratio = cost is not None and fwd_cost is not None and fwd_cost > 0
+            ratios[name] = round(cost / fwd_cost, 2) if ok_ratio else None
+        out[f"derived_cpu_pct{suffix}"] = derived
+        out[f"ratio_recorded_video_track_over_forwarding_consumer{suffix}"] = ratios[
+            "recorded_video_track"
+        ]
+        out[f"ratio_recorded_track_av_mean_over_forwarding_consumer{suffix}"] = ratios[
+            "recorded_track_mean_of_video_and_audio"
+        ]
+    return out
+
+
+def derive(cpu: dict[tuple[str, int], float], rounds: int) -> dict[str, Any]:
+    """The DERIVED costs, computed within each round, then summarized."""
     derived: dict[str, Any] = {}
     for name, (plus, minus, div) in DERIVED.items():
         per_round = []
         for rnd in range(rounds):
-            keys = [(k, rnd) for k in plus + minus]
-            if all(k in cpu for k in keys):
+            if all((k, rnd) in cpu for k in plus + minus):
                 value = sum(cpu[(k, rnd)] for k in plus) - sum(cpu[(k, rnd)] for k in minus)
                 per_round.append(value / div)
         if per_round:
             derived[name] = {**_stats(per_round), "per_round": [round(v, 3) for v in per_round]}
-    ratio = None
-    fwd_cost = derived.get("forwarding_consumer", {}).get("mean")
-    rec_cost = derived.get("recorded_video_track", {}).get("mean")
-    if fwd_cost is not None and rec_cost is not None and fwd_cost > 0:
-        ratio = round(rec_cost / fwd_cost, 2)
-    per_track = derived.get("recorded_track_mean_of_video_and_audio", {}).get("mean")
-    ratio_av = round(per_track / fwd_cost, 2) if per_track is not None and fwd_cost else None
-    return {
-        "configs": by_config,
-        "derived_cpu_pct": derived,
-        "ratio_recorded_video_track_over_forwarding_consumer": ratio,
-        "ratio_recorded_track_av_mean_over_forwarding_consumer": ratio_av,
-    }
+    return derived
 
 
 # -------------------------------------------------------------- reporting --
@@ -608,43 +618,52 @@ def render(report: dict[str, Any]) -> str:
         f"Server process CPU (utime+stime, all threads), % of one core; {st['rounds']} rounds x "
         f"{st['window_s']:g} s windows after {st['warmup_s']:g} s warm-up, configurations "
         f"interleaved per round; {report['machine']['cpus']} CPUs (shared machine).",
-        "mean ± sd over rounds [min..max]; loop = event-loop thread, thr = other threads; "
+        "mean ± sd over rounds [min..max]. sched = the same from /proc/<pid>/task/*/schedstat "
+        "(ns; split into loop = event-loop thread,",
+        "thr = other threads, e.g. the Recorder's writer). bench = this script's process; "
         "others = every other process on the machine.",
         "",
-        f"{'cfg':<3} {'configuration':<36} | {'server CPU %':>13} {'[min..max]':>13} | "
-        f"{'loop / thr %':>12} | {'bench %':>6} | {'others %':>8} | {'rec. kB/s':>9} | "
+        f"{'cfg':<3} {'configuration':<36} | {'CPU % utime+stime':>26} | {'sched %':>11} | "
+        f"{'loop / thr %':>12} | {'bench %':>7} | {'others %':>8} | {'rec. kB/s':>9} | "
         f"{'write()/s':>9}",
-        "-" * 132,
+        "-" * 147,
     ]
     for key, c in summary["configs"].items():
         loop = c.get("server_loop_thread_cpu_pct", {}).get("mean")
         thr = c.get("server_other_threads_cpu_pct", {}).get("mean")
         rec = c.get("recorded_bytes_per_s", {}).get("mean")
         failed = f"  ({c['failed']} failed)" if c.get("failed") else ""
+        cpu = c.get("server_cpu_pct")
         lines.append(
-            f"{key:<3} {c['label']:<36} | {_pm(c.get('server_cpu_pct')):>13} "
-            f"{'[' + _range(c.get('server_cpu_pct')) + ']':>13} | "
-            f"{_fmt(loop, '.1f') + ' / ' + _fmt(thr, '.1f'):>12} | "
-            f"{_fmt(c.get('bench_cpu_pct', {}).get('mean'), '.0f'):>6} | "
+            f"{key:<3} {c['label']:<36} | {_pm(cpu) + ' [' + _range(cpu) + ']':>26} | "
+            f"{_pm(c.get('server_cpu_pct_schedstat')):>11} | "
+            f"{_fmt(loop, '.2f') + ' / ' + _fmt(thr, '.2f'):>12} | "
+            f"{_fmt(c.get('bench_cpu_pct', {}).get('mean'), '.0f'):>7} | "
             f"{_fmt(c.get('other_processes_cpu_pct', {}).get('mean'), '.0f'):>8} | "
             f"{_fmt(None if rec is None else rec / 1000, '.1f'):>9} | "
             f"{_fmt(c.get('server_write_calls_per_s', {}).get('mean'), '.0f'):>9}{failed}"
         )
     lines += [
         "",
-        "Derived cost, % of one core (differences within each round; mean ± sd [min..max]):",
+        "Derived cost, % of one core (differences within each round, then mean ± sd [min..max]):",
+        f"  {'':<42} {'utime+stime':>28} | {'schedstat':>28}",
     ]
     for name, label in DERIVED_LABELS.items():
         d = summary["derived_cpu_pct"].get(name)
-        if d:
-            lines.append(f"  {label:<42} {_pm(d):>14}  [{_range(d)}]")
-    ratio = summary["ratio_recorded_video_track_over_forwarding_consumer"]
-    ratio_av = summary["ratio_recorded_track_av_mean_over_forwarding_consumer"]
-    lines.append(
-        f"Ratio recorded video track / forwarding Consumer: {_fmt(ratio, '.1f')}"
-        + (f"   (mean recorded track of D / forwarding Consumer: {_fmt(ratio_av, '.1f')})"
-           if ratio_av is not None else "")
-    )  # fmt: skip
+        e = summary["derived_cpu_pct_schedstat"].get(name)
+        if d or e:
+            lines.append(
+                f"  {label:<42} {_pm(d) + ' [' + _range(d) + ']':>28} | "
+                f"{_pm(e) + ' [' + _range(e) + ']':>28}"
+            )
+    for suffix, what in (("", "utime+stime"), ("_schedstat", "schedstat")):
+        ratio = summary[f"ratio_recorded_video_track_over_forwarding_consumer{suffix}"]
+        ratio_av = summary[f"ratio_recorded_track_av_mean_over_forwarding_consumer{suffix}"]
+        lines.append(
+            f"Ratio recorded video track / forwarding Consumer ({what}): {_fmt(ratio, '.1f')}"
+            + (f";  mean recorded track of D / forwarding Consumer: {_fmt(ratio_av, '.1f')}"
+               if ratio_av is not None else "")
+        )  # fmt: skip
     lines += [
         "",
         "Recordings (session ended via the admin API; ffprobe -count_frames decodes each file):",

@@ -1,0 +1,67 @@
+"""scripts/bench_recording.py --quick runs end to end.
+
+No timing thresholds: only that every configuration was measured, that the
+derived costs are there, and that every recording was finalized and its
+track files decode (ffprobe) with frames in them.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_quick_recording_benchmark_measures_and_records(tmp_path: Path) -> None:
+    if shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None:
+        pytest.skip("ffmpeg and ffprobe are needed for the clips and the file check")
+    out = tmp_path / "out.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "bench_recording.py"),
+            "--quick",
+            "--json",
+            str(out),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Ratio recorded video track / forwarding Consumer" in proc.stdout
+    report = json.loads(out.read_text())
+    assert "error" not in report, report.get("error")
+    runs = report["runs"]
+    assert [r["config"] for r in runs] == ["A", "B", "C", "Aa", "D"]
+    for run in runs:
+        assert "error" not in run, run
+        assert isinstance(run["server_cpu_pct"], float | int)
+        assert isinstance(run["server_cpu_pct_schedstat"], float | int)
+        assert run["publisher"]["video"]["packets_per_s"] > 0, run
+    assert runs[1]["subscriber_packets_per_s"] > 0
+    for run in (runs[2], runs[4]):
+        assert run["recorded_bytes_per_s"] > 0, run
+    summary = report["summary"]
+    for key in ("forwarding_consumer", "recorded_video_track", "recorded_audio_track"):
+        assert isinstance(summary["derived_cpu_pct"][key]["mean"], float | int), key
+        assert isinstance(summary["derived_cpu_pct_schedstat"][key]["mean"], float | int), key
+    recordings = report["recordings"]
+    assert [(r["config"], len(r["tracks"])) for r in recordings] == [("C", 1), ("D", 2)]
+    for rec in recordings:
+        assert rec["state"] == "finalized", rec
+        assert rec["ok"], rec
+        for track in rec["tracks"]:
+            assert track["ffprobe_frames"] > 0, track
+            assert track["frames_received"] > 0, track
