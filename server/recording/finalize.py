@@ -72,14 +72,17 @@ def _packets(inp: Any, out_stream: Any) -> Iterator[tuple[int, int, Any]]:
 
 
 def build_review(directory: Path, video: Path | None, audio: Path | None) -> str | None:
-    """One WebM with the classroom camera and mic on the session clock."""
+    """One file with the classroom camera and mic on the session clock: WebM
+    for VP8 (plays in every browser), Matroska for H.264."""
     sources = [p for p in (video, audio) if p is not None]
     if not sources:
         return None
-    tmp = directory / (REVIEW_FILE + ".tmp")
+    webm = all(p.suffix == ".webm" for p in sources)
+    name = REVIEW_FILE if webm else REVIEW_FILE.replace(".webm", ".mkv")
+    tmp = directory / (name + ".tmp")
     inputs = [av.open(str(p)) for p in sources]
     try:
-        with av.open(str(tmp), "w", format="webm") as out:
+        with av.open(str(tmp), "w", format="webm" if webm else "matroska") as out:
             streams = [out.add_stream_from_template(i.streams[0]) for i in inputs]
             merged = heapq.merge(*(_packets(i, s) for i, s in zip(inputs, streams, strict=True)))
             for _, _, packet in merged:
@@ -87,8 +90,8 @@ def build_review(directory: Path, video: Path | None, audio: Path | None) -> str
     finally:
         for i in inputs:
             i.close()
-    os.replace(tmp, directory / REVIEW_FILE)
-    return REVIEW_FILE
+    os.replace(tmp, directory / name)
+    return name
 
 
 def finalize_directory(directory: Path, extra: dict[str, Any]) -> dict[str, Any]:
@@ -115,7 +118,7 @@ def finalize_directory(directory: Path, extra: dict[str, Any]) -> dict[str, Any]
             directory / camera["file"] if camera else None,
             directory / mic["file"] if mic else None,
         )
-    except (OSError, av.error.FFmpegError) as exc:
+    except (OSError, ValueError, av.error.FFmpegError) as exc:
         logger.error("%s: no review file: %s", directory, exc)
     ends = [t["end_ms"] for t in usable if t.get("end_ms") is not None]
     starts = [t["start_ms"] for t in usable if t.get("start_ms") is not None]

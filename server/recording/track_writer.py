@@ -24,6 +24,7 @@ from typing import Any
 import av
 
 from server.recording.frames import Frame, opus_head, vp8_dimensions
+from server.recording.h264_sps import annexb_nals, sps_dimensions
 
 logger = logging.getLogger(__name__)
 
@@ -100,8 +101,12 @@ class TrackWriter:
     def _open(self, frame: Frame) -> bool:
         mime = self.mime_type.lower()
         width = height = 0
-        if mime == "video/vp8":
-            dims = vp8_dimensions(frame.data)
+        if mime.startswith("video/"):
+            dims = (
+                vp8_dimensions(frame.data)
+                if mime == "video/vp8"
+                else next(filter(None, map(sps_dimensions, annexb_nals(frame.data))), None)
+            )
             if dims is None:
                 return False  # wait for a keyframe: the header needs the size
             width, height = dims
@@ -112,12 +117,16 @@ class TrackWriter:
             format=self._format,
             options={"cluster_time_limit": str(CLUSTER_MS), "flush_packets": "1"},
         )
-        stream = self._container.add_stream(CODEC_NAMES.get(mime, "h264"))
-        stream.time_base = MS
+        codec = CODEC_NAMES.get(mime, "h264")
         if mime.startswith("video/"):
-            stream.width, stream.height = width, height
+            # a stream for muxing only: no encoder is ever opened
+            stream = self._container.add_mux_stream(codec, width=width, height=height, time_base=MS)
             self.stats.width, self.stats.height = width, height
         else:
+            # Opus needs its OpusHead as codec private data, which only a
+            # codec context can carry; the encoder is opened but never fed
+            stream = self._container.add_stream(codec, rate=48000)
+            stream.time_base = MS
             stream.codec_context.extradata = opus_head()
         self._stream = stream
         return True
