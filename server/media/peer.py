@@ -74,6 +74,7 @@ class Peer:
         self._subscriptions: dict[str, _Subscription] = {}
         self._retired: list[RTCRtpTransceiver] = []
         self._dirty = asyncio.Event()
+        self._settled = asyncio.Event()  # the connection got past connecting
         self._answer: asyncio.Future[None] | None = None
         self._negotiation_id = 0
         self.negotiations = 0
@@ -190,6 +191,20 @@ class Peer:
             self.negotiations += 1
             self._activate_publications()
             await self._stop_retired()
+            # aiortc starts transports and RTP in a task of its own after an
+            # answer; an offer made while that task is still connecting can
+            # change the descriptions under it. Let it finish first.
+            if not await self._connected(timeout):
+                self._events.peer_failed("connection not established")
+                return
+
+    async def _connected(self, timeout: float) -> bool:
+        try:
+            await asyncio.wait_for(self._settled.wait(), timeout)
+        except TimeoutError:
+            return False
+        await asyncio.sleep(0)  # and the start-up task's last steps
+        return self.pc.connectionState == "connected"
 
     def _offer_payload(self) -> dict[str, Any]:
         tracks = {
@@ -234,6 +249,8 @@ class Peer:
     def _on_connection_state(self) -> None:
         state = self.pc.connectionState
         self._log.info("connection %s", state)
+        if state in ("connected", "failed", "closed"):
+            self._settled.set()
         if state == "failed":
             self._events.peer_failed("connection failed")
 
