@@ -1,0 +1,47 @@
+"""The recording's review file plays in Chromium: picture and sound."""
+
+from __future__ import annotations
+
+import pytest
+
+from server.recording.manifest import read_manifest
+from tests.browser.conftest import Opener
+from tests.conftest import LiveServer
+from tests.peers import Participant, PatternVideoTrack, ToneTrack, wait_for
+
+pytestmark = pytest.mark.browser
+
+
+async def test_classroom_review_file_plays_in_chromium(
+    live_server: LiveServer, open_tab: Opener
+) -> None:
+    session = await live_server.create_session()
+    teacher = Participant(live_server.url, live_server.invite(session.id, "teacher"))
+    coach = Participant(live_server.url, live_server.invite(session.id, "coach"))
+    try:
+        await teacher.join()
+        await teacher.publish(PatternVideoTrack(), "camera")
+        await teacher.publish(ToneTrack(), "mic")
+        await coach.join()
+        await wait_for(lambda: len(coach.received) == 2)
+        video = coach.tracks(source="camera")[0]
+        await wait_for(lambda: video.frames > 90, timeout=20)
+        await live_server.manager.end_session(session.id)
+    finally:
+        await teacher.close()
+        await coach.close()
+
+    (row,) = await live_server.catalog.recordings(session.id)
+    review = read_manifest(row.directory)["review"]["classroom"]
+    token = live_server.invite(session.id, "teacher")
+    tab = await open_tab(f"/recordings/{row.id}/{review}?token={token}", name="review")
+    await tab.page.wait_for_selector("video")
+    await tab.js("document.querySelector('video').muted = true")
+    await tab.js("document.querySelector('video').play()")
+    await tab.wait(
+        "(() => { const v = document.querySelector('video');"
+        " return v.videoWidth === 320 && v.currentTime > 1.0"
+        " && v.webkitAudioDecodedByteCount > 0 && !v.error; })()",
+        timeout=20,
+    )
+    assert tab.errors == []
