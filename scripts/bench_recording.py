@@ -361,13 +361,16 @@ async def set_up(run: Run, server: Server, media: Media, settings: Settings) -> 
 
 
 async def tear_down(run: Run, server: Server) -> None:
+    # Ending the session closes the teacher's producers first, and the server
+    # then renegotiates with the remaining peers: the clients stop answering
+    # now, so no offer races with their closing peer connections.
+    for client in run.clients:
+        client.answering = False
     try:
         if run.session_id:
             await asyncio.wait_for(server.end_session(run.session_id), 60)
     finally:
-        for track in run.tracks:
-            track.stop()
-        await fwd._close_all([c.close() for c in run.clients])
+        await _close_quietly(run)
 
 
 def measure(run: Run, pid: int, a: Snapshot, b: Snapshot) -> dict[str, Any]:
@@ -785,7 +788,15 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
 async def _close_quietly(run: Run) -> None:
     for track in run.tracks:
         track.stop()
-    await fwd._close_all([c.close() for c in run.clients])
+
+    async def close(client: Any) -> None:
+        client.answering = False
+        with contextlib.suppress(Exception):
+            if client.sio.connected:
+                await client.sio.disconnect()
+        await client.close()
+
+    await fwd._close_all([close(c) for c in run.clients])
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
