@@ -13,6 +13,7 @@ of ``scripts/bench_bug_in_ear.py`` as its mic. Configurations:
 * **A**  recording off, 0 subscribers, video: the server just receives;
 * **B**  recording off, 1 subscriber (an observer that never decodes: its
   receiver is tapped before aiortc's jitter buffer), video;
+* **B2** recording off, 2 such subscribers, video;
 * **C**  recording on, 0 subscribers, video;
 * **Aa** recording off, 0 subscribers, video + audio;
 * **D**  recording on, 0 subscribers, video + audio.
@@ -21,7 +22,9 @@ Derived, per round (the configurations of a round run back to back, so
 slow drift of a shared machine mostly cancels), then mean +/- sd over
 rounds:
 
-* one forwarding Consumer            = B - A
+* one forwarding Consumer            = B - A   (the first one)
+* a second forwarding Consumer       = B2 - B  (the marginal one: the first
+  subscriber costs clearly more than each further one, see bench_forwarding)
 * one recorded video track           = C - A
 * recorded video + audio (2 tracks)  = D - Aa   (and half of it per track)
 * one recorded audio track           = (D - Aa) - (C - A)
@@ -94,6 +97,7 @@ class Config:
 CONFIGS = (
     Config("A", "rec off, 0 subscribers, video", False, 0, False),
     Config("B", "rec off, 1 subscriber,  video", False, 1, False),
+    Config("B2", "rec off, 2 subscribers, video", False, 2, False),
     Config("C", "rec ON,  0 subscribers, video", True, 0, False),
     Config("Aa", "rec off, 0 subscribers, video+audio", False, 0, True),
     Config("D", "rec ON,  0 subscribers, video+audio", True, 0, True),
@@ -102,6 +106,7 @@ CONFIGS = (
 #: derived cost name -> (plus configs, minus configs, divisor)
 DERIVED: dict[str, tuple[tuple[str, ...], tuple[str, ...], float]] = {
     "forwarding_consumer": (("B",), ("A",), 1),
+    "second_forwarding_consumer": (("B2",), ("B",), 1),
     "recorded_video_track": (("C",), ("A",), 1),
     "recorded_video_plus_audio": (("D",), ("Aa",), 1),
     "recorded_track_mean_of_video_and_audio": (("D",), ("Aa",), 2),
@@ -110,6 +115,7 @@ DERIVED: dict[str, tuple[tuple[str, ...], tuple[str, ...], float]] = {
 }
 DERIVED_LABELS = {
     "forwarding_consumer": "one forwarding Consumer (B - A)",
+    "second_forwarding_consumer": "a second forwarding Consumer (B2 - B)",
     "recorded_video_track": "one recorded video track (C - A)",
     "recorded_video_plus_audio": "recorded video + audio (D - Aa)",
     "recorded_track_mean_of_video_and_audio": "  per recorded track ((D - Aa) / 2)",
@@ -559,19 +565,22 @@ def summarize(runs: list[dict[str, Any]], rounds: int) -> dict[str, Any]:
     out: dict[str, Any] = {"configs": by_config}
     for metric, suffix in (("server_cpu_pct", ""), ("server_cpu_pct_schedstat", "_schedstat")):
         derived = derive({(r["config"], r["round"]): r[metric] for r in ok}, rounds)
-        fwd_cost = derived.get("forwarding_consumer", {}).get("mean")
-        ratios: dict[str, float | None] = {}
-        for name in ("recorded_video_track", "recorded_track_mean_of_video_and_audio"):
-            cost = derived.get(name, {}).get("mean")
-            ok_ratio = cost is not None and fwd_cost is not None and fwd_cost > 0
-            ratios[name] = round(cost / fwd_cost, 2) if ok_ratio else None
         out[f"derived_cpu_pct{suffix}"] = derived
-        out[f"ratio_recorded_video_track_over_forwarding_consumer{suffix}"] = ratios[
-            "recorded_video_track"
-        ]
-        out[f"ratio_recorded_track_av_mean_over_forwarding_consumer{suffix}"] = ratios[
-            "recorded_track_mean_of_video_and_audio"
-        ]
+
+        def ratio(num: str, den: str, derived: dict[str, Any] = derived) -> float | None:
+            a = derived.get(num, {}).get("mean")
+            b = derived.get(den, {}).get("mean")
+            return round(a / b, 2) if a is not None and b is not None and b > 0 else None
+
+        out[f"ratio_recorded_video_track_over_forwarding_consumer{suffix}"] = ratio(
+            "recorded_video_track", "forwarding_consumer"
+        )
+        out[f"ratio_recorded_video_track_over_second_forwarding_consumer{suffix}"] = ratio(
+            "recorded_video_track", "second_forwarding_consumer"
+        )
+        out[f"ratio_recorded_track_av_mean_over_forwarding_consumer{suffix}"] = ratio(
+            "recorded_track_mean_of_video_and_audio", "forwarding_consumer"
+        )
     return out
 
 
@@ -661,11 +670,13 @@ def render(report: dict[str, Any]) -> str:
             )
     for suffix, what in (("", "utime+stime"), ("_schedstat", "schedstat")):
         ratio = summary[f"ratio_recorded_video_track_over_forwarding_consumer{suffix}"]
+        second = summary[f"ratio_recorded_video_track_over_second_forwarding_consumer{suffix}"]
         ratio_av = summary[f"ratio_recorded_track_av_mean_over_forwarding_consumer{suffix}"]
         lines.append(
             f"Ratio recorded video track / forwarding Consumer ({what}): {_fmt(ratio, '.1f')}"
-            + (f";  mean recorded track of D / forwarding Consumer: {_fmt(ratio_av, '.1f')}"
-               if ratio_av is not None else "")
+            f"  (/ second Consumer: {_fmt(second, '.1f')}"
+            + (f";  mean recorded track of D / forwarding Consumer: {_fmt(ratio_av, '.1f')})"
+               if ratio_av is not None else ")")
         )  # fmt: skip
     lines += [
         "",

@@ -44,17 +44,19 @@ def test_quick_recording_benchmark_measures_and_records(tmp_path: Path) -> None:
     report = json.loads(out.read_text())
     assert "error" not in report, report.get("error")
     runs = report["runs"]
-    assert [r["config"] for r in runs] == ["A", "B", "C", "Aa", "D"]
+    assert [r["config"] for r in runs] == ["A", "B", "B2", "C", "Aa", "D"]
     for run in runs:
         assert "error" not in run, run
         assert isinstance(run["server_cpu_pct"], float | int)
         assert isinstance(run["server_cpu_pct_schedstat"], float | int)
         assert run["publisher"]["video"]["packets_per_s"] > 0, run
     assert runs[1]["subscriber_packets_per_s"] > 0
-    for run in (runs[2], runs[4]):
+    assert runs[2]["subscriber_packets_per_s"] > 0
+    for run in (runs[3], runs[5]):
         assert run["recorded_bytes_per_s"] > 0, run
     summary = report["summary"]
-    for key in ("forwarding_consumer", "recorded_video_track", "recorded_audio_track"):
+    keys = ("forwarding_consumer", "second_forwarding_consumer", "recorded_video_track")
+    for key in (*keys, "recorded_audio_track"):
         assert isinstance(summary["derived_cpu_pct"][key]["mean"], float | int), key
         assert isinstance(summary["derived_cpu_pct_schedstat"][key]["mean"], float | int), key
     recordings = report["recordings"]
