@@ -524,17 +524,18 @@ def verify_recording(directory: Path) -> dict[str, Any]:
 
 def _stats(values: list[float]) -> dict[str, Any]:
     if not values:
-        return {"n": 0, "mean": None, "sd": None, "min": None, "max": None}
+        return {"n": 0, "mean": None, "sd": None, "median": None, "min": None, "max": None}
     return {
         "n": len(values),
         "mean": round(statistics.fmean(values), 3),
+        "median": round(statistics.median(values), 3),
         "sd": round(statistics.stdev(values), 3) if len(values) > 1 else None,
         "min": round(min(values), 3),
         "max": round(max(values), 3),
     }
 
 
-def summarize(runs: list[dict[str, Any]], rounds: int) -> dict[str, Any]:
+def summarize(runs: list[dict[str, Any]], rounds: int, window_s: float) -> dict[str, Any]:
     ok = [r for r in runs if "error" not in r]
     by_config: dict[str, Any] = {}
     for cfg in CONFIGS:
@@ -562,15 +563,21 @@ def summarize(runs: list[dict[str, Any]], rounds: int) -> dict[str, Any]:
         ]
         entry["publisher_video_kbps"] = _stats(video_kbps)
         by_config[cfg.key] = entry
-    out: dict[str, Any] = {"configs": by_config}
-    for metric, suffix in (("server_cpu_pct", ""), ("server_cpu_pct_schedstat", "_schedstat")):
+    # utime+stime count 1/CLK_TCK s ticks: a window's CPU % is only good to
+    # +/- one tick, so a ratio whose denominator is within 2 ticks is noise
+    tick_pct = 100 / CLK_TCK / window_s
+    out: dict[str, Any] = {"configs": by_config, "utime_stime_resolution_pct": round(tick_pct, 3)}
+    metrics = (("server_cpu_pct", "", 2 * tick_pct), ("server_cpu_pct_schedstat", "_schedstat", 0))
+    for metric, suffix, floor in metrics:
         derived = derive({(r["config"], r["round"]): r[metric] for r in ok}, rounds)
         out[f"derived_cpu_pct{suffix}"] = derived
 
-        def ratio(num: str, den: str, derived: dict[str, Any] = derived) -> float | None:
+        def ratio(
+            num: str, den: str, derived: dict[str, Any] = derived, floor: float = floor
+        ) -> float | None:
             a = derived.get(num, {}).get("mean")
             b = derived.get(den, {}).get("mean")
-            return round(a / b, 2) if a is not None and b is not None and b > 0 else None
+            return round(a / b, 2) if a is not None and b is not None and b > floor else None
 
         out[f"ratio_recorded_video_track_over_forwarding_consumer{suffix}"] = ratio(
             "recorded_video_track", "forwarding_consumer"
@@ -620,6 +627,12 @@ def _range(s: dict[str, Any] | None, spec: str = ".2f") -> str:
     return f"{_fmt(s['min'], spec)}..{_fmt(s['max'], spec)}"
 
 
+def _derived(s: dict[str, Any] | None) -> str:
+    if not s:
+        return "-"
+    return f"{_pm(s)} [{_range(s)}] ({_fmt(s.get('median'))})"
+
+
 def render(report: dict[str, Any]) -> str:
     st = report["settings"]
     summary = report["summary"]
@@ -630,10 +643,11 @@ def render(report: dict[str, Any]) -> str:
         f"Server process CPU (utime+stime, all threads), % of one core; {st['rounds']} rounds x "
         f"{st['window_s']:g} s windows after {st['warmup_s']:g} s warm-up, configurations "
         f"interleaved per round; {report['machine']['cpus']} CPUs (shared machine).",
-        "mean ± sd over rounds [min..max]. sched = the same from /proc/<pid>/task/*/schedstat "
-        "(ns; split into loop = event-loop thread,",
-        "thr = other threads, e.g. the Recorder's writer). bench = this script's process; "
-        "others = every other process on the machine.",
+        "mean ± sd over rounds [min..max]; utime+stime is good to ±"
+        f"{summary['utime_stime_resolution_pct']:.2f} % per window (one tick).",
+        "sched = the same from /proc/<pid>/task/*/schedstat (ns), split into loop = event-loop "
+        "thread, thr = other threads (the Recorder's writer);",
+        "bench = this script's process; others = every other process on the machine.",
         "",
         f"{'cfg':<3} {'configuration':<36} | {'CPU % utime+stime':>26} | {'sched %':>11} | "
         f"{'loop / thr %':>12} | {'bench %':>7} | {'others %':>8} | {'rec. kB/s':>9} | "
@@ -657,17 +671,15 @@ def render(report: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "Derived cost, % of one core (differences within each round, then mean ± sd [min..max]):",
-        f"  {'':<42} {'utime+stime':>28} | {'schedstat':>28}",
+        "Derived cost, % of one core (differences within each round, then "
+        "mean ± sd [min..max] (median)):",
+        f"  {'':<42} {'utime+stime':>36} | {'schedstat':>36}",
     ]
     for name, label in DERIVED_LABELS.items():
         d = summary["derived_cpu_pct"].get(name)
         e = summary["derived_cpu_pct_schedstat"].get(name)
         if d or e:
-            lines.append(
-                f"  {label:<42} {_pm(d) + ' [' + _range(d) + ']':>28} | "
-                f"{_pm(e) + ' [' + _range(e) + ']':>28}"
-            )
+            lines.append(f"  {label:<42} {_derived(d):>36} | {_derived(e):>36}")
     for suffix, what in (("", "utime+stime"), ("_schedstat", "schedstat")):
         ratio = summary[f"ratio_recorded_video_track_over_forwarding_consumer{suffix}"]
         second = summary[f"ratio_recorded_video_track_over_second_forwarding_consumer{suffix}"]
@@ -792,7 +804,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             report["server_log_tail"] = server.log_tail()
         finally:
             await server.stop()
-    report["summary"] = summarize(report["runs"], settings.rounds)
+    report["summary"] = summarize(report["runs"], settings.rounds, settings.window_s)
     return report
 
 
