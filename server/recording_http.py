@@ -4,7 +4,6 @@ and zero bytes. Media is streamed with HTTP range requests."""
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from typing import Any
@@ -107,7 +106,3 @@ def setup_recording_api(app: web.Application, *, config: Config, catalog: Record
     app.router.add_get("/api/recordings", api.list_recordings)
     app.router.add_get("/api/recordings/{recording_id}", api.get_manifest)
     app.router.add_get("/recordings/{recording_id}/{name}", api.get_file)
-
-
-def dumps(data: Any) -> str:
-    return json.dumps(data, default=str)

@@ -35,6 +35,7 @@ from aiortc import (
     RTCRtpSender,
     RTCRtpTransceiver,
 )
+from aiortc import clock as aiortc_clock
 from aiortc.codecs.h264 import h264_depayload
 from aiortc.codecs.vpx import vp8_depayload
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -230,10 +231,6 @@ def depayload(mime_type: str, payload: bytes) -> bytes:
     return payload
 
 
-def supported_codecs(kind: str) -> list[str]:
-    return [c.mimeType for c in RTCRtpSender.getCapabilities(kind).codecs]
-
-
 # ------------------------------------------------------------- sending ----
 
 
@@ -361,6 +358,4 @@ class OutboundRtp:
 
 
 def current_ntp_time() -> int:
-    from aiortc import clock
-
-    return int(clock.current_ntp_time())
+    return int(aiortc_clock.current_ntp_time())

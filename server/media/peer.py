@@ -92,10 +92,6 @@ class Peer:
     def role(self) -> str:
         return self._role
 
-    @property
-    def connection_state(self) -> str:
-        return str(self.pc.connectionState)
-
     # -- publishing -----------------------------------------------------
 
     def request_publish(self, info: ProducerInfo, codec: str | None) -> None:
@@ -253,10 +249,6 @@ class Peer:
             self._settled.set()
         if state == "failed":
             self._events.peer_failed("connection failed")
-
-    @property
-    def producers(self) -> list[Producer]:
-        return [p.producer for p in self._publications.values() if p.producer is not None]
 
     async def close(self) -> None:
         if self._closed:

@@ -13,7 +13,7 @@ import secrets
 from typing import Protocol
 
 from server.media.consumer import Consumer, PacketWriter
-from server.media.policy import ProducerInfo, RoutingPolicy
+from server.media.policy import RoutingPolicy
 from server.media.producer import Producer
 
 logger = logging.getLogger(__name__)
@@ -85,9 +85,6 @@ class Router:
         producer = self.producers.get(producer_id)
         if producer is not None:
             await producer.close()
-
-    def can_consume(self, info: ProducerInfo, participant_id: str, role: str) -> bool:
-        return self.policy.can_consume(info, participant_id, role)
 
     def _maybe_consume(self, producer: Producer, endpoint: ConsumerEndpoint) -> Consumer | None:
         if producer.closed or not self.policy.can_consume(
