@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import socketio
 from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.exceptions import InvalidStateError
 from aiortc.mediastreams import (
     AudioStreamTrack,
     MediaStreamError,
@@ -199,6 +200,12 @@ class Participant:
         self.offers += 1
         if not self.answering or self.pc.signalingState == "closed":
             return
+        try:
+            await self._answer(data)
+        except InvalidStateError:  # the test closed this peer meanwhile
+            self.events.append(("offer-after-close", data["negotiationId"]))
+
+    async def _answer(self, data: dict[str, Any]) -> None:
         if self.answer_delay:
             await asyncio.sleep(self.answer_delay)
         await self.pc.setRemoteDescription(RTCSessionDescription(data["sdp"], "offer"))
