@@ -1,15 +1,17 @@
 """One recorded track: encoded frames muxed by PyAV into WebM/Matroska
 without decoding, in the recording's executor thread, crash-safe.
 
-Crash safety: clusters close at least every ``CLUSTER_MS``, every packet is
-handed to the OS at once (``flush_packets``) and the file is fsync'd at
-least every ``FSYNC_INTERVAL_S``; a killed server loses at most about
-CLUSTER_MS + FSYNC_INTERVAL_S of a track. ``finalize.py`` repairs the index
-of a file that was never closed.
+Crash safety: frames reach the writer thread within ``BATCH_S``, clusters
+close at least every ``CLUSTER_MS``, every packet is handed to the OS at once
+(``flush_packets``) and the file is fsync'd at least every
+``FSYNC_INTERVAL_S``; a server killed with SIGKILL loses at most about
+BATCH_S + CLUSTER_MS of a track (what reached the OS survives the process).
+``finalize.py`` repairs the index of a file that was never closed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fractions
 import logging
@@ -32,6 +34,8 @@ logger = logging.getLogger(__name__)
 CLUSTER_MS = 1000
 #: fsync a track file at least this often
 FSYNC_INTERVAL_S = 0.5
+#: frames are handed to the writer thread in batches this often
+BATCH_S = 0.1
 MS = fractions.Fraction(1, 1000)
 
 CONTAINERS = {"video/vp8": ("webm", ".webm"), "audio/opus": ("webm", ".webm")}
@@ -71,17 +75,34 @@ class TrackWriter:
         self._container: Any = None
         self._stream: Any = None
         self._last_sync = 0.0
+        self._batch: list[tuple[Frame, int]] = []
+        self._flush_timer: asyncio.TimerHandle | None = None
         self.stats = TrackStats()
         self.closed = False
 
     # -- called on the event loop ----------------------------------------
 
     def write(self, frame: Frame, pts_ms: int) -> None:
-        if not self.closed and self.stats.error is None:
-            self._executor.submit(self._guarded, self._write_sync, frame, pts_ms)
+        """Queue a frame; frames go to the writer thread in batches every
+        ``BATCH_S`` (one thread hand-off per batch, not per frame)."""
+        if self.closed or self.stats.error is not None:
+            return
+        self._batch.append((frame, pts_ms))
+        if self._flush_timer is None:
+            loop = asyncio.get_running_loop()
+            self._flush_timer = loop.call_later(BATCH_S, self._flush)
+
+    def _flush(self) -> None:
+        self._flush_timer = None
+        if self._batch:
+            batch, self._batch = self._batch, []
+            self._executor.submit(self._guarded, self._write_batch, batch)
 
     def close_in_executor(self) -> Any:
-        """Schedule the close; returns the concurrent future."""
+        """Write what is queued, then close; returns the concurrent future."""
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+        self._flush()
         self.closed = True
         return self._executor.submit(self._guarded, self._close_sync)
 
@@ -130,6 +151,10 @@ class TrackWriter:
             stream.codec_context.extradata = opus_head()
         self._stream = stream
         return True
+
+    def _write_batch(self, batch: list[tuple[Frame, int]]) -> None:
+        for frame, pts_ms in batch:
+            self._write_sync(frame, pts_ms)
 
     def _write_sync(self, frame: Frame, pts_ms: int) -> None:
         if self._container is None and not self._open(frame):
