@@ -67,123 +67,35 @@ import argparse
 import asyncio
 import collections
 import contextlib
-import ctypes
-import fractions
 import gc
 import json
 import logging
 import os
-import platform
 import random
 import signal
 import socket
 import struct
-import subprocess
 import sys
 import tempfile
 import time
 from array import array
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+SCRIPTS = Path(__file__).resolve().parent
+sys.path[:0] = [str(SCRIPTS), str(SCRIPTS.parent)]  # benchlib; the server package
 
-import aiohttp  # noqa: E402
-import av  # noqa: E402
+import benchlib  # noqa: E402
 import numpy as np  # noqa: E402
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack  # noqa: E402
 from aiortc.rtp import RtpPacket  # noqa: E402
-
-from server.media.aiortc_adapter import tap_receiver  # noqa: E402
+from benchlib import OPUS_FRAME_S, CpuReading, OpusClipTrack, fmt, fmt_p50_p99, percentile  # noqa: E402
 
 LEVELS = (1, 20, 100)
 QUICK_LEVELS = (1, 5)
 BENCH_SECRET = "bench-bie-secret-" + "b" * 40
-CLIP_SECONDS = 60
-OPUS_FRAME_S = 0.020
-OPUS_CLOCK = 48_000
-OPUS_FRAME_TICKS = 960
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 log = logging.getLogger("bench_bug_in_ear")
-
-
-# ------------------------------------------------------------------ clip ----
-
-
-def make_clip(cache_dir: Path) -> Path:
-    """A pre-encoded Opus clip: 1 kHz tone + light noise (so every 20 ms
-    payload is distinct and packets can be matched by payload), 48 kHz mono,
-    32 kbit/s, 20 ms frames. Made once with ffmpeg and cached."""
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    path = cache_dir / f"whisper-tone-noise-opus32k-20ms-{CLIP_SECONDS}s.ogg"
-    if path.exists() and path.stat().st_size > 0:
-        return path
-    tmp = path.with_suffix(f".{os.getpid()}.tmp.ogg")
-    cmd = [
-        "ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
-        "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000",
-        "-f", "lavfi", "-i", "anoisesrc=sample_rate=48000:amplitude=0.05:seed=7",
-        "-filter_complex", "[0][1]amix=inputs=2", "-t", str(CLIP_SECONDS), "-ac", "1",
-        "-c:a", "libopus", "-b:a", "32k", "-frame_duration", "20", str(tmp),
-    ]  # fmt: skip
-    subprocess.run(cmd, check=True, timeout=120)
-    os.replace(tmp, path)
-    return path
-
-
-def load_clip(path: Path) -> list[bytes]:
-    with av.open(str(path)) as container:
-        stream = container.streams.audio[0]
-        packets = [bytes(p) for p in container.demux(stream) if p.size]
-    if not packets:
-        raise RuntimeError(f"no Opus packets in {path}")
-    return packets
-
-
-class OpusClipTrack(MediaStreamTrack):
-    """Loops the pre-encoded Opus packets at one per 20 ms as ``av.Packet``
-    objects, which aiortc's sender packetizes without encoding.
-
-    (aiortc's ``MediaPlayer(path, decode=False, loop=True)`` is not used: in
-    aiortc 1.16 its demux worker seeks to 0 at the end of the file and the
-    packet pts restart at 0, so the track's throttling and the worker's
-    read-ahead limit stop working and it bursts every later loop as fast as
-    it can demux. It would also run one demux thread per coach.)"""
-
-    kind = "audio"
-
-    def __init__(self, packets: list[bytes], start: int) -> None:
-        super().__init__()
-        self._packets = packets
-        self._start_index = start
-        self._n = 0
-        self._t0: float | None = None
-        self._time_base = fractions.Fraction(1, OPUS_CLOCK)
-        self.stalls = 0
-
-    async def recv(self) -> av.Packet:  # type: ignore[type-arg]
-        if self.readyState != "live":
-            raise MediaStreamError
-        now = time.monotonic()
-        if self._t0 is None:
-            self._t0 = now
-        else:
-            wait = self._t0 + self._n * OPUS_FRAME_S - now
-            if wait > 0:
-                await asyncio.sleep(wait)
-            elif wait < -0.25:  # the bench's loop stalled: do not burst to catch up
-                self.stalls += 1
-                self._t0 = now - self._n * OPUS_FRAME_S
-        data = self._packets[(self._start_index + self._n) % len(self._packets)]
-        packet = av.Packet(data)
-        packet.pts = self._n * OPUS_FRAME_TICKS
-        packet.time_base = self._time_base
-        self._n += 1
-        return packet
 
 
 # ------------------------------------------------ server side (--serve) ----
@@ -312,21 +224,7 @@ def serve(port: int, data_dir: Path, control_dir: Path, gc_freeze: bool = False)
     from server.app import serve as serve_app
     from server.cli import build_config, build_parser, configure_logging
 
-    cli = build_parser().parse_args(
-        [
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data_dir),
-            "--ice-listen-ips",
-            "127.0.0.1",
-            "--log-level",
-            "WARNING",
-        ]  # fmt: skip
-    )
+    cli = build_parser().parse_args(benchlib.sidecoach_serve_args(port, data_dir))
     config = build_config(cli)
     configure_logging(config.log_level)
     for noisy in ("aioice", "aiortc"):
@@ -367,89 +265,36 @@ def serve(port: int, data_dir: Path, control_dir: Path, gc_freeze: bool = False)
 # ------------------------------------------------------ server process ----
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _die_with_parent() -> None:  # runs in the child before exec
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of process ``pid`` (all threads), in seconds."""
-    with open(f"/proc/{pid}/stat") as fh:
-        stat = fh.read()
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-class ServerProcess:
-    """The Sidecoach server this bench starts (and stops, by PID)."""
+class ServerProcess(benchlib.ServerProcess):
+    """The Sidecoach server this bench starts (and stops, by PID): this
+    script with ``--serve``, told by signals to start and end a window."""
 
     def __init__(self, workdir: Path, gc_freeze: bool = False) -> None:
-        self.gc_freeze = gc_freeze
         self.data_dir = workdir / "data"
         self.control_dir = workdir / "control"
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.control_dir.mkdir(parents=True, exist_ok=True)
-        self.log_path = workdir / "server.log"
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    async def start(self, timeout: float = 30) -> None:
+        port = benchlib.free_port()
         cmd = [
-            sys.executable, str(Path(__file__).resolve()), "--serve", "--port", str(self.port),
+            sys.executable, str(Path(__file__).resolve()), "--serve", "--port", str(port),
             "--data-dir", str(self.data_dir), "--control-dir", str(self.control_dir),
         ]  # fmt: skip
-        if self.gc_freeze:
+        if gc_freeze:
             cmd.append("--server-gc-freeze")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SIDECOACH_")}
-        env["SIDECOACH_SECRET"] = BENCH_SECRET
-        self._log = open(self.log_path, "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            cmd, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,
-        )  # fmt: skip
-        deadline = time.monotonic() + timeout
-        async with aiohttp.ClientSession() as http:
-            while True:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"server exited early:\n{self.log_tail()}")
-                with contextlib.suppress(aiohttp.ClientError, OSError):
-                    async with http.get(f"{self.url}/healthz") as resp:
-                        if resp.status == 200:
-                            return
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"server not healthy in {timeout}s:\n{self.log_tail()}")
-                await asyncio.sleep(0.1)
+        env = benchlib.sidecoach_env(BENCH_SECRET)
+        url = f"http://127.0.0.1:{port}"
+        super().__init__("server", cmd, env, workdir / "server.log", url, stop_timeout=15)
 
     async def create_sessions(self, n: int) -> list[str]:
         """Through the admin HTTP API; no recording (one whisper consumer)."""
-        from server.tokens import issue_admin_token
-
-        headers = {"Authorization": f"Bearer {issue_admin_token(BENCH_SECRET, ttl_s=3600)}"}
         ids = []
-        timeout = aiohttp.ClientTimeout(total=30)
-        async with aiohttp.ClientSession(timeout=timeout, headers=headers) as http:
+        async with benchlib.admin_client(BENCH_SECRET, ttl_s=3600, timeout_s=30) as http:
             for i in range(n):
-                body = {
-                    "title": f"bench {i + 1}",
-                    "teacher_name": f"Teacher {i + 1}",
-                    "settings": {"recording": False},
-                }
-                async with http.post(f"{self.url}/api/sessions", json=body) as resp:
-                    if resp.status != 201:
-                        raise RuntimeError(f"create session: {resp.status} {await resp.text()}")
-                    ids.append((await resp.json())["session"]["id"])
+                ids.append(
+                    await benchlib.create_session(
+                        http, self.url, f"bench {i + 1}", f"Teacher {i + 1}", recording=False
+                    )
+                )
         return ids
 
     async def _signal(self, sig: int, name: str, timeout: float = 30) -> dict[str, Any]:
@@ -472,34 +317,8 @@ class ServerProcess:
     async def stop_window(self) -> dict[str, Any]:
         return await self._signal(signal.SIGUSR2, "stats.json")
 
-    def log_tail(self, n: int = 3000) -> str:
-        with contextlib.suppress(OSError):
-            return self.log_path.read_text(errors="replace")[-n:]
-        return ""
-
-    def stop(self) -> None:
-        """Terminate (then kill) the process this bench started, by PID."""
-        proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-        if getattr(self, "_log", None) is not None:
-            self._log.close()
-
 
 # ---------------------------------------------------------- client side ----
-
-
-def _rtp_payload_offset(data: bytes) -> int:
-    offset = 12 + 4 * (data[0] & 0x0F)
-    if data[0] & 0x10:
-        (words,) = struct.unpack_from("!H", data, offset + 2)
-        offset += 4 + 4 * words
-    return offset
 
 
 class GcPauses:
@@ -528,14 +347,6 @@ class GcPauses:
             "gc_pause_ms_total": round(sum(self.pauses_ns) / 1e6, 1),
             "gc_pause_ms_max": round(max(self.pauses_ns, default=0) / 1e6, 1),
         }
-
-
-def machine_busy_seconds() -> float:
-    """CPU time spent by all processes on the machine (all cores), seconds."""
-    with open("/proc/stat") as fh:
-        values = [int(v) for v in fh.readline().split()[1:]]
-    idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
-    return (sum(values[:8]) - idle) / CLK_TCK
 
 
 class LiveLatency:
@@ -624,19 +435,15 @@ class BenchSession:
     # -- probes ---------------------------------------------------------
 
     def install_send_probe(self, dtls: Any) -> None:
-        original = dtls._send_rtp
+        benchlib.on_rtp_sent(dtls, self.on_coach_packet)
 
-        async def send_rtp(data: bytes) -> None:
-            if not 192 <= data[1] <= 223:  # RTP, not RTCP
-                t = time.perf_counter_ns()
-                h = hash(data[_rtp_payload_offset(data) :])
-                self.sent_packets += 1
-                self.sent_at[h] = t
-                if self.sending_window:
-                    self.sent_log.append((h, t))
-            await original(data)
-
-        dtls._send_rtp = send_rtp
+    def on_coach_packet(self, data: bytes) -> None:
+        t = time.perf_counter_ns()
+        h = hash(data[benchlib.rtp_payload_offset(data) :])
+        self.sent_packets += 1
+        self.sent_at[h] = t
+        if self.sending_window:
+            self.sent_log.append((h, t))
 
     def on_teacher_packet(self, packet: RtpPacket, codec: Any) -> None:
         t = time.perf_counter_ns()
@@ -649,9 +456,6 @@ class BenchSession:
             self.first_arrival.setdefault(h, t)
             if self.sending_window:
                 self.received_in_window += 1
-
-    def on_sender_report(self, ssrc: int, ntp: int, rtp: int) -> None:
-        pass
 
     async def on_cue(self, data: Any = None) -> str:
         t = time.perf_counter_ns()
@@ -693,27 +497,6 @@ class BenchSession:
             await asyncio.sleep(max(0.0, wait))
 
 
-def tap_teacher(session: BenchSession, pc: Any) -> None:
-    """Tap every audio receiver of the teacher's pc as soon as it appears."""
-
-    def on_track(track: MediaStreamTrack) -> None:
-        for transceiver in pc.getTransceivers():
-            if transceiver.receiver.track is track and track.kind == "audio":
-                tap_receiver(
-                    transceiver.receiver, session.on_teacher_packet, session.on_sender_report
-                )
-
-    pc.on("track", on_track)
-
-
-async def _poll(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not within {timeout:.0f}s")
-        await asyncio.sleep(0.05)
-
-
 async def _connect(participant: Any, attempts: int = 3) -> None:
     """socket.io connect, retried: under load the websocket upgrade can fail."""
     for attempt in range(attempts):
@@ -727,12 +510,10 @@ async def _connect(participant: Any, attempts: int = 3) -> None:
 
 
 async def setup_session(session: BenchSession, url: str, clip: list[bytes], timeout: float) -> None:
-    from server.roles import Role
-    from server.tokens import issue_invite
     from tests.peers import Participant
 
     def invite(role: str) -> str:
-        return issue_invite(BENCH_SECRET, session.session_id, Role(role), ttl_s=3600)
+        return benchlib.invite(BENCH_SECRET, session.session_id, role)
 
     coach = Participant(url, invite("coach"), decode=False)
     teacher = Participant(url, invite("teacher"), decode=False)
@@ -743,11 +524,11 @@ async def setup_session(session: BenchSession, url: str, clip: list[bytes], time
     await coach.join(f"coach {session.index}")
     session.track = OpusClipTrack(clip, start=random.randrange(len(clip)))
     producer_id = await coach.publish(session.track, "whisper")
-    await _poll(lambda: coach.published(producer_id), timeout, "whisper published")
+    await benchlib.wait_until(lambda: coach.published(producer_id), timeout, "whisper published")
     senders = [t.sender for t in coach.pc.getTransceivers() if t.sender.track is session.track]
     session.install_send_probe(senders[0].transport)
 
-    tap_teacher(session, teacher.pc)
+    benchlib.tap_new_tracks(teacher.pc, "audio", session.on_teacher_packet)
     await _connect(teacher)
     teacher.sio.on("cue", session.on_cue)  # replaces Participant's recorder
     await teacher.join(f"teacher {session.index}")
@@ -755,7 +536,9 @@ async def setup_session(session: BenchSession, url: str, clip: list[bytes], time
     reply = await coach.call("whisper-start")
     if not reply.get("ok"):
         raise RuntimeError(f"whisper-start refused: {reply}")
-    await _poll(lambda: session.received_packets > 0, timeout, "teacher hears the whisper")
+    await benchlib.wait_until(
+        lambda: session.received_packets > 0, timeout, "teacher hears the whisper"
+    )
     session.ready = True
 
 
@@ -792,10 +575,6 @@ class Settings:
     quiet_other_pct: float = 25.0
 
 
-def _pct(values: list[float], q: float, digits: int = 3) -> float | None:
-    return round(float(np.percentile(values, q)), digits) if values else None
-
-
 def level_stats(sessions: list[BenchSession]) -> dict[str, Any]:
     """Whisper: every packet a coach sent in the window, matched (by payload)
     with its first arrival at the teacher up to the end of the grace period.
@@ -824,9 +603,9 @@ def level_stats(sessions: list[BenchSession]) -> dict[str, Any]:
                 cue_rtt.append((t2 - t0) / 1e6)
     sent = sum(len(s.sent_log) for s in sessions)
     return {
-        "whisper_e2e_ms_p50": _pct(e2e, 50),
-        "whisper_e2e_ms_p99": _pct(e2e, 99),
-        "whisper_e2e_ms_max": _pct(e2e, 100),
+        "whisper_e2e_ms_p50": percentile(e2e, 50),
+        "whisper_e2e_ms_p99": percentile(e2e, 99),
+        "whisper_e2e_ms_max": percentile(e2e, 100),
         "whisper_e2e_samples": len(e2e),
         "coach_packets_sent": sent,
         "teacher_packets_received": sum(s.received_in_window for s in sessions),
@@ -836,11 +615,11 @@ def level_stats(sessions: list[BenchSession]) -> dict[str, Any]:
         "cues_sent": cues_sent,
         "cues_received": cues_received,
         "cues_delivered_to_coach": cues_delivered,
-        "cue_ms_p50": _pct(cue_lat, 50),
-        "cue_ms_p99": _pct(cue_lat, 99),
-        "cue_ms_max": _pct(cue_lat, 100),
-        "cue_roundtrip_ms_p50": _pct(cue_rtt, 50),
-        "cue_roundtrip_ms_p99": _pct(cue_rtt, 99),
+        "cue_ms_p50": percentile(cue_lat, 50),
+        "cue_ms_p99": percentile(cue_lat, 99),
+        "cue_ms_max": percentile(cue_lat, 100),
+        "cue_roundtrip_ms_p50": percentile(cue_rtt, 50),
+        "cue_roundtrip_ms_p99": percentile(cue_rtt, 99),
     }
 
 
@@ -851,10 +630,9 @@ async def wait_for_quiet_machine(server_pid: int, settings: Settings) -> dict[st
     t0 = time.monotonic()
     other = None
     while time.monotonic() - t0 < settings.quiet_wait_s:
-        m0, c0, b0 = machine_busy_seconds(), cpu_seconds(server_pid), cpu_seconds(os.getpid())
+        r0 = CpuReading.take(server_pid)
         await asyncio.sleep(2.0)
-        m1, c1, b1 = machine_busy_seconds(), cpu_seconds(server_pid), cpu_seconds(os.getpid())
-        other = max(0.0, (m1 - m0) - (c1 - c0) - (b1 - b0)) / 2.0 * 100
+        other = CpuReading.take(server_pid).others_since(r0) / 2.0 * 100
         if other < settings.quiet_other_pct:
             break
     return {
@@ -932,11 +710,9 @@ async def run_levels(
             for s in live:
                 s.start_window()
                 s.cue_task = asyncio.ensure_future(s.send_cues(settings.cue_rate_hz))
-            t0, c0, b0 = time.monotonic(), cpu_seconds(server.pid), cpu_seconds(os.getpid())
-            m0, load0 = machine_busy_seconds(), os.getloadavg()[0]
+            r0, load0 = CpuReading.take(server.pid), os.getloadavg()[0]
             await asyncio.sleep(settings.window_s)
-            t1, c1, b1 = time.monotonic(), cpu_seconds(server.pid), cpu_seconds(os.getpid())
-            m1 = machine_busy_seconds()
+            r1 = CpuReading.take(server.pid)
             for s in live:
                 s.sending_window = False
                 if s.cue_task is not None:
@@ -949,7 +725,7 @@ async def run_levels(
             # the window's last packets and cues may still be on their way
             t_grace = time.monotonic()
             with contextlib.suppress(TimeoutError):
-                await _poll(
+                await benchlib.wait_until(
                     lambda live=live: all(s.settled() for s in live),  # type: ignore[misc]
                     settings.grace_s,
                     "grace",
@@ -957,7 +733,7 @@ async def run_levels(
             grace_s = time.monotonic() - t_grace
             for s in live:
                 s.receiving_window = False
-            elapsed = t1 - t0
+            elapsed = r1.t - r0.t
             stats = level_stats(live)
             stalls = sum(s.track.stalls for s in live if s.track is not None)
             level: dict[str, Any] = {
@@ -968,12 +744,10 @@ async def run_levels(
                 **steady,
                 "window_s": round(elapsed, 3),
                 "grace_used_s": round(grace_s, 2),
-                "server_cpu_pct": round((c1 - c0) / elapsed * 100, 1),
-                "bench_process_cpu_pct": round((b1 - b0) / elapsed * 100, 1),
-                "machine_cpu_pct": round((m1 - m0) / elapsed * 100, 1),
-                "other_processes_cpu_pct": round(
-                    max(0.0, (m1 - m0) - (c1 - c0) - (b1 - b0)) / elapsed * 100, 1
-                ),
+                "server_cpu_pct": round((r1.server - r0.server) / elapsed * 100, 1),
+                "bench_process_cpu_pct": round((r1.bench - r0.bench) / elapsed * 100, 1),
+                "machine_cpu_pct": round((r1.machine - r0.machine) / elapsed * 100, 1),
+                "other_processes_cpu_pct": round(r1.others_since(r0) / elapsed * 100, 1),
                 "loadavg_1min_at_start": round(load0, 2),
                 "whisper_server_forward_us_p50": srv["forward_us_p50"],
                 "whisper_server_forward_us_p99": srv["forward_us_p99"],
@@ -1002,7 +776,7 @@ async def run_levels(
             log.info("level %s", level)
     finally:
         await lag.stop()
-        await _close_all(sessions)
+        await benchlib.close_all((close_session(s) for s in sessions), timeout=30)
     if failed_setups:
         for lv in results:
             lv.setdefault("failed_setups", failed_setups[:10])
@@ -1010,22 +784,7 @@ async def run_levels(
     return results
 
 
-async def _close_all(sessions: list[BenchSession]) -> None:
-    with contextlib.suppress(Exception, asyncio.TimeoutError):
-        await asyncio.wait_for(
-            asyncio.gather(*(close_session(s) for s in sessions), return_exceptions=True), 30
-        )
-
-
 # ------------------------------------------------------------ reporting ----
-
-
-def _fmt(v: Any, spec: str = ".1f") -> str:
-    return "-" if v is None else format(v, spec)
-
-
-def _pair(level: dict[str, Any], key: str, spec: str, unit: str = "") -> str:
-    return f"{_fmt(level.get(key + '_p50'), spec)} / {_fmt(level.get(key + '_p99'), spec)}{unit}"
 
 
 def render(report: dict[str, Any]) -> str:
@@ -1062,12 +821,13 @@ def render(report: dict[str, Any]) -> str:
     for lv in levels:
         lost = f"{lv['lost_packets']}/{lv['coach_packets_sent']}"
         lines.append(
-            f"{lv['n']:>4} | {_pair(lv, 'whisper_server_forward_us', '.1f'):>18} | "
-            f"{_pair(lv, 'whisper_server_path_us', '.1f'):>17} | "
-            f"{_pair(lv, 'whisper_e2e_ms', '.2f'):>17} | {lv['server_packets_forwarded']:>8} | "
-            f"{lost:>11} | {_fmt(lv['server_cpu_pct']):>8} | "
-            f"{_fmt(lv['bench_process_cpu_pct']):>10} | "
-            f"{_fmt(lv.get('other_processes_cpu_pct')):>10}"
+            f"{lv['n']:>4} | {fmt_p50_p99(lv, 'whisper_server_forward_us', '.1f'):>18} | "
+            f"{fmt_p50_p99(lv, 'whisper_server_path_us', '.1f'):>17} | "
+            f"{fmt_p50_p99(lv, 'whisper_e2e_ms', '.2f'):>17} | "
+            f"{lv['server_packets_forwarded']:>8} | "
+            f"{lost:>11} | {fmt(lv['server_cpu_pct']):>8} | "
+            f"{fmt(lv['bench_process_cpu_pct']):>10} | "
+            f"{fmt(lv.get('other_processes_cpu_pct')):>10}"
         )
     lines += [
         "",
@@ -1082,19 +842,19 @@ def render(report: dict[str, Any]) -> str:
     ]
     for lv in levels:
         lines.append(
-            f"{lv['n']:>4} | {_pair(lv, 'cue_ms', '.2f'):>16} | {_fmt(lv['cue_ms_max'], '.1f'):>7}"
-            f" | {lv['cues_received']:>6}/{lv['cues_sent']:<6} | "
-            f"{_pair(lv, 'cue_roundtrip_ms', '.2f'):>18} | "
-            f"{_pair(lv, 'server_loop_lag_ms', '.2f'):>15} | "
-            f"{_pair(lv, 'bench_loop_lag_ms', '.2f'):>17} | "
+            f"{lv['n']:>4} | {fmt_p50_p99(lv, 'cue_ms', '.2f'):>16} | "
+            f"{fmt(lv['cue_ms_max'], '.1f'):>7} | {lv['cues_received']:>6}/{lv['cues_sent']:<6} | "
+            f"{fmt_p50_p99(lv, 'cue_roundtrip_ms', '.2f'):>18} | "
+            f"{fmt_p50_p99(lv, 'server_loop_lag_ms', '.2f'):>15} | "
+            f"{fmt_p50_p99(lv, 'bench_loop_lag_ms', '.2f'):>17} | "
             f"{lv['sessions_ready']:>3}/{lv['n']:<3}"
         )
     if floor:
         lines += [
             "",
             "Machine floor, bench process, one SRTP protect + sendto of a 92-byte RTP packet: "
-            f"p50 {_fmt(floor.get('back_to_back_p50'))} us back to back, "
-            f"{_fmt(floor.get('paced_20ms_p50'))} us when paced every 20 ms (cold CPU/caches "
+            f"p50 {fmt(floor.get('back_to_back_p50'))} us back to back, "
+            f"{fmt(floor.get('paced_20ms_p50'))} us when paced every 20 ms (cold CPU/caches "
             "between packets).",
         ]
     notes = []
@@ -1159,8 +919,8 @@ def python_floor_us() -> dict[str, float]:
                     rx.recv(2048)
                 if pause:
                     time.sleep(pause)
-            out[f"{name}_p50"] = round(float(np.percentile(samples, 50)), 1)
-            out[f"{name}_p99"] = round(float(np.percentile(samples, 99)), 1)
+            out[f"{name}_p50"] = percentile(samples, 50, digits=1)
+            out[f"{name}_p99"] = percentile(samples, 99, digits=1)
     return out
 
 
@@ -1179,9 +939,9 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         max_settle_s=args.max_settle,
         quiet_wait_s=args.quiet_wait,
     )
-    clip_path = make_clip(Path(args.cache_dir))
-    clip = load_clip(clip_path)
-    kbps = sum(len(p) for p in clip) * 8 / (len(clip) * OPUS_FRAME_S) / 1000
+    clip_path = benchlib.make_opus_clip(Path(args.cache_dir))
+    clip = benchlib.load_opus_clip(clip_path)
+    kbps = benchlib.clip_kbps(clip, OPUS_FRAME_S)
     report: dict[str, Any] = {
         "python_floor_us": python_floor_us(),
         "settings": {
@@ -1199,11 +959,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             "clip_unique_payloads": len(set(clip)),
             "clip_payload_kbps": round(kbps, 1),
         },
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
+        "machine": benchlib.machine_info(),
         "method": (
             "server in its own process; whisper server-added latency timed inside it by "
             "runtime wrappers of Producer.on_packet (forward) and aioice "
@@ -1263,8 +1019,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="N=1,5 with short windows (smoke)")
-    parser.add_argument("--json", metavar="PATH", help="write all numbers to PATH")
+    benchlib.add_quick_and_json_args(parser, "N=1,5 with short windows (smoke)")
     parser.add_argument("--levels", type=lambda s: [int(x) for x in s.split(",")], default=None)
     parser.add_argument("--window", type=float, default=None, help="window per level, s (20)")
     parser.add_argument("--warmup", type=float, default=None, help="warm-up per level, s (3)")
@@ -1288,13 +1043,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )  # fmt: skip
     parser.add_argument("--setup-concurrency", type=int, default=5)
     parser.add_argument("--setup-timeout", type=float, default=30.0)
-    parser.add_argument(
-        "--cache-dir",
-        default=os.environ.get("SIDECOACH_BENCH_CACHE")
-        or str(Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "sidecoach-bench"),
-        help="where the encoded Opus clip is kept",
-    )
-    parser.add_argument("-v", "--verbose", action="store_true")
+    benchlib.add_cache_and_verbose_args(parser, "where the encoded Opus clip is kept")
     # internal: run the instrumented server (started by the bench itself)
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
@@ -1314,18 +1063,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(name)s: %(message)s",
-    )
-    for noisy in ("aioice", "aiortc", "socketio", "engineio"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
+    benchlib.configure_logging(args.verbose)
     if args.serve:
         return serve(args.port, Path(args.data_dir), Path(args.control_dir), args.server_gc_freeze)
-    report = asyncio.run(bench(args))
-    print(render(report), flush=True)
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
+    report = benchlib.run_and_report(args, bench, render)
     return 1 if report.get("error") or not report["levels"] else 0
 
 

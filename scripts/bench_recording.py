@@ -59,30 +59,22 @@ import contextlib
 import json
 import logging
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 SCRIPTS = Path(__file__).resolve().parent
-ROOT = SCRIPTS.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(SCRIPTS))
+sys.path[:0] = [str(SCRIPTS), str(SCRIPTS.parent)]  # benchlib; the server package
 
 import aiohttp  # noqa: E402
-import bench_bug_in_ear as bie  # noqa: E402
-import bench_forwarding as fwd  # noqa: E402
+import benchlib  # noqa: E402
+from benchlib import BENCH_SECRET, CLK_TCK, CpuReading, SubscriberProbe, fmt  # noqa: E402
 
 log = logging.getLogger("bench_recording")
-
-BENCH_SECRET = fwd.BENCH_SECRET
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -166,11 +158,8 @@ def track_files(directory: Path | None) -> dict[str, int]:
 
 @dataclass
 class Snapshot:
-    t: float
-    server: float
+    cpu: CpuReading
     threads: dict[int, int]
-    bench: float
-    machine: float
     io: dict[str, int]
     files: dict[str, int]
     sent: dict[int, tuple[int, int]]
@@ -179,11 +168,8 @@ class Snapshot:
     @classmethod
     def take(cls, pid: int, rec_dir: Path | None, sent: SendCounter, received: int) -> Snapshot:
         return cls(
-            t=time.monotonic(),
-            server=fwd.cpu_seconds(pid),
+            cpu=CpuReading.take(pid),
             threads=thread_runtime_ns(pid),
-            bench=fwd.cpu_seconds(os.getpid()),
-            machine=bie.machine_busy_seconds(),
             io=proc_io(pid),
             files=track_files(rec_dir),
             sent=dict(sent.by_ssrc),
@@ -206,17 +192,13 @@ class SendCounter:
         if id(dtls) in self._installed:
             return
         self._installed.add(id(dtls))
-        original = dtls._send_rtp
+        benchlib.on_rtp_sent(dtls, self._on_rtp)
 
-        async def send_rtp(data: bytes) -> None:
-            if not 192 <= data[1] <= 223:  # not RTCP
-                ssrc = int.from_bytes(data[8:12], "big")
-                packets, size = self.by_ssrc.get(ssrc, (0, 0))
-                payload = len(data) - fwd._rtp_payload_offset(data)
-                self.by_ssrc[ssrc] = (packets + 1, size + payload)
-            await original(data)
-
-        dtls._send_rtp = send_rtp
+    def _on_rtp(self, data: bytes) -> None:
+        ssrc = int.from_bytes(data[8:12], "big")
+        packets, size = self.by_ssrc.get(ssrc, (0, 0))
+        payload = len(data) - benchlib.rtp_payload_offset(data)
+        self.by_ssrc[ssrc] = (packets + 1, size + payload)
 
     def packets(self, ssrc: int) -> int:
         return self.by_ssrc.get(ssrc, (0, 0))[0]
@@ -228,7 +210,7 @@ class Server:
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self.data_dir = workdir / "sidecoach-data"
-        self.process: fwd.ServerProcess | None = None
+        self.process: benchlib.ServerProcess | None = None
         self.url = ""
         self.http: aiohttp.ClientSession | None = None
 
@@ -238,45 +220,23 @@ class Server:
         return self.process.pid
 
     async def start(self) -> None:
-        from server.tokens import issue_admin_token
-
         self.data_dir.mkdir(parents=True)
-        port = fwd._free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SIDECOACH_")}
-        env["SIDECOACH_SECRET"] = BENCH_SECRET
-        cmd = [
-            sys.executable, "-m", "server", "serve", "--host", "127.0.0.1", "--port", str(port),
-            "--data-dir", str(self.data_dir), "--ice-listen-ips", "127.0.0.1",
-            "--log-level", "WARNING",
-        ]  # fmt: skip
-        self.process = fwd.ServerProcess("sidecoach", cmd, env, self.workdir / "sidecoach.log")
-        await self.process.start(f"{self.url}/healthz")
-        token = issue_admin_token(BENCH_SECRET, ttl_s=24 * 3600)
-        self.http = aiohttp.ClientSession(
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=aiohttp.ClientTimeout(total=60),
-        )
-
-    async def _post(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        assert self.http is not None
-        async with self.http.post(self.url + path, json=body or {}) as resp:
-            if resp.status not in (200, 201):
-                raise RuntimeError(f"POST {path}: HTTP {resp.status}: {await resp.text()}")
-            data: dict[str, Any] = await resp.json()
-            return data
+        log_path = self.workdir / "sidecoach.log"
+        self.process = benchlib.sidecoach_server(self.data_dir, log_path, BENCH_SECRET)
+        self.url = self.process.url
+        await self.process.start()
+        self.http = benchlib.admin_client(BENCH_SECRET, ttl_s=24 * 3600, timeout_s=60)
 
     async def create_session(self, title: str, recording: bool) -> str:
-        body = {
-            "title": title,
-            "teacher_name": "Bench Teacher",
-            "settings": {"recording": recording},
-        }
-        reply = await self._post("/api/sessions", body)
-        return str(reply["session"]["id"])
+        assert self.http is not None
+        return await benchlib.create_session(self.http, self.url, title, "Bench Teacher", recording)
 
     async def end_session(self, session_id: str) -> None:
-        await self._post(f"/api/sessions/{session_id}/end")
+        assert self.http is not None
+        path = f"/api/sessions/{session_id}/end"
+        async with self.http.post(self.url + path, json={}) as resp:
+            if resp.status not in (200, 201):
+                raise RuntimeError(f"POST {path}: HTTP {resp.status}: {await resp.text()}")
 
     def recording_dir(self, session_id: str) -> Path | None:
         dirs = sorted((self.data_dir / "recordings" / session_id).glob("*/"))
@@ -304,54 +264,48 @@ class Run:
     tracks: list[Any] = field(default_factory=list)
     sent: SendCounter = field(default_factory=SendCounter)
     ssrcs: dict[str, int] = field(default_factory=dict)  # kind -> publisher SSRC
-    subscribers: list[fwd.SubscriberProbe] = field(default_factory=list)
+    subscribers: list[SubscriberProbe] = field(default_factory=list)
     rec_dir: Path | None = None
 
 
-async def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not within {timeout:.0f}s")
-        await asyncio.sleep(0.05)
-
-
 async def set_up(run: Run, server: Server, media: Media, settings: Settings) -> None:
-    from server.roles import Role
-    from server.tokens import issue_invite
     from tests.peers import Participant
 
     cfg = run.config
     run.session_id = await server.create_session(f"bench {cfg.key} r{run.round}", cfg.recording)
 
     def invite(role: str) -> str:
-        return issue_invite(BENCH_SECRET, run.session_id, Role(role), ttl_s=3600)
+        return benchlib.invite(BENCH_SECRET, run.session_id, role)
 
     teacher = Participant(server.url, invite("teacher"), decode=False)
     run.clients.append(teacher)
     await teacher.join("bench teacher")
-    sources: list[tuple[Any, str]] = [(fwd.ClipTrack(media.video), "camera")]
+    sources: list[tuple[Any, str]] = [(benchlib.VideoClipTrack(media.video), "camera")]
     if cfg.audio:
-        sources.append((bie.OpusClipTrack(media.audio, start=0), "mic"))
+        sources.append((benchlib.OpusClipTrack(media.audio, start=0), "mic"))
     for track, source in sources:
         run.tracks.append(track)
         producer_id = await teacher.publish(track, source)
-        await _wait(lambda p=producer_id: teacher.published(p), 20, f"{source} published")
+        await benchlib.wait_until(
+            lambda p=producer_id: teacher.published(p), 20, f"{source} published"
+        )
         for transceiver in teacher.pc.getTransceivers():
             if transceiver.sender.track is track:
                 run.sent.install(transceiver.sender.transport)
                 run.ssrcs[track.kind] = transceiver.sender._ssrc
     for kind, ssrc in run.ssrcs.items():
-        await _wait(lambda s=ssrc: run.sent.packets(s) >= 10, 20, f"publisher sending {kind}")
+        await benchlib.wait_until(
+            lambda s=ssrc: run.sent.packets(s) >= 10, 20, f"publisher sending {kind}"
+        )
     for i in range(cfg.subscribers):
-        probe = fwd.SubscriberProbe(f"sub{i + 1}")
+        probe = SubscriberProbe(f"sub{i + 1}")
         run.subscribers.append(probe)
         viewer = Participant(server.url, invite("observer"), decode=False)
         run.clients.append(viewer)
-        fwd.tap_new_tracks(viewer.pc, probe)
+        benchlib.tap_new_tracks(viewer.pc, "video", probe.on_packet)
         await viewer.join(probe.name)
     if run.subscribers:
-        await _wait(
+        await benchlib.wait_until(
             lambda: all(s.packets > 0 for s in run.subscribers), 20, "subscribers receiving"
         )
     if cfg.recording:
@@ -363,7 +317,7 @@ async def set_up(run: Run, server: Server, media: Media, settings: Settings) -> 
             return len(sizes) >= n_files and all(v > 0 for v in sizes.values())
 
         # the video track file starts at the publisher's next keyframe (<= 2 s)
-        await _wait(recording, 20, "recorded track files growing")
+        await benchlib.wait_until(recording, 20, "recorded track files growing")
 
 
 async def tear_down(run: Run, server: Server) -> None:
@@ -380,12 +334,10 @@ async def tear_down(run: Run, server: Server) -> None:
 
 
 def measure(run: Run, pid: int, a: Snapshot, b: Snapshot) -> dict[str, Any]:
-    elapsed = b.t - a.t
+    elapsed = b.cpu.t - a.cpu.t
     pct = 100 / elapsed
     loop_thread = (b.threads.get(pid, 0) - a.threads.get(pid, 0)) / 1e9
     others = sum(v - a.threads.get(tid, 0) for tid, v in b.threads.items() if tid != pid) / 1e9
-    server = b.server - a.server
-    machine = b.machine - a.machine
     sent = {}
     for kind, ssrc in run.ssrcs.items():
         p0, s0 = a.sent.get(ssrc, (0, 0))
@@ -397,13 +349,13 @@ def measure(run: Run, pid: int, a: Snapshot, b: Snapshot) -> dict[str, Any]:
         "round": run.round,
         "session": run.session_id,
         "window_s": round(elapsed, 3),
-        "server_cpu_pct": round(server * pct, 2),
+        "server_cpu_pct": round((b.cpu.server - a.cpu.server) * pct, 2),
         "server_cpu_pct_schedstat": round((loop_thread + others) * pct, 3),
         "server_loop_thread_cpu_pct": round(loop_thread * pct, 3),
         "server_other_threads_cpu_pct": round(others * pct, 3),
         "server_threads": len(b.threads),
-        "bench_cpu_pct": round((b.bench - a.bench) * pct, 2),
-        "other_processes_cpu_pct": round(max(0.0, machine - server - (b.bench - a.bench)) * pct, 1),
+        "bench_cpu_pct": round((b.cpu.bench - a.cpu.bench) * pct, 2),
+        "other_processes_cpu_pct": round(b.cpu.others_since(a.cpu) * pct, 1),
         "publisher": sent,
         "server_write_calls_per_s": round(
             (b.io.get("syscw", 0) - a.io.get("syscw", 0)) / elapsed, 1
@@ -608,29 +560,23 @@ def derive(cpu: dict[tuple[str, int], float], rounds: int) -> dict[str, Any]:
 # -------------------------------------------------------------- reporting --
 
 
-def _fmt(v: Any, spec: str = ".2f") -> str:
-    return "-" if v is None else format(v, spec)
-
-
 def _pm(s: dict[str, Any] | None, spec: str = ".2f") -> str:
     if not s or s.get("mean") is None:
         return "-"
     sd = s.get("sd")
-    return (
-        f"{_fmt(s['mean'], spec)} ± {_fmt(sd, spec)}" if sd is not None else _fmt(s["mean"], spec)
-    )
+    return f"{fmt(s['mean'], spec)} ± {fmt(sd, spec)}" if sd is not None else fmt(s["mean"], spec)
 
 
 def _range(s: dict[str, Any] | None, spec: str = ".2f") -> str:
     if not s or s.get("min") is None:
         return "-"
-    return f"{_fmt(s['min'], spec)}..{_fmt(s['max'], spec)}"
+    return f"{fmt(s['min'], spec)}..{fmt(s['max'], spec)}"
 
 
 def _derived(s: dict[str, Any] | None) -> str:
     if not s:
         return "-"
-    return f"{_pm(s)} [{_range(s)}] ({_fmt(s.get('median'))})"
+    return f"{_pm(s)} [{_range(s)}] ({fmt(s.get('median'), '.2f')})"
 
 
 def render(report: dict[str, Any]) -> str:
@@ -663,11 +609,11 @@ def render(report: dict[str, Any]) -> str:
         lines.append(
             f"{key:<3} {c['label']:<36} | {_pm(cpu) + ' [' + _range(cpu) + ']':>26} | "
             f"{_pm(c.get('server_cpu_pct_schedstat')):>11} | "
-            f"{_fmt(loop, '.2f') + ' / ' + _fmt(thr, '.2f'):>12} | "
-            f"{_fmt(c.get('bench_cpu_pct', {}).get('mean'), '.0f'):>7} | "
-            f"{_fmt(c.get('other_processes_cpu_pct', {}).get('mean'), '.0f'):>8} | "
-            f"{_fmt(None if rec is None else rec / 1000, '.1f'):>9} | "
-            f"{_fmt(c.get('server_write_calls_per_s', {}).get('mean'), '.0f'):>9}{failed}"
+            f"{fmt(loop, '.2f') + ' / ' + fmt(thr, '.2f'):>12} | "
+            f"{fmt(c.get('bench_cpu_pct', {}).get('mean'), '.0f'):>7} | "
+            f"{fmt(c.get('other_processes_cpu_pct', {}).get('mean'), '.0f'):>8} | "
+            f"{fmt(None if rec is None else rec / 1000, '.1f'):>9} | "
+            f"{fmt(c.get('server_write_calls_per_s', {}).get('mean'), '.0f'):>9}{failed}"
         )
     lines += [
         "",
@@ -685,9 +631,9 @@ def render(report: dict[str, Any]) -> str:
         second = summary[f"ratio_recorded_video_track_over_second_forwarding_consumer{suffix}"]
         ratio_av = summary[f"ratio_recorded_track_av_mean_over_forwarding_consumer{suffix}"]
         lines.append(
-            f"Ratio recorded video track / forwarding Consumer ({what}): {_fmt(ratio, '.1f')}"
-            f"  (/ second Consumer: {_fmt(second, '.1f')}"
-            + (f";  mean recorded track of D / forwarding Consumer: {_fmt(ratio_av, '.1f')})"
+            f"Ratio recorded video track / forwarding Consumer ({what}): {fmt(ratio, '.1f')}"
+            f"  (/ second Consumer: {fmt(second, '.1f')}"
+            + (f";  mean recorded track of D / forwarding Consumer: {fmt(ratio_av, '.1f')})"
                if ratio_av is not None else ")")
         )  # fmt: skip
     lines += [
@@ -697,7 +643,7 @@ def render(report: dict[str, Any]) -> str:
     for rec in report["recordings"]:
         tracks = "; ".join(
             f"{t['kind']} {t.get('ffprobe_frames', 0)} frames decoded / "
-            f"{t.get('frames_received')} received, {_fmt(t.get('duration_s'), '.1f')} s, "
+            f"{t.get('frames_received')} received, {fmt(t.get('duration_s'), '.1f')} s, "
             f"{(t.get('bytes') or 0) / 1000:.0f} kB"
             for t in rec["tracks"]
         )
@@ -739,19 +685,15 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         audio=not args.no_audio,
     )
     cache = Path(args.cache_dir)
-    video_clip = fwd.make_clip(cache, settings.clip_s)
-    media = Media(fwd.load_clip(video_clip), [])
+    video_clip = benchlib.make_video_clip(cache, settings.clip_s)
+    media = Media(benchlib.load_video_clip(video_clip), [])
     audio_clip = None
     if settings.audio:
-        audio_clip = bie.make_clip(cache)
-        media.audio = bie.load_clip(audio_clip)
+        audio_clip = benchlib.make_opus_clip(cache)
+        media.audio = benchlib.load_opus_clip(audio_clip)
     configs = [c for c in CONFIGS if settings.audio or not c.audio]
-    video_kbps = sum(map(len, media.video)) * 8 / (len(media.video) / fwd.FPS) / 1000
-    audio_kbps = (
-        sum(map(len, media.audio)) * 8 / (len(media.audio) * bie.OPUS_FRAME_S) / 1000
-        if media.audio
-        else None
-    )
+    video_kbps = benchlib.clip_kbps(media.video, 1 / benchlib.FPS)
+    audio_kbps = benchlib.clip_kbps(media.audio, benchlib.OPUS_FRAME_S) if media.audio else None
     report: dict[str, Any] = {
         "settings": {
             "rounds": settings.rounds,
@@ -764,12 +706,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             "clip_video_payload_kbps": round(video_kbps, 1),
             "clip_audio_payload_kbps": round(audio_kbps, 1) if audio_kbps else None,
         },
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "loadavg_at_start": os.getloadavg(),
-        },
+        "machine": {**benchlib.machine_info(), "loadavg_at_start": os.getloadavg()},
         "runs": [],
         "recordings": [],
     }
@@ -819,25 +756,18 @@ async def _close_quietly(run: Run) -> None:
                 await client.sio.disconnect()
         await client.close()
 
-    await fwd._close_all([close(c) for c in run.clients])
+    await benchlib.close_all(close(c) for c in run.clients)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="1 round, short windows (smoke test)")
-    parser.add_argument("--json", metavar="PATH", help="write all numbers to PATH")
+    benchlib.add_quick_and_json_args(parser, "1 round, short windows (smoke test)")
     parser.add_argument("--rounds", type=int, default=None, help="repeats of each config (3)")
     parser.add_argument("--window", type=float, default=None, help="CPU window, s (8)")
     parser.add_argument("--warmup", type=float, default=None, help="warm-up per run, s (3)")
     parser.add_argument("--clip-seconds", type=int, default=None, help="video clip length, s (20)")
     parser.add_argument("--no-audio", action="store_true", help="skip the audio configs Aa and D")
-    parser.add_argument(
-        "--cache-dir",
-        default=os.environ.get("SIDECOACH_BENCH_CACHE")
-        or str(Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "sidecoach-bench"),
-        help="where the encoded clips are kept",
-    )
-    parser.add_argument("-v", "--verbose", action="store_true")
+    benchlib.add_cache_and_verbose_args(parser, "where the encoded clips are kept")
     args = parser.parse_args(argv)
     quick = args.quick
     args.rounds = args.rounds or (1 if quick else 3)
@@ -849,16 +779,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(name)s: %(message)s",
-    )
-    for noisy in ("aioice", "aiortc", "socketio", "engineio"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
-    report = asyncio.run(bench(args))
-    print(render(report), flush=True)
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
+    benchlib.configure_logging(args.verbose)
+    report = benchlib.run_and_report(args, bench, render)
     ok = (
         not report.get("error")
         and all(not r.get("error") for r in report["runs"])

@@ -7,17 +7,13 @@ delivered.
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.integration
+from tests.bench_smoke import run_quick
 
-ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.integration
 
 TIMING_KEYS = (
     "whisper_server_forward_us_p50",
@@ -32,27 +28,10 @@ TIMING_KEYS = (
 
 
 def test_quick_bug_in_ear_benchmark_delivers_whispers_and_cues(tmp_path: Path) -> None:
-    if shutil.which("ffmpeg") is None:
-        pytest.skip("ffmpeg is needed to make the Opus clip")
-    out = tmp_path / "out.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "scripts" / "bench_bug_in_ear.py"),
-            "--quick",
-            "--json",
-            str(out),
-            "--cache-dir",
-            str(tmp_path / "cache"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    report, stdout = run_quick(
+        "bench_bug_in_ear.py", tmp_path, ("ffmpeg",), "ffmpeg is needed to make the Opus clip"
     )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "forward p50/p99 us" in proc.stdout and "cue p50/p99 ms" in proc.stdout
-    report = json.loads(out.read_text())
+    assert "forward p50/p99 us" in stdout and "cue p50/p99 ms" in stdout
     assert "error" not in report, report.get("error")
     assert report["settings"]["clip_unique_payloads"] == report["settings"]["clip_packets"]
     levels = report["levels"]

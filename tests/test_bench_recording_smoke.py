@@ -7,41 +7,23 @@ track files decode (ffprobe) with frames in them.
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.integration
+from tests.bench_smoke import run_quick
 
-ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.integration
 
 
 def test_quick_recording_benchmark_measures_and_records(tmp_path: Path) -> None:
-    if shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None:
-        pytest.skip("ffmpeg and ffprobe are needed for the clips and the file check")
-    out = tmp_path / "out.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "scripts" / "bench_recording.py"),
-            "--quick",
-            "--json",
-            str(out),
-            "--cache-dir",
-            str(tmp_path / "cache"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    report, stdout = run_quick(
+        "bench_recording.py",
+        tmp_path,
+        ("ffmpeg", "ffprobe"),
+        "ffmpeg and ffprobe are needed for the clips and the file check",
     )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "Ratio recorded video track / forwarding Consumer" in proc.stdout
-    report = json.loads(out.read_text())
+    assert "Ratio recorded video track / forwarding Consumer" in stdout
     assert "error" not in report, report.get("error")
     runs = report["runs"]
     assert [r["config"] for r in runs] == ["A", "B", "B2", "C", "Aa", "D"]

@@ -6,41 +6,20 @@ subscriber of both servers actually received packets.
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.integration
+from tests.bench_smoke import run_quick
 
-ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.integration
 
 
 def test_quick_benchmark_measures_both_servers(tmp_path: Path) -> None:
-    if shutil.which("ffmpeg") is None:
-        pytest.skip("ffmpeg is needed to make the benchmark clip")
-    out = tmp_path / "out.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "scripts" / "bench_forwarding.py"),
-            "--quick",
-            "--json",
-            str(out),
-            "--cache-dir",
-            str(tmp_path / "cache"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    report, stdout = run_quick(
+        "bench_forwarding.py", tmp_path, ("ffmpeg",), "ffmpeg is needed to make the benchmark clip"
     )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    report = json.loads(out.read_text())
-    assert "Sidecoach" in proc.stdout and "baseline" in proc.stdout
+    assert "Sidecoach" in stdout and "baseline" in stdout
     for name in ("sidecoach", "baseline"):
         result = report["servers"][name]
         assert "error" not in result, result
