@@ -19,6 +19,7 @@ from server.roles import Role
 from server.sessions import SessionManager
 from server.store import SessionRecord, SessionSettings, SqliteSessionStore
 from server.tokens import issue_invite
+from tests.peers import Participant, PatternVideoTrack, ToneTrack, wait_for
 
 TEST_SECRET = "test-secret-" + "x" * 40
 
@@ -46,6 +47,31 @@ class LiveServer:
 
     def invite(self, session_id: str, role: Role | str, ttl_s: int = 3600, **kw: object) -> str:
         return issue_invite(TEST_SECRET, session_id, Role(role), ttl_s=ttl_s, **kw)  # type: ignore[arg-type]
+
+    def participant(self, session_id: str, role: Role | str) -> Participant:
+        return Participant(self.url, self.invite(session_id, role))
+
+    @asynccontextmanager
+    async def classroom(
+        self, session_id: str, *, mic: bool = False
+    ) -> AsyncIterator[tuple[Participant, Participant]]:
+        """A teacher publishing a camera (and a mic) and a coach already
+        decoding the picture; both closed afterwards."""
+        teacher = self.participant(session_id, "teacher")
+        coach = self.participant(session_id, "coach")
+        try:
+            await teacher.join()
+            await teacher.publish(PatternVideoTrack(), "camera")
+            if mic:
+                await teacher.publish(ToneTrack(), "mic")
+            await coach.join()
+            await wait_for(lambda: len(coach.received) == (2 if mic else 1))
+            video = coach.tracks(source="camera")[0]
+            await wait_for(lambda: video.frames > 5, timeout=15)
+            yield teacher, coach
+        finally:
+            await teacher.close()
+            await coach.close()
 
 
 def make_config(tmp_path: Path, **overrides: object) -> Config:

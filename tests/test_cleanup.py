@@ -96,13 +96,8 @@ async def test_teacher_leaving_closes_producers_and_tells_everyone(
     live_server: LiveServer,
 ) -> None:
     session = await live_server.create_session()
-    teacher = Participant(live_server.url, live_server.invite(session.id, "teacher"))
-    coach = Participant(live_server.url, live_server.invite(session.id, "coach"))
-    try:
-        await teacher.join()
-        cam = await teacher.publish(PatternVideoTrack(), "camera")
-        await coach.join()
-        await wait_for(lambda: coach.tracks(producerId=cam) != [])
+    async with live_server.classroom(session.id) as (teacher, coach):
+        cam = coach.tracks(source="camera")[0].info["producerId"]
         assert (await teacher.call("leave"))["ok"]
         await wait_for(
             lambda: any(n == "producer-removed" and d["producerId"] == cam for n, d in coach.events)
@@ -111,19 +106,11 @@ async def test_teacher_leaving_closes_producers_and_tells_everyone(
         live = live_server.manager.get(session.id)
         assert live is not None and live.router.producers == {}
         assert live.router.consumers_of(coach.joined["participantId"]) == []
-    finally:
-        await teacher.close()
-        await coach.close()
 
 
 async def test_ending_a_session_closes_every_peer(live_server: LiveServer) -> None:
     session = await live_server.create_session()
-    teacher = Participant(live_server.url, live_server.invite(session.id, "teacher"))
-    coach = Participant(live_server.url, live_server.invite(session.id, "coach"))
-    try:
-        await teacher.join()
-        await teacher.publish(PatternVideoTrack(), "camera")
-        await coach.join()
+    async with live_server.classroom(session.id) as (_, coach):
         live = live_server.manager.get(session.id)
         assert live is not None
         peers = [p.peer for p in live.participants.values()]
@@ -132,6 +119,3 @@ async def test_ending_a_session_closes_every_peer(live_server: LiveServer) -> No
         await wait_for(lambda: any(n == "session-ended" for n, _ in coach.events))
         record = await live_server.store.get(session.id)
         assert record.state == "ended"
-    finally:
-        await teacher.close()
-        await coach.close()

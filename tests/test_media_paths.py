@@ -101,14 +101,7 @@ async def test_rtcp_sender_reports_to_consumers_and_receiver_reports_to_publishe
     live_server: LiveServer,
 ) -> None:
     session = await live_server.create_session()
-    teacher = Participant(live_server.url, live_server.invite(session.id, "teacher"))
-    coach = Participant(live_server.url, live_server.invite(session.id, "coach"))
-    try:
-        await teacher.join()
-        await teacher.publish(PatternVideoTrack(), "camera")
-        await teacher.publish(ToneTrack(), "mic")
-        await coach.join()
-        await wait_for(lambda: len(coach.received) == 2)
+    async with live_server.classroom(session.id, mic=True) as (teacher, coach):
 
         async def coach_has_sender_reports() -> bool:
             for t in coach.pc.getTransceivers():
@@ -130,9 +123,6 @@ async def test_rtcp_sender_reports_to_consumers_and_receiver_reports_to_publishe
         for t in coach.pc.getTransceivers():
             sr = stats_of(await t.receiver.getStats(), "remote-outbound-rtp")[0]
             assert sr.packetsSent > 0
-    finally:
-        await teacher.close()
-        await coach.close()
 
 
 async def test_h264_is_forwarded_when_offered(live_server: LiveServer) -> None:

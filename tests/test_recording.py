@@ -154,13 +154,8 @@ async def test_a_recorded_lesson_plays_back_aligned_with_its_events(
 
 async def test_pause_and_resume_leave_a_gap_and_tell_everyone(live_server: LiveServer) -> None:
     session = await live_server.create_session()
-    teacher = Participant(live_server.url, live_server.invite(session.id, "teacher"))
-    coach = Participant(live_server.url, live_server.invite(session.id, "coach"))
-    try:
-        await teacher.join()
-        await teacher.publish(PatternVideoTrack(), "camera")
-        await coach.join()
-        await wait_for(lambda: coach.received and next(iter(coach.received.values())).frames > 30)
+    async with live_server.classroom(session.id) as (teacher, coach):
+        await wait_for(lambda: coach.tracks(source="camera")[0].frames > 30)
         paused = await teacher.call("recording-pause")
         assert paused["recording"]["state"] == "paused"
         assert (await coach.call("recording-pause"))["error"]["code"] == "forbidden"
@@ -174,9 +169,6 @@ async def test_pause_and_resume_leave_a_gap_and_tell_everyone(live_server: LiveS
         before = video.frames
         await wait_for(lambda: video.frames > before + 30)
         await live_server.manager.end_session(session.id)
-    finally:
-        await teacher.close()
-        await coach.close()
 
     directory = recording_dir(live_server, session.id)
     events = [json.loads(line) for line in (directory / "events.jsonl").read_text().splitlines()]

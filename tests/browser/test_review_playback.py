@@ -7,7 +7,7 @@ import pytest
 from server.recording.manifest import read_manifest
 from tests.browser.conftest import Opener
 from tests.conftest import LiveServer
-from tests.peers import Participant, PatternVideoTrack, ToneTrack, wait_for
+from tests.peers import wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -16,20 +16,10 @@ async def test_classroom_review_file_plays_in_chromium(
     live_server: LiveServer, open_tab: Opener
 ) -> None:
     session = await live_server.create_session()
-    teacher = Participant(live_server.url, live_server.invite(session.id, "teacher"))
-    coach = Participant(live_server.url, live_server.invite(session.id, "coach"))
-    try:
-        await teacher.join()
-        await teacher.publish(PatternVideoTrack(), "camera")
-        await teacher.publish(ToneTrack(), "mic")
-        await coach.join()
-        await wait_for(lambda: len(coach.received) == 2)
+    async with live_server.classroom(session.id, mic=True) as (_, coach):
         video = coach.tracks(source="camera")[0]
         await wait_for(lambda: video.frames > 90, timeout=20)
         await live_server.manager.end_session(session.id)
-    finally:
-        await teacher.close()
-        await coach.close()
 
     (row,) = await live_server.catalog.recordings(session.id)
     review = read_manifest(row.directory)["review"]["classroom"]
