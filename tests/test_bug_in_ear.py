@@ -10,7 +10,7 @@ import pytest
 
 from server.media.policy import Source
 from tests.conftest import LiveServer
-from tests.peers import Participant, PatternVideoTrack, ToneTrack, wait_for
+from tests.peers import PatternVideoTrack, ToneTrack, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -33,11 +33,10 @@ async def test_whisper_reaches_only_the_teacher_and_only_while_held(
     live_server: LiveServer,
 ) -> None:
     session = await live_server.create_session()
-    inv = live_server.invite
-    teacher = Participant(live_server.url, inv(session.id, "teacher"))
-    coach = Participant(live_server.url, inv(session.id, "coach"))
-    other_coach = Participant(live_server.url, inv(session.id, "coach"))
-    observer = Participant(live_server.url, inv(session.id, "observer"))
+    teacher = live_server.participant(session.id, "teacher")
+    coach = live_server.participant(session.id, "coach")
+    other_coach = live_server.participant(session.id, "coach")
+    observer = live_server.participant(session.id, "observer")
     people = (teacher, coach, other_coach, observer)
     try:
         # the coach publishes a whisper before the teacher is even there
@@ -94,10 +93,9 @@ async def test_whisper_reaches_only_the_teacher_and_only_while_held(
 
 async def test_whisper_routing_holds_across_leaves_and_rejoins(live_server: LiveServer) -> None:
     session = await live_server.create_session()
-    inv = live_server.invite
-    coach = Participant(live_server.url, inv(session.id, "coach"))
-    late_observer = Participant(live_server.url, inv(session.id, "observer"))
-    teachers = [Participant(live_server.url, inv(session.id, "teacher")) for _ in range(2)]
+    coach = live_server.participant(session.id, "coach")
+    late_observer = live_server.participant(session.id, "observer")
+    teachers = [live_server.participant(session.id, "teacher") for _ in range(2)]
     try:
         await coach.join()
         whisper = await coach.publish(ToneTrack(WHISPER_HZ), "whisper")
@@ -121,8 +119,8 @@ async def test_whisper_routing_holds_across_leaves_and_rejoins(live_server: Live
 
 async def test_single_whisper_setting_is_first_come_first_served(live_server: LiveServer) -> None:
     session = await live_server.create_session(whisper_single=True)
-    a = Participant(live_server.url, live_server.invite(session.id, "coach"))
-    b = Participant(live_server.url, live_server.invite(session.id, "coach"))
+    a = live_server.participant(session.id, "coach")
+    b = live_server.participant(session.id, "coach")
     try:
         for c in (a, b):
             await c.join()
@@ -142,11 +140,10 @@ async def test_cues_are_delivered_acknowledged_and_survive_a_reconnect(
     live_server: LiveServer,
 ) -> None:
     session = await live_server.create_session()
-    inv = live_server.invite
-    teacher = Participant(live_server.url, inv(session.id, "teacher"))
-    coach = Participant(live_server.url, inv(session.id, "coach"))
-    observer = Participant(live_server.url, inv(session.id, "observer"))
-    returning = Participant(live_server.url, inv(session.id, "teacher"))
+    teacher = live_server.participant(session.id, "teacher")
+    coach = live_server.participant(session.id, "coach")
+    observer = live_server.participant(session.id, "observer")
+    returning = live_server.participant(session.id, "teacher")
     try:
         await teacher.join()
         await coach.join()
@@ -192,9 +189,9 @@ async def test_cues_are_delivered_acknowledged_and_survive_a_reconnect(
 
 async def test_tallies_from_two_coaches_add_up_in_the_event_log(live_server: LiveServer) -> None:
     session = await live_server.create_session()
-    a = Participant(live_server.url, live_server.invite(session.id, "coach"))
-    b = Participant(live_server.url, live_server.invite(session.id, "coach"))
-    teacher = Participant(live_server.url, live_server.invite(session.id, "teacher"))
+    a = live_server.participant(session.id, "coach")
+    b = live_server.participant(session.id, "coach")
+    teacher = live_server.participant(session.id, "teacher")
     try:
         for p in (teacher, a, b):
             await p.join()

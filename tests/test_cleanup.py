@@ -12,7 +12,7 @@ import pytest
 
 from server.config import Limits
 from tests.conftest import LiveServer, make_config, running_server
-from tests.peers import Participant, PatternVideoTrack, ToneTrack, wait_for
+from tests.peers import PatternVideoTrack, ToneTrack, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -28,9 +28,9 @@ def server_tasks() -> set[asyncio.Task[object]]:
 
 async def test_vanishing_mid_negotiation_leaves_nothing_behind(live_server: LiveServer) -> None:
     session = await live_server.create_session()
-    teacher = Participant(live_server.url, live_server.invite(session.id, "teacher"))
-    coach = Participant(live_server.url, live_server.invite(session.id, "coach"))
-    ghost = Participant(live_server.url, live_server.invite(session.id, "coach"))
+    teacher = live_server.participant(session.id, "teacher")
+    coach = live_server.participant(session.id, "coach")
+    ghost = live_server.participant(session.id, "coach")
     ghost.answering = False  # takes the offer, never answers, then vanishes
     try:
         await teacher.join()
@@ -77,7 +77,7 @@ async def test_unanswered_offer_times_out_and_drops_the_participant(tmp_path: Pa
     config = make_config(tmp_path, limits=Limits(negotiation_timeout_s=1.0))
     async with running_server(config) as server:
         session = await server.create_session()
-        teacher = Participant(server.url, server.invite(session.id, "teacher"))
+        teacher = server.participant(session.id, "teacher")
         teacher.answering = False
         try:
             await teacher.join()

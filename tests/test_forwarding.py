@@ -6,18 +6,15 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import LiveServer
-from tests.peers import Participant, PatternVideoTrack, ToneTrack, wait_for
+from tests.peers import PatternVideoTrack, ToneTrack, wait_for
 
 pytestmark = pytest.mark.integration
 
 
 async def test_coaches_and_observer_decode_the_classroom(live_server: LiveServer) -> None:
     session = await live_server.create_session()
-    teacher = Participant(live_server.url, live_server.invite(session.id, "teacher"))
-    viewers = [
-        Participant(live_server.url, live_server.invite(session.id, role))
-        for role in ("coach", "coach", "observer")
-    ]
+    teacher = live_server.participant(session.id, "teacher")
+    viewers = [live_server.participant(session.id, role) for role in ("coach", "coach", "observer")]
     try:
         await teacher.join()
         camera = await teacher.publish(PatternVideoTrack(), "camera")

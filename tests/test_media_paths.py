@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import LiveServer
-from tests.peers import Participant, PatternVideoTrack, ToneTrack, wait_for
+from tests.peers import PatternVideoTrack, ToneTrack, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -24,9 +24,9 @@ async def test_late_coach_gets_a_picture_without_waiting_for_the_gop(
     """aiortc's VP8 encoder makes a keyframe every 3000 frames (100 s), so a
     coach joining later sees a picture only if the SFU asks for one."""
     session = await live_server.create_session()
-    teacher = Participant(live_server.url, live_server.invite(session.id, "teacher"))
-    early = Participant(live_server.url, live_server.invite(session.id, "coach"))
-    late = Participant(live_server.url, live_server.invite(session.id, "coach"))
+    teacher = live_server.participant(session.id, "teacher")
+    early = live_server.participant(session.id, "coach")
+    late = live_server.participant(session.id, "coach")
     try:
         await teacher.join()
         camera = await teacher.publish(PatternVideoTrack(), "camera")
@@ -58,8 +58,8 @@ async def test_late_coach_gets_a_picture_without_waiting_for_the_gop(
 
 async def test_second_camera_mid_session_reaches_coaches(live_server: LiveServer) -> None:
     session = await live_server.create_session()
-    teacher = Participant(live_server.url, live_server.invite(session.id, "teacher"))
-    coaches = [Participant(live_server.url, live_server.invite(session.id, "coach")) for _ in "ab"]
+    teacher = live_server.participant(session.id, "teacher")
+    coaches = [live_server.participant(session.id, "coach") for _ in "ab"]
     try:
         await teacher.join()
         cam1 = await teacher.publish(PatternVideoTrack(), "camera")
@@ -127,8 +127,8 @@ async def test_rtcp_sender_reports_to_consumers_and_receiver_reports_to_publishe
 
 async def test_h264_is_forwarded_when_offered(live_server: LiveServer) -> None:
     session = await live_server.create_session()
-    teacher = Participant(live_server.url, live_server.invite(session.id, "teacher"))
-    coach = Participant(live_server.url, live_server.invite(session.id, "coach"))
+    teacher = live_server.participant(session.id, "teacher")
+    coach = live_server.participant(session.id, "coach")
     try:
         await teacher.join()
         camera = await teacher.publish(PatternVideoTrack(), "camera", codec="H264")

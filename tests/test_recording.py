@@ -21,7 +21,7 @@ import pytest
 from server.recording.manifest import read_manifest
 from server.recording.retention import sweep
 from tests.conftest import LiveServer, make_config, running_server
-from tests.peers import Participant, PatternVideoTrack, ToneTrack, wait_for
+from tests.peers import PatternVideoTrack, ToneTrack, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -83,8 +83,8 @@ async def test_a_recorded_lesson_plays_back_aligned_with_its_events(
 ) -> None:
     session = await live_server.create_session()
     flash = time.time() + 3.0
-    teacher = Participant(live_server.url, live_server.invite(session.id, "teacher"))
-    coach = Participant(live_server.url, live_server.invite(session.id, "coach"))
+    teacher = live_server.participant(session.id, "teacher")
+    coach = live_server.participant(session.id, "coach")
     try:
         await teacher.join()
         assert teacher.joined["recording"]["state"] == "recording"
@@ -193,8 +193,8 @@ async def test_a_full_disk_stops_recording_visibly_and_the_lesson_goes_on(tmp_pa
     try:
         async with running_server(config) as server:
             session = await server.create_session()
-            teacher = Participant(server.url, server.invite(session.id, "teacher"))
-            coach = Participant(server.url, server.invite(session.id, "coach"))
+            teacher = server.participant(session.id, "teacher")
+            coach = server.participant(session.id, "coach")
             try:
                 await teacher.join()
                 await teacher.publish(PatternVideoTrack(), "camera")
@@ -243,7 +243,7 @@ async def test_retention_deletes_old_recordings_and_logs_each(
 async def test_recordings_are_served_only_to_their_session(live_server: LiveServer) -> None:
     session = await live_server.create_session()
     other = await live_server.create_session("Another class")
-    teacher = Participant(live_server.url, live_server.invite(session.id, "teacher"))
+    teacher = live_server.participant(session.id, "teacher")
     try:
         await teacher.join()
         await teacher.publish(PatternVideoTrack(), "camera")

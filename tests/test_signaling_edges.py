@@ -52,9 +52,9 @@ async def test_ended_session_refuses_joins(live_server: LiveServer) -> None:
 
 async def test_malformed_oversized_and_wrong_role_messages(live_server: LiveServer) -> None:
     session = await live_server.create_session()
-    teacher = Participant(live_server.url, live_server.invite(session.id, "teacher"))
-    coach = Participant(live_server.url, live_server.invite(session.id, "coach"))
-    rogue = Participant(live_server.url, live_server.invite(session.id, "observer"))
+    teacher = live_server.participant(session.id, "teacher")
+    coach = live_server.participant(session.id, "coach")
+    rogue = live_server.participant(session.id, "observer")
     try:
         await teacher.join()
         camera = await teacher.publish(PatternVideoTrack(), "camera")
@@ -105,7 +105,7 @@ async def test_malformed_oversized_and_wrong_role_messages(live_server: LiveServ
 
 async def test_flood_is_rate_limited_and_connection_survives(live_server: LiveServer) -> None:
     session = await live_server.create_session()
-    p = Participant(live_server.url, live_server.invite(session.id, "observer"))
+    p = live_server.participant(session.id, "observer")
     try:
         await p.join()
         codes = [

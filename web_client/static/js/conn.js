@@ -389,6 +389,29 @@ export class Connection {
 }
 
 /** The page's data from the server (token, role, session...). */
+/** Keep the room's shared state (presence, who is whispering, recording)
+ * up to date on `state` and re-render on every change. */
+export function followRoom(conn, state, render) {
+  return conn
+    .on("participant-joined", (p) => {
+      state.participants.set(p.id, p);
+      render();
+    })
+    .on("participant-left", (p) => {
+      state.participants.delete(p.id);
+      render();
+    })
+    .on("whisper-state", (data) => {
+      state.whispering = data.whispering || [];
+      render();
+    })
+    .on("recording-state", (data) => {
+      state.recording = data.state;
+      state.recordingReason = data.reason || "";
+      render();
+    });
+}
+
 export function readPage() {
   const el = document.getElementById("sidecoach-page");
   return el ? JSON.parse(el.textContent) : {};

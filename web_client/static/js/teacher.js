@@ -1,7 +1,7 @@
 // The teacher's page (the classroom device): camera + mic, one-tap Go live,
 // always-visible live/recording state, whispers on a chosen output, cues.
 
-import { Connection, readPage } from "./conn.js";
+import { Connection, followRoom, readPage } from "./conn.js";
 import { fillSelect, listDevices, safePlay } from "./media.js";
 import {
   $,
@@ -439,24 +439,7 @@ conn.ontrackremoved = (remote) => {
   state.whisperAudio.delete(remote.mid);
 };
 
-conn
-  .on("participant-joined", (p) => {
-    state.participants.set(p.id, p);
-    render();
-  })
-  .on("participant-left", (p) => {
-    state.participants.delete(p.id);
-    render();
-  })
-  .on("whisper-state", (data) => {
-    state.whispering = data.whispering || [];
-    render();
-  })
-  .on("recording-state", (data) => {
-    state.recording = data.state;
-    state.recordingReason = data.reason || "";
-    render();
-  })
+followRoom(conn, state, render)
   .on("cue", (cue, ack) => showCue(cue, ack))
   .on("session-ended", () => {
     state.wantLive = false;

@@ -1,7 +1,7 @@
 // What coach and observer pages share: join, watch and hear the classroom,
 // presence, recording state, reconnect.
 
-import { Connection, readPage } from "./conn.js";
+import { Connection, followRoom, readPage } from "./conn.js";
 import { animateMeter, levelMeter, RemoteMedia } from "./media.js";
 import { $, renderConnection, renderPresence, renderRecording, toast } from "./ui.js";
 
@@ -107,24 +107,7 @@ export function startViewer({ role }) {
     }
     render();
   };
-  conn
-    .on("participant-joined", (p) => {
-      state.participants.set(p.id, p);
-      render();
-    })
-    .on("participant-left", (p) => {
-      state.participants.delete(p.id);
-      render();
-    })
-    .on("whisper-state", (data) => {
-      state.whispering = data.whispering || [];
-      render();
-    })
-    .on("recording-state", (data) => {
-      state.recording = data.state;
-      state.recordingReason = data.reason || "";
-      render();
-    });
+  followRoom(conn, state, render);
 
   $("#unblock-audio").addEventListener("click", (e) => {
     e.currentTarget.hidden = true;
