@@ -39,6 +39,7 @@ from aiortc import clock as aiortc_clock
 from aiortc.codecs.h264 import h264_depayload
 from aiortc.codecs.vpx import vp8_depayload
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpCodecParameters
 from aiortc.rtcrtpreceiver import StreamStatistics
 from aiortc.rtp import (
@@ -151,11 +152,21 @@ def tap_receiver(
         await original_receive(parameters)
         r._RTCRtpReceiver__stop_decoder()
 
+    media_codecs: dict[int, RTCRtpCodecParameters | None] = {}  # per payload type; None = drop
+
     async def handle_rtp(packet: RtpPacket, arrival_time_ms: int) -> None:
         if not receiver._enabled:
             return
-        codec = codecs.get(packet.payload_type)
-        if codec is None or codec.mimeType.lower().endswith("/rtx"):
+        pt = packet.payload_type
+        if pt in media_codecs:
+            codec = media_codecs[pt]
+        else:  # first packet of this payload type: decide once, not per packet
+            codec = codecs.get(pt)
+            if codec is not None and codec.mimeType.lower().endswith("/rtx"):
+                codec = None
+            if pt in codecs:
+                media_codecs[pt] = codec
+        if codec is None:
             return
         on_packet(packet, codec)
         stats = streams.get(packet.ssrc)
@@ -296,7 +307,7 @@ class OutboundRtp:
 
     def _check_ready(self) -> bool:
         sender = self._sender
-        if not sender._RTCRtpSender__started or sender.transport.state != "connected":
+        if not sender._RTCRtpSender__started or sender.transport._state is not DtlsState.CONNECTED:
             return False
         codec = negotiated_codec(self._transceiver)
         if codec is None:
@@ -342,7 +353,7 @@ class OutboundRtp:
 
     def _write(self, data: bytes) -> bool:
         dtls = self._sender.transport
-        if dtls.state != "connected":
+        if dtls._state is not DtlsState.CONNECTED:
             self._ready = False
             return False
         pair = dtls.transport._connection._nominated.get(ICE_COMPONENT_RTP)
