@@ -10,7 +10,7 @@ import pytest
 
 from server.roles import Role
 from server.tokens import issue_admin_token, issue_invite
-from tests.browser.conftest import Opener, page_errors
+from tests.browser.conftest import Opener, Tab, page_errors
 from tests.conftest import TEST_SECRET, LiveServer
 
 pytestmark = pytest.mark.browser
@@ -53,15 +53,21 @@ async def test_tallies_from_two_coaches_add_up_on_both(
     assert page_errors(a, b) == []
 
 
-async def test_teacher_pauses_recording_and_both_pages_show_it(
-    live_server: LiveServer, open_tab: Opener
-) -> None:
-    session = await live_server.create_session()
-    teacher = await open_tab(join_path(live_server, session.id, "teacher"), "teacher")
-    coach = await open_tab(join_path(live_server, session.id, "coach"), "coach")
+async def live_teacher_and_coach(server: LiveServer, open_tab: Opener) -> tuple[str, Tab, Tab]:
+    """A new session (its id) with a teacher page gone live and a coach page open."""
+    session = await server.create_session()
+    teacher = await open_tab(join_path(server, session.id, "teacher"), "teacher")
+    coach = await open_tab(join_path(server, session.id, "coach"), "coach")
     await teacher.wait("sidecoach.state === 'joined'")
     await teacher.page.click("#go-live")
     await teacher.wait("sidecoach.live === 'live'")
+    return session.id, teacher, coach
+
+
+async def test_teacher_pauses_recording_and_both_pages_show_it(
+    live_server: LiveServer, open_tab: Opener
+) -> None:
+    _, teacher, coach = await live_teacher_and_coach(live_server, open_tab)
     for tab in (teacher, coach):
         await tab.wait("sidecoach.recording === 'recording'")
     await teacher.page.click("#pause-recording")
@@ -79,12 +85,7 @@ async def test_teacher_pauses_recording_and_both_pages_show_it(
 async def test_pages_rejoin_on_their_own_after_a_network_drop(
     live_server: LiveServer, open_tab: Opener
 ) -> None:
-    session = await live_server.create_session()
-    teacher = await open_tab(join_path(live_server, session.id, "teacher"), "teacher")
-    coach = await open_tab(join_path(live_server, session.id, "coach"), "coach")
-    await teacher.wait("sidecoach.state === 'joined'")
-    await teacher.page.click("#go-live")
-    await teacher.wait("sidecoach.live === 'live'")
+    session_id, teacher, coach = await live_teacher_and_coach(live_server, open_tab)
     await coach.wait("document.querySelector('video.remote-video')?.videoWidth > 0")
 
     # the teacher's socket drops: the page says so, rejoins and republishes
@@ -108,7 +109,7 @@ async def test_pages_rejoin_on_their_own_after_a_network_drop(
     await coach.wait("sidecoach.remoteTracks.some(t => t.kind === 'video')")
     await coach.wait("document.querySelector('video.remote-video')?.videoWidth > 0")
     assert await coach.video_playing()
-    live = live_server.manager.get(session.id)
+    live = live_server.manager.get(session_id)
     assert live is not None
     roles = sorted(str(p.role) for p in live.participants.values())
     assert roles == ["coach", "teacher"]
