@@ -4,6 +4,7 @@ and zero bytes. Media is streamed with HTTP range requests."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from typing import Any
@@ -54,7 +55,10 @@ class _RecordingApi:
             raise RecordingNotFound("no such recording")
         if who is not None and who.session_id != row.session_id:
             raise Forbidden("this recording belongs to another session")
-        return row, read_manifest(row.directory)
+        manifest = await asyncio.get_running_loop().run_in_executor(
+            None, read_manifest, row.directory
+        )
+        return row, manifest
 
     async def list_recordings(self, request: web.Request) -> web.Response:
         try:
