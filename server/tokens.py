@@ -6,7 +6,9 @@ is never accepted as an admin token and vice versa.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -31,12 +33,28 @@ MAX_NAME_CHARS = 80
 MIN_SECRET_BYTES = 32
 
 
+#: characters of randomness in an invite id (``iid`` claim)
+INVITE_ID_BYTES = 9
+
+
 @dataclass(frozen=True)
 class InviteClaims:
     session_id: str
     role: Role
     name: str | None
     expires_at: int  # unix seconds
+    #: stable identity of this invite (one link = one person): who wrote a
+    #: note, how many seats one link holds. Minted as the ``iid`` claim;
+    #: tokens minted before it existed get one derived from their signature.
+    invite_id: str = ""
+
+
+def new_invite_id() -> str:
+    return "i-" + secrets.token_urlsafe(INVITE_ID_BYTES)
+
+
+def _derived_invite_id(token: str) -> str:
+    return "h-" + hashlib.sha256(token.encode()).hexdigest()[:16]
 
 
 def _now(now: float | None) -> int:
@@ -107,12 +125,18 @@ def issue_invite(
     ttl_s: int,
     name: str | None = None,
     now: float | None = None,
+    invite_id: str | None = None,
 ) -> str:
-    """An invite to ``session_id`` as ``role``, valid for ``ttl_s`` seconds."""
+    """An invite to ``session_id`` as ``role``, valid for ``ttl_s`` seconds.
+    Each call mints a new invite id unless ``invite_id`` is given."""
     role = Role(role)
     if not session_id:
         raise ValueError("session_id is required")
-    extra: dict[str, Any] = {"sid": session_id, "role": role.value}
+    extra: dict[str, Any] = {
+        "sid": session_id,
+        "role": role.value,
+        "iid": invite_id or new_invite_id(),
+    }
     if name is not None:
         name = name.strip()[:MAX_NAME_CHARS]
         if name:
@@ -133,7 +157,18 @@ def verify_invite(secret: str, token: str, *, now: float | None = None) -> Invit
     role = Role(raw_role)
     if name is not None and not isinstance(name, str):
         raise Unauthorized("invalid token")
-    return InviteClaims(session_id=session_id, role=role, name=name, expires_at=int(claims["exp"]))
+    iid = claims.get("iid")
+    if iid is None:
+        iid = _derived_invite_id(token)
+    elif not isinstance(iid, str) or not 1 <= len(iid) <= 64:
+        raise Unauthorized("invalid token")
+    return InviteClaims(
+        session_id=session_id,
+        role=role,
+        name=name,
+        expires_at=int(claims["exp"]),
+        invite_id=iid,
+    )
 
 
 def issue_admin_token(secret: str, *, ttl_s: int, now: float | None = None) -> str:

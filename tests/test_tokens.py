@@ -27,8 +27,34 @@ def test_invite_round_trips() -> None:
     token = issue_invite(SECRET, "abc123", Role.COACH, ttl_s=3600, name=" Ms Rivera ", now=now)
     claims = verify_invite(SECRET, token, now=now + 10)
     assert claims == InviteClaims(
-        session_id="abc123", role=Role.COACH, name="Ms Rivera", expires_at=int(now) + 3600
+        session_id="abc123",
+        role=Role.COACH,
+        name="Ms Rivera",
+        expires_at=int(now) + 3600,
+        invite_id=claims.invite_id,
     )
+    assert claims.invite_id.startswith("i-")
+
+
+def test_each_invite_has_its_own_stable_id() -> None:
+    a = issue_invite(SECRET, "s1", Role.COACH, ttl_s=60)
+    b = issue_invite(SECRET, "s1", Role.COACH, ttl_s=60)
+    assert verify_invite(SECRET, a).invite_id == verify_invite(SECRET, a).invite_id
+    assert verify_invite(SECRET, a).invite_id != verify_invite(SECRET, b).invite_id
+    same = issue_invite(SECRET, "s1", Role.COACH, ttl_s=60, invite_id="i-fixed")
+    assert verify_invite(SECRET, same).invite_id == "i-fixed"
+
+
+def test_invite_minted_before_invite_ids_gets_a_derived_one() -> None:
+    legacy = jwt.encode(
+        {"iss": "sidecoach", "aud": "sidecoach", "typ": "invite", "iat": int(time.time()),
+         "exp": int(time.time()) + 60, "sid": "s1", "role": "coach"},
+        SECRET,
+        algorithm="HS256",
+    )
+    claims = verify_invite(SECRET, legacy)
+    assert claims.invite_id.startswith("h-")
+    assert claims.invite_id == verify_invite(SECRET, legacy).invite_id
 
 
 def test_invite_without_name_uses_real_clock() -> None:
