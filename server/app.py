@@ -9,15 +9,16 @@ import signal
 
 from aiohttp import web
 
+from server.access import AccessPolicy
+from server.audit import AuditLog
 from server.config import Config
 from server.http_api import setup_http_api
 from server.pages import setup_pages
 from server.recording.catalog import RecordingCatalog
-from server.recording.finalize import recover
-from server.recording.manifest import read_manifest
+from server.recording.recovery import recover_recordings
 from server.recording.retention import run_retention
 from server.recording_http import setup_recording_api
-from server.sessions import SessionManager
+from server.session_manager import SessionManager
 from server.signaling.namespace import Signaling
 from server.store import SessionStore, open_store
 from server.tasks import TaskOwner
@@ -32,17 +33,24 @@ def create_app(config: Config, store: SessionStore, catalog: RecordingCatalog) -
     """Build the app. The store and catalog are owned by the caller;
     everything else the app creates is closed on app cleanup."""
     app = web.Application(client_max_size=config.limits.max_message_bytes)
-    signaling = Signaling(config, lambda notifier: SessionManager(config, store, catalog, notifier))
+    policy = AccessPolicy()
+    audit = AuditLog.in_dir(config.data_dir)
+    signaling = Signaling(
+        config, lambda notifier: SessionManager(config, store, catalog, notifier, policy)
+    )
     signaling.sio.attach(app)
     app[SIGNALING_KEY] = signaling
     app[STORE_KEY] = store
     setup_http_api(app, config=config, store=store, control=signaling.manager)
     setup_pages(app, config=config, store=store)
-
-    setup_recording_api(app, config=config, catalog=catalog)
+    setup_recording_api(app, config=config, catalog=catalog, policy=policy, audit=audit)
     background = TaskOwner("app")
 
     async def start_background(app: web.Application) -> None:
+        # every recording a killed server left is finalized before anything
+        # else runs, so retention covers it and nothing appends to it
+        await recover_recordings(catalog, config.recordings_dir)
+        signaling.manager.start()
         background.spawn(
             run_retention(catalog, config.retention_days, config.retention_interval_s),
             name="retention",
@@ -51,6 +59,7 @@ def create_app(config: Config, store: SessionStore, catalog: RecordingCatalog) -
     async def close_sessions(app: web.Application) -> None:
         await signaling.close()
         await background.aclose()
+        await audit.close()
 
     app.on_startup.append(start_background)
     app.on_shutdown.append(close_sessions)
@@ -60,14 +69,6 @@ def create_app(config: Config, store: SessionStore, catalog: RecordingCatalog) -
 async def serve(config: Config, *, demo: bool = False) -> int:
     store = await open_store(config)
     catalog = await RecordingCatalog.open(config.data_dir)
-    recovered = await asyncio.get_running_loop().run_in_executor(
-        None, recover, config.recordings_dir
-    )
-    for directory in recovered:
-        manifest = read_manifest(directory)
-        await catalog.add(directory.name, directory.parent.name, directory, manifest["started_at"])
-        await catalog.finish(directory.name, manifest)
-        print(f"Recovered unfinished recording {directory}", flush=True)
     app = create_app(config, store, catalog)
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
@@ -80,6 +81,14 @@ async def serve(config: Config, *, demo: bool = False) -> int:
         loop.add_signal_handler(sig, stop.set)
     try:
         await stop.wait()
+        # drain: refuse new joins, tell live sessions, finalize recordings
+        logger.info("draining before shutdown")
+        signaling = app[SIGNALING_KEY]
+        await signaling.manager.drain()
+        # close every socket.io connection ourselves: the pages reconnect to
+        # whichever server answers next, and the HTTP server need not wait
+        if signaling.sio.eio.sockets:
+            await signaling.sio.eio.disconnect()
     finally:
         logger.info("shutting down")
         await runner.cleanup()

@@ -44,6 +44,16 @@ class Limits:
     message_burst: int = 60
     #: a negotiation not answered within this many seconds is abandoned
     negotiation_timeout_s: float = 20.0
+    #: a live session everyone has left ends when nobody rejoins within this
+    departure_timeout_s: float = 600.0
+    #: a session nobody ever joined ends this long after its scheduled start
+    #: (or its creation, when unscheduled): its invites have expired by then
+    session_expiry_s: float = 7 * 24 * 3600.0
+    #: recorded media waiting for the disk, per recording; past this the
+    #: recording stops with a visible error instead of filling the memory
+    recording_backlog_bytes: int = 64 * 1024 * 1024
+    #: a SIGTERM'd server finalizes recordings and exits within this
+    drain_timeout_s: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -85,6 +95,8 @@ class Config:
     retention_days: float = DEFAULT_RETENTION_DAYS
     #: how often the retention sweep runs
     retention_interval_s: float = 3600.0
+    #: how often ended/expired/abandoned sessions are looked for
+    lifecycle_interval_s: float = 15.0
     limits: Limits = field(default_factory=Limits)
 
     @property

@@ -1,27 +1,54 @@
-"""HTTP access to recordings: only members of the recorded session (an
-invite token for it) or an admin get anything; everyone else gets 403/404
-and zero bytes. Media is streamed with HTTP range requests."""
+"""HTTP access to recordings, by the one access policy.
+
+A reader is an invite for the recorded session (its role decides what it
+reads) or an admin. Every read of recorded data is audited. Refusals are
+401/403/404 with no recorded bytes; media is streamed with range requests.
+
+| route | who | what |
+|---|---|---|
+| GET /api/recordings | invite: its session's; admin: all | the list |
+| GET /api/recordings/{id} | reader | the per-role view (tracks, review files, permissions) |
+| GET /api/recordings/{id}/timeline | reader | the per-role timeline |
+| GET /recordings/{id}/{file} | reader | a file the policy lets it read (raw logs: admins only) |
+| DELETE /api/recordings/{id} | the teacher, an admin | files gone, row marked deleted |
+| GET /api/recordings/{id}/audit | the teacher, an admin | who read this recording |
+| GET /api/audit | admin | the audit log, filtered |
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import re
+import time
 from typing import Any
 
 from aiohttp import web
 
+from server.access import AccessPolicy, Reader
+from server.audit import AuditLog
 from server.config import Config
-from server.errors import Forbidden, SidecoachError, Unauthorized
+from server.errors import Forbidden, InvalidMessage, SidecoachError, Unauthorized
 from server.http_api import error_response
-from server.recording.catalog import RecordingCatalog, RecordingRow
+from server.recording.catalog import RECORDING, RecordingCatalog, RecordingRow
 from server.recording.errors import RecordingNotFound
-from server.recording.manifest import EVENTS_FILE, MANIFEST_FILE, read_manifest
-from server.tokens import InviteClaims, verify_admin_token, verify_invite
+from server.recording.event_log import read_events
+from server.recording.manifest import EVENTS_FILE, MANIFEST_FILE, TRACKS_FILE, read_manifest
+from server.recording.retention import remove_tree
+from server.recording_views import manifest_view, readable_files, timeline_view
+from server.roles import Role
+from server.tokens import verify_admin_token, verify_invite
 
 logger = logging.getLogger(__name__)
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+#: files only an admin may fetch as they are
+RAW_FILES = frozenset({EVENTS_FILE, MANIFEST_FILE, TRACKS_FILE})
+JSON_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
+
+
+class RecordingBusy(SidecoachError):
+    code = "recording_in_progress"
 
 
 def _token(request: web.Request) -> str:
@@ -34,65 +61,197 @@ def _token(request: web.Request) -> str:
     return token
 
 
+def _json(body: Any, status: int = 200) -> web.Response:
+    return web.json_response(body, status=status, headers=JSON_HEADERS)
+
+
 class _RecordingApi:
-    def __init__(self, config: Config, catalog: RecordingCatalog) -> None:
+    def __init__(
+        self, config: Config, catalog: RecordingCatalog, policy: AccessPolicy, audit: AuditLog
+    ) -> None:
         self._config = config
         self._catalog = catalog
+        self._policy = policy
+        self._audit = audit
 
-    def _who(self, request: web.Request) -> InviteClaims | None:
-        """The invite claims of the caller, or None for an admin."""
+    def _reader(self, request: web.Request) -> tuple[Reader, str | None]:
+        """Who is asking, and the session their invite is for (None: admin)."""
         token = _token(request)
         try:
             verify_admin_token(self._config.secret, token)
-            return None
+            return Reader.admin(), None
         except Unauthorized:
-            return verify_invite(self._config.secret, token)
+            claims = verify_invite(self._config.secret, token)
+            return Reader(claims.role, claims.invite_id, claims.name), claims.session_id
 
-    async def _recording(self, request: web.Request) -> tuple[RecordingRow, dict[str, Any]]:
-        who = self._who(request)
+    async def _recording(
+        self, request: web.Request
+    ) -> tuple[RecordingRow, dict[str, Any], Reader]:
+        reader, session_id = self._reader(request)
         row = await self._catalog.get(request.match_info["recording_id"])
-        if row is None:
+        if row is None or row.deleted:
             raise RecordingNotFound("no such recording")
-        if who is not None and who.session_id != row.session_id:
+        if session_id is not None and session_id != row.session_id:
             raise Forbidden("this recording belongs to another session")
         manifest = await asyncio.get_running_loop().run_in_executor(
             None, read_manifest, row.directory
         )
-        return row, manifest
+        if reader.name is None:  # an invite without a name: the lesson's teacher, or the role
+            name = manifest.get("teacher_name") if reader.role == Role.TEACHER else None
+            reader = Reader(reader.role, reader.invite_id, str(name or reader.role))
+        return row, manifest, reader
+
+    async def _audited(
+        self,
+        reader: Reader,
+        action: str,
+        row: RecordingRow,
+        *,
+        item: str | None = None,
+        bytes_read: int = 0,
+        range_: str | None = None,
+    ) -> None:
+        entry: dict[str, Any] = {
+            "action": action,
+            "who": reader.describe(),
+            "recording": row.id,
+            "session": row.session_id,
+            "bytes": bytes_read,
+        }
+        if item is not None:
+            entry["item"] = item
+        if range_:
+            entry["range"] = range_[:100]
+        await self._audit.append(entry)
+
+    # -- handlers ---------------------------------------------------------------
 
     async def list_recordings(self, request: web.Request) -> web.Response:
         try:
-            who = self._who(request)
-            rows = await self._catalog.recordings(None if who is None else who.session_id)
+            reader, session_id = self._reader(request)
+            rows = await self._catalog.recordings(session_id)
         except SidecoachError as exc:
             return error_response(exc)
-        return web.json_response({"recordings": [r.to_json() for r in rows]})
+        return _json({"recordings": [r.to_json() for r in rows]})
 
-    async def get_manifest(self, request: web.Request) -> web.Response:
+    async def get_view(self, request: web.Request) -> web.Response:
         try:
-            row, manifest = await self._recording(request)
+            row, manifest, reader = await self._recording(request)
         except SidecoachError as exc:
             return error_response(exc)
-        return web.json_response({"recording": row.to_json(), "manifest": manifest})
+        view = manifest_view(
+            self._policy, reader, row, manifest, retention_days=self._config.retention_days
+        )
+        body: dict[str, Any] = {"recording": row.to_json(), "view": view}
+        if reader.is_admin:
+            body["manifest"] = manifest
+        await self._audited(reader, "view", row)
+        return _json(body)
+
+    async def get_timeline(self, request: web.Request) -> web.Response:
+        try:
+            row, _, reader = await self._recording(request)
+        except SidecoachError as exc:
+            return error_response(exc)
+        events = await asyncio.get_running_loop().run_in_executor(
+            None, read_events, row.directory / EVENTS_FILE
+        )
+        await self._audited(reader, "timeline", row)
+        return _json({"recording": row.id, "timeline": timeline_view(self._policy, reader, events)})
 
     async def get_file(self, request: web.Request) -> web.StreamResponse:
         try:
-            row, manifest = await self._recording(request)
+            row, manifest, reader = await self._recording(request)
             name = request.match_info["name"]
-            allowed = {t["file"] for t in manifest.get("tracks", [])}
-            allowed |= {EVENTS_FILE, MANIFEST_FILE}
-            review = manifest.get("review") or {}
-            if review.get("classroom"):
-                allowed.add(review["classroom"])
-            if not SAFE_NAME.match(name) or name not in allowed:
+            if not SAFE_NAME.match(name):
+                raise RecordingNotFound("no such file in this recording")
+            allowed = readable_files(self._policy, reader, manifest)
+            if reader.is_admin:
+                allowed |= RAW_FILES
+            if name not in allowed:
+                # a file this reader may not read does not exist for them
                 raise RecordingNotFound("no such file in this recording")
             path = row.directory / name
             if not path.is_file():
                 raise RecordingNotFound("file is missing")
+            size = path.stat().st_size
         except SidecoachError as exc:
             return error_response(exc)
-        content_type = _content_type(name)
-        return web.FileResponse(path, headers={"Content-Type": content_type})
+        try:
+            start, stop, _ = request.http_range.indices(size)
+        except ValueError:  # a malformed Range: aiohttp answers it with 416
+            start = stop = 0
+        await self._audited(
+            reader,
+            "read",
+            row,
+            item=name,
+            bytes_read=max(0, stop - start),
+            range_=request.headers.get("Range"),
+        )
+        headers = {"Content-Type": _content_type(name), **JSON_HEADERS}
+        return web.FileResponse(path, headers=headers)
+
+    async def delete(self, request: web.Request) -> web.Response:
+        try:
+            row, _, reader = await self._recording(request)
+            if not (reader.is_admin or reader.role == Role.TEACHER):
+                raise Forbidden("only the teacher of this lesson or an admin can delete it")
+            if row.state == RECORDING:
+                raise RecordingBusy("this recording is still being made: stop it first")
+        except SidecoachError as exc:
+            return error_response(exc)
+        await asyncio.get_running_loop().run_in_executor(None, remove_tree, row.directory)
+        who = "admin" if reader.is_admin else f"{reader.role}: {reader.name}"
+        await self._catalog.mark_deleted(row.id, by=who, at=time.time())
+        await self._audited(reader, "delete", row)
+        logger.info("recording %s of session %s deleted by %s", row.id, row.session_id, who)
+        deleted = await self._catalog.get(row.id)
+        return _json({"recording": deleted.to_json() if deleted else None})
+
+    async def recording_audit(self, request: web.Request) -> web.Response:
+        try:
+            row, _, reader = await self._recording(request)
+            if not (reader.is_admin or reader.role == Role.TEACHER):
+                raise Forbidden("only the teacher of this lesson or an admin can see this")
+        except SidecoachError as exc:
+            return error_response(exc)
+        entries = await self._audit.query(recording=row.id)
+        return _json({"recording": row.id, "entries": [_public(e) for e in entries]})
+
+    async def audit(self, request: web.Request) -> web.Response:
+        try:
+            reader, _ = self._reader(request)
+            if not reader.is_admin:
+                raise Forbidden("the audit log is for admins")
+            q = request.query
+            entries = await self._audit.query(
+                recording=q.get("recording"),
+                session=q.get("session"),
+                since=_float(q.get("since")),
+                until=_float(q.get("until")),
+                action=q.get("action"),
+                limit=int(_float(q.get("limit")) or 200),
+            )
+        except SidecoachError as exc:
+            return error_response(exc)
+        return _json({"entries": entries})
+
+
+def _public(entry: dict[str, Any]) -> dict[str, Any]:
+    """An audit entry as a teacher sees it: names and roles, no invite ids."""
+    who = dict(entry.get("who") or {})
+    who.pop("invite", None)
+    return {**entry, "who": who}
+
+
+def _float(value: str | None) -> float | None:
+    if value is None or value == "":
+        return None
+    try:
+        return float(value)
+    except ValueError as exc:
+        raise InvalidMessage(f"not a number: {value[:20]!r}") from exc
 
 
 def _content_type(name: str) -> str:
@@ -105,8 +264,19 @@ def _content_type(name: str) -> str:
     return "application/x-ndjson" if name.endswith(".jsonl") else "application/octet-stream"
 
 
-def setup_recording_api(app: web.Application, *, config: Config, catalog: RecordingCatalog) -> None:
-    api = _RecordingApi(config, catalog)
+def setup_recording_api(
+    app: web.Application,
+    *,
+    config: Config,
+    catalog: RecordingCatalog,
+    policy: AccessPolicy,
+    audit: AuditLog,
+) -> None:
+    api = _RecordingApi(config, catalog, policy, audit)
     app.router.add_get("/api/recordings", api.list_recordings)
-    app.router.add_get("/api/recordings/{recording_id}", api.get_manifest)
+    app.router.add_get("/api/recordings/{recording_id}", api.get_view)
+    app.router.add_delete("/api/recordings/{recording_id}", api.delete)
+    app.router.add_get("/api/recordings/{recording_id}/timeline", api.get_timeline)
+    app.router.add_get("/api/recordings/{recording_id}/audit", api.recording_audit)
+    app.router.add_get("/api/audit", api.audit)
     app.router.add_get("/recordings/{recording_id}/{name}", api.get_file)

@@ -6,24 +6,26 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from server.access import AccessPolicy, Item, Reader, Visibility, item_of_source
 from server.bug_in_ear.cues import CueBook
-from server.bug_in_ear.push_to_talk import PushToTalk
-from server.bug_in_ear.tallies import Notes, Tallies
-from server.bug_in_ear.whisper_policy import WhisperPolicy, is_push_to_talk
+from server.bug_in_ear.notes import Notes
+from server.bug_in_ear.push_to_talk import PushToTalk, is_push_to_talk
+from server.bug_in_ear.tallies import Tallies
 from server.clock import SessionClock
 from server.config import Config
-from server.errors import Forbidden, LimitReached, SidecoachError
+from server.errors import Forbidden, LimitReached, SessionEnded, SidecoachError
 from server.media.consumer import Consumer
 from server.media.peer import Peer
-from server.media.policy import ClassroomPolicy, ProducerInfo, Source
+from server.media.policy import ProducerInfo, Source
 from server.media.producer import Producer
 from server.media.router import Router
 from server.recording.catalog import RecordingCatalog
-from server.recording.recorder import Recorder, RecordingState, new_recording_id
 from server.roles import Role, SessionState
+from server.session_recording import SessionRecording
 from server.store import SessionRecord, SessionStore
 from server.tasks import TaskOwner
 
@@ -60,10 +62,16 @@ class Participant:
     name: str
     joined_ms: int
     peer: Peer
+    #: the invite this person came in with: who they are across rejoins
+    invite_id: str = ""
     producer_ids: set[str] = field(default_factory=set)
 
     def describe(self) -> dict[str, Any]:
         return {"id": self.id, "role": str(self.role), "name": self.name}
+
+    @property
+    def reader(self) -> Reader:
+        return Reader(self.role, self.invite_id, self.name)
 
 
 class _PeerEvents:
@@ -99,21 +107,35 @@ class Session:
         store: SessionStore,
         catalog: RecordingCatalog,
         notifier: Notifier,
+        policy: AccessPolicy,
     ) -> None:
         self.record = record
-        self.catalog = catalog
-        self.recorder: Recorder | None = None
         self.id = record.id
         self.config = config
         self.store = store
         self.notifier = notifier
+        self.policy = policy
         self.clock = SessionClock()
-        self.router = Router(record.id, WhisperPolicy(ClassroomPolicy()))
+        self.router = Router(record.id, policy)
         self.participants: dict[str, Participant] = {}
         self.events: list[dict[str, Any]] = []
         self.closed = False
+        #: set (under the manager's lock) once the session is being ended:
+        #: no join may get in any more
+        self.ending = False
+        #: monotonic time since when nobody is here (None while someone is)
+        self.empty_since: float | None = time.monotonic()
         self._tasks = TaskOwner(f"session {record.id}")
         self._log = logging.LoggerAdapter(logger, {"session": record.id})
+        self.recording = SessionRecording(
+            record,
+            config=config,
+            store=store,
+            catalog=catalog,
+            clock=self.clock,
+            router=self.router,
+            host=self,
+        )
         settings = record.settings
         self.push_to_talk = PushToTalk(self, single_whisper=settings.whisper_single)
         self.cues = CueBook(self, settings.prompts)
@@ -122,11 +144,28 @@ class Session:
 
     # -- Room (what bug_in_ear needs) ------------------------------------
 
-    def spawn(self, coro: Any) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         self._tasks.spawn(coro)
 
     def members(self, *roles: str) -> list[str]:
         return [p.id for p in self.participants.values() if str(p.role) in roles]
+
+    def audience(self, item: Item) -> list[str]:
+        """Who receives ``item`` live, by the access policy."""
+        return self.members(*self.policy.live_roles(item))
+
+    def note_audience(self, author_invite: str, visibility: Visibility) -> list[str]:
+        return [
+            p.id
+            for p in self.participants.values()
+            if self.policy.receives_note(
+                str(p.role), is_author=p.invite_id == author_invite, visibility=visibility
+            )
+        ]
+
+    def invite_of(self, participant_id: str) -> str:
+        participant = self.participants.get(participant_id)
+        return participant.invite_id if participant is not None else ""
 
     def name_of(self, participant_id: str) -> str:
         participant = self.participants.get(participant_id)
@@ -141,28 +180,49 @@ class Session:
     ) -> bool:
         return await self.notifier.deliver(participant_id, event, payload, timeout_s)
 
+    def now_ms(self) -> int:
+        return self.clock.now_ms()
+
     def log_event(self, event_type: str, **data: Any) -> dict[str, Any]:
+        """Append to the event log (memory and the recording), on the
+        session clock. Callers pass every field the line needs: it is
+        written as it is now."""
         event = {"t": self.clock.now_ms(), "type": event_type, **data}
         self.events.append(event)
-        if self.recorder is not None:
-            self.recorder.log(event)
+        self.recording.log(event)
         if len(self.events) > MAX_EVENTS_IN_MEMORY:
             del self.events[: len(self.events) - MAX_EVENTS_IN_MEMORY]
         return event
 
+    def present_joins(self) -> list[dict[str, Any]]:
+        here = set(self.participants)
+        return [e for e in self.events if e["type"] == "join" and e["participant"] in here]
+
+    def recording_changed(self) -> None:
+        if not self.closed:
+            self.spawn(
+                self.notifier.broadcast(self.id, "recording-state", self.recording.to_client())
+            )
+
     # -- participants ---------------------------------------------------
 
     async def join(
-        self, role: Role, name: str | None, *, participant_id: str | None = None
+        self,
+        role: Role,
+        name: str | None,
+        *,
+        participant_id: str | None = None,
+        invite_id: str = "",
     ) -> Participant:
-        if self.closed:
-            raise SidecoachError("session has ended", code="session_ended")
+        if self.closed or self.ending:
+            raise SessionEnded("this session has ended")
         if len(self.participants) >= self.config.limits.max_participants:
             raise LimitReached("session is full")
         if self.record.state == SessionState.SCHEDULED:
             self.record = await self.store.set_state(self.id, SessionState.LIVE, at=time.time())
+        if self.closed or self.ending:  # ended while the store was being updated
+            raise SessionEnded("this session has ended")
         self.clock.start()
-        self._start_recording()
         pid = participant_id or new_participant_id()
         display = name or (self.record.teacher_name if role == Role.TEACHER else str(role))
         peer = Peer(
@@ -172,10 +232,11 @@ class Session:
             events=_PeerEvents(self, pid),
             describe_consumer=self.describe_consumer,
         )
-        participant = Participant(pid, role, display, self.clock.now_ms(), peer)
+        participant = Participant(pid, role, display, self.clock.now_ms(), peer, invite_id)
         self.participants[pid] = participant
+        self.empty_since = None
         self.router.add_endpoint(peer)
-        self.log_event("join", participant=pid, role=str(role), name=display)
+        self.log_event("join", participant=pid, role=str(role), name=display, invite=invite_id)
         self._log.info("%s joined as %s", pid, role)
         await self.notifier.broadcast(
             self.id, "participant-joined", participant.describe(), exclude=pid
@@ -188,6 +249,8 @@ class Session:
         participant = self.participants.pop(participant_id, None)
         if participant is None:
             return
+        if not self.participants:
+            self.empty_since = time.monotonic()
         await self.router.remove_endpoint(participant_id)
         await participant.peer.close()
         self.log_event("leave", participant=participant_id, reason=reason)
@@ -208,7 +271,7 @@ class Session:
     def publish(
         self, participant: Participant, source: Source, kind: str, codec: str | None
     ) -> str:
-        if not self.router.policy.can_produce(str(participant.role), source):
+        if not self.policy.can_produce(str(participant.role), source):
             raise Forbidden(f"a {participant.role} may not publish {source}")
         expected_kind = "video" if source in (Source.CAMERA, Source.SCREEN) else "audio"
         if kind != expected_kind:
@@ -254,6 +317,8 @@ class Session:
         )
         await self.notifier.emit(participant_id, "published", {"producerId": producer.id})
         await self.notifier.broadcast(self.id, "producer-added", self.describe_producer(producer))
+        if item_of_source(producer.info.source, producer.info.role) == Item.CLASSROOM:
+            self.recording.teacher_went_live()
 
     async def _producer_closed(self, producer: Producer) -> None:
         self.log_event("track-removed", producer=producer.id)
@@ -276,62 +341,42 @@ class Session:
 
     # -- recording ------------------------------------------------------
 
-    def _start_recording(self) -> None:
-        if self.recorder is not None or not self.record.settings.recording:
-            return
-        directory = self.config.recordings_dir / self.id / new_recording_id()
-        self.recorder = Recorder(
-            session_id=self.id,
-            directory=directory,
-            clock=self.clock,
-            on_state=self._recording_state_changed,
-            session_info={
-                "session": self.id,
-                "title": self.record.title,
-                "teacher_name": self.record.teacher_name,
-                "clock_wall_start": self.clock.wall_start,
-            },
-        )
-        self.router.add_endpoint(self.recorder)
-        self.spawn(self.catalog.add(self.recorder.recording_id, self.id, directory, time.time()))
-        self.log_event("recording-started", recording=self.recorder.recording_id)
-
     @property
     def recording_state(self) -> dict[str, Any]:
-        if self.recorder is None:
-            return {"state": str(RecordingState.OFF)}
-        return {"state": str(self.recorder.state), "reason": self.recorder.error}
-
-    def _recording_state_changed(self, state: RecordingState, reason: str | None) -> None:
-        self.log_event(f"recording-{state}", reason=reason)
-        self.spawn(self.notifier.broadcast(self.id, "recording-state", self.recording_state))
+        return self.recording.to_client()
 
     def pause_recording(self, participant: Participant) -> None:
-        if self.recorder is None or not self.recorder.pause():
-            raise SidecoachError("recording is not running", code="not_recording")
+        self.recording.pause()
         self._log.info("recording paused by %s", participant.id)
 
     def resume_recording(self, participant: Participant) -> None:
-        if self.recorder is None or not self.recorder.resume():
-            raise SidecoachError("recording is not paused", code="not_paused")
+        self.recording.resume()
         self._log.info("recording resumed by %s", participant.id)
+
+    async def plan_recording(self, participant: Participant, recording: bool) -> None:
+        """The teacher switches recording this lesson on or off."""
+        await self.recording.set_plan(
+            recording, by_role=str(participant.role), by_name=participant.name
+        )
 
     # -- views ----------------------------------------------------------
 
-    def coaching_state(self, role: Role) -> dict[str, Any]:
+    def coaching_state(self, participant: Participant) -> dict[str, Any]:
         """What a joining participant's page needs for whispers, cues,
-        tallies and notes (coaches see the shared state; others see less)."""
-        state: dict[str, Any] = {"whispering": self.push_to_talk.state()["whispering"]}
+        tallies and notes: each role sees what the access policy lets it."""
+        role = participant.role
+        state: dict[str, Any] = {}
+        if role in (Role.TEACHER, Role.COACH):
+            state["whispering"] = self.push_to_talk.state()["whispering"]
         if role == Role.COACH:
             state.update(
                 prompts=self.cues.prompts,
                 tallyCategories=self.tallies.categories,
                 counts=self.tallies.counts(),
                 cues=[c.to_client() for c in self.cues.cues.values()],
-                notes=self.notes.notes,
             )
-        elif role == Role.OBSERVER:
-            state = {}
+        if role == Role.COACH:
+            state["notes"] = self.notes.visible_to(participant.id)
         return state
 
     def summary(self) -> dict[str, Any]:
@@ -342,18 +387,18 @@ class Session:
             "participants": by_role,
             "tracks": len(self.router.producers),
             "clock_ms": self.clock.now_ms(),
+            "recording": self.recording.state,
         }
 
-    async def close(self) -> None:
+    async def close(self, *, reason: str = "session ended") -> None:
+        """Everyone leaves (each leave logged), the recording is finalized,
+        the media closed; idempotent."""
         if self.closed:
             return
         self.closed = True
         for pid in list(self.participants):
-            await self.leave(pid, reason="session ended")
+            await self.leave(pid, reason=reason)
+        await self.recording.close()
         await self.router.close()
-        if self.recorder is not None:
-            self.log_event("recording-stopped")
-            manifest = await self.recorder.close()
-            await self.catalog.finish(self.recorder.recording_id, manifest)
         await self._tasks.aclose()
-        self._log.info("session closed")
+        self._log.info("session closed (%s)", reason)

@@ -61,3 +61,13 @@ class SqliteWorker:
         self._closed = True
         await asyncio.get_running_loop().run_in_executor(self._executor, self._conn.close)
         self._executor.shutdown(wait=True)
+
+
+def add_missing_columns(
+    conn: sqlite3.Connection, table: str, columns: tuple[tuple[str, str], ...]
+) -> None:
+    """Bring a table made by an older release up to date."""
+    have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+    for name, definition in columns:
+        if name not in have:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {definition}")

@@ -20,7 +20,7 @@ from typing import Any, Protocol, TypeVar
 from server.config import Config
 from server.errors import InvalidMessage, SessionNotFound, SidecoachError
 from server.roles import SessionState
-from server.sqlite_worker import SqliteWorker
+from server.sqlite_worker import SqliteWorker, add_missing_columns
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +103,33 @@ class SessionSettings:
 
 
 @dataclass(frozen=True)
+class RecordingDecision:
+    """One decision about recording this lesson: on or off, who, when."""
+
+    recording: bool
+    by_role: str  # "admin" for the session's settings, else the participant's role
+    by_name: str
+    at: float  # unix seconds
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "recording": self.recording,
+            "by_role": self.by_role,
+            "by_name": self.by_name,
+            "at": self.at,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RecordingDecision:
+        return cls(
+            bool(data.get("recording")),
+            str(data.get("by_role", "")),
+            str(data.get("by_name", "")),
+            float(data.get("at", 0.0)),
+        )
+
+
+@dataclass(frozen=True)
 class SessionRecord:
     id: str
     title: str
@@ -113,6 +140,16 @@ class SessionRecord:
     started_at: float | None
     ended_at: float | None
     settings: SessionSettings = field(default_factory=SessionSettings)
+    #: the teacher's (and the admin's) decisions about recording, oldest first
+    recording_decisions: tuple[RecordingDecision, ...] = ()
+
+    @property
+    def recording_planned(self) -> bool:
+        """Whether the lesson is recorded when the teacher goes live: the
+        latest decision, else the session's settings."""
+        if self.recording_decisions:
+            return self.recording_decisions[-1].recording
+        return self.settings.recording
 
 
 def new_session_id() -> str:
@@ -137,6 +174,10 @@ class SessionStore(Protocol):
 
     async def set_state(
         self, session_id: str, state: SessionState, *, at: float
+    ) -> SessionRecord: ...
+
+    async def add_recording_decision(
+        self, session_id: str, decision: RecordingDecision
     ) -> SessionRecord: ...
 
     async def close(self) -> None: ...
@@ -177,12 +218,16 @@ CREATE TABLE IF NOT EXISTS sessions (
     scheduled_for REAL,
     started_at REAL,
     ended_at REAL,
-    settings TEXT NOT NULL
+    settings TEXT NOT NULL,
+    recording_decisions TEXT NOT NULL DEFAULT '[]'
 );
 CREATE INDEX IF NOT EXISTS sessions_state ON sessions(state);
 """
+#: columns added after the first release: (name, definition) for ALTER TABLE
+_ADDED_COLUMNS = (("recording_decisions", "TEXT NOT NULL DEFAULT '[]'"),)
 _COLUMNS = (
-    "id, title, teacher_name, state, created_at, scheduled_for, started_at, ended_at, settings"
+    "id, title, teacher_name, state, created_at, scheduled_for, started_at, ended_at, settings,"
+    " recording_decisions"
 )
 
 
@@ -204,6 +249,9 @@ def _row_to_record(row: tuple[Any, ...]) -> SessionRecord:
         started_at=row[6],
         ended_at=row[7],
         settings=settings,
+        recording_decisions=tuple(
+            RecordingDecision.from_json(d) for d in json.loads(row[9] or "[]")
+        ),
     )
 
 
@@ -215,7 +263,9 @@ class SqliteSessionStore:
 
     @classmethod
     async def open(cls, path: Path) -> SqliteSessionStore:
-        return cls(await SqliteWorker.open(path, _SCHEMA))
+        db = await SqliteWorker.open(path, _SCHEMA)
+        await db.run(lambda conn: add_missing_columns(conn, "sessions", _ADDED_COLUMNS))
+        return cls(db)
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         return await self._db.run(fn)
@@ -243,7 +293,7 @@ class SqliteSessionStore:
 
         def _insert(conn: sqlite3.Connection) -> None:
             conn.execute(
-                f"INSERT INTO sessions ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO sessions ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.id,
                     record.title,
@@ -254,6 +304,7 @@ class SqliteSessionStore:
                     None,
                     None,
                     json.dumps(settings.to_json()),
+                    "[]",
                 ),
             )
 
@@ -337,6 +388,44 @@ class SqliteSessionStore:
         record = _row_to_record(row)
         logger.info("session %s is %s", session_id, record.state)
         return record
+
+    async def add_recording_decision(
+        self, session_id: str, decision: RecordingDecision
+    ) -> SessionRecord:
+        def _add(conn: sqlite3.Connection) -> tuple[Any, ...] | None:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute(
+                    "SELECT recording_decisions FROM sessions WHERE id = ?", (session_id,)
+                ).fetchone()
+                if row is None:
+                    conn.execute("ROLLBACK")
+                    return None
+                decisions = [*json.loads(row[0] or "[]"), decision.to_json()]
+                conn.execute(
+                    "UPDATE sessions SET recording_decisions = ? WHERE id = ?",
+                    (json.dumps(decisions), session_id),
+                )
+                out: tuple[Any, ...] | None = conn.execute(
+                    f"SELECT {_COLUMNS} FROM sessions WHERE id = ?", (session_id,)
+                ).fetchone()
+                conn.execute("COMMIT")
+                return out
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+        row = await self._run(_add)
+        if row is None:
+            raise SessionNotFound(f"no session {session_id!r}")
+        logger.info(
+            "session %s: recording %s by %s",
+            session_id,
+            "on" if decision.recording else "off",
+            decision.by_role,
+        )
+        return _row_to_record(row)
 
     async def close(self) -> None:
         await self._db.close()

@@ -16,7 +16,7 @@ from server.app import SIGNALING_KEY, create_app
 from server.config import Config
 from server.recording.catalog import RecordingCatalog
 from server.roles import Role
-from server.sessions import SessionManager
+from server.session_manager import SessionManager
 from server.store import SessionRecord, SessionSettings, SqliteSessionStore
 from server.tokens import issue_invite
 from tests.peers import Participant, PatternVideoTrack, ToneTrack, wait_for

@@ -110,7 +110,8 @@ async def test_whisper_routing_holds_across_leaves_and_rejoins(live_server: Live
         await wait_for(lambda: teachers[1].tracks(producerId=whisper) != [])
         await wait_for(lambda: teachers[1].tracks(producerId=whisper)[0].frames > 10)
         consumers = whisper_consumers(live_server, session.id)
-        assert set(consumers) == {teachers[1].joined["participantId"], "recorder"}
+        # (no Recorder: the teacher never went live, so nothing is recorded)
+        assert set(consumers) == {teachers[1].joined["participantId"]}
         assert late_observer.tracks(source="whisper") == []
     finally:
         for p in (coach, late_observer, *teachers):
@@ -210,9 +211,19 @@ async def test_tallies_from_two_coaches_add_up_in_the_event_log(live_server: Liv
         assert bad["error"]["code"] == "unknown_category"
         assert (await teacher.call("tally", {"category": "OTR"}))["error"]["code"] == "forbidden"
 
+        # a note is its author's alone until shared; shared with the team, the
+        # other coach gets it live (the teacher's classroom screen never does)
         note = await a.call("note", {"text": "Great wait time after the fractions question"})
-        assert note["ok"]
+        assert note["ok"] and note["note"]["visibility"] == "private"
+        assert a.got("note") != [] and b.got("note") == []
+        assert (await a.call("note", {"text": "   "}))["ok"] is False
+        theirs = await b.call("note-share", {"noteId": note["note"]["id"], "visibility": "team"})
+        assert theirs["error"]["code"] == "forbidden"
+        shared = await a.call("note-share", {"noteId": note["note"]["id"], "visibility": "team"})
+        assert shared["ok"] and shared["note"]["visibility"] == "team"
         await wait_for(lambda: b.got("note") != [])
+        assert b.got("note")[-1]["text"].startswith("Great wait time")
+        assert teacher.got("note") == []
 
         live = live_server.manager.get(session.id)
         assert live is not None

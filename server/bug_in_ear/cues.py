@@ -31,6 +31,7 @@ class CueState(StrEnum):
 class Cue:
     id: str
     by: str
+    by_name: str
     text: str
     icon: str | None
     color: str | None
@@ -73,11 +74,20 @@ class CueBook:
         tone: bool,
     ) -> Cue:
         body = self.text_for(text, prompt_index)
+        cue_id = f"q{next(self._ids)}"
+        name = self._room.name_of(coach)
         event = self._room.log_event(
-            "cue", by=coach, text=body, icon=icon, color=color, tone=tone, prompt=prompt_index
+            "cue",
+            cue=cue_id,
+            by=coach,
+            by_name=name,
+            text=body,
+            icon=icon,
+            color=color,
+            tone=tone,
+            prompt=prompt_index,
         )
-        cue = Cue(f"q{next(self._ids)}", coach, body, icon, color, tone, event["t"])
-        event["cue"] = cue.id
+        cue = Cue(cue_id, coach, name, body, icon, color, tone, event["t"])
         self.cues[cue.id] = cue
         for teacher in self._room.members("teacher"):
             self._room.spawn(self._deliver(cue, teacher))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from server.errors import SidecoachError
+from server.errors import InvalidMessage, SidecoachError
 
 
 class WhisperBusy(SidecoachError):
@@ -25,3 +25,11 @@ class UnknownCategory(SidecoachError):
 
 class NothingToUndo(SidecoachError):
     code = "nothing_to_undo"
+
+
+class UnknownNote(SidecoachError):
+    code = "unknown_note"
+
+
+class EmptyNote(InvalidMessage):
+    code = "invalid_message"

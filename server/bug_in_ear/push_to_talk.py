@@ -8,9 +8,16 @@ from typing import Any
 
 from server.bug_in_ear.errors import NoWhisperTrack, WhisperBusy
 from server.bug_in_ear.room import COACHING_ROLES, Room
+from server.media.policy import Source
 from server.media.producer import Producer
 
 logger = logging.getLogger(__name__)
+
+
+def is_push_to_talk(source: Source) -> bool:
+    """Whisper producers forward only while their coach holds the button
+    (who hears a whisper is the access policy's: the teacher and the Recorder)."""
+    return source == Source.WHISPER
 
 
 class PushToTalk:
@@ -62,8 +69,14 @@ class PushToTalk:
         producer = self._tracks.get(coach)
         if producer is not None:
             producer.pause()
-        event = self._room.log_event("whisper-stop", participant=coach, reason=reason)
-        event["duration_ms"] = event["t"] - started
+        self._room.log_event(
+            "whisper-stop",
+            participant=coach,
+            producer=producer.id if producer is not None else None,
+            reason=reason,
+            started=started,
+            duration_ms=self._room.now_ms() - started,
+        )
         await self._announce()
 
     async def _announce(self) -> None:

@@ -6,16 +6,36 @@ from __future__ import annotations
 from collections.abc import Coroutine
 from typing import Any, Protocol
 
+from server.access import Item, Visibility
+
+#: who sees who is whispering right now (the teacher hears it; coaches see
+#: it so they do not talk over each other)
 COACHING_ROLES = ("teacher", "coach")
 
 
 class Room(Protocol):
+    def now_ms(self) -> int:
+        """The session clock now."""
+        ...
+
     def log_event(self, event_type: str, **data: Any) -> dict[str, Any]:
         """Append to the session's event log, on the session clock."""
         ...
 
     def members(self, *roles: str) -> list[str]:
         """Participant ids currently in the session with one of ``roles``."""
+        ...
+
+    def audience(self, item: Item) -> list[str]:
+        """Participant ids that receive ``item`` live (the access policy)."""
+        ...
+
+    def note_audience(self, author_invite: str, visibility: Visibility) -> list[str]:
+        """Participant ids that are sent a note of this author and visibility."""
+        ...
+
+    def invite_of(self, participant_id: str) -> str:
+        """The invite id a participant joined with."""
         ...
 
     def name_of(self, participant_id: str) -> str: ...

@@ -1,16 +1,13 @@
-"""Tallies (one tap per observed practice, shared by the session's coaches)
-and private time-stamped notes."""
+"""Tallies: one tap per observed practice, shared by the session's coaches."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
+from server.access import Item
 from server.bug_in_ear.errors import NothingToUndo, UnknownCategory
 from server.bug_in_ear.room import Room
-
-#: a note's text, at most this many characters
-MAX_NOTE_CHARS = 2000
 
 
 @dataclass(frozen=True)
@@ -60,19 +57,5 @@ class Tallies:
 
     async def _broadcast(self, last: dict[str, Any]) -> None:
         await self._room.send(
-            self._room.members("coach"), "tally-counts", {"counts": self.counts(), "last": last}
+            self._room.audience(Item.TALLY), "tally-counts", {"counts": self.counts(), "last": last}
         )
-
-
-class Notes:
-    def __init__(self, room: Room) -> None:
-        self._room = room
-        self.notes: list[dict[str, Any]] = []
-
-    async def add(self, coach: str, text: str) -> dict[str, Any]:
-        body = text.strip()[:MAX_NOTE_CHARS]
-        event = self._room.log_event("note", by=coach, text=body)
-        note = {"t": event["t"], "by": coach, "name": self._room.name_of(coach), "text": body}
-        self.notes.append(note)
-        await self._room.send(self._room.members("coach"), "note", note)
-        return note

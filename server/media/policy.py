@@ -34,21 +34,9 @@ class ProducerInfo:
 
 
 class RoutingPolicy(Protocol):
+    """Implemented by ``server.access.AccessPolicy`` (the one policy that
+    also answers who reads what afterwards)."""
+
     def can_produce(self, role: str, source: Source) -> bool: ...
 
     def can_consume(self, producer: ProducerInfo, participant_id: str, role: str) -> bool: ...
-
-
-class ClassroomPolicy:
-    """The teacher's classroom tracks go to coaches, observers and the
-    Recorder. No other source is routed by this policy."""
-
-    CONSUMERS = frozenset({"coach", "observer", RECORDER_ROLE})
-
-    def can_produce(self, role: str, source: Source) -> bool:
-        return role == "teacher" and source in CLASSROOM_SOURCES
-
-    def can_consume(self, producer: ProducerInfo, participant_id: str, role: str) -> bool:
-        if participant_id == producer.participant_id:
-            return False
-        return producer.source in CLASSROOM_SOURCES and role in self.CONSUMERS

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from server.sqlite_worker import SqliteWorker
+from server.sqlite_worker import SqliteWorker, add_missing_columns
 
 CATALOG_FILE = "recordings.sqlite3"
 
@@ -21,11 +21,22 @@ CREATE TABLE IF NOT EXISTS recordings (
     started_at REAL NOT NULL,
     ended_at REAL,
     duration_ms INTEGER NOT NULL DEFAULT 0,
-    bytes INTEGER NOT NULL DEFAULT 0
+    bytes INTEGER NOT NULL DEFAULT 0,
+    deleted_at REAL,
+    deleted_by TEXT
 );
 CREATE INDEX IF NOT EXISTS recordings_session ON recordings(session_id);
 CREATE INDEX IF NOT EXISTS recordings_started ON recordings(started_at);
 """
+
+
+#: columns added after the first release
+_ADDED_COLUMNS = (("deleted_at", "REAL"), ("deleted_by", "TEXT"))
+
+#: a recording whose files are gone (by the teacher, an admin or retention)
+DELETED = "deleted"
+#: a recording being written
+RECORDING = "recording"
 
 
 @dataclass(frozen=True)
@@ -38,6 +49,12 @@ class RecordingRow:
     ended_at: float | None
     duration_ms: int
     bytes: int
+    deleted_at: float | None = None
+    deleted_by: str | None = None
+
+    @property
+    def deleted(self) -> bool:
+        return self.state == DELETED
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -48,14 +65,19 @@ class RecordingRow:
             "ended_at": self.ended_at,
             "duration_ms": self.duration_ms,
             "bytes": self.bytes,
+            "deleted_at": self.deleted_at,
+            "deleted_by": self.deleted_by,
         }
 
 
-_COLUMNS = "id, session_id, directory, state, started_at, ended_at, duration_ms, bytes"
+_COLUMNS = (
+    "id, session_id, directory, state, started_at, ended_at, duration_ms, bytes,"
+    " deleted_at, deleted_by"
+)
 
 
 def _row(r: tuple[Any, ...]) -> RecordingRow:
-    return RecordingRow(r[0], r[1], Path(r[2]), r[3], r[4], r[5], r[6], r[7])
+    return RecordingRow(r[0], r[1], Path(r[2]), r[3], r[4], r[5], r[6], r[7], r[8], r[9])
 
 
 class RecordingCatalog:
@@ -64,7 +86,9 @@ class RecordingCatalog:
 
     @classmethod
     async def open(cls, data_dir: Path) -> RecordingCatalog:
-        return cls(await SqliteWorker.open(data_dir / CATALOG_FILE, _SCHEMA))
+        db = await SqliteWorker.open(data_dir / CATALOG_FILE, _SCHEMA)
+        await db.run(lambda conn: add_missing_columns(conn, "recordings", _ADDED_COLUMNS))
+        return cls(db)
 
     async def add(
         self, recording_id: str, session_id: str, directory: Path, started_at: float
@@ -94,15 +118,28 @@ class RecordingCatalog:
 
         await self._db.run(finish)
 
-    async def recordings(self, session_id: str | None = None) -> list[RecordingRow]:
+    async def recordings(
+        self, session_id: str | None = None, *, include_deleted: bool = False
+    ) -> list[RecordingRow]:
         def select(conn: sqlite3.Connection) -> list[RecordingRow]:
-            if session_id is None:
-                rows = conn.execute(f"SELECT {_COLUMNS} FROM recordings ORDER BY started_at")
-            else:
-                rows = conn.execute(
-                    f"SELECT {_COLUMNS} FROM recordings WHERE session_id = ? ORDER BY started_at",
-                    (session_id,),
-                )
+            where, params = [], []
+            if session_id is not None:
+                where.append("session_id = ?")
+                params.append(session_id)
+            if not include_deleted:
+                where.append("state != ?")
+                params.append(DELETED)
+            sql = f"SELECT {_COLUMNS} FROM recordings"
+            if where:
+                sql += " WHERE " + " AND ".join(where)
+            rows = conn.execute(sql + " ORDER BY started_at", params)
+            return [_row(r) for r in rows.fetchall()]
+
+        return await self._db.run(select)
+
+    async def in_state(self, state: str) -> list[RecordingRow]:
+        def select(conn: sqlite3.Connection) -> list[RecordingRow]:
+            rows = conn.execute(f"SELECT {_COLUMNS} FROM recordings WHERE state = ?", (state,))
             return [_row(r) for r in rows.fetchall()]
 
         return await self._db.run(select)
@@ -119,16 +156,21 @@ class RecordingCatalog:
     async def older_than(self, cutoff: float) -> list[RecordingRow]:
         def select(conn: sqlite3.Connection) -> list[RecordingRow]:
             rows = conn.execute(
-                f"SELECT {_COLUMNS} FROM recordings WHERE started_at < ? AND state != 'recording'",
-                (cutoff,),
+                f"SELECT {_COLUMNS} FROM recordings"
+                " WHERE started_at < ? AND state NOT IN (?, ?)",
+                (cutoff, RECORDING, DELETED),
             )
             return [_row(r) for r in rows.fetchall()]
 
         return await self._db.run(select)
 
-    async def delete(self, recording_id: str) -> None:
+    async def mark_deleted(self, recording_id: str, *, by: str, at: float) -> None:
+        """The files are gone: keep the row (who deleted it, when)."""
         await self._db.run(
-            lambda c: c.execute("DELETE FROM recordings WHERE id = ?", (recording_id,))
+            lambda c: c.execute(
+                "UPDATE recordings SET state = ?, deleted_at = ?, deleted_by = ? WHERE id = ?",
+                (DELETED, at, by, recording_id),
+            )
         )
 
     async def close(self) -> None:

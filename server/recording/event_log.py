@@ -48,7 +48,7 @@ class EventLogWriter:
             if now - self._last_sync >= FSYNC_INTERVAL_S:
                 os.fsync(self._fd)
                 self._last_sync = now
-        except OSError as exc:
+        except Exception as exc:  # a full disk, or anything else: stop visibly
             self.failed = True
             logger.error("event log %s stopped: %s", self.path, exc)
             self._on_error(exc)

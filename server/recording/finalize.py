@@ -109,6 +109,8 @@ def finalize_directory(directory: Path, extra: dict[str, Any]) -> dict[str, Any]
                 "name": str(event.get("name")),
             }
     usable = [t for t in tracks if t.get("frames")]
+    # a track that never carried media is not a file of this recording
+    empty = [_drop_empty(directory, t) for t in tracks if not t.get("frames")]
     camera = next((t for t in usable if t["source"] == "camera"), None)
     mic = next((t for t in usable if t["source"] == "mic"), None)
     review = None
@@ -126,7 +128,8 @@ def finalize_directory(directory: Path, extra: dict[str, Any]) -> dict[str, Any]
     manifest.update(
         {
             "state": str(ManifestState.RECOVERED if crashed else ManifestState.FINALIZED),
-            "tracks": tracks,
+            "tracks": usable,
+            "empty_tracks": empty,
             "events_file": EVENTS_FILE,
             "event_count": len(events),
             "participants": participants,
@@ -148,6 +151,17 @@ def finalize_directory(directory: Path, extra: dict[str, Any]) -> dict[str, Any]
         logger.error("%s: manifest not written: %s", directory, exc)
         manifest["manifest_error"] = str(exc)
     return manifest
+
+
+def _drop_empty(directory: Path, track: dict[str, Any]) -> dict[str, Any]:
+    """Describe a track without media; remove its file unless it holds
+    bytes nobody could read (kept for inspection)."""
+    name = track.pop("file")
+    if not track.get("unreadable"):
+        (directory / name).unlink(missing_ok=True)
+    else:
+        track["kept_file"] = name
+    return track
 
 
 def _finalize_track(directory: Path, meta: TrackMeta, *, repair: bool) -> dict[str, Any]:

@@ -55,16 +55,28 @@ def append_track_meta(directory: Path, meta: TrackMeta) -> None:
     _fsync_write(directory / TRACKS_FILE, (json.dumps(asdict(meta)) + "\n").encode(), append=True)
 
 
+def append_track_close(directory: Path, file: str, closed_ms: int) -> None:
+    """A track stopped (its publisher left, or the recording ended)."""
+    line = json.dumps({"file": file, "closed_ms": closed_ms}) + "\n"
+    _fsync_write(directory / TRACKS_FILE, line.encode(), append=True)
+
+
 def read_track_metas(directory: Path) -> list[TrackMeta]:
+    """Every track opened, with when it closed (if its close was written)."""
     path = directory / TRACKS_FILE
-    metas: list[TrackMeta] = []
+    metas: dict[str, TrackMeta] = {}
     if path.exists():
         for line in path.read_bytes().splitlines():
             try:
-                metas.append(TrackMeta.from_json(json.loads(line)))
-            except (ValueError, TypeError):
+                data = json.loads(line)
+                if "producer" in data:
+                    meta = TrackMeta.from_json(data)
+                    metas[meta.file] = meta
+                elif data.get("file") in metas:
+                    metas[data["file"]].closed_ms = int(data["closed_ms"])
+            except (ValueError, TypeError, KeyError, AttributeError):
                 continue  # a torn last line after a crash
-    return metas
+    return list(metas.values())
 
 
 def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:

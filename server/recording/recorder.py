@@ -28,10 +28,11 @@ from server.recording.manifest import (
     EVENTS_FILE,
     ManifestState,
     TrackMeta,
+    append_track_close,
     append_track_meta,
     write_manifest,
 )
-from server.recording.track_writer import TrackWriter, container_for
+from server.recording.track_writer import Backlog, TrackWriter, container_for
 
 logger = logging.getLogger(__name__)
 
@@ -79,10 +80,10 @@ class RecordedTrack:
 
     @property
     def ready(self) -> bool:
-        return not self.writer.closed
+        return self.writer.accepting and not self.writer.closed
 
     def send(self, packet: RtpPacket, sequence_number: int, timestamp: int) -> bool:
-        if self.writer.closed:
+        if self.writer.closed or not self.writer.accepting:
             return False
         frame = self._assembler.push(packet)  # the Recorder keeps the publisher's timing
         if frame is None:
@@ -93,16 +94,6 @@ class RecordedTrack:
             self._ext_ts += (frame.rtp_timestamp - self._last_ts + 0x80000000) % 0x100000000
             self._ext_ts -= 0x80000000
         self._last_ts = frame.rtp_timestamp
-        if self._recorder.state != RecordingState.RECORDING:
-            self.frames_paused += 1
-            self._need_keyframe = self._video
-            return True
-        if self._need_keyframe:
-            if not frame.keyframe:
-                self.consumer.producer.request_keyframe()
-                return True
-            self._need_keyframe = False
-        self.frames_received += 1
         media_ms = self._ext_ts * 1000 / self._clock_rate
         if self._offset_ms is None:
             self._min_delay_ms = min(self._min_delay_ms, self._recorder.clock.now_ms() - media_ms)
@@ -110,15 +101,31 @@ class RecordedTrack:
             if media_ms - self._settling[0][1] >= SETTLE_MS:
                 self.settle()
         else:
-            self.writer.write(frame, round(media_ms + self._offset_ms))
+            self._write(frame, round(media_ms + self._offset_ms))
         return True
+
+    def _write(self, frame: Frame, pts_ms: int) -> None:
+        # Pause and resume go by when a frame was captured, not when it
+        # arrived: under load, packets captured during a pause can still be
+        # waiting in the socket when the resume is handled.
+        if self._recorder.paused_at(pts_ms):
+            self.frames_paused += 1
+            self._need_keyframe = self._video
+            return
+        if self._need_keyframe:
+            if not frame.keyframe:
+                self.consumer.producer.request_keyframe()
+                return
+            self._need_keyframe = False
+        self.frames_received += 1
+        self.writer.write(frame, pts_ms)
 
     def settle(self) -> None:
         """Fix the track's offset and write what waited for it."""
         if self._offset_ms is None and self._settling:
             self._offset_ms = self._min_delay_ms
             for frame, media_ms in self._settling:
-                self.writer.write(frame, round(media_ms + self._offset_ms))
+                self._write(frame, round(media_ms + self._offset_ms))
             self._settling = []
 
     def set_sender_report_mapping(self, ntp_timestamp: int, rtp_timestamp: int) -> None:
@@ -134,17 +141,22 @@ class Recorder:
         session_id: str,
         directory: Path,
         clock: SessionClock,
-        on_state: Callable[[RecordingState, str | None], None],
+        on_error: Callable[[str], None],
         session_info: dict[str, Any],
+        max_backlog_bytes: int,
     ) -> None:
         self.session_id = session_id
         self.recording_id = directory.name
         self.directory = directory
         self.clock = clock
-        self._on_state = on_state
+        self._on_error = on_error
         self.state = RecordingState.RECORDING
         self.error: str | None = None
         self.tracks: dict[str, RecordedTrack] = {}
+        #: session-clock spans [start, end) when the teacher paused; end is
+        #: None while paused
+        self.paused_spans: list[list[int | None]] = []
+        self.backlog = Backlog(max_backlog_bytes, self._backlog_full)
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"rec-{session_id}")
         self._loop = asyncio.get_running_loop()
         self._session_info = session_info
@@ -184,7 +196,7 @@ class Recorder:
             opened_ms=self.clock.now_ms(),
         )
         writer = TrackWriter(
-            self.directory / meta.file, mime, self._executor, self._fail_from_thread
+            self.directory / meta.file, mime, self._executor, self._fail_from_thread, self.backlog
         )
         track = RecordedTrack(self, consumer, meta, writer)
         self.tracks[consumer.id] = track
@@ -195,9 +207,13 @@ class Recorder:
     def release_writer(self, consumer: Consumer) -> None:
         track = self.tracks.get(consumer.id)
         if track is not None and not track.writer.closed:
-            track.settle()
-            track.meta.closed_ms = self.clock.now_ms()
-            track.writer.close_in_executor()
+            self._close_track(track)
+
+    def _close_track(self, track: RecordedTrack) -> None:
+        track.settle()
+        track.meta.closed_ms = self.clock.now_ms()
+        track.writer.close_in_executor()
+        self._submit(append_track_close, self.directory, track.meta.file, track.meta.closed_ms)
 
     # -- control --------------------------------------------------------
 
@@ -205,42 +221,54 @@ class Recorder:
         if not self.closed:
             self.events.append(event)
 
-    def pause(self) -> bool:
+    def paused_at(self, t_ms: int) -> bool:
+        """Whether the recording was paused at session time ``t_ms``."""
+        for start, end in reversed(self.paused_spans):
+            assert start is not None
+            if t_ms >= start:
+                return end is None or t_ms < end
+        return False
+
+    def pause(self, at_ms: int) -> bool:
         if self.state != RecordingState.RECORDING:
             return False
-        self._set_state(RecordingState.PAUSED, None)
+        self.state = RecordingState.PAUSED
+        self.paused_spans.append([at_ms, None])
         return True
 
-    def resume(self) -> bool:
+    def resume(self, at_ms: int) -> bool:
         if self.state != RecordingState.PAUSED:
             return False
-        self._set_state(RecordingState.RECORDING, None)
+        self.paused_spans[-1][1] = max(at_ms, self.paused_spans[-1][0] or 0)
+        self.state = RecordingState.RECORDING
         for track in self.tracks.values():
             if track.consumer.producer.kind == "video" and not track.writer.closed:
                 track.consumer.producer.request_keyframe()
         return True
 
-    def _set_state(self, state: RecordingState, reason: str | None) -> None:
-        self.state = state
-        self._on_state(state, reason)
-
     def _fail_from_thread(self, exc: BaseException) -> None:
         self._loop.call_soon_threadsafe(self._fail, f"{type(exc).__name__}: {exc}")
+
+    def _backlog_full(self, waiting: int) -> None:
+        self._loop.call_soon_threadsafe(
+            self._fail, f"the disk is not keeping up ({waiting // 1_000_000} MB waiting)"
+        )
 
     def _fail(self, reason: str) -> None:
         if self.state == RecordingState.ERROR or self.closed:
             return
         self.error = reason
+        self.state = RecordingState.ERROR
         self._log.error("recording stopped: %s", reason)
         for track in self.tracks.values():
-            track.writer.closed = True  # accept nothing more; the files stay as written
-        self._set_state(RecordingState.ERROR, reason)
+            track.writer.refuse()  # queue nothing more; the files stay as written
+        self._on_error(reason)
 
     def _submit(self, fn: Callable[..., None], *args: Any) -> None:
         def run() -> None:
             try:
                 fn(*args)
-            except OSError as exc:
+            except Exception as exc:  # any failure is the recording's visible error
                 self._fail_from_thread(exc)
 
         self._executor.submit(run)
@@ -262,9 +290,7 @@ class Recorder:
         self.closed = True
         for track in self.tracks.values():
             if not track.writer.closed:
-                track.settle()
-                track.meta.closed_ms = self.clock.now_ms()
-                track.writer.close_in_executor()
+                self._close_track(track)
         self.events.close_in_executor()
         from server.recording.finalize import finalize_directory
 
@@ -276,6 +302,7 @@ class Recorder:
                 "ended_at": time.time(),
                 "error": self.error,
                 "frames_received": {t.meta.file: t.frames_received for t in self.tracks.values()},
+                "paused_spans": self.paused_spans,
             },
         )
         self._executor.shutdown(wait=True)

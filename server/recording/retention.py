@@ -21,8 +21,8 @@ async def sweep(
     cutoff = (time.time() if now is None else now) - retention_days * 86400
     deleted: list[str] = []
     for row in await catalog.older_than(cutoff):
-        await asyncio.get_running_loop().run_in_executor(None, _remove_tree, row.directory)
-        await catalog.delete(row.id)
+        await asyncio.get_running_loop().run_in_executor(None, remove_tree, row.directory)
+        await catalog.mark_deleted(row.id, by="retention", at=time.time())
         logger.info(
             "retention: deleted recording %s of session %s (started %s, %d bytes)",
             row.id,
@@ -34,7 +34,8 @@ async def sweep(
     return deleted
 
 
-def _remove_tree(directory: Path) -> None:
+def remove_tree(directory: Path) -> None:
+    """Delete a recording's files (in an executor)."""
     shutil.rmtree(directory, ignore_errors=True)
 
 

@@ -16,6 +16,7 @@ import contextlib
 import fractions
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -47,6 +48,41 @@ def container_for(mime_type: str) -> tuple[str, str]:
     return CONTAINERS.get(mime_type.lower(), DEFAULT_CONTAINER)
 
 
+class Backlog:
+    """Bytes handed to the writer thread and not yet written, for one
+    Recording: bounded, so a stalled disk cannot fill the memory. Past the
+    limit, ``on_full(waiting_bytes)`` is called (once) and nothing more is
+    queued."""
+
+    def __init__(self, limit_bytes: int, on_full: Callable[[int], None]) -> None:
+        self.limit = limit_bytes
+        self._on_full = on_full
+        self._waiting = 0
+        self._lock = threading.Lock()
+        self.full = False
+
+    @property
+    def waiting(self) -> int:
+        return self._waiting
+
+    def reserve(self, n: int) -> bool:
+        with self._lock:
+            if self.full:
+                return False
+            if self._waiting + n > self.limit:
+                self.full = True
+                waiting = self._waiting + n
+            else:
+                self._waiting += n
+                return True
+        self._on_full(waiting)
+        return False
+
+    def release(self, n: int) -> None:
+        with self._lock:
+            self._waiting -= n
+
+
 @dataclass
 class TrackStats:
     frames_written: int = 0
@@ -65,11 +101,13 @@ class TrackWriter:
         mime_type: str,
         executor: Executor,
         on_error: Callable[[BaseException], None],
+        backlog: Backlog,
     ) -> None:
         self.path = path
         self.mime_type = mime_type
         self._executor = executor
         self._on_error = on_error
+        self._backlog = backlog
         self._format, _ = container_for(mime_type)
         self._file: Any = None
         self._container: Any = None
@@ -79,13 +117,21 @@ class TrackWriter:
         self._flush_timer: asyncio.TimerHandle | None = None
         self.stats = TrackStats()
         self.closed = False
+        #: False once the recording failed: nothing more is queued (the file
+        #: is still closed properly by ``close_in_executor``)
+        self.accepting = True
 
     # -- called on the event loop ----------------------------------------
+
+    def refuse(self) -> None:
+        """Queue nothing more (the recording stopped with an error)."""
+        self.accepting = False
+        self._batch = []
 
     def write(self, frame: Frame, pts_ms: int) -> None:
         """Queue a frame; frames go to the writer thread in batches every
         ``BATCH_S`` (one thread hand-off per batch, not per frame)."""
-        if self.closed or self.stats.error is not None:
+        if self.closed or not self.accepting or self.stats.error is not None:
             return
         self._batch.append((frame, pts_ms))
         if self._flush_timer is None:
@@ -96,7 +142,17 @@ class TrackWriter:
         self._flush_timer = None
         if self._batch:
             batch, self._batch = self._batch, []
-            self._executor.submit(self._guarded, self._write_batch, batch)
+            size = sum(len(frame.data) for frame, _ in batch)
+            if not self._backlog.reserve(size):
+                self.refuse()
+                return
+            self._executor.submit(self._write_reserved, batch, size)
+
+    def _write_reserved(self, batch: list[tuple[Frame, int]], size: int) -> None:
+        try:
+            self._guarded(self._write_batch, batch)
+        finally:
+            self._backlog.release(size)
 
     def close_in_executor(self) -> Any:
         """Write what is queued, then close; returns the concurrent future."""
@@ -113,8 +169,8 @@ class TrackWriter:
             return
         try:
             fn(*args)
-        except (OSError, av.error.FFmpegError) as exc:
-            self.stats.error = str(exc)
+        except Exception as exc:  # any failure stops this track, visibly
+            self.stats.error = f"{type(exc).__name__}: {exc}"
             logger.error("recording %s stopped: %s", self.path.name, exc)
             self._abandon()
             self._on_error(exc)

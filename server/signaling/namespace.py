@@ -27,7 +27,7 @@ from server.errors import (
 )
 from server.http_api import session_to_json
 from server.session import Participant, Session, new_participant_id
-from server.sessions import SessionManager
+from server.session_manager import SessionManager
 from server.signaling import schemas
 from server.signaling.ratelimit import TokenBucket
 from server.tokens import verify_invite
@@ -82,8 +82,11 @@ class Signaling:
         self._route("tally", schemas.Tally, self._tally, roles=coach)
         self._route("tally-undo", schemas.Empty, self._tally_undo, roles=coach)
         self._route("note", schemas.Note, self._note, roles=coach)
+        self._route("note-share", schemas.NoteShare, self._note_share, roles=coach)
         self._route("recording-pause", schemas.Empty, self._recording_pause, roles=teacher)
         self._route("recording-resume", schemas.Empty, self._recording_resume, roles=teacher)
+        self._route("recording-plan", schemas.RecordingPlan, self._recording_plan, roles=teacher)
+        self._route("end-session", schemas.Empty, self._end_session, roles=teacher)
 
     # -- Notifier -------------------------------------------------------
 
@@ -188,7 +191,7 @@ class Signaling:
         self._sid_of[pid] = conn.sid
         try:
             participant = await session.join(
-                claims.role, msg.name or claims.name, participant_id=pid
+                claims.role, msg.name or claims.name, participant_id=pid, invite_id=claims.invite_id
             )
         except BaseException:
             self._sid_of.pop(pid, None)
@@ -206,7 +209,7 @@ class Signaling:
                 p.describe() for p in session.participants.values() if p.id != participant.id
             ],
             "producers": [session.describe_producer(p) for p in session.router.producers.values()],
-            "coaching": session.coaching_state(participant.role),
+            "coaching": session.coaching_state(participant),
             "recording": session.recording_state,
         }
 
@@ -279,7 +282,11 @@ class Signaling:
 
     async def _note(self, conn: Connection, msg: schemas.Note) -> Reply:
         session, participant = self._joined(conn)
-        return {"note": await session.notes.add(participant.id, msg.text)}
+        return {"note": await session.notes.add(participant.id, msg.text, msg.visibility)}
+
+    async def _note_share(self, conn: Connection, msg: schemas.NoteShare) -> Reply:
+        session, participant = self._joined(conn)
+        return {"note": await session.notes.share(participant.id, msg.noteId, msg.visibility)}
 
     async def _recording_pause(self, conn: Connection, msg: schemas.Empty) -> Reply:
         session, participant = self._joined(conn)
@@ -290,6 +297,16 @@ class Signaling:
         session, participant = self._joined(conn)
         session.resume_recording(participant)
         return {"recording": session.recording_state}
+
+    async def _recording_plan(self, conn: Connection, msg: schemas.RecordingPlan) -> Reply:
+        session, participant = self._joined(conn)
+        await session.plan_recording(participant, msg.record)
+        return {"recording": session.recording_state}
+
+    async def _end_session(self, conn: Connection, msg: schemas.Empty) -> Reply:
+        session, participant = self._joined(conn)
+        await self.manager.end_session(session.id, reason=f"ended by {participant.name}")
+        return {}
 
     async def close(self) -> None:
         await self.manager.close()

@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from server.access import Visibility
 from server.media.policy import Source
 
 MAX_TOKEN_CHARS = 4096
@@ -73,3 +74,16 @@ class Tally(Message):
 
 class Note(Message):
     text: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+    #: private to its author (default), shared with the coaching team, or everyone
+    visibility: Visibility = Visibility.PRIVATE
+
+
+class NoteShare(Message):
+    noteId: Ident
+    visibility: Visibility
+
+
+class RecordingPlan(Message):
+    """The teacher decides: record this lesson (from now on), or not."""
+
+    record: bool

@@ -1,0 +1,191 @@
+"""Per-reader views of a Recording, built on the server from the manifest
+and the event log by the access policy: what the review page of each role
+shows. Non-admins never get the raw event log or manifest; they get these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from server.access import AccessPolicy, Item, Reader, Visibility
+from server.recording.catalog import RecordingRow
+
+#: fields of tracks a review page needs (no file system details)
+TRACK_FIELDS = (
+    "file",
+    "source",
+    "kind",
+    "codec",
+    "role",
+    "start_ms",
+    "end_ms",
+    "opened_ms",
+    "closed_ms",
+    "frames",
+    "bytes",
+    "width",
+    "height",
+)
+
+
+def readable_files(policy: AccessPolicy, reader: Reader, manifest: dict[str, Any]) -> set[str]:
+    """The files of a recording this reader may fetch."""
+    files = {
+        str(t["file"])
+        for t in manifest.get("tracks", [])
+        if "file" in t and policy.can_read_track(reader, t.get("source", ""), t.get("role", ""))
+    }
+    review = manifest.get("review") or {}
+    if review.get("classroom") and policy.can_read(reader, Item.CLASSROOM):
+        files.add(str(review["classroom"]))
+    return files
+
+
+def _participants(events: Iterable[dict[str, Any]]) -> dict[str, dict[str, str]]:
+    people: dict[str, dict[str, str]] = {}
+    for e in events:
+        if e.get("type") == "join":
+            people[str(e.get("participant"))] = {
+                "name": str(e.get("name", "")),
+                "role": str(e.get("role", "")),
+                "invite": str(e.get("invite", "")),
+            }
+    return people
+
+
+def manifest_view(
+    policy: AccessPolicy,
+    reader: Reader,
+    row: RecordingRow,
+    manifest: dict[str, Any],
+    *,
+    retention_days: float,
+) -> dict[str, Any]:
+    files = readable_files(policy, reader, manifest)
+    tracks = []
+    for t in manifest.get("tracks", []):
+        if t.get("file") in files:
+            view = {k: t[k] for k in TRACK_FIELDS if k in t}
+            tracks.append(view)
+    review = manifest.get("review") or {}
+    people = manifest.get("participants") or {}
+    if policy.can_read(reader, Item.PRESENCE):
+        participants = [
+            {"name": p.get("name"), "role": p.get("role")} for p in people.values()
+        ]
+    else:  # observers: the lesson's teacher, nobody else
+        participants = [{"name": manifest.get("teacher_name"), "role": "teacher"}]
+    started = row.started_at
+    return {
+        "id": row.id,
+        "session": row.session_id,
+        "title": manifest.get("title"),
+        "teacher_name": manifest.get("teacher_name"),
+        "state": row.state,
+        "started_at": started,
+        "ended_at": row.ended_at,
+        "start_ms": manifest.get("start_ms"),
+        "end_ms": manifest.get("end_ms"),
+        "duration_ms": manifest.get("duration_ms") or row.duration_ms,
+        "tracks": tracks,
+        "review": {
+            "classroom": review.get("classroom") if review.get("classroom") in files else None,
+            "whispers": [f for f in review.get("whispers", []) if f in files],
+        },
+        "participants": participants,
+        "paused_spans": manifest.get("paused_spans", []),
+        "tally_categories": (
+            manifest.get("tally_categories", []) if policy.can_read(reader, Item.TALLY) else []
+        ),
+        "retention": {"days": retention_days, "delete_after": started + retention_days * 86400},
+        "reader": {"role": None if reader.is_admin else str(reader.role), "name": reader.name},
+        "permissions": policy.permissions(reader),
+    }
+
+
+def timeline_view(
+    policy: AccessPolicy, reader: Reader, events: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The lesson on the session clock, lane by lane, as this reader may see it."""
+    people = _participants(events)
+
+    def who(pid: Any) -> dict[str, str]:
+        p = people.get(str(pid), {})
+        return {"name": p.get("name", ""), "role": p.get("role", "")}
+
+    can = {item: policy.can_read(reader, item) for item in Item}
+    cues: dict[str, dict[str, Any]] = {}
+    whispers: list[dict[str, Any]] = []
+    open_whispers: dict[str, dict[str, Any]] = {}
+    taps: dict[Any, dict[str, Any]] = {}
+    notes: dict[str, dict[str, Any]] = {}
+    pauses: list[dict[str, Any]] = []
+    presence: list[dict[str, Any]] = []
+    gaps: list[dict[str, Any]] = []
+    for e in events:
+        kind, t = e.get("type"), e.get("t", 0)
+        if kind == "cue" and can[Item.CUE]:
+            cues[str(e.get("cue"))] = {
+                "id": e.get("cue"),
+                "t": t,
+                "text": e.get("text"),
+                "icon": e.get("icon"),
+                "color": e.get("color"),
+                "by": e.get("by_name") or who(e.get("by"))["name"],
+                "delivered_t": None,
+                "acknowledged_t": None,
+            }
+        elif kind in ("cue-delivered", "cue-ack") and str(e.get("cue")) in cues:
+            field = "delivered_t" if kind == "cue-delivered" else "acknowledged_t"
+            cues[str(e.get("cue"))][field] = t
+        elif kind == "whisper-start" and can[Item.WHISPER]:
+            span = {"start": t, "end": None, **who(e.get("participant"))}
+            open_whispers[str(e.get("participant"))] = span
+            whispers.append(span)
+        elif kind == "whisper-stop" and can[Item.WHISPER]:
+            span = open_whispers.pop(str(e.get("participant")), {})
+            if span:
+                span["end"] = t
+        elif kind == "tally" and can[Item.TALLY]:
+            taps[e.get("tap")] = {"t": t, "category": e.get("category"), **who(e.get("by"))}
+        elif kind == "tally-undo" and can[Item.TALLY]:
+            taps.pop(e.get("tap"), None)
+        elif kind == "note":
+            notes[str(e.get("note"))] = {
+                "id": e.get("note"),
+                "t": t,
+                "text": e.get("text"),
+                "name": e.get("name") or who(e.get("by"))["name"],
+                "author": e.get("author"),
+                "visibility": e.get("visibility", Visibility.PRIVATE),
+            }
+        elif kind == "note-shared" and str(e.get("note")) in notes:
+            notes[str(e.get("note"))]["visibility"] = e.get("visibility", Visibility.PRIVATE)
+        elif kind == "recording-pause":
+            pauses.append({"start": t, "end": None})
+        elif kind == "recording-resume" and pauses and pauses[-1]["end"] is None:
+            pauses[-1]["end"] = t
+        elif kind in ("join", "leave") and can[Item.PRESENCE]:
+            presence.append({"t": t, "type": kind, **who(e.get("participant"))})
+        elif kind == "media-gap":
+            gaps.append(
+                {"start": e.get("start", t), "end": e.get("end"), "source": e.get("source")}
+            )
+    visible_notes = []
+    for note in notes.values():
+        author = note.pop("author", None)
+        visibility = Visibility(note["visibility"])
+        if policy.can_read_authored(reader, author_invite=author, visibility=visibility):
+            note["mine"] = author is not None and author == reader.invite_id
+            visible_notes.append(note)
+    return {
+        "cues": list(cues.values()),
+        "whispers": whispers,
+        "tallies": sorted(taps.values(), key=lambda x: x["t"]),
+        "notes": visible_notes,
+        "pauses": pauses,
+        "presence": presence,
+        "gaps": gaps,
+        "end_ms": max((e.get("t", 0) for e in events), default=0),
+    }

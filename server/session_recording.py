@@ -1,0 +1,196 @@
+"""The recording of one live session, kept apart from ``Session``.
+
+The teacher is in charge: before going live the page shows whether the
+lesson will be recorded (the session's plan, which the teacher may switch
+off or on; every decision is stored with the session). Recording starts when
+the teacher goes live, not when someone joins; the teacher can pause and
+resume; closing the session finalizes it at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Coroutine
+from typing import Any, Protocol
+
+from server.clock import SessionClock
+from server.config import Config
+from server.errors import SidecoachError
+from server.media.router import Router
+from server.recording.catalog import RecordingCatalog
+from server.recording.recorder import Recorder, RecordingState, new_recording_id
+from server.store import RecordingDecision, SessionRecord, SessionStore
+
+logger = logging.getLogger(__name__)
+
+
+class NotRecording(SidecoachError):
+    code = "not_recording"
+
+
+class NotPaused(SidecoachError):
+    code = "not_paused"
+
+
+class RecordingHost(Protocol):
+    """What the recording needs from its session."""
+
+    def log_event(self, event_type: str, **data: Any) -> dict[str, Any]: ...
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None: ...
+
+    def recording_changed(self) -> None:
+        """Tell everyone the recording's state changed."""
+        ...
+
+    def present_joins(self) -> list[dict[str, Any]]:
+        """The join events of everyone here now (a recording starting
+        mid-session begins with who is present)."""
+        ...
+
+
+class SessionRecording:
+    def __init__(
+        self,
+        record: SessionRecord,
+        *,
+        config: Config,
+        store: SessionStore,
+        catalog: RecordingCatalog,
+        clock: SessionClock,
+        router: Router,
+        host: RecordingHost,
+    ) -> None:
+        self._record = record
+        self._config = config
+        self._store = store
+        self._catalog = catalog
+        self._clock = clock
+        self._router = router
+        self._host = host
+        self.planned = record.recording_planned
+        self.recorder: Recorder | None = None
+        #: ids of every recording this session made (a plan switched off and
+        #: on again makes a second one)
+        self.recording_ids: list[str] = []
+        self._teacher_live = False
+        self._closed = False
+        self._log = logging.LoggerAdapter(logger, {"session": record.id})
+
+    # -- state -------------------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        if self.recorder is not None and not self.recorder.closed:
+            return str(self.recorder.state)
+        return "ended" if self._closed else str(RecordingState.OFF)
+
+    def to_client(self) -> dict[str, Any]:
+        """What every page shows: the state, whether it is planned, why it
+        stopped, and how long recordings are kept."""
+        recorder = self.recorder
+        return {
+            "state": self.state,
+            "planned": self.planned,
+            "reason": recorder.error if recorder is not None else None,
+            "recordingId": recorder.recording_id if recorder is not None else None,
+            "retentionDays": self._config.retention_days,
+        }
+
+    # -- the teacher's decisions ---------------------------------------------
+
+    def teacher_went_live(self) -> None:
+        """The teacher's first classroom track is flowing: start recording
+        if that is the plan."""
+        self._teacher_live = True
+        if self.planned:
+            self._start()
+
+    async def set_plan(self, recording: bool, *, by_role: str, by_name: str) -> None:
+        """Record this lesson or not, from now on; stored with the session."""
+        decision = RecordingDecision(recording, by_role, by_name, time.time())
+        self._record = await self._store.add_recording_decision(self._record.id, decision)
+        changed = recording != self.planned
+        self.planned = recording
+        self._host.log_event("recording-plan", recording=recording, by_role=by_role)
+        if recording and self._teacher_live:
+            self._start()
+        elif not recording and self.recorder is not None and not self.recorder.closed:
+            await self._stop()
+        if changed or recording:
+            self._host.recording_changed()
+
+    def pause(self) -> None:
+        recorder = self.recorder
+        if recorder is None or recorder.closed or recorder.state != RecordingState.RECORDING:
+            raise NotRecording("recording is not running")
+        event = self._host.log_event("recording-pause", recording=recorder.recording_id)
+        recorder.pause(event["t"])
+        self._host.recording_changed()
+
+    def resume(self) -> None:
+        recorder = self.recorder
+        if recorder is None or recorder.closed or recorder.state != RecordingState.PAUSED:
+            raise NotPaused("recording is not paused")
+        event = self._host.log_event("recording-resume", recording=recorder.recording_id)
+        recorder.resume(event["t"])
+        self._host.recording_changed()
+
+    # -- the recorder ----------------------------------------------------------
+
+    def log(self, event: dict[str, Any]) -> None:
+        if self.recorder is not None:
+            self.recorder.log(event)
+
+    def _start(self) -> None:
+        if self._closed or (self.recorder is not None and not self.recorder.closed):
+            return
+        directory = self._config.recordings_dir / self._record.id / new_recording_id()
+        recorder = Recorder(
+            session_id=self._record.id,
+            directory=directory,
+            clock=self._clock,
+            on_error=self._failed,
+            session_info={
+                "session": self._record.id,
+                "title": self._record.title,
+                "teacher_name": self._record.teacher_name,
+                "clock_wall_start": self._clock.wall_start,
+                "tally_categories": list(self._record.settings.tally_categories),
+                "prompts": list(self._record.settings.prompts),
+            },
+            max_backlog_bytes=self._config.limits.recording_backlog_bytes,
+        )
+        self.recorder = recorder
+        self.recording_ids.append(recorder.recording_id)
+        for event in self._host.present_joins():
+            recorder.log(event)
+        self._host.spawn(
+            self._catalog.add(recorder.recording_id, self._record.id, directory, time.time())
+        )
+        self._host.log_event("recording-started", recording=recorder.recording_id)
+        self._router.add_endpoint(recorder)
+        self._log.info("recording %s started", recorder.recording_id)
+        self._host.recording_changed()
+
+    def _failed(self, reason: str) -> None:
+        self._host.log_event("recording-error", reason=reason)
+        self._host.recording_changed()
+
+    async def _stop(self) -> None:
+        recorder = self.recorder
+        if recorder is None or recorder.closed:
+            return
+        self._host.log_event("recording-stopped", recording=recorder.recording_id)
+        await self._router.remove_endpoint(recorder.participant_id)
+        manifest = await recorder.close()
+        await self._catalog.finish(recorder.recording_id, manifest)
+        self._log.info("recording %s finalized", recorder.recording_id)
+
+    async def close(self) -> None:
+        """Finalize what is being recorded (the session is closing)."""
+        if self._closed:
+            return
+        await self._stop()
+        self._closed = True
