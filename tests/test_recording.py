@@ -4,6 +4,7 @@ happened, pause/resume, a full disk, retention, and members-only access."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -239,3 +240,70 @@ async def test_retention_deletes_old_recordings_and_logs_each(
     assert not (root / "s-x" / "r-old").exists() and (root / "s-x" / "r-new").exists()
     assert [r.id for r in await live_server.catalog.recordings("s-x")] == ["r-new"]
     assert sum("deleted recording" in r.message for r in caplog.records) == 2
+
+
+async def test_the_event_log_joins_up_and_the_manifest_is_complete(
+    live_server: LiveServer,
+) -> None:
+    """Every cue's send, delivery and acknowledgement share its id; every
+    whisper has its duration; every join has its leave before the recording
+    closed; tracks say when they closed; a track with no media is no file."""
+    session = await live_server.create_session()
+    teacher = live_server.participant(session.id, "teacher")
+    coach = live_server.participant(session.id, "coach")
+    quiet = live_server.participant(session.id, "coach")  # publishes a whisper, never talks
+    try:
+        await teacher.join()
+        await teacher.publish(PatternVideoTrack(), "camera")
+        for c in (coach, quiet):
+            await c.join()
+            pid = await c.publish(ToneTrack(1000), "whisper")
+            await wait_for(lambda c=c, pid=pid: c.published(pid))  # type: ignore[misc]
+        await wait_for(lambda: coach.tracks(source="camera") != [])
+        sent = []
+        for text in ("Wait time", "Praise", "Proximity"):
+            reply = await coach.call("cue", {"text": text})
+            sent.append(reply["cue"]["id"])
+        await wait_for(lambda: len(teacher.got("cue")) == 3)
+        for cue_id in sent[:2]:
+            assert (await teacher.call("cue-ack", {"cueId": cue_id}))["ok"]
+        assert (await coach.call("whisper-start"))["ok"]
+        await asyncio.sleep(0.3)
+        assert (await coach.call("whisper-stop"))["ok"]
+        assert (await teacher.call("recording-pause"))["ok"]
+        assert (await teacher.call("recording-resume"))["ok"]
+        await coach.close()  # one leaves before the end, the others at the end
+        await live_server.manager.end_session(session.id)
+    finally:
+        for p in (teacher, coach, quiet):
+            await p.close()
+
+    directory = recording_dir(live_server, session.id)
+    events = [json.loads(line) for line in (directory / "events.jsonl").read_text().splitlines()]
+    by_cue: dict[str, set[str]] = {}
+    for e in events:
+        if e["type"].startswith("cue"):
+            by_cue.setdefault(e["cue"], set()).add(e["type"])
+    assert by_cue == {
+        sent[0]: {"cue", "cue-delivered", "cue-ack"},
+        sent[1]: {"cue", "cue-delivered", "cue-ack"},
+        sent[2]: {"cue", "cue-delivered"},
+    }
+    stop = next(e for e in events if e["type"] == "whisper-stop")
+    start = next(e for e in events if e["type"] == "whisper-start")
+    assert stop["duration_ms"] == stop["t"] - start["t"] >= 250
+    types = [e["type"] for e in events]
+    assert "recording-pause" in types and "recording-resume" in types
+    assert not any(t.startswith("recording-recording") for t in types)
+    closed_at = types.index("recording-stopped")
+    joins = {e["participant"] for e in events if e["type"] == "join"}
+    leaves = {e["participant"] for e in events[:closed_at] if e["type"] == "leave"}
+    assert joins == leaves and len(joins) == 3  # every leave, before the recording closed
+
+    manifest = read_manifest(directory)
+    assert {t["source"] for t in manifest["tracks"]} == {"camera", "whisper"}
+    assert all(t["closed_ms"] is not None for t in manifest["tracks"])
+    (empty,) = manifest["empty_tracks"]  # the quiet coach's whisper: no media, no file
+    assert empty["source"] == "whisper" and "file" not in empty
+    files = {p.name for p in directory.iterdir()}
+    assert sum("whisper" in f for f in files) == 1
