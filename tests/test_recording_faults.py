@@ -20,7 +20,7 @@ from server.config import Limits
 from server.recording import track_writer
 from server.recording.manifest import read_manifest
 from tests.conftest import LiveServer, make_config, running_server
-from tests.peers import PatternVideoTrack, ToneTrack, wait_for
+from tests.peers import wait_for
 from tests.test_recording import recording_dir
 
 pytestmark = pytest.mark.integration
@@ -32,12 +32,8 @@ BURN_S = 60
 @contextlib.contextmanager
 def both_cores_busy() -> Iterator[None]:
     """Two busy-looping processes (bounded in time, ended by PID)."""
-    burners = [
-        subprocess.Popen(
-            [sys.executable, "-c", f"import time\nend=time.time()+{BURN_S}\nwhile time.time()<end: pass"]
-        )
-        for _ in range(2)
-    ]
+    burn = f"import time\nend = time.time() + {BURN_S}\nwhile time.time() < end: pass"
+    burners = [subprocess.Popen([sys.executable, "-c", burn]) for _ in range(2)]
     try:
         yield
     finally:
