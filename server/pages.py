@@ -127,13 +127,19 @@ class _Pages:
             return self.error_page(
                 404, "Session not found", "This session no longer exists on this server.", ask
             )
+        page = {
+            "token": token,
+            "role": str(claims.role),
+            "name": claims.name,
+            "sessionId": record.id,
+            "title": record.title,
+            "teacherName": record.teacher_name,
+            "recording": record.recording_planned,
+            "retentionDays": self.config.retention_days,
+        }
         if record.state is SessionState.ENDED:
-            return self.error_page(
-                410,
-                "This session has ended",
-                f"“{record.title}” is over. Thank you!",
-                "You can close this page.",
-            )
+            # the lesson is over: what this invite may still see of it
+            return self.render("ended.html", title=record.title, page=page)
         template = ROLE_TEMPLATES.get(claims.role)
         if template is None:
             return self.error_page(
@@ -142,15 +148,6 @@ class _Pages:
                 f"Invites for the {claims.role} role can't be opened here.",
                 ask,
             )
-        page = {
-            "token": token,
-            "role": str(claims.role),
-            "name": claims.name,
-            "sessionId": record.id,
-            "title": record.title,
-            "teacherName": record.teacher_name,
-            "recording": record.settings.recording,
-        }
         return self.render(template, title=record.title, page=page)
 
     async def vendor(self, request: web.Request) -> web.StreamResponse:
@@ -173,6 +170,13 @@ class _Pages:
         )
 
 
+async def _favicon(request: web.Request) -> web.StreamResponse:
+    return web.FileResponse(
+        STATIC_DIR / "favicon.svg",
+        headers={"Content-Type": "image/svg+xml", "Cache-Control": "max-age=86400"},
+    )
+
+
 @web.middleware
 async def _static_headers(request: web.Request, handler: Any) -> web.StreamResponse:
     response: web.StreamResponse = await handler(request)
@@ -188,5 +192,6 @@ def setup_pages(app: web.Application, *, config: Config, store: SessionStore) ->
     app.router.add_get("/", pages.lobby)
     app.router.add_get("/join", pages.join)
     app.router.add_get("/vendor/{name}", pages.vendor)
+    app.router.add_get("/favicon.ico", _favicon)
     app.router.add_static("/static/", STATIC_DIR, follow_symlinks=False, append_version=False)
     app.middlewares.append(_static_headers)

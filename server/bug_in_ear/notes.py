@@ -87,9 +87,11 @@ class Notes:
         await self._room.send(audience, "note", note.to_client())
 
     def visible_to(self, participant_id: str) -> list[dict[str, Any]]:
-        """The notes a (re)joining participant's page shows live."""
+        """The notes a (re)joining participant's page shows live (``mine``:
+        written with the same invite)."""
+        invite = self._room.invite_of(participant_id)
         return [
-            n.to_client()
+            {**n.to_client(), "mine": n.author == invite}
             for n in self.notes.values()
             if participant_id in self._room.note_audience(n.author, n.visibility)
         ]

@@ -55,7 +55,11 @@ async def test_ended_or_unknown_sessions_and_bad_tokens(live_server: LiveServer)
     status, _, html = await fetch(
         f"{live_server.url}/join", token=live_server.invite(session.id, "teacher")
     )
-    assert status == 410 and "has ended" in html
+    # an invite to an ended lesson opens what is left of it, not the live page
+    assert status == 200 and "has ended" in html and "ended.js" in html
+    assert "teacher.js" not in html
+    status, headers, svg = await fetch(f"{live_server.url}/favicon.ico")
+    assert status == 200 and headers["Content-Type"] == "image/svg+xml" and "<svg" in svg
 
 
 async def test_lobby_static_and_vendor_files(live_server: LiveServer) -> None:

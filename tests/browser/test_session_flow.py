@@ -46,10 +46,17 @@ async def test_tallies_from_two_coaches_add_up_on_both(
     await a.page.focus("body")
     await a.page.keyboard.press("Digit1")
     await b.wait("sidecoach.counts.OTR === 6")
-    # notes reach the other coach
+    # a private note stays with its author; shared with the team, it reaches the other coach
+    await a.page.fill("#note-text", "Only for me")
+    await a.page.click("#note-form button[type=submit]")
+    await a.wait("sidecoach.notes.some(n => n.text === 'Only for me')")
     await a.page.fill("#note-text", "Great wait time after the fractions question")
+    await a.page.select_option("#note-visibility", "team")
     await a.page.click("#note-form button[type=submit]")
     await b.wait("sidecoach.notes.some(n => n.text.startsWith('Great wait time'))")
+    assert not await b.js("sidecoach.notes.some(n => n.text === 'Only for me')")
+    await a.page.click("li.note[data-visibility=private] button.share-note")
+    await b.wait("sidecoach.notes.some(n => n.text === 'Only for me')")
     assert page_errors(a, b) == []
 
 

@@ -14,6 +14,7 @@ const state = {
   lastTally: null,
   cues: new Map(), // id -> cue (latest state)
   notes: [],
+  myNotes: new Set(), // ids of notes this page wrote
   mic: "pending", // pending | ready | blocked | unavailable
   whisperTrack: null,
   whisperPub: null,
@@ -267,33 +268,57 @@ $("#tally-undo").addEventListener("click", async () => {
 
 // -- notes ---------------------------------------------------------------------
 
+const VISIBILITY_WORDS = { private: "only you", team: "coaching team", everyone: "everyone" };
+
 function renderNotes() {
   $("#notes").replaceChildren(
-    ...[...state.notes].reverse().map((n) =>
-      h(
+    ...[...state.notes].reverse().map((n) => {
+      const mine = n.by === vs.selfId || state.myNotes.has(n.id);
+      return h(
         "li",
-        { class: "note" },
+        { class: "note", dataset: { noteId: n.id, visibility: n.visibility } },
         h("span", { class: "note-time" }, clock(n.t)),
         " ",
         h("span", { class: "note-who" }, n.name || nameOf(n.by)),
         ": ",
         h("span", { class: "note-text" }, n.text),
-      ),
-    ),
+        " ",
+        h("span", { class: "note-visibility" }, VISIBILITY_WORDS[n.visibility] || n.visibility),
+        mine && n.visibility === "private"
+          ? h("button", {
+              type: "button",
+              class: "btn btn-small share-note",
+              onclick: () => shareNote(n.id, "team"),
+            }, "Share with the team")
+          : null,
+      );
+    }),
   );
+}
+
+function upsertNote(note) {
+  const i = state.notes.findIndex((n) => n.id === note.id);
+  if (i >= 0) state.notes[i] = note;
+  else state.notes.push(note);
+  renderNotes();
+}
+
+async function shareNote(noteId, visibility) {
+  const reply = await conn.call("note-share", { noteId, visibility });
+  if (reply.ok) upsertNote(reply.note);
+  else toast(`Not shared: ${describeError(reply.error)}`, "error");
 }
 
 async function addNote() {
   const box = $("#note-text");
   const text = box.value.trim();
   if (!text) return;
-  const reply = await conn.call("note", { text });
+  const visibility = $("#note-visibility").value;
+  const reply = await conn.call("note", { text, visibility });
   if (reply.ok) {
     box.value = "";
-    if (!state.notes.some((n) => n.t === reply.note.t && n.text === reply.note.text)) {
-      state.notes.push(reply.note);
-      renderNotes();
-    }
+    state.myNotes.add(reply.note.id);
+    upsertNote(reply.note);
   } else {
     toast(`Note not saved: ${describeError(reply.error)}`, "error");
   }
@@ -354,6 +379,7 @@ viewer.listeners.joined.push((reply, isRejoin) => {
   state.categories = c.tallyCategories || [];
   state.counts = c.counts || {};
   state.notes = c.notes || [];
+  for (const n of state.notes) if (n.mine) state.myNotes.add(n.id);
   state.cues = new Map();
   for (const cue of c.cues || []) state.cues.set(cue.id, cue);
   if (isRejoin && state.ptt.phase !== "idle") {
@@ -374,12 +400,7 @@ conn
     state.lastTally = data.last || null;
     setCounts(data.counts || {});
   })
-  .on("note", (note) => {
-    if (!state.notes.some((n) => n.t === note.t && n.text === note.text && n.by === note.by)) {
-      state.notes.push(note);
-      renderNotes();
-    }
-  });
+  .on("note", (note) => upsertNote(note));
 
 exposeHooks({
   ...viewer.baseHooks,

@@ -407,7 +407,13 @@ export function followRoom(conn, state, render) {
     })
     .on("recording-state", (data) => {
       state.recording = data.state;
+      state.recordingInfo = data;
       state.recordingReason = data.reason || "";
+      render();
+    })
+    .on("server-draining", (data) => {
+      state.draining = true;
+      conn.detail = data?.message || "The server is restarting.";
       render();
     });
 }

@@ -3,7 +3,7 @@
 
 import qrcode from "/vendor/qrcode.mjs";
 import { readPage } from "./conn.js";
-import { $, clock, exposeHooks, h, toast } from "./ui.js";
+import { $, clock, exposeHooks, h, plural, toast } from "./ui.js";
 
 const page = readPage();
 const TOKEN_KEY = "sidecoach.adminToken";
@@ -111,50 +111,66 @@ function reachable(link) {
   return link;
 }
 
-function showInvites(session, rawInvites) {
-  const invites = Object.fromEntries(
-    Object.entries(rawInvites).map(([role, link]) => [role, reachable(link)]),
+/** One invite row: who it is for, the link, copy and open. */
+function inviteRow({ role, name, link }, i) {
+  const id = `invite-${role}-${i}`;
+  const label = name ? `${ROLE_WORDS[role] || role}: ${name}` : ROLE_WORDS[role] || role;
+  return h(
+    "div",
+    { class: "invite", dataset: { role, name: name || "" } },
+    h("label", { for: id }, label),
+    h(
+      "div",
+      { class: "invite-row" },
+      h("input", { id, type: "text", readonly: true, value: link, class: "invite-url" }),
+      h(
+        "button",
+        {
+          type: "button",
+          class: "btn btn-small",
+          onclick: async () => {
+            try {
+              await navigator.clipboard.writeText(link);
+              toast(`${label} link copied.`);
+            } catch {
+              document.getElementById(id).select();
+              toast("Press Ctrl+C (⌘C) to copy the selected link.");
+            }
+          },
+        },
+        "Copy",
+      ),
+      h("a", { class: "btn btn-small", href: link, target: "_blank", rel: "noopener noreferrer" }, "Open"),
+    ),
   );
-  state.invites = { session, invites };
+}
+
+function renderInvites() {
+  const { session, rows } = state.invites;
   $("#invites").hidden = false;
-  $("#invites-for").textContent = `For “${session.title}” with ${session.teacher_name}. Anyone with a link can join in that role: share each link only with its person.`;
-  $("#invite-list").replaceChildren(
-    ...Object.entries(invites).map(([role, link]) => {
-      const id = `invite-${role}`;
-      return h(
-        "div",
-        { class: "invite", dataset: { role } },
-        h("label", { for: id }, ROLE_WORDS[role] || role),
-        h(
-          "div",
-          { class: "invite-row" },
-          h("input", { id, type: "text", readonly: true, value: link, class: "invite-url" }),
-          h(
-            "button",
-            {
-              type: "button",
-              class: "btn btn-small",
-              onclick: async () => {
-                try {
-                  await navigator.clipboard.writeText(link);
-                  toast(`${ROLE_WORDS[role] || role} link copied.`);
-                } catch {
-                  const input = document.getElementById(id);
-                  input.select();
-                  toast("Press Ctrl+C (⌘C) to copy the selected link.");
-                }
-              },
-            },
-            "Copy",
-          ),
-          h("a", { class: "btn btn-small", href: link, target: "_blank", rel: "noopener noreferrer" }, "Open"),
-        ),
-      );
-    }),
-  );
-  const teacher = invites.teacher;
-  $("#qr").replaceChildren(teacher ? qrSvg(teacher) : "");
+  $("#invites-for").textContent = `For “${session.title}” with ${session.teacher_name}. Each link is for one person: share it only with them. Name each coach so the teacher knows who is whispering.`;
+  $("#invite-list").replaceChildren(...rows.map(inviteRow));
+  const teacher = rows.find((r) => r.role === "teacher");
+  $("#qr").replaceChildren(teacher ? qrSvg(teacher.link) : "");
+}
+
+/** Show a session's links: the teacher's, one per named coach (or an
+ * unnamed coach link when none are named yet), the observer's. */
+function showInvites(session, rawInvites, named = []) {
+  const rows = [];
+  for (const [role, link] of Object.entries(rawInvites)) {
+    if (role === "coach" && named.some((n) => n.role === "coach")) continue;
+    rows.push({ role, name: role === "teacher" ? session.teacher_name : "", link: reachable(link) });
+  }
+  for (const n of named) rows.push({ ...n, link: reachable(n.link) });
+  state.invites = { session, rows };
+  renderInvites();
   $("#invites").scrollIntoView({ block: "nearest" });
+}
+
+async function addNamedInvite(session, role, name) {
+  const data = await api("POST", `/api/sessions/${encodeURIComponent(session.id)}/invites`, { role, name });
+  return { role, name, link: data.url };
 }
 
 // -- sessions ------------------------------------------------------------------
@@ -182,7 +198,11 @@ async function createSession(e) {
   try {
     const data = await api("POST", "/api/sessions", body);
     state.created = data.session;
-    showInvites(data.session, data.invites);
+    const named = [];
+    for (const name of lines($("#coach-names").value)) {
+      named.push(await addNamedInvite(data.session, "coach", name));
+    }
+    showInvites(data.session, data.invites, named);
     toast(`Session “${data.session.title}” created.`);
     await refresh();
   } catch (err) {
@@ -206,7 +226,7 @@ function summary(s) {
   const live = s.live;
   if (!live) return s.state === "live" ? "live (no one connected)" : "not started";
   const people = Object.entries(live.participants || {})
-    .map(([role, n]) => `${n} ${role}${n > 1 ? "s" : ""}`)
+    .map(([role, n]) => plural(n, role))
     .join(", ");
   return `${people || "no one connected"} · ${clock(live.clock_ms)}`;
 }
@@ -278,6 +298,21 @@ function renderSessions() {
 $("#prompts").value = (page.defaults?.prompts || []).join("\n");
 $("#tallies").value = (page.defaults?.tallyCategories || []).join("\n");
 $("#create-form").addEventListener("submit", createSession);
+$("#add-invite-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const name = $("#invite-name").value.trim();
+  const role = $("#invite-role").value;
+  if (!state.invites || !name) return;
+  try {
+    const row = await addNamedInvite(state.invites.session, role, name);
+    state.invites.rows.push({ ...row, link: reachable(row.link) });
+    $("#invite-name").value = "";
+    renderInvites();
+    toast(`Link for ${name} added.`);
+  } catch (err) {
+    toast(`Couldn't make that link: ${err.message}`, "error");
+  }
+});
 $("#refresh").addEventListener("click", refresh);
 $("#forget-token").addEventListener("click", () => signOut(""));
 $("#auth-form").addEventListener("submit", async (e) => {
@@ -293,7 +328,10 @@ exposeHooks({
   role: () => "admin",
   signedIn: () => Boolean(token()),
   sessions: () => structuredClone(state.sessions),
-  invites: () => (state.invites ? structuredClone(state.invites.invites) : null),
+  invites: () =>
+    state.invites
+      ? Object.fromEntries(state.invites.rows.map((r) => [r.name && r.role !== "teacher" ? `${r.role}:${r.name}` : r.role, r.link]))
+      : null,
   created: () => (state.created ? structuredClone(state.created) : null),
 });
 

@@ -120,7 +120,7 @@ export class RemoteMedia {
   playAll() {
     for (const el of this.elements.values()) {
       const media = el.tagName === "FIGURE" ? el.querySelector("video") : el;
-      safePlay(media, null);
+      safePlay(media, this.onBlocked); // still refused: the prompt comes back
     }
   }
 

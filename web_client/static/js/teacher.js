@@ -1,6 +1,7 @@
 // The teacher's page (the classroom device): camera + mic, one-tap Go live,
 // always-visible live/recording state, whispers on a chosen output, cues.
 
+import { showAfter } from "./after.js";
 import { Connection, followRoom, readPage } from "./conn.js";
 import { fillSelect, listDevices, safePlay } from "./media.js";
 import {
@@ -21,8 +22,11 @@ const OUTPUT_KEY = "sidecoach.whisperOutput";
 
 const state = {
   wantLive: false,
+  everLive: false,
   recording: "unknown",
+  recordingInfo: null,
   recordingReason: "",
+  afterShown: false,
   whispering: [],
   participants: new Map(),
   selfId: null,
@@ -59,24 +63,29 @@ const LIVE_WORDS = {
 
 function render() {
   renderConnection(conn);
-  const live = liveState();
+  const over = conn.state === "ended";
+  const live = over ? "off" : liveState();
   const el = $("#live-state");
-  el.dataset.state = live;
-  el.textContent = LIVE_WORDS[live];
+  el.dataset.state = over ? "ended" : live;
+  el.textContent = over ? "Lesson ended" : LIVE_WORDS[live];
   document.body.dataset.live = live;
-  renderRecording(state.recording, state.recordingReason);
+  const info = state.recordingInfo || { state: state.recording };
+  renderRecording(info, { ended: over, whoGoesLive: "you go" });
+  renderPlan(info, over);
   const goLive = $("#go-live");
-  goLive.hidden = state.wantLive;
+  goLive.hidden = state.wantLive || over || conn.state === "failed";
+  goLive.textContent = state.everLive ? "Go live again" : "Go live";
   goLive.disabled = !["joined", "connecting", "reconnecting"].includes(conn.state);
-  $("#stop").hidden = !state.wantLive;
+  $("#stop").hidden = !state.wantLive || over;
+  $("#end-lesson").hidden = state.wantLive || !state.everLive || over || conn.state !== "joined";
   const pause = $("#pause-recording");
-  pause.hidden = !(state.recording === "recording" || state.recording === "paused");
+  pause.hidden = over || !(state.recording === "recording" || state.recording === "paused");
   pause.textContent = state.recording === "paused" ? "Resume recording" : "Pause recording";
   pause.setAttribute("aria-pressed", String(state.recording === "paused"));
   $("#add-camera").disabled = !state.wantLive || !$("#camera2-select").value;
   const who = state.whispering.map((w) => w.name || "A coach");
   const wi = $("#whisper-indicator");
-  wi.hidden = who.length === 0;
+  wi.hidden = who.length === 0 || over;
   wi.textContent = who.length ? `● ${who.join(", ")} ${who.length > 1 ? "are" : "is"} whispering` : "";
   renderPresence(
     $("#people"),
@@ -84,12 +93,72 @@ function render() {
     state.whispering,
     state.selfId,
   );
+  for (const sel of [".setup", ".previews-section", "#people-heading"]) {
+    $(sel).closest("section").hidden = over;
+  }
   if (conn.state === "ended" || conn.state === "failed") {
     const banner = $("#ended-banner");
     banner.hidden = false;
     banner.textContent =
-      conn.state === "ended" ? "This session has ended. Thank you!" : `Can't join: ${conn.detail}`;
+      conn.state === "ended" ? "This lesson has ended. Thank you!" : `Can't join: ${conn.detail}`;
   }
+  if (over && !state.afterShown) {
+    state.afterShown = true;
+    showAfter($("#after"), { token: page.token, role: "teacher", retentionDays: retentionDays() });
+  }
+}
+
+function retentionDays() {
+  return state.recordingInfo?.retentionDays ?? page.retentionDays ?? 30;
+}
+
+/** Before anything is recorded: will this lesson be recorded? The teacher decides. */
+function renderPlan(info, over) {
+  const panel = $("#recording-plan");
+  const deciding = !over && info.state === "off" && conn.state === "joined";
+  panel.hidden = !deciding;
+  // the panel says it in full: the pill would only repeat it
+  $("#recording-state").hidden = over || deciding;
+  $("#retention").textContent =
+    `Recordings stay on your district's server, are kept for ${retentionDays()} days and then deleted automatically. You can delete yours sooner.`;
+  if (!deciding) return;
+  $("#plan-words").textContent = info.planned
+    ? state.wantLive
+      ? "This lesson is being recorded."
+      : "This lesson will be recorded when you go live."
+    : "This lesson will not be recorded.";
+  const toggle = $("#plan-toggle");
+  toggle.textContent = info.planned ? "Don't record this lesson" : "Record this lesson";
+  toggle.dataset.record = String(!info.planned);
+}
+
+async function setPlan() {
+  const toggle = $("#plan-toggle");
+  const record = toggle.dataset.record === "true";
+  toggle.disabled = true;
+  const reply = await conn.call("recording-plan", { record });
+  toggle.disabled = false;
+  if (reply.ok) {
+    state.recordingInfo = reply.recording;
+    state.recording = reply.recording.state;
+    toast(record ? "This lesson will be recorded." : "This lesson won't be recorded.");
+  } else {
+    toast(`Couldn't change that: ${describeError(reply.error)}`, "error");
+  }
+  render();
+}
+
+/** Ask before something the teacher cannot take back; resolves true on yes. */
+function confirmWith(title, text, yes) {
+  const dialog = $("#confirm");
+  $("#confirm-title").textContent = title;
+  $("#confirm-text").textContent = text;
+  $("#confirm-yes").textContent = yes;
+  dialog.returnValue = "";
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => resolve(dialog.returnValue === "yes"), { once: true });
+    dialog.showModal();
+  });
 }
 
 // -- camera, mic, preview ----------------------------------------------------
@@ -204,6 +273,7 @@ async function goLive() {
   const hasLive = state.previewStream?.getTracks().some((t) => t.readyState === "live");
   if (!hasLive && !(await openPreview())) return;
   state.wantLive = true;
+  state.everLive = true;
   render();
   const video = state.previewStream.getVideoTracks()[0];
   const audio = state.previewStream.getAudioTracks()[0];
@@ -240,6 +310,29 @@ async function addCamera() {
     showMediaError(err);
   }
   render();
+}
+
+async function askStop() {
+  const ok = await confirmWith(
+    "Stop being live?",
+    "Coaches and observers will no longer see or hear your classroom. You can go live again.",
+    "Stop",
+  );
+  if (ok) await stopLive();
+}
+
+async function askEnd() {
+  const ok = await confirmWith(
+    "End the lesson for everyone?",
+    `Everyone leaves the session. Its recording is saved and kept for ${retentionDays()} days.`,
+    "End the lesson",
+  );
+  if (!ok) return;
+  const reply = await conn.call("end-session", {});
+  // the server ends the session before its answer arrives: that is success
+  if (!reply.ok && conn.state !== "ended") {
+    toast(`Couldn't end the lesson: ${describeError(reply.error)}`, "error");
+  }
 }
 
 async function stopLive() {
@@ -289,8 +382,8 @@ async function toggleRecording() {
   const reply = await conn.call(pausing ? "recording-pause" : "recording-resume", {});
   btn.disabled = false;
   if (reply.ok) {
-    if (reply.recording?.state) state.recording = reply.recording.state;
-    else if (reply.state) state.recording = reply.state;
+    state.recordingInfo = reply.recording;
+    state.recording = reply.recording.state;
   } else if (reply.error?.code === "unknown_event") {
     toast(`Sorry — this server can't ${pausing ? "pause" : "resume"} recordings yet.`, "error");
   } else {
@@ -359,7 +452,7 @@ function showCue(cue, ack) {
   const entry = { cue, shown: false, acked: cue.state === "acknowledged" };
   state.cues.set(cue.id, entry);
   state.lastCue = entry;
-  const from = state.participants.get(cue.by)?.name;
+  const from = cue.by_name || state.participants.get(cue.by)?.name;
   const color = cue.color || "#ffd23f";
   const card = h(
     "button",
@@ -414,8 +507,8 @@ conn.onjoined = (reply, isRejoin) => {
   state.participants = new Map(reply.participants.map((p) => [p.id, p]));
   state.participants.set(reply.participantId, { id: reply.participantId, role: reply.role, name: reply.name });
   state.whispering = reply.coaching?.whispering || [];
-  if (reply.recording?.state) state.recording = reply.recording.state;
-  else state.recording = reply.session?.settings?.recording ? "recording" : "off";
+  state.recordingInfo = reply.recording || null;
+  state.recording = reply.recording?.state || "unknown";
   if (isRejoin) toast("Reconnected.");
   render();
 };
@@ -451,7 +544,9 @@ followRoom(conn, state, render)
 // -- wiring ---------------------------------------------------------------------
 
 $("#go-live").addEventListener("click", goLive);
-$("#stop").addEventListener("click", stopLive);
+$("#stop").addEventListener("click", askStop);
+$("#end-lesson").addEventListener("click", askEnd);
+$("#plan-toggle").addEventListener("click", setPlan);
 $("#pause-recording").addEventListener("click", toggleRecording);
 $("#add-camera").addEventListener("click", addCamera);
 $("#camera-select").addEventListener("change", () => switchTrack("video"));
@@ -478,6 +573,7 @@ exposeHooks({
   participantId: () => state.selfId,
   live: () => liveState(),
   recording: () => state.recording,
+  recordingPlanned: () => Boolean(state.recordingInfo?.planned),
   whispering: () => copy(state.whispering),
   participants: () => copy([...state.participants.values()]),
   cues: () => [...state.cues.values()].map((e) => ({ ...copy(e.cue), shown: e.shown, acked: e.acked })),

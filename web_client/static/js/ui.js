@@ -64,6 +64,10 @@ export function describeError(error) {
     session_ended: "This session has ended.",
     session_not_found: "This session no longer exists.",
     limit_reached: "The session is full.",
+    server_draining: "The server is restarting; this page reconnects by itself.",
+    recording_in_progress: "This recording is still being made.",
+    not_recording: "The recording isn't running.",
+    not_paused: "The recording isn't paused.",
   };
   return words[code] || error?.message || "Something went wrong.";
 }
@@ -98,6 +102,12 @@ export const RECORDING_WORDS = {
   unknown: "Recording: unknown",
 };
 
+/** "1 coach", "2 coaches", "3 observers". */
+export function plural(n, word) {
+  if (n === 1) return `${n} ${word}`;
+  return `${n} ${/(s|sh|ch|x|z)$/.test(word) ? `${word}es` : `${word}s`}`;
+}
+
 /** Show the connection state in the shared status bar elements. */
 export function renderConnection(conn) {
   const el = $("#conn-state");
@@ -107,7 +117,8 @@ export function renderConnection(conn) {
     el.title = conn.detail || "";
   }
   const detail = $("#conn-detail");
-  if (detail) detail.textContent = conn.state === "joined" ? "" : conn.detail || "";
+  // an ended session has its own banner
+  if (detail) detail.textContent = ["joined", "ended"].includes(conn.state) ? "" : conn.detail || "";
   const q = $("#conn-quality");
   if (q) {
     q.dataset.quality = conn.quality;
@@ -116,11 +127,26 @@ export function renderConnection(conn) {
   document.body.dataset.conn = conn.state;
 }
 
-export function renderRecording(state, reason) {
+/**
+ * Show the recording state on every `.recording-state` pill.
+ * `rec` is the server's {state, planned, reason}; before anything is
+ * recorded the pill says what will happen ("Will be recorded when ... goes
+ * live" or "Not recorded"); once the session is over it is hidden: nothing
+ * is being recorded any more. `whoGoesLive` words the plan for this page.
+ */
+export function renderRecording(rec, { ended = false, whoGoesLive = "the teacher goes" } = {}) {
+  const state = rec?.state || "unknown";
+  let words = RECORDING_WORDS[state] || state;
+  let shown = state;
+  if (state === "off" && rec?.planned) {
+    words = `Will be recorded when ${whoGoesLive} live`;
+    shown = "planned";
+  }
   for (const el of $$(".recording-state")) {
-    el.dataset.state = state;
-    el.textContent = RECORDING_WORDS[state] || state;
-    el.title = reason || "";
+    el.hidden = ended || state === "ended";
+    el.dataset.state = shown;
+    el.textContent = words;
+    el.title = rec?.reason || "";
   }
 }
 

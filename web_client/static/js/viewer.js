@@ -15,7 +15,9 @@ export function startViewer({ role }) {
     participants: new Map(),
     whispering: [],
     recording: "unknown",
+    recordingInfo: null,
     recordingReason: "",
+    audioBlocked: false,
     muted: false,
     meterStop: null,
   };
@@ -23,7 +25,9 @@ export function startViewer({ role }) {
 
   const media = new RemoteMedia($("#videos"), $("#audios"), {
     onBlocked: () => {
-      $("#unblock-audio").hidden = false;
+      // the browser refused to play sound without a tap: say so, big
+      state.audioBlocked = true;
+      render();
     },
     labelFor: (info) => {
       const who = state.participants.get(info.participantId)?.name;
@@ -49,12 +53,16 @@ export function startViewer({ role }) {
 
   function render() {
     renderConnection(conn);
-    renderRecording(state.recording, state.recordingReason);
+    const over = conn.state === "ended";
+    renderRecording(state.recordingInfo || { state: state.recording }, { ended: over });
+    $("#unblock-audio").hidden = !state.audioBlocked || over;
+    document.body.dataset.audioBlocked = String(state.audioBlocked && !over);
     const ts = teacherState();
     const el = $("#teacher-state");
     el.dataset.state = ts;
     el.textContent = TEACHER_WORDS[ts];
     renderPresence($("#people"), [...state.participants.values()], state.whispering, state.selfId);
+    $("#people").closest("section").hidden = over;
     if (conn.state === "ended" || conn.state === "failed") {
       const banner = $("#ended-banner");
       banner.hidden = false;
@@ -85,8 +93,8 @@ export function startViewer({ role }) {
       name: reply.name,
     });
     state.whispering = reply.coaching?.whispering || [];
-    if (reply.recording?.state) state.recording = reply.recording.state;
-    else state.recording = reply.session?.settings?.recording ? "recording" : "off";
+    state.recordingInfo = reply.recording || null;
+    state.recording = reply.recording?.state || "unknown";
     for (const fn of listeners.joined) fn(reply, isRejoin);
     if (isRejoin) toast("Reconnected.");
     render();
@@ -109,10 +117,16 @@ export function startViewer({ role }) {
   };
   followRoom(conn, state, render);
 
-  $("#unblock-audio").addEventListener("click", (e) => {
-    e.currentTarget.hidden = true;
+  const unblock = () => {
+    if (!state.audioBlocked) return;
+    state.audioBlocked = false;
     media.playAll();
-  });
+    render();
+  };
+  $("#unblock-audio").addEventListener("click", unblock);
+  // any tap on the page counts: the browser allows sound after a gesture
+  document.addEventListener("pointerdown", unblock);
+  document.addEventListener("keydown", unblock);
   $("#sound-toggle").addEventListener("click", (e) => {
     state.muted = !state.muted;
     media.setMuted(state.muted);
@@ -132,6 +146,8 @@ export function startViewer({ role }) {
     participants: () => copy([...state.participants.values()]),
     whispering: () => copy(state.whispering),
     recording: () => state.recording,
+    recordingPlanned: () => Boolean(state.recordingInfo?.planned),
+    audioBlocked: () => state.audioBlocked,
     quality: () => conn.quality,
     remoteTracks: () => [...conn.remote.values()].map((r) => ({ mid: r.mid, ...copy(r.info) })),
     teacherState: () => teacherState(),

@@ -1,0 +1,148 @@
+// After the lesson: its recordings as this invite may see them. The teacher
+// can delete a recording and see who watched it. Shown on the teacher page
+// once the session ends and on the page an invite opens afterwards.
+
+import { h } from "./ui.js";
+
+function when(unixSeconds) {
+  return new Date(unixSeconds * 1000).toLocaleString([], {
+    dateStyle: "medium",
+    timeStyle: "short",
+  });
+}
+
+function day(unixSeconds) {
+  return new Date(unixSeconds * 1000).toLocaleDateString([], { dateStyle: "medium" });
+}
+
+function minutes(ms) {
+  const m = Math.round((ms || 0) / 60000);
+  return m < 1 ? "under a minute" : m === 1 ? "1 minute" : `${m} minutes`;
+}
+
+async function api(token, method, path) {
+  const r = await fetch(path, { method, headers: { Authorization: `Bearer ${token}` } });
+  let body = null;
+  try {
+    body = await r.json();
+  } catch {
+    /* no JSON body */
+  }
+  if (!r.ok) throw new Error(body?.error?.message || `HTTP ${r.status}`);
+  return body;
+}
+
+/** Who read a recording, one line per person: name, role, when, how much. */
+function watchers(entries) {
+  const byWho = new Map();
+  for (const e of entries) {
+    if (e.action === "delete") continue;
+    const who = e.who?.admin ? "An administrator" : e.who?.name || e.who?.role || "someone";
+    const role = e.who?.admin ? "admin" : e.who?.role || "";
+    const key = `${who}|${role}`;
+    const seen = byWho.get(key) || { who, role, first: e.at, last: e.at, bytes: 0 };
+    seen.first = Math.min(seen.first, e.at);
+    seen.last = Math.max(seen.last, e.at);
+    seen.bytes += e.bytes || 0;
+    byWho.set(key, seen);
+  }
+  return [...byWho.values()].sort((a, b) => b.last - a.last);
+}
+
+function recordingCard(rec, ctx, refresh) {
+  const keptUntil = rec.started_at + ctx.retentionDays * 86400;
+  const status = h("p", { class: "hint", role: "status" });
+  const watched = h("ul", { class: "watchers", hidden: true });
+  const actions = h("div", { class: "after-actions" });
+  const card = h(
+    "article",
+    { class: "recording-card", dataset: { recordingId: rec.id } },
+    h("h3", {}, `Recorded ${when(rec.started_at)}`),
+    h(
+      "p",
+      {},
+      `${minutes(rec.duration_ms)} · kept until ${day(keptUntil)}, then deleted automatically`,
+    ),
+    actions,
+    status,
+    watched,
+  );
+  if (ctx.role === "teacher") {
+    const del = h("button", { type: "button", class: "btn btn-danger btn-small delete-recording" }, "Delete this recording");
+    const sure = h("span", { class: "confirm-inline", hidden: true },
+      "Delete it for everyone, for good? ",
+      h("button", {
+        type: "button",
+        class: "btn btn-danger btn-small confirm-delete",
+        onclick: async () => {
+          try {
+            await api(ctx.token, "DELETE", `/api/recordings/${encodeURIComponent(rec.id)}`);
+            status.textContent = "Deleted.";
+            await refresh();
+          } catch (err) {
+            status.textContent = `Couldn't delete it: ${err.message}`;
+          }
+        },
+      }, "Delete forever"),
+      h("button", { type: "button", class: "btn btn-small", onclick: () => {
+        sure.hidden = true;
+        del.hidden = false;
+      } }, "Keep it"),
+    );
+    del.addEventListener("click", () => {
+      del.hidden = true;
+      sure.hidden = false;
+    });
+    const who = h("button", {
+      type: "button",
+      class: "btn btn-small show-watchers",
+      onclick: async () => {
+        try {
+          const data = await api(ctx.token, "GET", `/api/recordings/${encodeURIComponent(rec.id)}/audit`);
+          const people = watchers(data.entries || []);
+          watched.replaceChildren(
+            ...(people.length
+              ? people.map((p) =>
+                  h("li", { class: "watcher" },
+                    h("strong", {}, p.who), p.role ? ` (${p.role})` : "",
+                    ` · ${when(p.last)}`,
+                    p.bytes ? ` · ${(p.bytes / 1e6).toFixed(1)} MB` : ""))
+              : [h("li", { class: "muted" }, "Nobody has watched it yet.")]),
+          );
+          watched.hidden = false;
+        } catch (err) {
+          status.textContent = `Couldn't load who watched: ${err.message}`;
+        }
+      },
+    }, "Who watched it");
+    actions.append(who, del, sure);
+  }
+  return card;
+}
+
+/** Fill `container` with the lesson's recordings for this invite. */
+export async function showAfter(container, ctx) {
+  container.hidden = false;
+  const list = h("div", { class: "recording-list" });
+  container.replaceChildren(
+    h("h2", {}, "Your lesson's recordings"),
+    h("p", { class: "hint" },
+      `Recordings stay on your district's server and are deleted after ${ctx.retentionDays} days.`),
+    list,
+  );
+  const refresh = async () => {
+    try {
+      const data = await api(ctx.token, "GET", "/api/recordings");
+      const recs = data.recordings || [];
+      list.replaceChildren(
+        ...(recs.length
+          ? recs.map((r) => recordingCard(r, ctx, refresh))
+          : [h("p", { class: "no-recordings" }, "This lesson has no recordings.")]),
+      );
+    } catch (err) {
+      list.replaceChildren(h("p", { class: "form-error" }, `Couldn't load the recordings: ${err.message}`));
+    }
+  };
+  await refresh();
+  return refresh;
+}
