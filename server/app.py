@@ -25,6 +25,9 @@ from server.tasks import TaskOwner
 
 logger = logging.getLogger(__name__)
 
+#: after the drain, open HTTP/WebSocket connections get this long to finish
+SHUTDOWN_GRACE_S = 1.0
+
 SIGNALING_KEY = web.AppKey("signaling", Signaling)
 STORE_KEY = web.AppKey("store", SessionStore)
 
@@ -70,7 +73,7 @@ async def serve(config: Config, *, demo: bool = False) -> int:
     store = await open_store(config)
     catalog = await RecordingCatalog.open(config.data_dir)
     app = create_app(config, store, catalog)
-    runner = web.AppRunner(app, handle_signals=False)
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE_S)
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port)
     await site.start()
