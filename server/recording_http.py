@@ -257,6 +257,10 @@ def _float(value: str | None) -> float | None:
 def _content_type(name: str) -> str:
     if name.endswith(".webm"):
         return "video/webm"
+    if name.endswith(".mp4"):
+        return "video/mp4"
+    if name.endswith(".jpg"):
+        return "image/jpeg"
     if name.endswith(".mkv"):
         return "video/x-matroska"
     if name.endswith(".json"):

@@ -37,8 +37,11 @@ def readable_files(policy: AccessPolicy, reader: Reader, manifest: dict[str, Any
         if "file" in t and policy.can_read_track(reader, t.get("source", ""), t.get("role", ""))
     }
     review = manifest.get("review") or {}
-    if review.get("classroom") and policy.can_read(reader, Item.CLASSROOM):
-        files.add(str(review["classroom"]))
+    if policy.can_read(reader, Item.CLASSROOM):
+        for name in (review.get("classroom"), review.get("thumbnail")):
+            if name:
+                files.add(str(name))
+        files |= {str(c["file"]) for c in review.get("cameras", []) if c.get("file")}
     return files
 
 
@@ -91,7 +94,14 @@ def manifest_view(
         "tracks": tracks,
         "review": {
             "classroom": review.get("classroom") if review.get("classroom") in files else None,
-            "whispers": [f for f in review.get("whispers", []) if f in files],
+            "offset_ms": review.get("offset_ms", 0),
+            "cameras": [c for c in review.get("cameras", []) if c.get("file") in files],
+            "whispers": [
+                {"file": t["file"], "start_ms": t.get("start_ms"), "end_ms": t.get("end_ms")}
+                for t in tracks
+                if t.get("source") == "whisper"
+            ],
+            "thumbnail": review.get("thumbnail") if review.get("thumbnail") in files else None,
         },
         "participants": participants,
         "paused_spans": manifest.get("paused_spans", []),

@@ -106,7 +106,8 @@ async def test_each_role_reads_only_what_it_could_hear_or_see_live(
         admin_view = (await call("GET", f"/api/recordings/{rid}", "admin")).json()
         files = {t["source"]: t["file"] for t in admin_view["manifest"]["tracks"]}
         files["classroom"] = admin_view["manifest"]["review"]["classroom"]
-        assert set(files) == {"camera", "mic", "whisper", "classroom"}
+        files["thumbnail"] = admin_view["manifest"]["review"]["thumbnail"]
+        assert set(files) == {"camera", "mic", "whisper", "classroom", "thumbnail"}
         files.update(events="events.jsonl", manifest="manifest.json", tracks="tracks.jsonl")
 
         # -- every reader x every file ------------------------------------------------
@@ -115,6 +116,7 @@ async def test_each_role_reads_only_what_it_could_hear_or_see_live(
             "camera": set(readers),
             "mic": set(readers),
             "classroom": set(readers),
+            "thumbnail": set(readers),
             "whisper": {"teacher", "coach_a", "coach_b", "admin"},
             "events": {"admin"},
             "manifest": {"admin"},
@@ -125,10 +127,13 @@ async def test_each_role_reads_only_what_it_could_hear_or_see_live(
                 r = await call("GET", f"/recordings/{rid}/{name}", who, Range="bytes=0-99")
                 if who in can_read[item]:
                     assert r.status == 206 and len(r.body) == 100, (item, who, r.status)
+                    if item not in ("events", "manifest", "tracks"):
+                        assert r.body[:4] == EBML or r.body[:2] == b"\xff\xd8", item
                     assert r.headers["X-Content-Type-Options"] == "nosniff"
                 else:
                     assert r.status == 404, (item, who, r.status)
                     assert EBML not in r.body and b'"type"' not in r.body, (item, who)
+                    assert b"\xff\xd8" not in r.body
             for who, status in (("stranger", 403), (None, 401), ("forged", 401), ("expired", 401)):
                 r = await call("GET", f"/recordings/{rid}/{name}", who)
                 assert r.status == status, (item, who, r.status)

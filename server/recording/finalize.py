@@ -1,15 +1,13 @@
 """Finalize a Recording directory: repair track files a crash left without
-an index, measure every track, build the browser-playable classroom review
-file (camera + classroom mic, remuxed, never re-encoded) and write the
-manifest. Runs in an executor thread; also used on start-up (``recover``).
+an index, measure every track, build the browser-playable review files
+(``review_files``: remuxed, never re-encoded) and write the manifest. Runs in
+an executor thread; also used on start-up (``recover``).
 """
 
 from __future__ import annotations
 
-import heapq
 import logging
 import os
-from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -20,13 +18,13 @@ from server.recording.event_log import read_events
 from server.recording.manifest import (
     EVENTS_FILE,
     MANIFEST_FILE,
-    REVIEW_FILE,
     ManifestState,
     TrackMeta,
     read_manifest,
     read_track_metas,
     write_manifest,
 )
+from server.recording.review_files import build_review_files
 
 logger = logging.getLogger(__name__)
 
@@ -62,38 +60,6 @@ def probe(path: Path) -> dict[str, Any]:
     return info
 
 
-def _packets(inp: Any, out_stream: Any) -> Iterator[tuple[int, int, Any]]:
-    stream = inp.streams[0]
-    for n, packet in enumerate(inp.demux(stream)):
-        if packet.pts is None or not packet.size:
-            continue
-        packet.stream = out_stream
-        yield int(packet.pts * stream.time_base * 1000), n * 2 + out_stream.index, packet
-
-
-def build_review(directory: Path, video: Path | None, audio: Path | None) -> str | None:
-    """One file with the classroom camera and mic on the session clock: WebM
-    for VP8 (plays in every browser), Matroska for H.264."""
-    sources = [p for p in (video, audio) if p is not None]
-    if not sources:
-        return None
-    webm = all(p.suffix == ".webm" for p in sources)
-    name = REVIEW_FILE if webm else REVIEW_FILE.replace(".webm", ".mkv")
-    tmp = directory / (name + ".tmp")
-    inputs = [av.open(str(p)) for p in sources]
-    try:
-        with av.open(str(tmp), "w", format="webm" if webm else "matroska") as out:
-            streams = [out.add_stream_from_template(i.streams[0]) for i in inputs]
-            merged = heapq.merge(*(_packets(i, s) for i, s in zip(inputs, streams, strict=True)))
-            for _, _, packet in merged:
-                out.mux(packet)
-    finally:
-        for i in inputs:
-            i.close()
-    os.replace(tmp, directory / name)
-    return name
-
-
 def finalize_directory(directory: Path, extra: dict[str, Any]) -> dict[str, Any]:
     manifest = read_manifest(directory)
     crashed = bool(extra.pop("recovered", False))
@@ -111,17 +77,7 @@ def finalize_directory(directory: Path, extra: dict[str, Any]) -> dict[str, Any]
     usable = [t for t in tracks if t.get("frames")]
     # a track that never carried media is not a file of this recording
     empty = [_drop_empty(directory, t) for t in tracks if not t.get("frames")]
-    camera = next((t for t in usable if t["source"] == "camera"), None)
-    mic = next((t for t in usable if t["source"] == "mic"), None)
-    review = None
-    try:
-        review = build_review(
-            directory,
-            directory / camera["file"] if camera else None,
-            directory / mic["file"] if mic else None,
-        )
-    except (OSError, ValueError, av.error.FFmpegError) as exc:
-        logger.error("%s: no review file: %s", directory, exc)
+    review = build_review_files(directory, usable)
     ends = [t["end_ms"] for t in usable if t.get("end_ms") is not None]
     starts = [t["start_ms"] for t in usable if t.get("start_ms") is not None]
     files = [p for p in directory.iterdir() if p.is_file()]
@@ -133,10 +89,7 @@ def finalize_directory(directory: Path, extra: dict[str, Any]) -> dict[str, Any]
             "events_file": EVENTS_FILE,
             "event_count": len(events),
             "participants": participants,
-            "review": {
-                "classroom": review,
-                "whispers": [t["file"] for t in usable if t["source"] == "whisper"],
-            },
+            "review": review,
             "start_ms": min(starts) if starts else None,
             "end_ms": max(ends) if ends else None,
             "duration_ms": (max(ends) - min(starts)) if ends and starts else 0,
