@@ -150,14 +150,27 @@ class _RecordingApi:
 
     async def get_timeline(self, request: web.Request) -> web.Response:
         try:
-            row, _, reader = await self._recording(request)
+            row, manifest, reader = await self._recording(request)
         except SidecoachError as exc:
             return error_response(exc)
+        timeline = await self.timeline(row, manifest, reader)
+        await self._audited(reader, "timeline", row)
+        return _json({"recording": row.id, "timeline": timeline})
+
+    async def timeline(
+        self, row: RecordingRow, manifest: dict[str, Any], reader: Reader
+    ) -> dict[str, Any]:
         events = await asyncio.get_running_loop().run_in_executor(
             None, read_events, row.directory / EVENTS_FILE
         )
-        await self._audited(reader, "timeline", row)
-        return _json({"recording": row.id, "timeline": timeline_view(self._policy, reader, events)})
+        start, end = manifest.get("start_ms"), manifest.get("end_ms")
+        return timeline_view(
+            self._policy,
+            reader,
+            events,
+            categories=list(manifest.get("tally_categories") or []),
+            span=(int(start), int(end)) if start is not None and end is not None else None,
+        )
 
     async def get_file(self, request: web.Request) -> web.StreamResponse:
         try:

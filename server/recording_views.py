@@ -114,10 +114,33 @@ def manifest_view(
     }
 
 
-def timeline_view(
-    policy: AccessPolicy, reader: Reader, events: list[dict[str, Any]]
+#: tally rates are counted in bins this long
+RATE_BIN_MS = 60_000
+
+
+def tally_rates(
+    taps: list[dict[str, Any]], categories: list[str], start_ms: int, end_ms: int
 ) -> dict[str, Any]:
-    """The lesson on the session clock, lane by lane, as this reader may see it."""
+    """Taps per minute, per category, minute by minute from ``start_ms``."""
+    bins = max(1, -(-(end_ms - start_ms) // RATE_BIN_MS))
+    names = list(categories) + sorted({t["category"] for t in taps} - set(categories))
+    series = {name: [0] * bins for name in names}
+    for tap in taps:
+        i = min(bins - 1, max(0, (tap["t"] - start_ms) // RATE_BIN_MS))
+        series[tap["category"]][i] += 1
+    return {"bin_ms": RATE_BIN_MS, "start_ms": start_ms, "categories": names, "series": series}
+
+
+def timeline_view(
+    policy: AccessPolicy,
+    reader: Reader,
+    events: list[dict[str, Any]],
+    *,
+    categories: list[str] | None = None,
+    span: tuple[int, int] | None = None,
+) -> dict[str, Any]:
+    """The lesson on the session clock, lane by lane, as this reader may see it;
+    ``span`` is the recording's (start, end) in session ms."""
     people = _participants(events)
 
     def who(pid: Any) -> dict[str, str]:
@@ -150,13 +173,13 @@ def timeline_view(
             field = "delivered_t" if kind == "cue-delivered" else "acknowledged_t"
             cues[str(e.get("cue"))][field] = t
         elif kind == "whisper-start" and can[Item.WHISPER]:
-            span = {"start": t, "end": None, **who(e.get("participant"))}
-            open_whispers[str(e.get("participant"))] = span
-            whispers.append(span)
+            whisper = {"start": t, "end": None, **who(e.get("participant"))}
+            open_whispers[str(e.get("participant"))] = whisper
+            whispers.append(whisper)
         elif kind == "whisper-stop" and can[Item.WHISPER]:
-            span = open_whispers.pop(str(e.get("participant")), {})
-            if span:
-                span["end"] = t
+            whisper = open_whispers.pop(str(e.get("participant")), {})
+            if whisper:
+                whisper["end"] = t
         elif kind == "tally" and can[Item.TALLY]:
             taps[e.get("tap")] = {"t": t, "category": e.get("category"), **who(e.get("by"))}
         elif kind == "tally-undo" and can[Item.TALLY]:
@@ -189,13 +212,21 @@ def timeline_view(
         if policy.can_read_authored(reader, author_invite=author, visibility=visibility):
             note["mine"] = author is not None and author == reader.invite_id
             visible_notes.append(note)
+    tallies = sorted(taps.values(), key=lambda x: x["t"])
+    last = max((e.get("t", 0) for e in events), default=0)
+    start, end = span if span is not None else (0, last)
     return {
         "cues": list(cues.values()),
         "whispers": whispers,
-        "tallies": sorted(taps.values(), key=lambda x: x["t"]),
+        "tallies": tallies,
+        "tally_categories": list(categories or []) if can[Item.TALLY] else [],
+        "rates": tally_rates(tallies, list(categories or []), start, max(end, start + 1))
+        if can[Item.TALLY]
+        else None,
         "notes": visible_notes,
         "pauses": pauses,
         "presence": presence,
         "gaps": gaps,
-        "end_ms": max((e.get("t", 0) for e in events), default=0),
+        "start_ms": start,
+        "end_ms": max(end, last),
     }
