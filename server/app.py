@@ -21,6 +21,7 @@ from server.sessions import SessionManager
 from server.signaling.namespace import Signaling
 from server.store import SessionStore, open_store
 from server.tasks import TaskOwner
+from server.tls import TlsSetup, load_tls
 
 logger = logging.getLogger(__name__)
 
@@ -68,11 +69,21 @@ async def serve(config: Config, *, demo: bool = False) -> int:
         await catalog.add(directory.name, directory.parent.name, directory, manifest["started_at"])
         await catalog.finish(directory.name, manifest)
         print(f"Recovered unfinished recording {directory}", flush=True)
+    tls = await asyncio.get_running_loop().run_in_executor(None, load_tls, config)
     app = create_app(config, store, catalog)
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, config.host, config.port)
+    runners = [runner]
+    site = web.TCPSite(runner, config.host, config.port, ssl_context=tls.context if tls else None)
     await site.start()
+    if tls is not None:
+        _announce_tls(tls)
+    if config.http_redirect_port is not None:
+        redirect = web.AppRunner(https_redirect_app(config), handle_signals=False)
+        await redirect.setup()
+        runners.append(redirect)
+        await web.TCPSite(redirect, config.host, config.http_redirect_port).start()
+        print(f"Plain HTTP on port {config.http_redirect_port} redirects to HTTPS", flush=True)
     print(f"Sidecoach is listening on {config.base_url}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -82,7 +93,43 @@ async def serve(config: Config, *, demo: bool = False) -> int:
         await stop.wait()
     finally:
         logger.info("shutting down")
-        await runner.cleanup()
+        for r in reversed(runners):
+            await r.cleanup()
         await catalog.close()
         await store.close()
     return 0
+
+
+def _announce_tls(tls: TlsSetup) -> None:
+    if tls.self_signed:
+        # printed, not only logged: the person starting it compares this
+        # with what the teacher's browser shows before accepting it
+        print(
+            "HTTPS with a SELF-SIGNED certificate, NOT for production (browsers will warn;"
+            f" check the fingerprint before accepting it): {tls.cert_path}\n"
+            f"  SHA-256 fingerprint {tls.fingerprint}",
+            flush=True,
+        )
+        logger.warning("serving a self-signed certificate: NOT for production")
+    else:
+        logger.info("HTTPS with %s (SHA-256 %s)", tls.cert_path, tls.fingerprint)
+
+
+def https_redirect_app(config: Config) -> web.Application:
+    """Answers every plain-HTTP request with a redirect to the same path on
+    HTTPS: the public URL's origin if set, else the requested host name on
+    the HTTPS port."""
+    app = web.Application()
+
+    async def redirect(request: web.Request) -> web.StreamResponse:
+        if config.public_url:
+            origin = config.base_url
+        else:
+            host = request.url.host or "localhost"
+            if ":" in host:
+                host = f"[{host}]"
+            origin = f"https://{host}" + ("" if config.port == 443 else f":{config.port}")
+        raise web.HTTPPermanentRedirect(origin + request.rel_url.path_qs)
+
+    app.router.add_route("*", "/{tail:.*}", redirect)
+    return app
