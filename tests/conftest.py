@@ -76,14 +76,14 @@ class LiveServer:
 
 
 def make_config(tmp_path: Path, **overrides: object) -> Config:
-    return Config(
-        host="127.0.0.1",
-        port=0,
-        data_dir=tmp_path,
-        secret=TEST_SECRET,
-        ice_listen_ips=("127.0.0.1",),
-        **overrides,  # type: ignore[arg-type]
-    )
+    settings: dict[str, object] = {
+        "host": "127.0.0.1",
+        "port": 0,
+        "data_dir": tmp_path,
+        "secret": TEST_SECRET,
+        "ice_listen_ips": ("127.0.0.1",),
+    }
+    return Config(**{**settings, **overrides})  # type: ignore[arg-type]
 
 
 @asynccontextmanager

@@ -159,6 +159,23 @@ class Namespace:
         """Start ``args`` inside this namespace (stopped by PID by its owner)."""
         return Proc(self.cmd(*args), log_path, env=env)
 
+    def block_udp(self, *, except_ports: Sequence[int] = ()) -> None:
+        """A school firewall: no UDP leaves this namespace (loopback aside)
+        except to ``except_ports``; TCP is untouched."""
+        allow = f" udp dport != {{ {', '.join(map(str, except_ports))} }}" if except_ports else ""
+        rules = (
+            "table inet sidecoach_firewall {\n"
+            "  chain output {\n"
+            "    type filter hook output priority 0; policy accept;\n"
+            f'    oifname != "lo" meta l4proto udp{allow} counter drop\n'
+            "  }\n}\n"
+        )
+        proc = subprocess.run(
+            self.cmd("nft", "-f", "-"), input=rules, capture_output=True, text=True, timeout=10
+        )
+        if proc.returncode != 0:
+            raise NetnsUnavailable(f"in {self.name}: firewall: {proc.stderr.strip()}")
+
     def wrapper(self, executable: str, directory: Path) -> Path:
         """An executable script that runs ``executable`` inside this
         namespace with its arguments (e.g. Playwright's ``executable_path``)."""
