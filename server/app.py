@@ -8,6 +8,7 @@ import logging
 import signal
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from server.config import Config
 from server.http_api import setup_http_api
@@ -29,10 +30,28 @@ SIGNALING_KEY = web.AppKey("signaling", Signaling)
 STORE_KEY = web.AppKey("store", SessionStore)
 
 
+@web.middleware
+async def _socketio_sees_tls(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """engineio's aiohttp driver takes the scheme only from X-Forwarded-Proto
+    (else "http"), so its same-origin check would refuse every https page
+    when Sidecoach serves TLS itself: tell it the connection's real scheme."""
+    if (
+        request.secure
+        and request.path.startswith("/socket.io/")
+        and "X-Forwarded-Proto" not in request.headers
+    ):
+        headers = request.headers.copy()
+        headers["X-Forwarded-Proto"] = "https"
+        request = request.clone(headers=headers)
+    return await handler(request)
+
+
 def create_app(config: Config, store: SessionStore, catalog: RecordingCatalog) -> web.Application:
     """Build the app. The store and catalog are owned by the caller;
     everything else the app creates is closed on app cleanup."""
-    app = web.Application(client_max_size=config.limits.max_message_bytes)
+    app = web.Application(
+        client_max_size=config.limits.max_message_bytes, middlewares=[_socketio_sees_tls]
+    )
     signaling = Signaling(config, lambda notifier: SessionManager(config, store, catalog, notifier))
     signaling.sio.attach(app)
     app[SIGNALING_KEY] = signaling
