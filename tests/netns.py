@@ -155,9 +155,15 @@ class Namespace:
             raise NetnsUnavailable(f"in {self.name}: {' '.join(args)}: {proc.stderr.strip()}")
         return proc
 
-    def popen(self, args: Sequence[str], log_path: Path, env: dict[str, str] | None = None) -> Proc:
+    def popen(
+        self,
+        args: Sequence[str],
+        log_path: Path,
+        env: dict[str, str] | None = None,
+        stdin_pipe: bool = False,
+    ) -> Proc:
         """Start ``args`` inside this namespace (stopped by PID by its owner)."""
-        return Proc(self.cmd(*args), log_path, env=env)
+        return Proc(self.cmd(*args), log_path, env=env, stdin_pipe=stdin_pipe)
 
     def block_udp(self, *, except_ports: Sequence[int] = ()) -> None:
         """A school firewall: no UDP leaves this namespace (loopback aside)
@@ -349,10 +355,15 @@ class Netlab:
         return link
 
     def popen(
-        self, ns: Namespace, args: Sequence[str], name: str, env: dict[str, str] | None = None
+        self,
+        ns: Namespace,
+        args: Sequence[str],
+        name: str,
+        env: dict[str, str] | None = None,
+        stdin_pipe: bool = False,
     ) -> Proc:
         """Start ``args`` in ``ns``, logged to ``tmp_dir/<name>.log``; stopped at close."""
-        proc = ns.popen(args, self.tmp_dir / f"{name}.log", env=env)
+        proc = ns.popen(args, self.tmp_dir / f"{name}.log", env=env, stdin_pipe=stdin_pipe)
         self.procs.append(proc)
         return proc
 

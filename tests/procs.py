@@ -40,6 +40,7 @@ class Proc:
         *,
         env: dict[str, str] | None = None,
         cwd: Path = REPO,
+        stdin_pipe: bool = False,
     ) -> None:
         self.cmd = list(cmd)
         self.log_path = log_path
@@ -48,7 +49,7 @@ class Proc:
             self.cmd,
             cwd=cwd,
             env=env,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE if stdin_pipe else subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             preexec_fn=_die_with_parent,
@@ -82,8 +83,17 @@ class Proc:
                 )
             time.sleep(0.05)
 
+    def send_line(self, line: str) -> None:
+        """Write a line to the process's stdin (``stdin_pipe=True``)."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line.encode() + b"\n")
+        self.proc.stdin.flush()
+
     def stop(self, timeout: float = 5.0) -> int | None:
         """SIGTERM, then SIGKILL after ``timeout``; returns the exit code."""
+        if self.proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
