@@ -91,13 +91,14 @@ class PeerAgent:
         token: str,
         ice_ip: str,
         camera: bool = False,
+        camera_size: tuple[int, int] = (320, 240),
     ) -> None:
         args = [
             sys.executable, "-m", "tests.netns_peer", "--url", url, "--token", token,
             "--ice-ip", ice_ip,
         ]  # fmt: skip
         if camera:
-            args.append("--camera")
+            args += ["--camera", "--width", str(camera_size[0]), "--height", str(camera_size[1])]
         self.proc: Proc = lab.popen(ns, args, name, stdin_pipe=True)
         self._stats_seen = 0
 
