@@ -16,7 +16,12 @@ from pathlib import Path
 import pytest
 
 from server.tls import CertificateNames, ensure_self_signed
-from tests.browser.conftest import CHROMIUM, Tab, launched_chromium, new_tab, page_errors
+from tests.browser.conftest import (
+    CHROMIUM,
+    launched_chromium,
+    page_errors,
+    teacher_live_and_coach_watching,
+)
 from tests.conftest import make_config, running_server
 from tests.procs import REPO, Proc, free_port, running, sidecoach_cmd, sidecoach_env
 
@@ -63,24 +68,6 @@ def nginx_conf(tmp: Path, https_port: int, http_port: int, backend: str, cert: P
     return conf
 
 
-async def teacher_live_and_coach_watching(
-    browser: object, base: str, teacher_token: str, coach_token: str
-) -> tuple[Tab, Tab]:
-    teacher = await new_tab(
-        browser, f"{base}/join?token={teacher_token}", "teacher", ignore_https_errors=True
-    )
-    assert await teacher.js("window.isSecureContext && location.protocol === 'https:'")
-    await teacher.wait("window.sidecoach && sidecoach.state === 'joined'", timeout=20)
-    await teacher.page.click("#go-live")
-    await teacher.wait("sidecoach.live === 'live'", timeout=30)
-    coach = await new_tab(
-        browser, f"{base}/join?token={coach_token}", "coach", ignore_https_errors=True
-    )
-    await coach.wait("document.querySelector('video.remote-video')?.videoWidth > 0", timeout=30)
-    assert await coach.video_playing()
-    return teacher, coach
-
-
 async def test_pages_work_through_nginx_over_https(tmp_path: Path) -> None:
     if not CHROMIUM.exists() or not Path(NGINX).exists():
         pytest.skip("needs /usr/bin/chromium and Debian's nginx")
@@ -99,7 +86,9 @@ async def test_pages_work_through_nginx_over_https(tmp_path: Path) -> None:
                     public,
                     server.invite(session.id, "teacher"),
                     server.invite(session.id, "coach"),
+                    ignore_https_errors=True,
                 )
+                assert await teacher.js("window.isSecureContext && location.protocol") == "https:"
                 assert page_errors(teacher, coach) == []
             # plain HTTP is sent to HTTPS by the README's second server block
             conn = http.client.HTTPConnection("127.0.0.1", http_port, timeout=5)
@@ -150,6 +139,8 @@ async def test_teacher_goes_live_on_the_self_signed_certificate(tmp_path: Path) 
                 base,
                 links["teacher"].split("token=")[1],
                 links["coach"].split("token=")[1],
+                ignore_https_errors=True,
             )
+            assert await teacher.js("window.isSecureContext && location.protocol") == "https:"
             await teacher.screenshot("teacher-self-signed-https")
             assert page_errors(teacher, coach) == []

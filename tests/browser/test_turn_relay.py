@@ -21,7 +21,13 @@ import pytest
 
 from server.tokens import verify_invite
 from server.turn import turn_rest_credential
-from tests.browser.conftest import CHROMIUM, Tab, launched_chromium, new_tab, page_errors
+from tests.browser.conftest import (
+    CHROMIUM,
+    Tab,
+    launched_chromium,
+    page_errors,
+    teacher_live_and_coach_watching,
+)
 from tests.conftest import TEST_SECRET, LiveServer, make_config, running_server
 from tests.netns import Netlab
 from tests.procs import Proc, free_port, running
@@ -141,20 +147,9 @@ async def _teacher_and_coach_through_turn(server: LiveServer, chromium: Path) ->
     async with launched_chromium(
         chromium, [f"--unsafely-treat-insecure-origin-as-secure={origin}"]
     ) as browser:
-        teacher = await new_tab(
-            browser,
-            f"{origin}/join?token={tokens['teacher']}",
-            "teacher",
-            init=KEEP_PEER_CONNECTIONS,
+        teacher, coach = await teacher_live_and_coach_watching(
+            browser, origin, tokens["teacher"], tokens["coach"], init=KEEP_PEER_CONNECTIONS
         )
-        await teacher.wait("window.sidecoach && sidecoach.state === 'joined'", timeout=20)
-        await teacher.page.click("#go-live")
-        await teacher.wait("sidecoach.live === 'live'", timeout=40)
-        coach = await new_tab(
-            browser, f"{origin}/join?token={tokens['coach']}", "coach", init=KEEP_PEER_CONNECTIONS
-        )
-        await coach.wait("document.querySelector('video.remote-video')?.videoWidth > 0", timeout=40)
-        assert await coach.video_playing()
         for tab in (teacher, coach):
             pair = await selected_pair(tab)
             assert pair["policy"] == "relay", pair
