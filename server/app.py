@@ -8,6 +8,7 @@ import logging
 import signal
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from server.access import AccessPolicy
 from server.audit import AuditLog
@@ -22,6 +23,7 @@ from server.session_manager import SessionManager
 from server.signaling.namespace import Signaling
 from server.store import SessionStore, open_store
 from server.tasks import TaskOwner
+from server.tls import TlsSetup, load_tls
 
 logger = logging.getLogger(__name__)
 
@@ -32,10 +34,28 @@ SIGNALING_KEY = web.AppKey("signaling", Signaling)
 STORE_KEY = web.AppKey("store", SessionStore)
 
 
+@web.middleware
+async def _socketio_sees_tls(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """engineio's aiohttp driver takes the scheme only from X-Forwarded-Proto
+    (else "http"), so its same-origin check would refuse every https page
+    when Sidecoach serves TLS itself: tell it the connection's real scheme."""
+    if (
+        request.secure
+        and request.path.startswith("/socket.io/")
+        and "X-Forwarded-Proto" not in request.headers
+    ):
+        headers = request.headers.copy()
+        headers["X-Forwarded-Proto"] = "https"
+        request = request.clone(headers=headers)
+    return await handler(request)
+
+
 def create_app(config: Config, store: SessionStore, catalog: RecordingCatalog) -> web.Application:
     """Build the app. The store and catalog are owned by the caller;
     everything else the app creates is closed on app cleanup."""
-    app = web.Application(client_max_size=config.limits.max_message_bytes)
+    app = web.Application(
+        client_max_size=config.limits.max_message_bytes, middlewares=[_socketio_sees_tls]
+    )
     policy = AccessPolicy()
     audit = AuditLog.in_dir(config.data_dir)
     signaling = Signaling(
@@ -72,11 +92,21 @@ def create_app(config: Config, store: SessionStore, catalog: RecordingCatalog) -
 async def serve(config: Config, *, demo: bool = False) -> int:
     store = await open_store(config)
     catalog = await RecordingCatalog.open(config.data_dir)
+    tls = await asyncio.get_running_loop().run_in_executor(None, load_tls, config)
     app = create_app(config, store, catalog)
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE_S)
     await runner.setup()
-    site = web.TCPSite(runner, config.host, config.port)
+    runners = [runner]
+    site = web.TCPSite(runner, config.host, config.port, ssl_context=tls.context if tls else None)
     await site.start()
+    if tls is not None:
+        _announce_tls(tls)
+    if config.http_redirect_port is not None:
+        redirect = web.AppRunner(https_redirect_app(config), handle_signals=False)
+        await redirect.setup()
+        runners.append(redirect)
+        await web.TCPSite(redirect, config.host, config.http_redirect_port).start()
+        print(f"Plain HTTP on port {config.http_redirect_port} redirects to HTTPS", flush=True)
     print(f"Sidecoach is listening on {config.base_url}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -94,7 +124,43 @@ async def serve(config: Config, *, demo: bool = False) -> int:
             await signaling.sio.eio.disconnect()
     finally:
         logger.info("shutting down")
-        await runner.cleanup()
+        for r in reversed(runners):
+            await r.cleanup()
         await catalog.close()
         await store.close()
     return 0
+
+
+def _announce_tls(tls: TlsSetup) -> None:
+    if tls.self_signed:
+        # printed, not only logged: the person starting it compares this
+        # with what the teacher's browser shows before accepting it
+        print(
+            "HTTPS with a SELF-SIGNED certificate, NOT for production (browsers will warn;"
+            f" check the fingerprint before accepting it): {tls.cert_path}\n"
+            f"  SHA-256 fingerprint {tls.fingerprint}",
+            flush=True,
+        )
+        logger.warning("serving a self-signed certificate: NOT for production")
+    else:
+        logger.info("HTTPS with %s (SHA-256 %s)", tls.cert_path, tls.fingerprint)
+
+
+def https_redirect_app(config: Config) -> web.Application:
+    """Answers every plain-HTTP request with a redirect to the same path on
+    HTTPS: the public URL's origin if set, else the requested host name on
+    the HTTPS port."""
+    app = web.Application()
+
+    async def redirect(request: web.Request) -> web.StreamResponse:
+        if config.public_url:
+            origin = config.base_url
+        else:
+            host = request.url.host or "localhost"
+            if ":" in host:
+                host = f"[{host}]"
+            origin = f"https://{host}" + ("" if config.port == 443 else f":{config.port}")
+        raise web.HTTPPermanentRedirect(origin + request.rel_url.path_qs)
+
+    app.router.add_route("*", "/{tail:.*}", redirect)
+    return app

@@ -18,7 +18,13 @@ from typing import Any
 from urllib.parse import urlencode
 
 from server import __version__
-from server.config import Config, config_from_env, ensure_secret, with_overrides
+from server.config import (
+    Config,
+    check_network_settings,
+    config_from_env,
+    ensure_secret,
+    with_overrides,
+)
 from server.errors import SessionEnded, SidecoachError
 from server.http_api import invite_links, invite_ttl_s, invite_url, parse_when, session_to_json
 from server.roles import Role, SessionState
@@ -57,6 +63,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--log-level", help="DEBUG, INFO, ... (env SIDECOACH_LOG_LEVEL; INFO)")
     serve.add_argument(
+        "--tls-cert", help="PEM certificate chain: serve HTTPS (env SIDECOACH_TLS_CERT)"
+    )
+    serve.add_argument("--tls-key", help="PEM private key (env SIDECOACH_TLS_KEY)")
+    serve.add_argument(
+        "--self-signed",
+        action="store_true",
+        default=None,
+        help="serve HTTPS with a certificate generated into DATA_DIR/tls; "
+        "for trying it out, NOT for production (env SIDECOACH_SELF_SIGNED)",
+    )
+    serve.add_argument(
+        "--http-redirect-port",
+        type=int,
+        help="also answer plain HTTP on this port with a redirect to HTTPS "
+        "(env SIDECOACH_HTTP_REDIRECT_PORT)",
+    )
+    serve.add_argument(
         "--demo", action="store_true", help='create or reuse "Demo lesson" and print its links'
     )
 
@@ -94,6 +117,7 @@ def build_config(args: argparse.Namespace, environ: dict[str, str] | None = None
     config = config_from_env(environ)
     ice_ips = getattr(args, "ice_listen_ips", None)
     data_dir = getattr(args, "data_dir", None)
+    tls_cert, tls_key = getattr(args, "tls_cert", None), getattr(args, "tls_key", None)
     config = with_overrides(
         config,
         host=getattr(args, "host", None),
@@ -105,6 +129,10 @@ def build_config(args: argparse.Namespace, environ: dict[str, str] | None = None
         ),
         ice_announced_ip=getattr(args, "ice_announced_ip", None),
         log_level=getattr(args, "log_level", None),
+        tls_cert=Path(tls_cert) if tls_cert else None,
+        tls_key=Path(tls_key) if tls_key else None,
+        self_signed=getattr(args, "self_signed", None),
+        http_redirect_port=getattr(args, "http_redirect_port", None),
     )
     return ensure_secret(config)
 
@@ -216,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = build_config(args)
         if args.command == "serve":
+            check_network_settings(config)
             configure_logging(config.log_level)
     except (ValueError, OSError) as exc:
         print(f"sidecoach: configuration error: {exc}", file=sys.stderr)

@@ -13,12 +13,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+
+from server.errors import ConfigError
 
 DEFAULT_HOST = "0.0.0.0"
 DEFAULT_PORT = 8080
 DEFAULT_DATA_DIR = "data"
 DEFAULT_RETENTION_DAYS = 30.0
 SECRET_FILE_NAME = "secret"
+#: what ``iceTransportPolicy`` clients may be told to use
+ICE_TRANSPORT_POLICIES = ("all", "relay")
 
 
 @dataclass(frozen=True)
@@ -86,8 +91,24 @@ class Config:
     #: address announced in ICE candidates instead of the listen address
     #: (a server behind NAT announces its public address)
     ice_announced_ip: str | None = None
-    #: STUN/TURN servers handed to clients (and used by the server)
+    #: STUN/TURN servers handed to clients as they are (static credentials)
     ice_servers: tuple[IceServer, ...] = ()
+    #: shared secret of a TURN server using the TURN REST scheme (coturn's
+    #: ``use-auth-secret``): each join gets its own expiring credential for
+    #: ``turn_urls`` (server/turn.py). Never logged, never sent to a page.
+    turn_secret: str = field(default="", repr=False)
+    turn_urls: tuple[str, ...] = ()
+    #: ``iceTransportPolicy`` for the pages: "all", or "relay" to send all
+    #: media through TURN (sites whose firewalls need it; testing)
+    ice_transport_policy: str = "all"
+    #: PEM certificate chain and private key: serve HTTPS
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    #: serve HTTPS with a certificate generated and kept in ``data_dir/tls``
+    #: (trying it out on a LAN; NOT for production)
+    self_signed: bool = False
+    #: also listen for plain HTTP on this port and redirect it to HTTPS
+    http_redirect_port: int | None = None
     #: Redis URL for multi-node deployments; None = embedded single node
     redis_url: str | None = None
     log_level: str = "INFO"
@@ -104,11 +125,18 @@ class Config:
         return self.data_dir / "recordings"
 
     @property
+    def tls(self) -> bool:
+        """Whether the server listens with HTTPS."""
+        return self.tls_cert is not None or self.self_signed
+
+    @property
     def base_url(self) -> str:
         if self.public_url:
             return self.public_url.rstrip("/")
         host = "localhost" if self.host in ("0.0.0.0", "::", "") else self.host
-        return f"http://{host}:{self.port}"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
 
 
 def _split(value: str) -> tuple[str, ...]:
@@ -122,6 +150,30 @@ def _limits_from_env(environ: Mapping[str, str]) -> Limits:
         if raw is not None:
             kwargs[f.name] = float(raw) if f.type == "float" else int(raw)
     return Limits(**kwargs)
+
+
+def _env_int(env: Mapping[str, str], name: str) -> int | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} has value {raw!r}: not a valid integer") from None
+
+
+def _env_bool(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise ConfigError(f"{name} has value {raw!r}: expected 1/0, true/false, yes/no or on/off")
+
+
+def _env_path(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(name, "").strip()
+    return Path(raw) if raw else None
 
 
 def config_from_env(environ: Mapping[str, str] | None = None) -> Config:
@@ -150,7 +202,82 @@ def config_from_env(environ: Mapping[str, str] | None = None) -> Config:
         log_level=env.get("SIDECOACH_LOG_LEVEL", "INFO"),
         retention_days=float(env.get("SIDECOACH_RETENTION_DAYS", DEFAULT_RETENTION_DAYS)),
         limits=_limits_from_env(env),
+        turn_secret=env.get("SIDECOACH_TURN_SECRET", ""),
+        turn_urls=_split(env.get("SIDECOACH_TURN_URLS", "")),
+        ice_transport_policy=env.get("SIDECOACH_ICE_TRANSPORT_POLICY", "").strip() or "all",
+        tls_cert=_env_path(env, "SIDECOACH_TLS_CERT"),
+        tls_key=_env_path(env, "SIDECOACH_TLS_KEY"),
+        self_signed=_env_bool(env, "SIDECOACH_SELF_SIGNED"),
+        http_redirect_port=_env_int(env, "SIDECOACH_HTTP_REDIRECT_PORT"),
     )
+
+
+#: how each checked setting is named to the admin: env var (and flag)
+_NAMES = {
+    "tls_cert": "SIDECOACH_TLS_CERT (--tls-cert)",
+    "tls_key": "SIDECOACH_TLS_KEY (--tls-key)",
+    "self_signed": "SIDECOACH_SELF_SIGNED (--self-signed)",
+    "http_redirect_port": "SIDECOACH_HTTP_REDIRECT_PORT (--http-redirect-port)",
+    "turn_secret": "SIDECOACH_TURN_SECRET",
+    "turn_urls": "SIDECOACH_TURN_URLS",
+    "ice_transport_policy": "SIDECOACH_ICE_TRANSPORT_POLICY",
+    "public_url": "SIDECOACH_PUBLIC_URL (--public-url)",
+}
+
+
+def check_network_settings(config: Config) -> None:
+    """Refuse contradictory or malformed HTTPS/TURN settings with a message
+    naming the variable; the files themselves are read by server/tls.py."""
+    n = _NAMES
+    if (config.tls_cert is None) != (config.tls_key is None):
+        given, missing = ("tls_cert", "tls_key")
+        if config.tls_cert is None:
+            given, missing = missing, given
+        raise ConfigError(f"{n[given]} is set but {n[missing]} is not: HTTPS needs both")
+    if config.self_signed and config.tls_cert is not None:
+        raise ConfigError(f"{n['self_signed']} and {n['tls_cert']} exclude each other")
+    for name in ("tls_cert", "tls_key"):
+        path = getattr(config, name)
+        if path is not None and not path.is_file():
+            raise ConfigError(f"{n[name]} has value {str(path)!r}: no such file")
+    if config.http_redirect_port is not None:
+        if not config.tls:
+            raise ConfigError(
+                f"{n['http_redirect_port']} redirects to HTTPS: set {n['tls_cert']} and "
+                f"{n['tls_key']}, or {n['self_signed']}"
+            )
+        if not 0 < config.http_redirect_port < 65536 or config.http_redirect_port == config.port:
+            raise ConfigError(
+                f"{n['http_redirect_port']} has value {config.http_redirect_port}: expected "
+                "a free port 1..65535 other than the HTTPS port"
+            )
+    if config.ice_transport_policy not in ICE_TRANSPORT_POLICIES:
+        raise ConfigError(
+            f"{n['ice_transport_policy']} has value {config.ice_transport_policy!r}: "
+            f"expected one of {', '.join(ICE_TRANSPORT_POLICIES)}"
+        )
+    if config.turn_secret and not config.turn_urls:
+        raise ConfigError(f"{n['turn_secret']} is set but {n['turn_urls']} is empty")
+    if config.turn_urls and not config.turn_secret:
+        raise ConfigError(f"{n['turn_urls']} is set but {n['turn_secret']} is not")
+    for url in config.turn_urls:
+        if not url.startswith(("turn:", "turns:")):
+            raise ConfigError(
+                f"{n['turn_urls']} has value {url!r}: each URL starts with turn: or turns:"
+            )
+    if config.ice_transport_policy == "relay" and not (
+        config.turn_urls or any(u.startswith("turn") for s in config.ice_servers for u in s.urls)
+    ):
+        raise ConfigError(
+            f"{n['ice_transport_policy']} is 'relay' but no TURN server is configured "
+            f"({n['turn_urls']} or SIDECOACH_ICE_SERVERS)"
+        )
+    if config.public_url:
+        parts = urlsplit(config.public_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(
+                f"{n['public_url']} has value {config.public_url!r}: expected http(s)://host[:port]"
+            )
 
 
 def with_overrides(config: Config, **overrides: Any) -> Config:

@@ -64,3 +64,10 @@ class NegotiationFailed(SidecoachError):
 
 class LimitReached(SidecoachError):
     code = "limit_reached"
+
+
+class ConfigError(SidecoachError, ValueError):
+    """A setting has a bad value; the message names the variable (and flag).
+    Raised at start-up only, never sent to a client."""
+
+    code = "config_error"

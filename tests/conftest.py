@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +19,7 @@ from server.roles import Role
 from server.session_manager import SessionManager
 from server.store import SessionRecord, SessionSettings, SqliteSessionStore
 from server.tokens import issue_invite
+from tests.netns import Netlab, unavailable_reason
 from tests.peers import Participant, PatternVideoTrack, ToneTrack, wait_for
 
 TEST_SECRET = "test-secret-" + "x" * 40
@@ -75,14 +76,14 @@ class LiveServer:
 
 
 def make_config(tmp_path: Path, **overrides: object) -> Config:
-    return Config(
-        host="127.0.0.1",
-        port=0,
-        data_dir=tmp_path,
-        secret=TEST_SECRET,
-        ice_listen_ips=("127.0.0.1",),
-        **overrides,  # type: ignore[arg-type]
-    )
+    settings: dict[str, object] = {
+        "host": "127.0.0.1",
+        "port": 0,
+        "data_dir": tmp_path,
+        "secret": TEST_SECRET,
+        "ice_listen_ips": ("127.0.0.1",),
+    }
+    return Config(**{**settings, **overrides})  # type: ignore[arg-type]
 
 
 @asynccontextmanager
@@ -91,7 +92,7 @@ async def running_server(config: Config) -> AsyncIterator[LiveServer]:
     store = await SqliteSessionStore.open(config.data_dir / "sidecoach.sqlite3")
     catalog = await RecordingCatalog.open(config.data_dir)
     app = create_app(config, store, catalog)
-    server = TestServer(app, host="127.0.0.1")
+    server = TestServer(app, host=config.host)
     await server.start_server()
     try:
         yield LiveServer(str(server.make_url("/")).rstrip("/"), config, store, app, catalog)
@@ -105,3 +106,14 @@ async def running_server(config: Config) -> AsyncIterator[LiveServer]:
 async def live_server(tmp_path: Path) -> AsyncIterator[LiveServer]:
     async with running_server(make_config(tmp_path)) as server:
         yield server
+
+
+@pytest.fixture
+def netlab(tmp_path: Path) -> Iterator[Netlab]:
+    """Network namespaces and veth links (tests/netns.py), torn down after
+    the test; the test is skipped (with the reason) where they cannot be made."""
+    reason = unavailable_reason()
+    if reason is not None:
+        pytest.skip(f"network namespaces unavailable: {reason}")
+    with Netlab(tmp_path) as lab:
+        yield lab

@@ -8,6 +8,7 @@ import asyncio
 import fractions
 import math
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,6 +117,8 @@ class Received:
     width: int = 0
     peak_level: float = 0.0
     tone_hz: float = 0.0
+    #: monotonic time of each decoded video frame (the latest ones)
+    frame_times: deque[float] = field(default_factory=lambda: deque(maxlen=100_000))
     task: asyncio.Task[None] | None = None
 
 
@@ -135,6 +138,8 @@ class Participant:
     offers: int = 0
     answer_delay: float = 0.0
     answering: bool = True
+    #: local addresses this peer gathers ICE candidates on
+    ice_ips: tuple[str, ...] = LOOPBACK
 
     async def connect(self) -> None:
         for name in (
@@ -222,7 +227,7 @@ class Participant:
                 if self.decode:
                     rec.task = asyncio.ensure_future(self._consume(rec))
         answer = await self.pc.createAnswer()
-        restrict_ice(self.pc, LOOPBACK, None)
+        restrict_ice(self.pc, self.ice_ips, None)
         await self.pc.setLocalDescription(answer)
         reply = await self.call(
             "answer", {"negotiationId": data["negotiationId"], "sdp": self.pc.localDescription.sdp}
@@ -234,11 +239,13 @@ class Participant:
         try:
             while True:
                 frame = await rec.track.recv()
+                now = time.monotonic()
                 rec.frames += 1
                 if rec.first_frame_at is None:
-                    rec.first_frame_at = time.monotonic()
+                    rec.first_frame_at = now
                 if isinstance(frame, VideoFrame):
                     rec.width = frame.width
+                    rec.frame_times.append(now)
                 elif isinstance(frame, AudioFrame):
                     pcm = frame.to_ndarray().astype(np.float32).reshape(-1) / 32768
                     if frame.layout.nb_channels > 1:

@@ -31,6 +31,7 @@ from server.session_manager import SessionManager
 from server.signaling import schemas
 from server.signaling.ratelimit import TokenBucket
 from server.tokens import verify_invite
+from server.turn import ice_config_for
 
 logger = logging.getLogger(__name__)
 
@@ -204,7 +205,7 @@ class Signaling:
             "name": participant.name,
             "session": session_to_json(session.record),
             "clockMs": session.clock.now_ms(),
-            "iceServers": [s.to_client() for s in self.config.ice_servers],
+            **ice_config_for(self.config, claims),
             "participants": [
                 p.describe() for p in session.participants.values() if p.id != participant.id
             ],

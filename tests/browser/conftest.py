@@ -13,7 +13,7 @@ import contextlib
 import json
 import os
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -155,20 +155,74 @@ class Tab:
 Opener = Callable[..., Awaitable[Tab]]
 
 
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is not installed")
+@contextlib.asynccontextmanager
+async def launched_chromium(
+    executable: Path | str = CHROMIUM, extra_args: Sequence[str] = ()
+) -> AsyncIterator[Any]:
+    """Chromium (``executable`` may be a wrapper, e.g. one running it in a
+    network namespace) with the test flags plus ``extra_args``."""
     from playwright.async_api import async_playwright
 
     async with async_playwright() as pw:
         b = await pw.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+            executable_path=str(executable), args=[*CHROMIUM_ARGS, *extra_args], headless=True
         )
         try:
             yield b
         finally:
             await b.close()
+
+
+async def new_tab(
+    browser: Any,
+    url: str,
+    name: str,
+    viewport: dict[str, int] | None = None,
+    init: str | None = None,
+    **ctx: Any,
+) -> Tab:
+    """A page at ``url`` in a fresh browser context, collecting console
+    errors; ``init`` is a script run before the page's own."""
+    context = await browser.new_context(viewport=viewport or {"width": 1280, "height": 860}, **ctx)
+    if init:
+        await context.add_init_script(init)
+    page = await context.new_page()
+    tab = Tab(page, name)
+
+    def on_console(msg: Any) -> None:
+        text = f"{msg.text} ({msg.location.get('url', '')})"
+        if msg.type == "error" and not IGNORED_CONSOLE.search(text):
+            tab.errors.append(text)
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda exc: tab.errors.append(f"pageerror: {exc}"))
+    await page.goto(url)
+    return tab
+
+
+async def teacher_live_and_coach_watching(
+    browser: Any, base_url: str, teacher_token: str, coach_token: str, **tab_options: Any
+) -> tuple[Tab, Tab]:
+    """A teacher page at ``base_url`` gone live, and a coach page playing
+    its camera (``tab_options`` go to ``new_tab``)."""
+    teacher = await new_tab(
+        browser, f"{base_url}/join?token={teacher_token}", "teacher", **tab_options
+    )
+    await teacher.wait("window.sidecoach && sidecoach.state === 'joined'", timeout=20)
+    await teacher.page.click("#go-live")
+    await teacher.wait("sidecoach.live === 'live'", timeout=40)
+    coach = await new_tab(browser, f"{base_url}/join?token={coach_token}", "coach", **tab_options)
+    await coach.wait("document.querySelector('video.remote-video')?.videoWidth > 0", timeout=40)
+    assert await coach.video_playing()
+    return teacher, coach
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is not installed")
+    async with launched_chromium() as b:
+        yield b
 
 
 @pytest.fixture
@@ -179,21 +233,8 @@ async def open_tab(browser: Any, live_server: LiveServer) -> AsyncIterator[Opene
     async def open_(
         path: str, name: str = "page", viewport: dict[str, int] | None = None, **ctx: Any
     ) -> Tab:
-        context = await browser.new_context(
-            viewport=viewport or {"width": 1280, "height": 860}, **ctx
-        )
-        page = await context.new_page()
-        tab = Tab(page, name)
-
-        def on_console(msg: Any) -> None:
-            text = f"{msg.text} ({msg.location.get('url', '')})"
-            if msg.type == "error" and not IGNORED_CONSOLE.search(text):
-                tab.errors.append(text)
-
-        page.on("console", on_console)
-        page.on("pageerror", lambda exc: tab.errors.append(f"pageerror: {exc}"))
         url = path if path.startswith("http") else live_server.url + path
-        await page.goto(url)
+        tab = await new_tab(browser, url, name, viewport, **ctx)
         tabs.append(tab)
         return tab
 

@@ -229,7 +229,11 @@ export class Connection {
   }
 
   _newPeerConnection(iceServers) {
-    const pc = new RTCPeerConnection({ iceServers, bundlePolicy: "max-bundle" });
+    const pc = new RTCPeerConnection({
+      iceServers,
+      iceTransportPolicy: this.joinReply?.iceTransportPolicy || "all", // "relay": TURN only
+      bundlePolicy: "max-bundle",
+    });
     pc.addEventListener("connectionstatechange", () => {
       if (pc !== this.pc) return;
       if (pc.connectionState === "failed") {

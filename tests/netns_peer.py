@@ -1,0 +1,140 @@
+"""A Sidecoach participant in a process of its own, so that it can run inside
+a network namespace (tests/netns.py) while the test drives it: a real aiortc
+peer (tests/peers.py) that joins, may publish a synthetic camera, and answers
+line commands on stdin with JSON lines on stdout.
+
+    python -m tests.netns_peer --url http://198.18.1.1:8080 --token T \\
+        --ice-ip 198.18.1.2 --camera
+
+prints ``{"event": "joined"}``, then ``{"event": "published"}`` once the
+server forwards the camera; the command ``stats`` prints
+``{"event": "stats", "inbound": {kind: {"packetsReceived", "packetsLost"}}}``
+(aiortc's getStats, summed per kind); ``quit`` (or end of input) leaves.
+
+``PeerAgent`` is the driving side: it starts the process in a namespace and
+reads its answers without blocking the test's event loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from typing import Any
+
+from tests.netns import Namespace, Netlab
+from tests.procs import Proc
+
+
+async def inbound_stats(pc: Any) -> dict[str, dict[str, int]]:
+    """packetsReceived / packetsLost of every inbound RTP stream, per kind."""
+    totals: dict[str, dict[str, int]] = {}
+    report = await pc.getStats()
+    for stats in report.values():
+        if stats.type == "inbound-rtp":
+            t = totals.setdefault(stats.kind, {"packetsReceived": 0, "packetsLost": 0})
+            t["packetsReceived"] += stats.packetsReceived
+            t["packetsLost"] += max(0, stats.packetsLost)
+    return totals
+
+
+def _say(**data: Any) -> None:
+    print(json.dumps(data), flush=True)
+
+
+async def _run(args: argparse.Namespace) -> int:
+    # imported here: the module is also imported by the driving side
+    from tests.peers import Participant, PatternVideoTrack, wait_for
+
+    peer = Participant(args.url, args.token, ice_ips=(args.ice_ip,))
+    try:
+        await peer.join()
+        _say(event="joined")
+        if args.camera:
+            producer_id = await peer.publish(PatternVideoTrack(args.width, args.height), "camera")
+            await wait_for(lambda: peer.published(producer_id), timeout=30)
+            _say(event="published", producerId=producer_id)
+        loop = asyncio.get_running_loop()
+        while True:
+            line = (await loop.run_in_executor(None, sys.stdin.readline)).strip()
+            if line in ("", "quit"):
+                return 0
+            if line == "stats":
+                _say(event="stats", t=time.monotonic(), inbound=await inbound_stats(peer.pc))
+    finally:
+        await peer.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--token", required=True)
+    parser.add_argument("--ice-ip", required=True, help="local address for ICE")
+    parser.add_argument("--camera", action="store_true", help="publish a synthetic camera")
+    parser.add_argument("--width", type=int, default=320)
+    parser.add_argument("--height", type=int, default=240)
+    return asyncio.run(_run(parser.parse_args()))
+
+
+class PeerAgent:
+    """Drives a ``tests.netns_peer`` process started in ``ns``."""
+
+    def __init__(
+        self,
+        lab: Netlab,
+        ns: Namespace,
+        name: str,
+        *,
+        url: str,
+        token: str,
+        ice_ip: str,
+        camera: bool = False,
+        camera_size: tuple[int, int] = (320, 240),
+    ) -> None:
+        args = [
+            sys.executable, "-m", "tests.netns_peer", "--url", url, "--token", token,
+            "--ice-ip", ice_ip,
+        ]  # fmt: skip
+        if camera:
+            args += ["--camera", "--width", str(camera_size[0]), "--height", str(camera_size[1])]
+        self.proc: Proc = lab.popen(ns, args, name, stdin_pipe=True)
+        self._stats_seen = 0
+
+    def _events(self, event: str) -> list[dict[str, Any]]:
+        found = []
+        for line in self.proc.output().splitlines():
+            if line.startswith("{"):
+                data = json.loads(line)
+                if data.get("event") == event:
+                    found.append(data)
+        return found
+
+    async def wait_event(self, event: str, count: int = 1, timeout: float = 30) -> dict[str, Any]:
+        """The ``count``-th ``event`` line (bounded wait; fails with the log)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self._events(event)
+            if len(found) >= count:
+                return found[count - 1]
+            if self.proc.proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(
+                    f"peer agent: no {event!r} #{count}:\n{self.proc.output()[-3000:]}"
+                )
+            await asyncio.sleep(0.05)
+
+    async def stats(self) -> dict[str, dict[str, int]]:
+        """Inbound RTP counters of the agent's peer connection, per kind."""
+        self.proc.send_line("stats")
+        self._stats_seen += 1
+        reply = await self.wait_event("stats", self._stats_seen, timeout=10)
+        inbound: dict[str, dict[str, int]] = reply["inbound"]
+        return inbound
+
+    def stop(self) -> None:
+        self.proc.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
