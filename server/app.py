@@ -18,7 +18,7 @@ from server.pages import setup_pages
 from server.recording.catalog import RecordingCatalog
 from server.recording.recovery import recover_recordings
 from server.recording.retention import run_retention
-from server.recording_http import setup_recording_api
+from server.recording_http import RecordingAccess, setup_recording_api
 from server.session_manager import SessionManager
 from server.signaling.namespace import Signaling
 from server.store import SessionStore, open_store
@@ -66,7 +66,7 @@ def create_app(config: Config, store: SessionStore, catalog: RecordingCatalog) -
     app[STORE_KEY] = store
     setup_http_api(app, config=config, store=store, control=signaling.manager)
     setup_pages(app, config=config, store=store)
-    setup_recording_api(app, config=config, catalog=catalog, policy=policy, audit=audit)
+    setup_recording_api(app, RecordingAccess(config, catalog, policy, audit))
     background = TaskOwner("app")
 
     async def start_background(app: web.Application) -> None:

@@ -21,6 +21,7 @@ import asyncio
 import logging
 import re
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -61,34 +62,44 @@ def _token(request: web.Request) -> str:
     return token
 
 
-def _json(body: Any, status: int = 200) -> web.Response:
+#: called with a recording's id once its files are deleted (its comments go too)
+DeleteHook = Callable[[str], Awaitable[None]]
+
+
+def json_response(body: Any, status: int = 200) -> web.Response:
+    """JSON with nosniff and no caching (every recording API answer)."""
     return web.json_response(body, status=status, headers=JSON_HEADERS)
 
 
-class _RecordingApi:
+class RecordingAccess:
+    """Who is asking about which recording, with the audit trail: shared by
+    the recording routes here and the review routes (``review_http``)."""
+
     def __init__(
         self, config: Config, catalog: RecordingCatalog, policy: AccessPolicy, audit: AuditLog
     ) -> None:
-        self._config = config
-        self._catalog = catalog
-        self._policy = policy
-        self._audit = audit
+        self.config = config
+        self.catalog = catalog
+        self.policy = policy
+        self.audit = audit
 
-    def _reader(self, request: web.Request) -> tuple[Reader, str | None]:
+    def reader(self, request: web.Request) -> tuple[Reader, str | None]:
         """Who is asking, and the session their invite is for (None: admin)."""
         token = _token(request)
         try:
-            verify_admin_token(self._config.secret, token)
+            verify_admin_token(self.config.secret, token)
             return Reader.admin(), None
         except Unauthorized:
-            claims = verify_invite(self._config.secret, token)
+            claims = verify_invite(self.config.secret, token)
             return Reader(claims.role, claims.invite_id, claims.name), claims.session_id
 
-    async def _recording(
+    async def recording(
         self, request: web.Request
     ) -> tuple[RecordingRow, dict[str, Any], Reader]:
-        reader, session_id = self._reader(request)
-        row = await self._catalog.get(request.match_info["recording_id"])
+        """The recording of the URL, its manifest and its reader; raises for
+        anyone who may not read it at all."""
+        reader, session_id = self.reader(request)
+        row = await self.catalog.get(request.match_info["recording_id"])
         if row is None or row.deleted:
             raise RecordingNotFound("no such recording")
         if session_id is not None and session_id != row.session_id:
@@ -101,7 +112,7 @@ class _RecordingApi:
             reader = Reader(reader.role, reader.invite_id, str(name or reader.role))
         return row, manifest, reader
 
-    async def _audited(
+    async def audited(
         self,
         reader: Reader,
         action: str,
@@ -122,7 +133,35 @@ class _RecordingApi:
             entry["item"] = item
         if range_:
             entry["range"] = range_[:100]
-        await self._audit.append(entry)
+        await self.audit.append(entry)
+
+    async def timeline(
+        self, row: RecordingRow, manifest: dict[str, Any], reader: Reader
+    ) -> dict[str, Any]:
+        events = await asyncio.get_running_loop().run_in_executor(
+            None, read_events, row.directory / EVENTS_FILE
+        )
+        start, end = manifest.get("start_ms"), manifest.get("end_ms")
+        return timeline_view(
+            self.policy,
+            reader,
+            events,
+            categories=list(manifest.get("tally_categories") or []),
+            span=(int(start), int(end)) if start is not None and end is not None else None,
+        )
+
+
+class _RecordingApi:
+    def __init__(self, access: RecordingAccess, on_delete: DeleteHook) -> None:
+        self._access = access
+        self._config = access.config
+        self._catalog = access.catalog
+        self._policy = access.policy
+        self._audit = access.audit
+        self._on_delete = on_delete
+        self._reader = access.reader
+        self._recording = access.recording
+        self._audited = access.audited
 
     # -- handlers ---------------------------------------------------------------
 
@@ -132,7 +171,7 @@ class _RecordingApi:
             rows = await self._catalog.recordings(session_id)
         except SidecoachError as exc:
             return error_response(exc)
-        return _json({"recordings": [r.to_json() for r in rows]})
+        return json_response({"recordings": [r.to_json() for r in rows]})
 
     async def get_view(self, request: web.Request) -> web.Response:
         try:
@@ -146,31 +185,16 @@ class _RecordingApi:
         if reader.is_admin:
             body["manifest"] = manifest
         await self._audited(reader, "view", row)
-        return _json(body)
+        return json_response(body)
 
     async def get_timeline(self, request: web.Request) -> web.Response:
         try:
             row, manifest, reader = await self._recording(request)
         except SidecoachError as exc:
             return error_response(exc)
-        timeline = await self.timeline(row, manifest, reader)
+        timeline = await self._access.timeline(row, manifest, reader)
         await self._audited(reader, "timeline", row)
-        return _json({"recording": row.id, "timeline": timeline})
-
-    async def timeline(
-        self, row: RecordingRow, manifest: dict[str, Any], reader: Reader
-    ) -> dict[str, Any]:
-        events = await asyncio.get_running_loop().run_in_executor(
-            None, read_events, row.directory / EVENTS_FILE
-        )
-        start, end = manifest.get("start_ms"), manifest.get("end_ms")
-        return timeline_view(
-            self._policy,
-            reader,
-            events,
-            categories=list(manifest.get("tally_categories") or []),
-            span=(int(start), int(end)) if start is not None and end is not None else None,
-        )
+        return json_response({"recording": row.id, "timeline": timeline})
 
     async def get_file(self, request: web.Request) -> web.StreamResponse:
         try:
@@ -217,10 +241,11 @@ class _RecordingApi:
         await asyncio.get_running_loop().run_in_executor(None, remove_tree, row.directory)
         who = "admin" if reader.is_admin else f"{reader.role}: {reader.name}"
         await self._catalog.mark_deleted(row.id, by=who, at=time.time())
+        await self._on_delete(row.id)
         await self._audited(reader, "delete", row)
         logger.info("recording %s of session %s deleted by %s", row.id, row.session_id, who)
         deleted = await self._catalog.get(row.id)
-        return _json({"recording": deleted.to_json() if deleted else None})
+        return json_response({"recording": deleted.to_json() if deleted else None})
 
     async def recording_audit(self, request: web.Request) -> web.Response:
         try:
@@ -230,7 +255,7 @@ class _RecordingApi:
         except SidecoachError as exc:
             return error_response(exc)
         entries = await self._audit.query(recording=row.id)
-        return _json({"recording": row.id, "entries": [_public(e) for e in entries]})
+        return json_response({"recording": row.id, "entries": [_public(e) for e in entries]})
 
     async def audit(self, request: web.Request) -> web.Response:
         try:
@@ -248,7 +273,7 @@ class _RecordingApi:
             )
         except SidecoachError as exc:
             return error_response(exc)
-        return _json({"entries": entries})
+        return json_response({"entries": entries})
 
 
 def _public(entry: dict[str, Any]) -> dict[str, Any]:
@@ -281,15 +306,14 @@ def _content_type(name: str) -> str:
     return "application/x-ndjson" if name.endswith(".jsonl") else "application/octet-stream"
 
 
+async def _nothing(recording_id: str) -> None:
+    return None
+
+
 def setup_recording_api(
-    app: web.Application,
-    *,
-    config: Config,
-    catalog: RecordingCatalog,
-    policy: AccessPolicy,
-    audit: AuditLog,
+    app: web.Application, access: RecordingAccess, *, on_delete: DeleteHook = _nothing
 ) -> None:
-    api = _RecordingApi(config, catalog, policy, audit)
+    api = _RecordingApi(access, on_delete)
     app.router.add_get("/api/recordings", api.list_recordings)
     app.router.add_get("/api/recordings/{recording_id}", api.get_view)
     app.router.add_delete("/api/recordings/{recording_id}", api.delete)
