@@ -6,11 +6,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from typing import Any
 
 from aiohttp import web
 
+from server.access_log import RedactingAccessLogger
 from server.config import Config
 from server.http_api import setup_http_api
+from server.metrics import Metrics, setup_metrics
 from server.pages import setup_pages
 from server.recording.catalog import RecordingCatalog
 from server.recording.finalize import recover
@@ -26,17 +29,40 @@ logger = logging.getLogger(__name__)
 
 SIGNALING_KEY = web.AppKey("signaling", Signaling)
 STORE_KEY = web.AppKey("store", SessionStore)
+METRICS_KEY = web.AppKey("metrics", Metrics)
+#: pass to ``web.AppRunner`` (or aiohttp's TestServer): access log lines
+#: without invite or admin tokens
+ACCESS_LOG_CLASS = RedactingAccessLogger
+
+
+@web.middleware
+async def _nosniff(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Every response: browsers must not guess a content type (a recording
+    or a JSON body is never run as a script or page)."""
+    try:
+        response: web.StreamResponse = await handler(request)
+    except web.HTTPException as exc:
+        exc.headers.setdefault("X-Content-Type-Options", "nosniff")
+        raise
+    if not response.prepared:
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    return response
 
 
 def create_app(config: Config, store: SessionStore, catalog: RecordingCatalog) -> web.Application:
     """Build the app. The store and catalog are owned by the caller;
     everything else the app creates is closed on app cleanup."""
-    app = web.Application(client_max_size=config.limits.max_message_bytes)
-    signaling = Signaling(config, lambda notifier: SessionManager(config, store, catalog, notifier))
+    app = web.Application(client_max_size=config.limits.max_message_bytes, middlewares=[_nosniff])
+    metrics = Metrics()
+    signaling = Signaling(
+        config, lambda notifier: SessionManager(config, store, catalog, notifier), metrics
+    )
     signaling.sio.attach(app)
     app[SIGNALING_KEY] = signaling
     app[STORE_KEY] = store
-    setup_http_api(app, config=config, store=store, control=signaling.manager)
+    app[METRICS_KEY] = metrics
+    setup_metrics(app, metrics)
+    setup_http_api(app, config=config, store=store, control=signaling.manager, metrics=metrics)
     setup_pages(app, config=config, store=store)
 
     setup_recording_api(app, config=config, catalog=catalog)
@@ -69,7 +95,7 @@ async def serve(config: Config, *, demo: bool = False) -> int:
         await catalog.finish(directory.name, manifest)
         print(f"Recovered unfinished recording {directory}", flush=True)
     app = create_app(config, store, catalog)
-    runner = web.AppRunner(app, handle_signals=False)
+    runner = web.AppRunner(app, handle_signals=False, access_log_class=ACCESS_LOG_CLASS)
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port)
     await site.start()

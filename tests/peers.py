@@ -151,6 +151,7 @@ class Participant:
             "note",
             "cue",
             "recording-state",
+            "removed",
         ):
             self.sio.on(name, self._recorder(name))
         self.sio.on("offer", self._on_offer)
