@@ -178,10 +178,10 @@ class Signaling:
                 raise RateLimited("too many messages; slow down")
             if event == "?":
                 raise InvalidMessage("a message is [event name, payload]")
-            if len(data) > 2:
-                raise InvalidMessage(f"{event[:40]}: one payload expected, got {len(data) - 1}")
             if event in RESERVED_EVENTS:
                 raise InvalidMessage(f"{event!r} is reserved", code="reserved_event")
+            if len(data) > 2:
+                raise InvalidMessage(f"{event[:40]}: one payload expected, got {len(data) - 1}")
             route = self._routes.get(event)
             if route is None:
                 raise InvalidMessage(f"unknown event {event[:40]!r}", code="unknown_event")
