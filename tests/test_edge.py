@@ -251,3 +251,27 @@ async def test_a_disconnect_during_join_leaves_nothing_behind(
     assert live.participants == {}
     assert live.router.consumers_of("anyone") == []
     assert not signaling._sid_of
+
+
+def test_transport_is_written_against_the_installed_socketio() -> None:
+    import importlib.metadata
+
+    from server.signaling import transport
+
+    for dist, version in transport.PINNED.items():
+        assert importlib.metadata.version(dist) == version
+
+
+async def test_max_sdp_bytes_comes_from_config(tmp_path: Path) -> None:
+    config = make_config(tmp_path, limits=Limits(max_sdp_bytes=1000))
+    async with running_server(config) as server:
+        session = await server.create_session(recording=False)
+        teacher = server.participant(session.id, "teacher")
+        try:
+            await teacher.join()
+            reply = await teacher.call("answer", {"negotiationId": 1, "sdp": "v=0" + "x" * 2000})
+            assert reply["error"]["code"] == "message_too_large"
+            reply = await teacher.call("answer", {"negotiationId": 1, "sdp": "v=0" + "x" * 900})
+            assert reply["error"]["code"] == "stale_answer"  # under the limit: checked further
+        finally:
+            await teacher.close()
