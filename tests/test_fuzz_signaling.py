@@ -30,7 +30,13 @@ from tests.conftest import LiveServer, make_config, running_server
 from tests.peers import wait_for
 from tests.rawsio import CLOSED, RawSocket
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    # Hypothesis warns when the global `random` state changes while it draws
+    # an example: here that is the event loop's thread (aiortc, socket.io ids)
+    # running beside the worker thread, not the strategies, which use none.
+    pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisDeprecationWarning"),
+]
 
 T = TypeVar("T")
 

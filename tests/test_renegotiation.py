@@ -55,7 +55,15 @@ async def test_sdp_stays_flat_over_publish_unpublish_cycles(fast_server: LiveSer
         # and the classroom still reaches the coach
         video = coach.tracks(source="camera")[0]
         before = video.frames
-        await wait_for(lambda: video.frames > before + 10)
+        try:
+            await wait_for(lambda: video.frames > before + 10)
+        except AssertionError as exc:
+            peer_of_coach = live.participants[coach.joined["participantId"]].peer
+            legs = [
+                (sub.consumer.producer.info.source, sub.consumer.packets_sent, sub.writer.ready)
+                for sub in peer_of_coach._subscriptions.values()
+            ]
+            raise AssertionError(f"the coach's camera stopped: {legs}") from exc
 
 
 async def test_refused_publishes_leave_no_transceivers(fast_server: LiveServer) -> None:
