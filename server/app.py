@@ -6,14 +6,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from server.access import AccessPolicy
+from server.access_log import RedactingAccessLogger
 from server.audit import AuditLog
 from server.config import Config
 from server.http_api import setup_http_api
+from server.metrics import Metrics, setup_metrics
 from server.pages import setup_pages
 from server.recording.catalog import RecordingCatalog
 from server.recording.recovery import recover_recordings
@@ -32,6 +35,24 @@ SHUTDOWN_GRACE_S = 1.0
 
 SIGNALING_KEY = web.AppKey("signaling", Signaling)
 STORE_KEY = web.AppKey("store", SessionStore)
+METRICS_KEY = web.AppKey("metrics", Metrics)
+#: pass to ``web.AppRunner`` (or aiohttp's TestServer): access log lines
+#: without invite or admin tokens
+ACCESS_LOG_CLASS = RedactingAccessLogger
+
+
+@web.middleware
+async def _nosniff(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Every response: browsers must not guess a content type (a recording
+    or a JSON body is never run as a script or page)."""
+    try:
+        response: web.StreamResponse = await handler(request)
+    except web.HTTPException as exc:
+        exc.headers.setdefault("X-Content-Type-Options", "nosniff")
+        raise
+    if not response.prepared:
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    return response
 
 
 @web.middleware
@@ -54,17 +75,23 @@ def create_app(config: Config, store: SessionStore, catalog: RecordingCatalog) -
     """Build the app. The store and catalog are owned by the caller;
     everything else the app creates is closed on app cleanup."""
     app = web.Application(
-        client_max_size=config.limits.max_message_bytes, middlewares=[_socketio_sees_tls]
+        client_max_size=config.limits.max_message_bytes,
+        middlewares=[_nosniff, _socketio_sees_tls],
     )
     policy = AccessPolicy()
     audit = AuditLog.in_dir(config.data_dir)
+    metrics = Metrics()
     signaling = Signaling(
-        config, lambda notifier: SessionManager(config, store, catalog, notifier, policy)
+        config,
+        lambda notifier: SessionManager(config, store, catalog, notifier, policy),
+        metrics,
     )
     signaling.sio.attach(app)
     app[SIGNALING_KEY] = signaling
     app[STORE_KEY] = store
-    setup_http_api(app, config=config, store=store, control=signaling.manager)
+    app[METRICS_KEY] = metrics
+    setup_metrics(app, metrics)
+    setup_http_api(app, config=config, store=store, control=signaling.manager, metrics=metrics)
     setup_pages(app, config=config, store=store)
     setup_recording_api(app, RecordingAccess(config, catalog, policy, audit))
     background = TaskOwner("app")
@@ -94,7 +121,12 @@ async def serve(config: Config, *, demo: bool = False) -> int:
     catalog = await RecordingCatalog.open(config.data_dir)
     tls = await asyncio.get_running_loop().run_in_executor(None, load_tls, config)
     app = create_app(config, store, catalog)
-    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE_S)
+    runner = web.AppRunner(
+        app,
+        handle_signals=False,
+        access_log_class=ACCESS_LOG_CLASS,
+        shutdown_timeout=SHUTDOWN_GRACE_S,
+    )
     await runner.setup()
     runners = [runner]
     site = web.TCPSite(runner, config.host, config.port, ssl_context=tls.context if tls else None)

@@ -59,6 +59,20 @@ class Limits:
     recording_backlog_bytes: int = 64 * 1024 * 1024
     #: a SIGTERM'd server finalizes recordings and exits within this
     drain_timeout_s: float = 30.0
+    #: sockets that have not joined a session (no valid invite yet), per
+    #: remote address and in total; more are refused
+    max_unauthenticated_per_address: int = 20
+    max_unauthenticated_sockets: int = 200
+    #: a socket that has not joined within this many seconds is closed
+    unauthenticated_timeout_s: float = 15.0
+    #: live seats one coach or observer invite holds; a further join with it
+    #: replaces its oldest seat (a teacher invite holds one, always replaced)
+    seats_per_invite: int = 3
+    #: sessions one admin token may create per minute (admin API)
+    sessions_per_admin_token_per_minute: int = 30
+    #: warning lines about malformed client input per minute; the rest are
+    #: only counted (in /metrics)
+    warnings_per_minute: int = 60
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ JSON ``{"error": {"code", "message"}}`` with a matching HTTP status.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
 import time
@@ -23,11 +24,14 @@ from server.errors import (
     InvalidMessage,
     MessageTooLarge,
     NotFound,
+    RateLimited,
     SessionEnded,
     SidecoachError,
     Unauthorized,
 )
+from server.metrics import Metrics
 from server.roles import Role, SessionState
+from server.signaling.ratelimit import TokenBucket
 from server.store import SessionRecord, SessionSettings, SessionStore
 from server.tokens import MAX_NAME_CHARS, issue_invite, verify_admin_token
 
@@ -112,6 +116,8 @@ def _status_for(exc: SidecoachError) -> int:
         return 404
     if isinstance(exc, MessageTooLarge):
         return 413
+    if isinstance(exc, RateLimited):
+        return 429
     if isinstance(exc, SessionEnded) or exc.code == "invalid_state":
         return 409
     if isinstance(exc, InvalidMessage):
@@ -126,17 +132,39 @@ def error_response(exc: SidecoachError) -> web.Response:
     return web.json_response(body, status=status, headers=headers)
 
 
-def _json_errors(handler: Handler) -> Handler:
+def _json_errors(handler: Handler, metrics: Metrics) -> Handler:
     @functools.wraps(handler)
     async def wrapper(request: web.Request) -> web.StreamResponse:
         try:
             return await handler(request)
         except SidecoachError as exc:
+            metrics.http_refusals.labels(exc.code).inc()
             if _status_for(exc) == 500:
                 logger.exception("admin API %s %s failed", request.method, request.path)
             return error_response(exc)
 
     return wrapper
+
+
+class _PerTokenRate:
+    """A token bucket per admin token (kept by digest, never the token),
+    at most ``MAX_TRACKED`` of them (the least recently used are dropped)."""
+
+    MAX_TRACKED = 1024
+
+    def __init__(self, per_minute: int) -> None:
+        self._per_minute = per_minute
+        self._buckets: dict[str, TokenBucket] = {}
+
+    def allow(self, token: str) -> bool:
+        key = hashlib.sha256(token.encode()).hexdigest()
+        bucket = self._buckets.pop(key, None)
+        if bucket is None:
+            bucket = TokenBucket(self._per_minute / 60.0, self._per_minute)
+            while len(self._buckets) >= self.MAX_TRACKED:
+                del self._buckets[next(iter(self._buckets))]
+        self._buckets[key] = bucket
+        return bucket.allow()
 
 
 class _AdminApi:
@@ -146,15 +174,18 @@ class _AdminApi:
         self.config = config
         self.store = store
         self.control = control
+        self._creations = _PerTokenRate(config.limits.sessions_per_admin_token_per_minute)
 
     # -- edges ------------------------------------------------------------
 
-    def _authorize(self, request: web.Request) -> None:
+    def _authorize(self, request: web.Request) -> str:
+        """The caller's admin token (checked)."""
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("admin token required (Authorization: Bearer ...)")
         verify_admin_token(self.config.secret, token.strip())
+        return token.strip()
 
     async def _read_json(self, request: web.Request, *, required: bool) -> dict[str, Any]:
         limit = self.config.limits.max_message_bytes
@@ -171,8 +202,8 @@ class _AdminApi:
             return {}
         try:
             data = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidMessage("body is not valid JSON") from exc
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            raise InvalidMessage("body is not valid JSON (or nested too deeply)") from None
         if not isinstance(data, dict):
             raise InvalidMessage("body must be a JSON object")
         return data
@@ -189,8 +220,11 @@ class _AdminApi:
         return web.json_response({"status": "ok"})
 
     async def create_session(self, request: web.Request) -> web.Response:
-        self._authorize(request)
+        token = self._authorize(request)
         data = await self._read_json(request, required=True)
+        if not self._creations.allow(token):
+            limit = self.config.limits.sessions_per_admin_token_per_minute
+            raise RateLimited(f"at most {limit} sessions per minute per admin token")
         unknown = set(data) - {"title", "teacher_name", "settings", "scheduled_for"}
         if unknown:
             raise InvalidMessage(f"unknown fields: {', '.join(sorted(unknown))}")
@@ -281,15 +315,21 @@ class _AdminApi:
 
 
 def setup_http_api(
-    app: web.Application, *, config: Config, store: SessionStore, control: SessionControl
+    app: web.Application,
+    *,
+    config: Config,
+    store: SessionStore,
+    control: SessionControl,
+    metrics: Metrics | None = None,
 ) -> None:
     """Add ``/healthz`` and the ``/api/sessions`` routes to ``app``."""
     if not config.secret:
         raise ValueError("config.secret is required (use config.ensure_secret)")
     api = _AdminApi(config, store, control)
-    app.router.add_get("/healthz", _json_errors(api.healthz))
-    app.router.add_post("/api/sessions", _json_errors(api.create_session))
-    app.router.add_get("/api/sessions", _json_errors(api.list_sessions))
-    app.router.add_get("/api/sessions/{session_id}", _json_errors(api.get_session))
-    app.router.add_post("/api/sessions/{session_id}/invites", _json_errors(api.create_invite))
-    app.router.add_post("/api/sessions/{session_id}/end", _json_errors(api.end_session))
+    m = metrics if metrics is not None else Metrics()
+    app.router.add_get("/healthz", _json_errors(api.healthz, m))
+    app.router.add_post("/api/sessions", _json_errors(api.create_session, m))
+    app.router.add_get("/api/sessions", _json_errors(api.list_sessions, m))
+    app.router.add_get("/api/sessions/{session_id}", _json_errors(api.get_session, m))
+    app.router.add_post("/api/sessions/{session_id}/invites", _json_errors(api.create_invite, m))
+    app.router.add_post("/api/sessions/{session_id}/end", _json_errors(api.end_session, m))

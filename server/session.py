@@ -25,6 +25,7 @@ from server.media.producer import Producer
 from server.media.router import Router
 from server.recording.catalog import RecordingCatalog
 from server.roles import Role, SessionState
+from server.seats import Seats
 from server.session_recording import SessionRecording
 from server.store import SessionRecord, SessionStore
 from server.tasks import TaskOwner
@@ -52,6 +53,11 @@ class Notifier(Protocol):
         self, participant_id: str, event: str, payload: dict[str, Any], timeout_s: float
     ) -> bool:
         """Send and wait for the client's acknowledgement."""
+        ...
+
+    async def removed(self, participant_id: str, code: str, message: str) -> None:
+        """The session removed this participant (``code`` says why): tell
+        it, and let its connection join again."""
         ...
 
 
@@ -95,7 +101,7 @@ class _PeerEvents:
         )
 
     def peer_failed(self, reason: str) -> None:
-        self._session.spawn(self._session.leave(self._pid, reason=reason))
+        self._session.spawn(self._session.remove(self._pid, code="peer_failed", message=reason))
 
 
 class Session:
@@ -125,6 +131,7 @@ class Session:
         self.ending = False
         #: monotonic time since when nobody is here (None while someone is)
         self.empty_since: float | None = time.monotonic()
+        self.seats = Seats(config.limits)
         self._tasks = TaskOwner(f"session {record.id}")
         self._log = logging.LoggerAdapter(logger, {"session": record.id})
         self.recording = SessionRecording(
@@ -216,12 +223,12 @@ class Session:
     ) -> Participant:
         if self.closed or self.ending:
             raise SessionEnded("this session has ended")
-        if len(self.participants) >= self.config.limits.max_participants:
-            raise LimitReached("session is full")
+        self.seats.claim(role, invite_id, self.participants)
         if self.record.state == SessionState.SCHEDULED:
             self.record = await self.store.set_state(self.id, SessionState.LIVE, at=time.time())
         if self.closed or self.ending:  # ended while the store was being updated
             raise SessionEnded("this session has ended")
+        replaced = self.seats.claim(role, invite_id, self.participants)
         self.clock.start()
         pid = participant_id or new_participant_id()
         display = name or (self.record.teacher_name if role == Role.TEACHER else str(role))
@@ -235,15 +242,27 @@ class Session:
         participant = Participant(pid, role, display, self.clock.now_ms(), peer, invite_id)
         self.participants[pid] = participant
         self.empty_since = None
+        self.seats.take(pid, invite_id)
         self.router.add_endpoint(peer)
         self.log_event("join", participant=pid, role=str(role), name=display, invite=invite_id)
         self._log.info("%s joined as %s", pid, role)
         await self.notifier.broadcast(
             self.id, "participant-joined", participant.describe(), exclude=pid
         )
+        for old in replaced:
+            await self.remove(old, code="replaced", message="this invite joined again elsewhere")
         if role == Role.TEACHER:
             self.cues.redeliver(pid)
         return participant
+
+    async def remove(self, participant_id: str, *, code: str, message: str) -> None:
+        """Remove a participant the server gives up on (``code``: e.g.
+        ``replaced``, ``peer_failed``); it is told why."""
+        if participant_id not in self.participants or self.closed:
+            return
+        self._log.info("removing %s (%s: %s)", participant_id, code, message)
+        await self.notifier.removed(participant_id, code, message)
+        await self.leave(participant_id, reason=code)
 
     async def leave(self, participant_id: str, *, reason: str = "left") -> None:
         participant = self.participants.pop(participant_id, None)
@@ -251,6 +270,7 @@ class Session:
             return
         if not self.participants:
             self.empty_since = time.monotonic()
+        self.seats.release(participant_id)
         await self.router.remove_endpoint(participant_id)
         await participant.peer.close()
         self.log_event("leave", participant=participant_id, reason=reason)

@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from server.app import SIGNALING_KEY, create_app
+from server.app import ACCESS_LOG_CLASS, SIGNALING_KEY, create_app
 from server.config import Config
 from server.recording.catalog import RecordingCatalog
 from server.roles import Role
@@ -93,7 +93,7 @@ async def running_server(config: Config) -> AsyncIterator[LiveServer]:
     catalog = await RecordingCatalog.open(config.data_dir)
     app = create_app(config, store, catalog)
     server = TestServer(app, host=config.host)
-    await server.start_server()
+    await server.start_server(access_log_class=ACCESS_LOG_CLASS)
     try:
         yield LiveServer(str(server.make_url("/")).rstrip("/"), config, store, app, catalog)
     finally:

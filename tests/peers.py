@@ -133,6 +133,8 @@ class Participant:
     pc: RTCPeerConnection = field(default_factory=new_peer_connection)
     joined: dict[str, Any] = field(default_factory=dict)
     received: dict[str, Received] = field(default_factory=dict)
+    #: tracks whose m-line the server reused for another track
+    replaced: list[Received] = field(default_factory=list)
     events: list[tuple[str, Any]] = field(default_factory=list)
     pending_tracks: dict[str, MediaStreamTrack] = field(default_factory=dict)
     offers: int = 0
@@ -157,6 +159,7 @@ class Participant:
             "cue",
             "recording-state",
             "server-draining",
+            "removed",
         ):
             self.sio.on(name, self._recorder(name))
         self.sio.on("offer", self._on_offer)
@@ -221,6 +224,11 @@ class Participant:
                 transceiver.sender.replaceTrack(self.pending_tracks.pop(producer_id))
                 transceiver.direction = "sendonly"
             info = data["tracks"].get(transceiver.mid)
+            prev = self.received.get(transceiver.mid)
+            if info and prev is not None and prev.info.get("consumerId") != info["consumerId"]:
+                if prev.task is not None:  # the m-line now carries another track
+                    prev.task.cancel()
+                self.replaced.append(self.received.pop(transceiver.mid))
             if info and transceiver.mid not in self.received:
                 rec = Received(transceiver.mid, info, transceiver.receiver.track)
                 self.received[transceiver.mid] = rec
@@ -264,7 +272,7 @@ class Participant:
         ]
 
     async def close(self) -> None:
-        for rec in self.received.values():
+        for rec in [*self.received.values(), *self.replaced]:
             if rec.task is not None:
                 rec.task.cancel()
                 await asyncio.gather(rec.task, return_exceptions=True)

@@ -86,8 +86,14 @@ async def test_unanswered_offer_times_out_and_drops_the_participant(tmp_path: Pa
             assert live is not None
             await wait_for(lambda: teacher.offers == 1)
             await wait_for(lambda: not live.participants, timeout=5)
-            assert any(n == "participant-left" for n, _ in teacher.events)
+            # the teacher is told why, and the same socket can join again
+            await wait_for(lambda: teacher.got("removed"))
+            assert teacher.got("removed")[0]["code"] == "peer_failed"
+            assert "timed out" in teacher.got("removed")[0]["message"]
             assert live.router.producers == {}
+            again = await teacher.call("join", {"token": teacher.token})
+            assert again["ok"], again
+            assert list(live.participants) == [again["participantId"]]
         finally:
             await teacher.close()
 

@@ -131,6 +131,22 @@ def restrict_ice(
 # ----------------------------------------------------------- receiving ----
 
 
+class _TapSinks:
+    """Where a tapped receiver's packets go; swapped when its m-line is reused."""
+
+    def __init__(self, on_packet: PacketSink, on_sender_report: SenderReportSink) -> None:
+        self.on_packet = on_packet
+        self.on_sender_report = on_sender_report
+
+
+def _drop_packet(packet: RtpPacket, codec: RTCRtpCodecParameters) -> None:
+    pass
+
+
+def _drop_report(ssrc: int, ntp_timestamp: int, rtp_timestamp: int) -> None:
+    pass
+
+
 def tap_receiver(
     receiver: RTCRtpReceiver, on_packet: PacketSink, on_sender_report: SenderReportSink
 ) -> None:
@@ -139,9 +155,15 @@ def tap_receiver(
 
     Receiver statistics (for RTCP receiver reports to the publisher) and NACK
     generation keep working; aiortc's decoder thread is stopped as soon as it
-    starts.
+    starts. Tapping a receiver again (its m-line reused for a new track)
+    only changes where its packets go.
     """
     r: Any = receiver  # private state of aiortc's receiver
+    existing: _TapSinks | None = getattr(r, "_sidecoach_sinks", None)
+    if existing is not None:
+        existing.on_packet, existing.on_sender_report = on_packet, on_sender_report
+        return
+    sinks = r._sidecoach_sinks = _TapSinks(on_packet, on_sender_report)
     codecs: dict[int, RTCRtpCodecParameters] = r._RTCRtpReceiver__codecs
     streams: dict[int, StreamStatistics] = r._RTCRtpReceiver__remote_streams
     nack_generator = r._RTCRtpReceiver__nack_generator
@@ -168,7 +190,7 @@ def tap_receiver(
                 media_codecs[pt] = codec
         if codec is None:
             return
-        on_packet(packet, codec)
+        sinks.on_packet(packet, codec)
         stats = streams.get(packet.ssrc)
         if stats is None:
             stats = streams[packet.ssrc] = StreamStatistics(codec.clockRate)
@@ -179,12 +201,19 @@ def tap_receiver(
     async def handle_rtcp(packet: Any) -> None:
         if isinstance(packet, RtcpSrPacket):
             info = packet.sender_info
-            on_sender_report(packet.ssrc, info.ntp_timestamp, info.rtp_timestamp)
+            sinks.on_sender_report(packet.ssrc, info.ntp_timestamp, info.rtp_timestamp)
         await original_rtcp(packet)
 
     r.receive = receive
     r._handle_rtp_packet = handle_rtp
     r._handle_rtcp_packet = handle_rtcp
+
+
+def untap_receiver(receiver: RTCRtpReceiver) -> None:
+    """Drop a tapped receiver's packets (its track was unpublished)."""
+    sinks: _TapSinks | None = getattr(receiver, "_sidecoach_sinks", None)
+    if sinks is not None:
+        sinks.on_packet, sinks.on_sender_report = _drop_packet, _drop_report
 
 
 async def request_keyframe(receiver: RTCRtpReceiver, media_ssrc: int) -> None:
@@ -207,19 +236,31 @@ def negotiated_codec(transceiver: RTCRtpTransceiver) -> RTCRtpCodecParameters | 
     return None
 
 
-def prefer_codec(
-    transceiver: RTCRtpTransceiver, mime_type: str, parameters: dict[str, Any]
-) -> None:
-    """Offer exactly one codec (no RTX): the one matching ``mime_type`` and,
-    for H.264, the same packetization mode and profile."""
-    caps = RTCRtpSender.getCapabilities(transceiver.kind).codecs
+def codec_capability(kind: str, mime_type: str, parameters: dict[str, Any]) -> Any:
+    """The codec aiortc would offer for ``mime_type`` (for H.264: the same
+    packetization mode and profile); ValueError if there is none."""
+    caps = RTCRtpSender.getCapabilities(kind).codecs
     matches = [c for c in caps if c.mimeType.lower() == mime_type.lower()]
     if mime_type.lower() == "video/h264" and parameters:
         exact = [c for c in matches if _h264_compatible(c, parameters)]
         matches = exact or matches
     if not matches:
         raise ValueError(f"codec {mime_type} is not supported")
-    transceiver.setCodecPreferences([matches[0]])
+    return matches[0]
+
+
+def codec_key(capability: Any) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """Equal for two capabilities that negotiate the same way."""
+    params = tuple(sorted((str(k), str(v)) for k, v in capability.parameters.items()))
+    return (str(capability.mimeType).lower(), params)
+
+
+def prefer_codec(
+    transceiver: RTCRtpTransceiver, mime_type: str, parameters: dict[str, Any]
+) -> None:
+    """Offer exactly one codec (no RTX): the one matching ``mime_type`` and,
+    for H.264, the same packetization mode and profile."""
+    transceiver.setCodecPreferences([codec_capability(transceiver.kind, mime_type, parameters)])
 
 
 def _h264_compatible(cap: RTCRtpCodecCapability, parameters: dict[str, Any]) -> bool:
@@ -275,21 +316,41 @@ class OutboundRtp:
     synchronously, with no task switch and no queue. aiortc keeps sending
     RTCP sender reports from the counters updated here; NACK, PLI and FIR
     from the remote side go to ``on_feedback`` instead of aiortc's encoder.
+
+    When an m-line is reused, the new writer continues the sequence numbers
+    and timestamps of the last one on the same sender (same SSRC): SRTP
+    refuses to protect a sequence number it has seen, and receivers take a
+    jump backwards for old packets.
     """
 
-    def __init__(self, transceiver: RTCRtpTransceiver, on_feedback: FeedbackHandler) -> None:
+    def __init__(
+        self, transceiver: RTCRtpTransceiver, on_feedback: FeedbackHandler, *, armed: bool = True
+    ) -> None:
         self._transceiver = transceiver
         self._sender: Any = transceiver.sender  # private counters are written below
         self._ready = False
+        self._armed = armed
         self._pt = 0
         self._first_byte = 0x80
         self._ext = b""
         self._ssrc = self._sender._ssrc
-        original_rtcp = self._sender._handle_rtcp_packet
+        sender: Any = self._sender
+        previous: OutboundRtp | None = getattr(sender, "_sidecoach_writer", None)
+        sender._sidecoach_writer = self
+        #: (sequence number, timestamp) last written by the previous writer
+        self._continue_from = previous.last_written if previous is not None else None
+        self.last_written: tuple[int, int] | None = self._continue_from
+        self._seq_shift = 0
+        self._ts_shift = 0
+        self._ts_step = 1
+        # a reused m-line gets a new writer: wrap aiortc's handler, not the last writer's
+        original_rtcp = getattr(sender, "_sidecoach_rtcp", None)
+        if original_rtcp is None:
+            original_rtcp = sender._sidecoach_rtcp = sender._handle_rtcp_packet
 
         async def handle_rtcp(packet: Any) -> None:
             if isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
-                on_feedback("nack", list(packet.lost))
+                on_feedback("nack", [(seq - self._seq_shift) & 0xFFFF for seq in packet.lost])
             elif isinstance(packet, RtcpPsfbPacket) and packet.fmt in (
                 RTCP_PSFB_PLI,
                 RTCP_PSFB_FIR,
@@ -298,21 +359,29 @@ class OutboundRtp:
             else:
                 await original_rtcp(packet)
 
-        sender: Any = self._sender
         sender._handle_rtcp_packet = handle_rtcp
 
     @property
     def ssrc(self) -> int:
         return self._ssrc
 
+    def arm(self) -> None:
+        """The client has the m-line for this writer: packets may flow."""
+        self._armed = True
+
     def _check_ready(self) -> bool:
         sender = self._sender
-        if not sender._RTCRtpSender__started or sender.transport._state is not DtlsState.CONNECTED:
+        if (
+            not self._armed
+            or not sender._RTCRtpSender__started
+            or sender.transport._state is not DtlsState.CONNECTED
+        ):
             return False
         codec = negotiated_codec(self._transceiver)
         if codec is None:
             return False
         self._pt = int(codec.payloadType or 0)
+        self._ts_step = max(1, int(codec.clockRate or 90_000) // 50)  # 20 ms
         mid = self._transceiver.mid
         ext_id = next((e.id for e in self._transceiver._headerExtensions if e.uri == MID_URI), None)
         if mid is not None and ext_id is not None:
@@ -332,20 +401,22 @@ class OutboundRtp:
         not connected (yet, or any more)."""
         if not self._ready and not self._check_ready():
             return False
+        if self._continue_from is not None:  # first packet on a reused m-line
+            last_seq, last_ts = self._continue_from
+            self._continue_from = None
+            self._seq_shift = (last_seq + 1 - sequence_number) & 0xFFFF
+            self._ts_shift = (last_ts + self._ts_step - timestamp) & 0xFFFFFFFF
+        seq = (sequence_number + self._seq_shift) & 0xFFFF
+        ts = (timestamp + self._ts_shift) & 0xFFFFFFFF
         payload = packet.payload
         data = (
-            _RTP_HEADER.pack(
-                self._first_byte,
-                (packet.marker << 7) | self._pt,
-                sequence_number,
-                timestamp,
-                self._ssrc,
-            )
+            _RTP_HEADER.pack(self._first_byte, (packet.marker << 7) | self._pt, seq, ts, self._ssrc)
             + self._ext
             + payload
         )
         if not self._write(data):
             return False
+        self.last_written = (seq, ts)
         sender = self._sender
         sender._RTCRtpSender__packet_count += 1
         sender._RTCRtpSender__octet_count += len(payload)
@@ -365,7 +436,7 @@ class OutboundRtp:
     def set_sender_report_mapping(self, ntp_timestamp: int, rtp_timestamp: int) -> None:
         """The (NTP, RTP) pair aiortc puts in its next sender report."""
         self._sender._RTCRtpSender__ntp_timestamp = ntp_timestamp
-        self._sender._RTCRtpSender__rtp_timestamp = rtp_timestamp & 0xFFFFFFFF
+        self._sender._RTCRtpSender__rtp_timestamp = (rtp_timestamp + self._ts_shift) & 0xFFFFFFFF
 
 
 def current_ntp_time() -> int:

@@ -4,6 +4,10 @@ Negotiation is always server-driven, so there is never glare: when the
 participant asks to publish a track, or the Router gives it a Consumer, the
 peer adds a transceiver and sends an offer; the client answers. Changes that
 arrive while an offer is out are batched into the next offer.
+
+The SDP stays bounded: an m-line whose track ended is parked (inactive) and
+reused for the next track of the same kind, direction and codec, as browsers
+and mediasoup-client reuse theirs; a refused request never adds one.
 """
 
 from __future__ import annotations
@@ -40,18 +44,38 @@ class PeerEvents(Protocol):
     def peer_failed(self, reason: str) -> None: ...
 
 
+CodecKey = tuple[str, tuple[tuple[str, str], ...]]
+
+
 @dataclass
 class _Publication:
     info: ProducerInfo
     transceiver: RTCRtpTransceiver
+    codec: CodecKey
     producer: Producer | None = None
+    #: in an offer already: the next answer settles it
+    offered: bool = False
 
 
 @dataclass
 class _Subscription:
     consumer: Consumer
     transceiver: RTCRtpTransceiver
+    codec: CodecKey
     track: adapter.IdleTrack
+    writer: adapter.OutboundRtp
+    offered: bool = False
+
+
+@dataclass
+class _Parked:
+    """An m-line whose track ended, inactive, kept for the next track that
+    fits it (same kind, direction, codec)."""
+
+    transceiver: RTCRtpTransceiver
+    direction: str  # "recvonly" (a publication) or "sendonly" (a subscription)
+    codec: CodecKey
+    track: adapter.IdleTrack | None = None
 
 
 class Peer:
@@ -72,7 +96,7 @@ class Peer:
         self.pc = adapter.new_peer_connection()
         self._publications: dict[str, _Publication] = {}
         self._subscriptions: dict[str, _Subscription] = {}
-        self._retired: list[RTCRtpTransceiver] = []
+        self._parked: list[_Parked] = []
         self._dirty = asyncio.Event()
         self._settled = asyncio.Event()  # the connection got past connecting
         self._answer: asyncio.Future[None] | None = None
@@ -94,38 +118,48 @@ class Peer:
 
     # -- publishing -----------------------------------------------------
 
+    @property
+    def transceiver_count(self) -> int:
+        """m-lines this peer negotiates (active and parked)."""
+        return len(self.pc.getTransceivers())
+
     def request_publish(self, info: ProducerInfo, codec: str | None) -> None:
         mime = codec or DEFAULT_CODECS[info.kind]
         if "/" not in mime:
             mime = f"{info.kind}/{mime}"
-        transceiver = self.pc.addTransceiver(info.kind, direction="recvonly")
         try:
-            adapter.prefer_codec(transceiver, mime, {})
+            capability = adapter.codec_capability(info.kind, mime, {})
         except ValueError as exc:
-            transceiver.direction = "inactive"
-            self._retired.append(transceiver)
-            raise UnsupportedCodec(str(exc)) from exc
-        self._publications[info.producer_id] = _Publication(info, transceiver)
+            raise UnsupportedCodec(str(exc)) from exc  # and no m-line was added
+        key = adapter.codec_key(capability)
+        parked = self._unpark("recvonly", info.kind, key)
+        if parked is not None:
+            transceiver = parked.transceiver
+            transceiver.direction = "recvonly"
+        else:
+            transceiver = self.pc.addTransceiver(info.kind, direction="recvonly")
+        transceiver.setCodecPreferences([capability])
+        self._publications[info.producer_id] = _Publication(info, transceiver, key)
         self._dirty.set()
 
     def unpublish(self, producer_id: str) -> None:
         publication = self._publications.pop(producer_id, None)
         if publication is not None:
-            publication.transceiver.direction = "inactive"
-            self._retired.append(publication.transceiver)
-            self._dirty.set()
+            self._park(publication.transceiver, "recvonly", publication.codec)
 
     def _activate_publications(self) -> None:
         for producer_id, pub in list(self._publications.items()):
-            if pub.producer is not None or pub.transceiver.currentDirection is None:
+            if pub.producer is not None or not pub.offered:
                 continue  # active already, or not in the offer just answered
             if pub.transceiver.currentDirection != "recvonly":
                 self._publications.pop(producer_id)
+                self._park(pub.transceiver, "recvonly", pub.codec)
                 self._events.publish_failed(producer_id, "the client did not send the track")
                 continue
             codec = adapter.negotiated_codec(pub.transceiver)
             if codec is None:
                 self._publications.pop(producer_id)
+                self._park(pub.transceiver, "recvonly", pub.codec)
                 self._events.publish_failed(producer_id, "no codec negotiated")
                 continue
             receiver = pub.transceiver.receiver
@@ -147,21 +181,51 @@ class Peer:
 
     def open_writer(self, consumer: Consumer) -> PacketWriter:
         producer = consumer.producer
-        track = adapter.IdleTrack(producer.kind)
-        transceiver = self.pc.addTransceiver(track, direction="sendonly")
-        adapter.prefer_codec(transceiver, producer.codec.mime_type, producer.codec.parameters)
-        self._subscriptions[consumer.id] = _Subscription(consumer, transceiver, track)
+        codec = producer.codec
+        capability = adapter.codec_capability(producer.kind, codec.mime_type, codec.parameters)
+        key = adapter.codec_key(capability)
+        parked = self._unpark("sendonly", producer.kind, key)
+        if parked is not None and parked.track is not None:
+            transceiver, track = parked.transceiver, parked.track
+            transceiver.direction = "sendonly"
+        else:
+            track = adapter.IdleTrack(producer.kind)
+            transceiver = self.pc.addTransceiver(track, direction="sendonly")
+        transceiver.setCodecPreferences([capability])
+        writer = adapter.OutboundRtp(transceiver, consumer.on_feedback, armed=False)
+        self._subscriptions[consumer.id] = _Subscription(consumer, transceiver, key, track, writer)
         self._dirty.set()
-        return adapter.OutboundRtp(transceiver, consumer.on_feedback)
+        return writer
 
     def release_writer(self, consumer: Consumer) -> None:
         sub = self._subscriptions.pop(consumer.id, None)
         if sub is None or self._closed:
             return
-        sub.transceiver.direction = "inactive"
-        sub.track.stop()
-        self._retired.append(sub.transceiver)
+        self._park(sub.transceiver, "sendonly", sub.codec, sub.track)
+
+    # -- m-line reuse ---------------------------------------------------
+
+    def _park(
+        self,
+        transceiver: RTCRtpTransceiver,
+        direction: str,
+        codec: CodecKey,
+        track: adapter.IdleTrack | None = None,
+    ) -> None:
+        if self._closed:
+            return
+        if direction == "recvonly":
+            adapter.untap_receiver(transceiver.receiver)
+        transceiver.direction = "inactive"
+        self._parked.append(_Parked(transceiver, direction, codec, track))
         self._dirty.set()
+
+    def _unpark(self, direction: str, kind: str, codec: CodecKey) -> _Parked | None:
+        for i, parked in enumerate(self._parked):
+            t = parked.transceiver
+            if parked.direction == direction and t.kind == kind and parked.codec == codec:
+                return self._parked.pop(i)
+        return None
 
     # -- negotiation ----------------------------------------------------
 
@@ -170,6 +234,10 @@ class Peer:
         while True:
             await self._dirty.wait()
             self._dirty.clear()
+            # what this offer settles, taken before it is made: a change
+            # after this point goes into the next offer
+            publications = [p for p in self._publications.values() if p.producer is None]
+            subscriptions = list(self._subscriptions.values())
             offer = await self.pc.createOffer()
             adapter.restrict_ice(
                 self.pc, self._config.ice_listen_ips, self._config.ice_announced_ip
@@ -177,7 +245,7 @@ class Peer:
             await self.pc.setLocalDescription(offer)
             self._negotiation_id += 1
             self._answer = asyncio.get_running_loop().create_future()
-            await self._events.send_offer(self._offer_payload())
+            await self._events.send_offer(self._offer_payload(publications, subscriptions))
             try:
                 await asyncio.wait_for(asyncio.shield(self._answer), timeout)
             except TimeoutError:
@@ -185,8 +253,12 @@ class Peer:
                 self._events.peer_failed("negotiation timed out")
                 return
             self.negotiations += 1
+            for pub in publications:
+                pub.offered = True
+            for sub in subscriptions:
+                sub.offered = True
+                sub.writer.arm()
             self._activate_publications()
-            await self._stop_retired()
             # aiortc starts transports and RTP in a task of its own after an
             # answer; an offer made while that task is still connecting can
             # change the descriptions under it. Let it finish first.
@@ -202,16 +274,18 @@ class Peer:
         await asyncio.sleep(0)  # and the start-up task's last steps
         return self.pc.connectionState == "connected"
 
-    def _offer_payload(self) -> dict[str, Any]:
+    def _offer_payload(
+        self, publications: list[_Publication], subscriptions: list[_Subscription]
+    ) -> dict[str, Any]:
         tracks = {
             sub.transceiver.mid: self._describe(sub.consumer)
-            for sub in self._subscriptions.values()
-            if sub.transceiver.mid is not None
+            for sub in subscriptions
+            if sub.transceiver.mid is not None and sub.consumer.id in self._subscriptions
         }
         publish = {
-            pub.transceiver.mid: producer_id
-            for producer_id, pub in self._publications.items()
-            if pub.producer is None and pub.transceiver.mid is not None
+            pub.transceiver.mid: pub.info.producer_id
+            for pub in publications
+            if pub.transceiver.mid is not None and pub.info.producer_id in self._publications
         }
         return {
             "negotiationId": self._negotiation_id,
@@ -230,15 +304,6 @@ class Peer:
         except Exception as exc:  # aiortc raises ValueError and its own errors
             raise NegotiationFailed(f"answer rejected: {exc}") from exc
         self._answer.set_result(None)
-
-    async def _stop_retired(self) -> None:
-        retired, self._retired = self._retired, []
-        for transceiver in retired:
-            if transceiver.currentDirection in (None, "inactive"):
-                await transceiver.sender.stop()
-                await transceiver.receiver.stop()
-            else:
-                self._retired.append(transceiver)
 
     # -- lifecycle ------------------------------------------------------
 
@@ -261,6 +326,10 @@ class Peer:
         for sub in list(self._subscriptions.values()):
             sub.track.stop()
         self._subscriptions.clear()
+        for parked in self._parked:
+            if parked.track is not None:
+                parked.track.stop()
+        self._parked.clear()
         await self.pc.close()
         self._log.info("peer closed")
 

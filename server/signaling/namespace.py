@@ -1,13 +1,15 @@
 """The socket.io edge: join with a token, publish/unpublish, SDP answers.
 
-Every incoming message is size-checked, rate-limited and validated against
+Every incoming message is rate-limited, size-checked and validated against
 its schema here; errors become ``{"ok": false, "error": {"code", "message"}}``
-acks and change nothing. This module implements ``session.Notifier``.
+acks and change nothing. Packets that are not messages at all are closed by
+the transport (``transport.py``) and counted here. This module implements
+``session.Notifier`` and the transport's ``EdgeHooks``.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -16,7 +18,7 @@ from typing import Any, TypeVar
 import socketio
 from pydantic import BaseModel, ValidationError
 
-from server.config import Config
+from server.config import Config, Limits
 from server.errors import (
     Forbidden,
     InvalidMessage,
@@ -26,11 +28,15 @@ from server.errors import (
     Unauthorized,
 )
 from server.http_api import session_to_json
+from server.metrics import Metrics
 from server.session import Participant, Session, new_participant_id
 from server.session_manager import SessionManager
 from server.signaling import schemas
-from server.signaling.ratelimit import TokenBucket
-from server.tokens import verify_invite
+from server.signaling.admission import TIMEOUT, Admission
+from server.signaling.ratelimit import LogLimiter, TokenBucket
+from server.signaling.transport import EdgeServer
+from server.tasks import TaskOwner
+from server.tokens import InviteClaims, verify_invite
 from server.turn import ice_config_for
 
 logger = logging.getLogger(__name__)
@@ -39,8 +45,12 @@ logger = logging.getLogger(__name__)
 #: smaller ``limits.max_message_bytes`` answers with an error instead
 TRANSPORT_HARD_LIMIT_BYTES = 1_000_000
 
+#: event names socket.io keeps for the transport; a client may not send them
+RESERVED_EVENTS = frozenset({"connect", "disconnect", "connect_error"})
+
 M = TypeVar("M", bound=BaseModel)
 Reply = dict[str, Any]
+Route = Callable[["Connection", Any], Awaitable[Reply]]
 
 
 @dataclass
@@ -49,6 +59,7 @@ class Connection:
     bucket: TokenBucket
     session: Session | None = None
     participant: Participant | None = None
+    joining: bool = False
 
 
 def error_reply(exc: SidecoachError) -> Reply:
@@ -56,9 +67,16 @@ def error_reply(exc: SidecoachError) -> Reply:
 
 
 class Signaling:
-    def __init__(self, config: Config, manager_factory: Callable[[Signaling], SessionManager]):
+    def __init__(
+        self,
+        config: Config,
+        manager_factory: Callable[[Signaling], SessionManager],
+        metrics: Metrics | None = None,
+    ):
         self.config = config
-        self.sio = socketio.AsyncServer(
+        self.metrics = metrics if metrics is not None else Metrics()
+        self.sio = EdgeServer(
+            self,
             async_mode="aiohttp",
             max_http_buffer_size=TRANSPORT_HARD_LIMIT_BYTES,
             logger=False,
@@ -67,9 +85,13 @@ class Signaling:
         self.manager = manager_factory(self)
         self._conns: dict[str, Connection] = {}
         self._sid_of: dict[str, str] = {}
+        self._routes: dict[str, Route] = {}
+        self._admission = Admission(config.limits)
+        self._warnings = LogLimiter(config.limits.warnings_per_minute)
+        self._tasks = TaskOwner("signaling")
+        self._sweeping = False
         self.sio.on("connect", self._on_connect)
         self.sio.on("disconnect", self._on_disconnect)
-        self.sio.on("*", self._on_unknown)
         self._route("join", schemas.Join, self._join, needs_join=False)
         self._route("publish", schemas.Publish, self._publish)
         self._route("unpublish", schemas.Unpublish, self._unpublish)
@@ -114,6 +136,75 @@ class Signaling:
             return False
         return True
 
+    async def removed(self, participant_id: str, code: str, message: str) -> None:
+        """The session removed this participant: its connection forgets it
+        (a new ``join`` on the same socket works) and is told why."""
+        self.metrics.participants_removed.labels(code).inc()
+        sid = self._sid_of.pop(participant_id, None)
+        conn = self._conns.get(sid) if sid is not None else None
+        if conn is None or conn.participant is None or conn.participant.id != participant_id:
+            return
+        session = conn.session
+        conn.session = conn.participant = None
+        self._set_joined(conn.sid, False)
+        if session is not None:
+            await self.sio.leave_room(conn.sid, session.id)
+        await self.sio.emit("removed", {"code": code, "message": message}, to=conn.sid)
+
+    # -- EdgeHooks (the transport) --------------------------------------
+
+    def admit(self, eio_sid: str, remote: str) -> str | None:
+        refusal = self._admission.admit(eio_sid, remote)
+        if refusal is not None:
+            self.metrics.sockets_refused.labels(refusal).inc()
+            self._warn("refused a connection from %s: %s", remote, refusal)
+        elif not self._sweeping:
+            self._sweeping = True
+            self._tasks.spawn(self._close_unauthenticated(), name="unauthenticated sockets")
+        return refusal
+
+    def gone(self, eio_sid: str) -> None:
+        self._admission.gone(eio_sid)
+
+    def malformed(self, sid: str, reason: str, detail: str = "") -> None:
+        self.metrics.signaling_malformed.labels(reason).inc()
+        self._warn("closed socket %s: %s %s", sid, reason, detail)
+
+    async def dispatch(self, sid: str, data: Any, size: int) -> Reply:
+        """One message from socket ``sid``: ``[event, payload?]``. Always
+        returns a reply; never raises."""
+        event = data[0] if isinstance(data, list) and data and isinstance(data[0], str) else "?"
+        try:
+            conn = self._conns.get(sid)
+            if conn is None:
+                raise Unauthorized("not connected")
+            if not conn.bucket.allow():
+                raise RateLimited("too many messages; slow down")
+            if event == "?":
+                raise InvalidMessage("a message is [event name, payload]")
+            if event in RESERVED_EVENTS:
+                raise InvalidMessage(f"{event!r} is reserved", code="reserved_event")
+            if len(data) > 2:
+                raise InvalidMessage(f"{event[:40]}: one payload expected, got {len(data) - 1}")
+            route = self._routes.get(event)
+            if route is None:
+                raise InvalidMessage(f"unknown event {event[:40]!r}", code="unknown_event")
+            limit = self.config.limits.max_message_bytes
+            if size > limit:
+                raise MessageTooLarge(f"message of {size} bytes exceeds {limit}")
+            reply = {"ok": True, **await route(conn, data[1] if len(data) > 1 else None)}
+            self.metrics.signaling_messages.labels("ok").inc()
+            return reply
+        except SidecoachError as exc:
+            self.metrics.signaling_messages.labels(exc.code).inc()
+            if not isinstance(exc, RateLimited) and logger.isEnabledFor(logging.DEBUG):
+                logger.debug("%s: refused %.40s: %s (%s)", sid, event, exc.message, exc.code)
+            return error_reply(exc)
+        except Exception:
+            self.metrics.signaling_messages.labels("internal").inc()
+            logger.exception("%s: error handling %.40s", sid, event)
+            return error_reply(SidecoachError("internal error"))
+
     # -- plumbing -------------------------------------------------------
 
     def _route(
@@ -125,47 +216,50 @@ class Signaling:
         needs_join: bool = True,
         roles: frozenset[str] | None = None,
     ) -> None:
-        limit = self.config.limits.max_message_bytes
-
-        async def on_event(sid: str, data: Any = None) -> Reply:
-            conn = self._conns.get(sid)
-            log = logging.LoggerAdapter(logger, {"sid": sid, "event": event})
+        async def on_event(conn: Connection, data: Any) -> Reply:
             try:
-                if conn is None:
-                    raise Unauthorized("not connected")
-                if not conn.bucket.allow():
-                    raise RateLimited("too many messages; slow down")
-                try:
-                    size = len(json.dumps(data))
-                except (TypeError, ValueError) as exc:
-                    raise InvalidMessage("message is not JSON") from exc
-                if size > limit:
-                    raise MessageTooLarge(f"message of {size} bytes exceeds {limit}")
-                try:
-                    message = model.model_validate({} if data is None else data)
-                except ValidationError as exc:
-                    first = exc.errors()[0]
-                    where = ".".join(str(p) for p in first["loc"]) or "message"
-                    raise InvalidMessage(f"{event}: {where}: {first['msg']}") from None
-                if needs_join and conn.participant is None:
-                    raise Unauthorized("join first")
-                participant = conn.participant
-                if roles is not None and participant and str(participant.role) not in roles:
-                    allowed = " or ".join(sorted(roles))
-                    raise Forbidden(f"only a {allowed} may send {event}")
-                reply = await handler(conn, message)
-                return {"ok": True, **reply}
-            except SidecoachError as exc:
-                log.info("refused %s: %s (%s)", event, exc.message, exc.code)
-                return error_reply(exc)
-            except Exception:
-                log.exception("error handling %s", event)
-                return error_reply(SidecoachError("internal error"))
+                message = model.model_validate({} if data is None else data)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(p) for p in first["loc"]) or "message"
+                raise InvalidMessage(f"{event}: {where}: {first['msg']}") from None
+            if needs_join and conn.participant is None:
+                raise Unauthorized("join first")
+            participant = conn.participant
+            if roles is not None and participant and str(participant.role) not in roles:
+                allowed = " or ".join(sorted(roles))
+                raise Forbidden(f"only a {allowed} may send {event}")
+            return await handler(conn, message)
 
-        self.sio.on(event, on_event)
+        self._routes[event] = on_event
+
+    def _warn(self, msg: str, *args: Any) -> None:
+        allowed, suppressed = self._warnings.allow()
+        if not allowed:
+            self.metrics.log_lines_suppressed.inc()
+        elif suppressed:
+            logger.warning(msg + " (and %d more not logged)", *args, suppressed)
+        else:
+            logger.warning(msg, *args)
+
+    def _set_joined(self, sid: str, joined: bool) -> None:
+        eio_sid = self.sio.eio_sid(sid)
+        if eio_sid is not None:
+            self._admission.joined(eio_sid, joined)
+
+    async def _close_unauthenticated(self) -> None:
+        interval = max(0.05, min(1.0, self.config.limits.unauthenticated_timeout_s / 4))
+        while True:
+            await asyncio.sleep(interval)
+            for eio_sid in self._admission.expired():
+                self._admission.gone(eio_sid)
+                self.metrics.sockets_refused.labels(TIMEOUT).inc()
+                await self.sio.close_connection(eio_sid)
 
     async def _on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        limits = self.config.limits
+        if sid in self._conns:  # only the transport connects; never twice
+            return
+        limits: Limits = self.config.limits
         self._conns[sid] = Connection(
             sid, TokenBucket(limits.messages_per_second, limits.message_burst)
         )
@@ -176,28 +270,18 @@ class Signaling:
             self._sid_of.pop(conn.participant.id, None)
             await conn.session.leave(conn.participant.id, reason="disconnected")
 
-    async def _on_unknown(self, event: str, sid: str, data: Any = None) -> Reply:
-        return error_reply(InvalidMessage(f"unknown event {event[:40]!r}", code="unknown_event"))
-
     # -- handlers -------------------------------------------------------
 
     async def _join(self, conn: Connection, msg: schemas.Join) -> Reply:
-        if conn.participant is not None:
+        if conn.participant is not None or conn.joining:
             raise SidecoachError("already joined", code="already_joined")
-        claims = verify_invite(self.config.secret, msg.token)
-        if msg.sessionId is not None and msg.sessionId != claims.session_id:
-            raise Forbidden("this invite is for another session", code="wrong_session")
-        session = await self.manager.open(claims.session_id)
-        pid = new_participant_id()
-        self._sid_of[pid] = conn.sid
+        conn.joining = True
         try:
-            participant = await session.join(
-                claims.role, msg.name or claims.name, participant_id=pid, invite_id=claims.invite_id
-            )
-        except BaseException:
-            self._sid_of.pop(pid, None)
-            raise
+            claims, session, participant = await self._join_session(conn, msg)
+        finally:
+            conn.joining = False
         conn.session, conn.participant = session, participant
+        self._set_joined(conn.sid, True)
         await self.sio.enter_room(conn.sid, session.id)
         return {
             "participantId": participant.id,
@@ -213,6 +297,32 @@ class Signaling:
             "coaching": session.coaching_state(participant),
             "recording": session.recording_state,
         }
+
+    async def _join_session(
+        self, conn: Connection, msg: schemas.Join
+    ) -> tuple[InviteClaims, Session, Participant]:
+        claims = verify_invite(self.config.secret, msg.token)
+        if msg.sessionId is not None and msg.sessionId != claims.session_id:
+            raise Forbidden("this invite is for another session", code="wrong_session")
+        session = await self.manager.open(claims.session_id)
+        pid = new_participant_id()
+        self._sid_of[pid] = conn.sid
+        try:
+            participant = await session.join(
+                claims.role,
+                msg.name or claims.name,
+                participant_id=pid,
+                invite_id=claims.invite_id,
+            )
+        except BaseException:
+            self._sid_of.pop(pid, None)
+            raise
+        if self._conns.get(conn.sid) is not conn or self._sid_of.get(pid) != conn.sid:
+            # the socket went away (or the seat was taken over) during the join
+            self._sid_of.pop(pid, None)
+            await session.leave(pid, reason="disconnected")
+            raise SidecoachError("the connection closed during the join", code="disconnected")
+        return claims, session, participant
 
     def _joined(self, conn: Connection) -> tuple[Session, Participant]:
         if conn.session is None or conn.participant is None:
@@ -233,6 +343,9 @@ class Signaling:
 
     async def _answer(self, conn: Connection, msg: schemas.Answer) -> Reply:
         _, participant = self._joined(conn)
+        limit = self.config.limits.max_sdp_bytes
+        if len(msg.sdp.encode()) > limit:
+            raise MessageTooLarge(f"SDP of more than {limit} bytes")
         await participant.peer.handle_answer(msg.negotiationId, msg.sdp)
         return {}
 
@@ -240,6 +353,7 @@ class Signaling:
         session, participant = self._joined(conn)
         conn.session = conn.participant = None
         self._sid_of.pop(participant.id, None)
+        self._set_joined(conn.sid, False)
         await self.sio.leave_room(conn.sid, session.id)
         await session.leave(participant.id, reason="left")
         return {}
@@ -311,3 +425,5 @@ class Signaling:
 
     async def close(self) -> None:
         await self.manager.close()
+        await self._tasks.aclose()
+        await self.sio.aclose()

@@ -8,18 +8,19 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from server.access import Visibility
 from server.media.policy import Source
 
 MAX_TOKEN_CHARS = 4096
 MAX_ID_CHARS = 64
-MAX_SDP_CHARS = 48 * 1024
 
 Token = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TOKEN_CHARS)]
 Ident = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS)]
-Sdp = Annotated[str, StringConstraints(min_length=1, max_length=MAX_SDP_CHARS)]
+#: bounded by ``limits.max_message_bytes``; ``limits.max_sdp_bytes`` is
+#: checked by the handler (limits come from Config)
+Sdp = Annotated[str, StringConstraints(min_length=1)]
 
 
 class Message(BaseModel):
@@ -76,6 +77,13 @@ class Note(Message):
     text: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
     #: private to its author (default), shared with the coaching team, or everyone
     visibility: Visibility = Visibility.PRIVATE
+
+    @field_validator("text")
+    @classmethod
+    def _not_blank(cls, text: str) -> str:
+        if not text.strip():
+            raise ValueError("a note needs some text")
+        return text
 
 
 class NoteShare(Message):

@@ -16,6 +16,9 @@ const FATAL_JOIN_ERRORS = new Set([
   "invalid_message",
 ]);
 
+/** `removed` codes after which rejoining would only fight another tab. */
+const FATAL_REMOVALS = new Set(["replaced"]);
+
 const CALL_TIMEOUT_MS = 10000;
 const ICE_GATHER_TIMEOUT_MS = 5000;
 const MAX_BACKOFF_MS = 5000;
@@ -179,6 +182,20 @@ export class Connection {
         pub.published = true;
         this.onpublished?.(pub);
       }
+    });
+    // The server gave up on this participant (its media failed, or its seat
+    // was taken over by the same invite elsewhere): rejoin like after a drop,
+    // unless rejoining cannot help.
+    socket.on("removed", (data) => {
+      if (socket !== this.socket) return;
+      const message = data?.message || "Removed by the server";
+      if (FATAL_REMOVALS.has(data?.code)) {
+        this._teardown();
+        socket.disconnect();
+        this._setState("failed", "This invite was opened on another device or tab.");
+        return;
+      }
+      this._dropped(socket, `${message}. Rejoining automatically…`);
     });
     socket.on("session-ended", (data) => {
       if (socket !== this.socket) return;

@@ -1,0 +1,266 @@
+"""The transport edge: python-socketio and python-engineio, held to our rules.
+
+Every use of their private names lives here, and only here (the versions
+are pinned and checked at import; tests/test_transport.py covers the seams).
+
+* **Engine.IO frames** are checked before Engine.IO decodes them (its
+  decoder raises, parses JSON of any depth and logs tracebacks on bad
+  input): only the packets a client may send pass. A bad frame closes the
+  socket. Binary frames are refused outright: no Sidecoach message needs
+  one, and python-socketio would buffer every attachment a packet announces.
+* **Socket.IO packets** are decoded here, not by the library's dispatcher:
+  a packet that does not decode (invalid JSON, deep nesting, huge integers,
+  unknown types, binary events, a second CONNECT) closes the socket; an
+  EVENT goes to ``EdgeHooks.dispatch`` with its raw payload, whatever its
+  shape, and the reply is sent as the acknowledgement. Client events never
+  reach the library's ``connect``/``disconnect`` handlers: those fire only
+  from the transport.
+* **Admission**: every Engine.IO connection asks ``EdgeHooks.admit`` first,
+  and ``EdgeHooks.gone`` hears when it ends.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol
+from urllib.parse import parse_qs
+
+import socketio
+from socketio import packet as sio_packet
+
+from server.tasks import TaskOwner
+
+logger = logging.getLogger(__name__)
+
+PINNED = {"python-socketio": "5.18.1", "python-engineio": "4.15.1"}
+for _dist, _version in PINNED.items():  # pragma: no cover - guards upgrades
+    if importlib.metadata.version(_dist) != _version:
+        raise ImportError(
+            f"server.signaling.transport is written against {_dist} {_version}, found "
+            f"{importlib.metadata.version(_dist)}: re-check the private APIs it uses"
+        )
+
+NAMESPACE = "/"
+#: Engine.IO packets in one long-polling POST (Engine.IO's own limit)
+MAX_POLLING_PACKETS = 16
+#: the first character of a socket.io packet: its type
+_DIGITS = frozenset("0123456")
+
+
+class EdgeHooks(Protocol):
+    """What the transport asks of the signaling layer."""
+
+    def admit(self, eio_sid: str, remote: str) -> str | None:
+        """A new Engine.IO connection from ``remote``: None admits it, a
+        reason refuses it."""
+        ...
+
+    def gone(self, eio_sid: str) -> None:
+        """The Engine.IO connection ended (after any socket.io disconnect)."""
+        ...
+
+    async def dispatch(self, sid: str, data: Any, size: int) -> Any:
+        """One EVENT packet's decoded payload (any JSON value: it should be
+        ``[event, payload]``) of ``size`` characters; returns the reply."""
+        ...
+
+    def malformed(self, sid: str, reason: str, detail: str = "") -> None:
+        """A frame or packet that cannot be handled; the socket is closed."""
+        ...
+
+
+def frame_problem(frame: object, *, websocket: bool) -> str | None:
+    """Why an Engine.IO frame from a client is refused, or None.
+
+    Allowed: CLOSE ``1``, PONG ``3``, MESSAGE ``4`` carrying a socket.io
+    packet (its first character a packet type digit, so Engine.IO never
+    parses it as JSON) and, on a websocket upgrade, ``2probe`` and ``5``.
+    """
+    if isinstance(frame, bytes | bytearray):
+        return "binary frame"
+    if not isinstance(frame, str) or not frame:
+        return "empty frame"
+    kind, rest = frame[0], frame[1:]
+    if kind == "4":
+        return None if rest[:1] in _DIGITS and rest else "not a socket.io packet"
+    if kind in "13" and not rest:
+        return None
+    if websocket and (frame == "2probe" or frame == "5"):
+        return None
+    return "unexpected engine.io packet"
+
+
+def _guarded_websocket(base: Any, refuse: Callable[[str, str], None]) -> Any:
+    """Engine.IO's websocket wrapper for aiohttp, refusing bad frames: a
+    refused frame raises OSError, which Engine.IO takes as a closed socket."""
+
+    class GuardedWebSocket(base):  # type: ignore[misc]
+        async def wait(self) -> Any:
+            data = await super().wait()
+            problem = frame_problem(data, websocket=True)
+            if problem is not None:
+                owner = getattr(self.handler, "__self__", None)  # the AsyncSocket
+                refuse(str(getattr(owner, "sid", "?")), problem)
+                raise OSError(problem)
+            return data
+
+    return GuardedWebSocket
+
+
+class _Body:
+    """A long-polling request body already read (and checked)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    async def read(self, n: int = -1) -> bytes:
+        data, self._data = self._data, b""
+        return data
+
+
+class EdgeServer(socketio.AsyncServer):  # type: ignore[misc]
+    """``socketio.AsyncServer`` that owns the transport edge (see module doc)."""
+
+    def __init__(self, hooks: EdgeHooks, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._hooks = hooks
+        self._events = TaskOwner("signaling events")
+        eio: Any = self.eio
+        drivers = dict(eio._async)  # a copy: the driver's dict is module-wide
+        drivers["websocket"] = _guarded_websocket(drivers["websocket"], self._refuse_eio)
+        translate = drivers["translate_request"]
+
+        async def translate_request(request: Any) -> Any:
+            environ = translate(request)
+            await self._check_polling_body(request, environ)
+            return environ
+
+        drivers["translate_request"] = translate_request
+        eio._async = drivers
+
+    # -- what the signaling layer uses ----------------------------------
+
+    def eio_sid(self, sid: str) -> str | None:
+        """The Engine.IO connection of socket.io client ``sid``."""
+        found = self.manager.eio_sid_from_sid(sid, NAMESPACE)
+        return str(found) if found else None
+
+    def sid(self, eio_sid: str) -> str | None:
+        found = self.manager.sid_from_eio_sid(eio_sid, NAMESPACE)
+        return str(found) if found else None
+
+    async def close_connection(self, eio_sid: str) -> None:
+        """Close an Engine.IO connection (with its socket.io client)."""
+        await self.eio.disconnect(eio_sid)
+
+    async def aclose(self) -> None:
+        await self._events.aclose()
+
+    # -- Engine.IO ----------------------------------------------------------
+
+    def _refuse_eio(self, eio_sid: str, reason: str) -> None:
+        self._hooks.malformed(self.sid(eio_sid) or eio_sid, reason)
+
+    async def _check_polling_body(self, request: Any, environ: dict[str, Any]) -> None:
+        """Read and check a long-polling POST body before Engine.IO decodes
+        it; a bad one is replaced by a CLOSE packet (Engine.IO then closes
+        the socket without a traceback)."""
+        if environ.get("REQUEST_METHOD") != "POST":
+            return
+        eio_sid = (parse_qs(environ.get("QUERY_STRING", "")).get("sid") or [""])[0]
+        limit = int(self.eio.max_http_buffer_size)
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = limit + 1
+        if length > limit:
+            return  # Engine.IO refuses it (400) and closes the socket
+        try:
+            body = await request.content.readexactly(length)
+            frames = body.decode("utf-8").split("\x1e") if body else []
+        except (UnicodeDecodeError, EOFError, OSError, ValueError):
+            frames = [b""]
+        if len(frames) > MAX_POLLING_PACKETS:
+            problem: str | None = "too many packets"
+        else:
+            problem = next(
+                (p for f in frames if (p := frame_problem(f, websocket=False)) is not None), None
+            )
+        if problem is not None:
+            self._refuse_eio(eio_sid, problem)
+            body = b"1"
+        environ["wsgi.input"] = _Body(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+
+    async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> Any:
+        request = environ.get("aiohttp.request")
+        remote = str(getattr(request, "remote", None) or "unknown")
+        refusal = self._hooks.admit(eio_sid, remote)
+        if refusal is not None:
+            return False  # Engine.IO answers 401 and drops the connection
+        await super()._handle_eio_connect(eio_sid, environ)
+        return None
+
+    async def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
+        try:
+            await super()._handle_eio_disconnect(eio_sid, reason)
+        finally:
+            self._binary_packet.pop(eio_sid, None)
+            self._hooks.gone(eio_sid)
+
+    # -- Socket.IO ------------------------------------------------------
+
+    async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
+        """Decode one socket.io packet; never raises."""
+        try:
+            await self._handle_packet(eio_sid, data)
+        except Exception as exc:  # a bug here must not become a traceback per packet
+            self._hooks.malformed(self.sid(eio_sid) or eio_sid, "unhandled packet", repr(exc))
+            await self.close_connection(eio_sid)
+
+    async def _handle_packet(self, eio_sid: str, data: Any) -> None:
+        sid = self.sid(eio_sid)
+        who = sid or eio_sid
+        if not isinstance(data, str):
+            return await self._close(eio_sid, who, "binary frame")
+        try:
+            pkt = self.packet_class(encoded_packet=data)
+        except (ValueError, TypeError, RecursionError, IndexError) as exc:
+            return await self._close(eio_sid, who, "undecodable packet", repr(exc)[:120])
+        namespace = pkt.namespace or NAMESPACE
+        kind = pkt.packet_type
+        if pkt.attachment_count or kind in (sio_packet.BINARY_EVENT, sio_packet.BINARY_ACK):
+            return await self._close(eio_sid, who, "binary packet")
+        if kind == sio_packet.CONNECT:
+            if namespace != NAMESPACE:
+                return await self._close(eio_sid, who, "unknown namespace")
+            if sid is not None:
+                return await self._close(eio_sid, who, "second connect")
+            return await self._handle_connect(eio_sid, namespace, pkt.data)  # type: ignore[no-any-return]
+        if sid is None or namespace != NAMESPACE:
+            return await self._close(eio_sid, who, "packet before connect")
+        if kind == sio_packet.DISCONNECT:
+            return await self._handle_disconnect(eio_sid, namespace, self.reason.CLIENT_DISCONNECT)  # type: ignore[no-any-return]
+        if kind == sio_packet.ACK:
+            if not isinstance(pkt.data, list):
+                return await self._close(eio_sid, who, "ack is not a list")
+            return await self._handle_ack(eio_sid, namespace, pkt.id, pkt.data)  # type: ignore[no-any-return]
+        if kind != sio_packet.EVENT:
+            return await self._close(eio_sid, who, "unexpected packet type")
+        self._events.spawn(self._event(eio_sid, sid, pkt.id, pkt.data, len(data)), name="event")
+
+    async def _event(
+        self, eio_sid: str, sid: str, ack_id: int | None, data: Any, size: int
+    ) -> None:
+        reply = await self._hooks.dispatch(sid, data, size)
+        if ack_id is not None:
+            await self._send_packet(
+                eio_sid,
+                self.packet_class(sio_packet.ACK, namespace=NAMESPACE, id=ack_id, data=[reply]),
+            )
+
+    async def _close(self, eio_sid: str, who: str, reason: str, detail: str = "") -> None:
+        self._hooks.malformed(who, reason, detail)
+        await self.close_connection(eio_sid)
