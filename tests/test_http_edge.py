@@ -14,7 +14,7 @@ from server.access_log import redact_url
 from server.config import Limits
 from server.tokens import issue_admin_token
 from tests.conftest import TEST_SECRET, LiveServer, make_config, running_server
-from tests.peers import Participant, wait_for
+from tests.peers import Participant, PatternVideoTrack, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -64,6 +64,8 @@ async def test_no_minted_token_reaches_the_log(
     try:
         await teacher.join()
         await coach.join()
+        await teacher.publish(PatternVideoTrack(), "camera")  # recording starts: going live
+        await wait_for(lambda: teacher.got("recording-state", state="recording") != [])
         forged = live_server.invite(session_id, "observer")
         minted.append(forged)
         async with http.get(f"{url}/api/recordings", params={"token": coach_token}) as resp:
@@ -78,7 +80,7 @@ async def test_no_minted_token_reaches_the_log(
                 f"{url}/recordings/{rid}/manifest.json", params={"token": coach_token}
             ) as resp:
                 await resp.read()
-        await wait_for(lambda: bool(recordings))
+        assert recordings
     finally:
         await teacher.close()
         await coach.close()
