@@ -67,8 +67,10 @@ READ: dict[Item, frozenset[str]] = {
     Item.CLASSROOM: frozenset({TEACHER, COACH, OBSERVER, MEMBER}),
     Item.WHISPER: frozenset({TEACHER, COACH}),
     Item.MEMBER_MEDIA: frozenset({MEMBER}),
-    Item.CUE: frozenset({TEACHER, COACH}),
-    Item.TALLY: frozenset({TEACHER, COACH}),
+    # a debrief's members (invited by the lesson's teacher) discuss the cues
+    # and counts with the video; whispers stay with who heard them live
+    Item.CUE: frozenset({TEACHER, COACH, MEMBER}),
+    Item.TALLY: frozenset({TEACHER, COACH, MEMBER}),
     Item.PRESENCE: frozenset({TEACHER, COACH}),
     Item.RECORDING: frozenset({TEACHER, COACH, OBSERVER, MEMBER}),
     Item.RAW: _NOBODY,

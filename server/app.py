@@ -19,9 +19,12 @@ from server.http_api import setup_http_api
 from server.metrics import Metrics, setup_metrics
 from server.pages import setup_pages
 from server.recording.catalog import RecordingCatalog
+from server.recording.clips import ClipMaker
+from server.recording.comments import CommentStore
 from server.recording.recovery import recover_recordings
 from server.recording.retention import run_retention
 from server.recording_http import RecordingAccess, setup_recording_api
+from server.review_http import ReviewApi, setup_review_api
 from server.session_manager import SessionManager
 from server.signaling.namespace import Signaling
 from server.store import SessionStore, open_store
@@ -93,22 +96,37 @@ def create_app(config: Config, store: SessionStore, catalog: RecordingCatalog) -
     setup_metrics(app, metrics)
     setup_http_api(app, config=config, store=store, control=signaling.manager, metrics=metrics)
     setup_pages(app, config=config, store=store)
-    setup_recording_api(app, RecordingAccess(config, catalog, policy, audit))
+    access = RecordingAccess(config, catalog, policy, audit, store)
+    comments = CommentStore.in_dir(config.data_dir)
+    clips = ClipMaker()
+    review = ReviewApi(
+        access, store, comments, clips, on_comment=signaling.manager.comment_added
+    )
+    setup_recording_api(app, access, on_delete=comments.delete_recording)
+    setup_review_api(app, review)
     background = TaskOwner("app")
 
     async def start_background(app: web.Application) -> None:
+        await comments.start()
         # every recording a killed server left is finalized before anything
         # else runs, so retention covers it and nothing appends to it
         await recover_recordings(catalog, config.recordings_dir)
         signaling.manager.start()
         background.spawn(
-            run_retention(catalog, config.retention_days, config.retention_interval_s),
+            run_retention(
+                catalog,
+                config.retention_days,
+                config.retention_interval_s,
+                on_deleted=comments.delete_recording,
+            ),
             name="retention",
         )
 
     async def close_sessions(app: web.Application) -> None:
         await signaling.close()
         await background.aclose()
+        await clips.close()
+        await comments.close()
         await audit.close()
 
     app.on_startup.append(start_background)

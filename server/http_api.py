@@ -65,6 +65,8 @@ def session_to_json(record: SessionRecord) -> dict[str, Any]:
         "started_at": record.started_at,
         "ended_at": record.ended_at,
         "settings": record.settings.to_json(),
+        "kind": str(record.kind),
+        "recording_id": record.recording_id,
         "recording_planned": record.recording_planned,
         "recording_decisions": [d.to_json() for d in record.recording_decisions],
     }

@@ -26,18 +26,20 @@ from typing import Any
 
 from aiohttp import web
 
-from server.access import AccessPolicy, Reader
+from server.access import AccessPolicy, Item, Reader
 from server.audit import AuditLog
 from server.config import Config
 from server.errors import Forbidden, InvalidMessage, SidecoachError, Unauthorized
 from server.http_api import error_response
 from server.recording.catalog import RECORDING, RecordingCatalog, RecordingRow
+from server.recording.clips import CLIP_NAME
 from server.recording.errors import RecordingNotFound
 from server.recording.event_log import read_events
 from server.recording.manifest import EVENTS_FILE, MANIFEST_FILE, TRACKS_FILE, read_manifest
 from server.recording.retention import remove_tree
 from server.recording_views import manifest_view, readable_files, timeline_view
 from server.roles import Role
+from server.store import SessionKind, SessionStore
 from server.tokens import verify_admin_token, verify_invite
 
 logger = logging.getLogger(__name__)
@@ -76,12 +78,18 @@ class RecordingAccess:
     the recording routes here and the review routes (``review_http``)."""
 
     def __init__(
-        self, config: Config, catalog: RecordingCatalog, policy: AccessPolicy, audit: AuditLog
+        self,
+        config: Config,
+        catalog: RecordingCatalog,
+        policy: AccessPolicy,
+        audit: AuditLog,
+        store: SessionStore,
     ) -> None:
         self.config = config
         self.catalog = catalog
         self.policy = policy
         self.audit = audit
+        self.store = store
 
     def reader(self, request: web.Request) -> tuple[Reader, str | None]:
         """Who is asking, and the session their invite is for (None: admin)."""
@@ -103,7 +111,10 @@ class RecordingAccess:
         if row is None or row.deleted:
             raise RecordingNotFound("no such recording")
         if session_id is not None and session_id != row.session_id:
-            raise Forbidden("this recording belongs to another session")
+            # a debrief's members watch the one recording it is attached to
+            record = await self.store.get(session_id)
+            if record.kind != SessionKind.DEBRIEF or record.recording_id != row.id:
+                raise Forbidden("this recording belongs to another session")
         manifest = await asyncio.get_running_loop().run_in_executor(
             None, read_manifest, row.directory
         )
@@ -205,6 +216,8 @@ class _RecordingApi:
             allowed = readable_files(self._policy, reader, manifest)
             if reader.is_admin:
                 allowed |= RAW_FILES
+            if CLIP_NAME.match(name) and self._policy.can_read(reader, Item.CLASSROOM):
+                allowed.add(name)  # a clip is a stretch of the classroom video
             if name not in allowed:
                 # a file this reader may not read does not exist for them
                 raise RecordingNotFound("no such file in this recording")

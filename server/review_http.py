@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from server.access import Item, Reader, Visibility
 from server.errors import Forbidden, InvalidMessage, LimitReached, NotFound, SidecoachError
-from server.http_api import error_response, session_to_json
+from server.http_api import error_response, invite_ttl_s, invite_url, session_to_json
 from server.recording.catalog import RecordingRow
 from server.recording.clips import CLIP_NAME, MAX_CLIP_MS, ClipMaker
 from server.recording.comments import (
@@ -42,7 +42,8 @@ from server.recording.manifest import EVENTS_FILE, read_manifest
 from server.recording_http import RecordingAccess, json_response
 from server.review_exports import rates_csv, tallies_csv, webvtt
 from server.roles import Role, SessionState
-from server.store import SessionStore
+from server.store import MAX_TITLE_CHARS, SessionKind, SessionSettings, SessionStore
+from server.tokens import MAX_NAME_CHARS, issue_invite
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +71,22 @@ class NewComment(BaseModel):
     parent: Annotated[str, StringConstraints(max_length=64)] | None = None
     #: share one of your live notes as a comment (its time and text)
     fromNote: Annotated[str, StringConstraints(max_length=64)] | None = None
+
+
+#: members one debrief invites at creation
+MAX_DEBRIEF_MEMBERS = 20
+
+
+class NewDebrief(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: one named link each (a link holds a few seats at most)
+    members: list[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                                   max_length=MAX_NAME_CHARS)]] = Field(
+        default_factory=list, max_length=MAX_DEBRIEF_MEMBERS
+    )
+    #: record the debrief itself (its owner can change this in the room)
+    record: bool = False
 
 
 class NewClip(BaseModel):
@@ -265,6 +282,45 @@ class ReviewApi:
             return json_response({"clip": found[0]})
         return json_response({"clips": list(jobs.values())})
 
+    # -- debriefs -------------------------------------------------------------------------
+
+    async def start_debrief(self, request: web.Request) -> web.Response:
+        """A debrief room for this recording: its owner's link (the teacher,
+        or an admin) and one link per member named."""
+        try:
+            row, manifest, reader = await self._access.recording(request)
+            if not (reader.is_admin or reader.role == Role.TEACHER):
+                raise Forbidden("the teacher of this lesson (or an admin) starts its debriefs")
+            msg = await _body(request, NewDebrief)
+            lesson = await self._store.get(row.session_id)
+            record = await self._store.create(
+                title=f"Debrief: {lesson.title}"[:MAX_TITLE_CHARS],
+                teacher_name=lesson.teacher_name,
+                settings=SessionSettings(recording=msg.record),
+                kind=SessionKind.DEBRIEF,
+                recording_id=row.id,
+            )
+        except SidecoachError as exc:
+            return error_response(exc)
+        config = self._access.config
+        ttl = invite_ttl_s(config, record)
+        owner_name = (reader.name if not reader.is_admin else None) or lesson.teacher_name
+        owner = issue_invite(
+            config.secret, record.id, Role.MEMBER, ttl_s=ttl, name=owner_name, owner=True
+        )
+        members = []
+        for name in msg.members:
+            token = issue_invite(config.secret, record.id, Role.MEMBER, ttl_s=ttl, name=name)
+            members.append({"name": name, "url": invite_url(config, token)})
+        await self._access.audited(reader, "debrief", row, item=record.id)
+        logger.info("debrief %s of recording %s started", record.id, row.id)
+        body = {
+            "session": session_to_json(record),
+            "owner": {"name": owner_name, "url": invite_url(config, owner)},
+            "members": members,
+        }
+        return json_response(body, status=201)
+
     # -- the library ----------------------------------------------------------------------
 
     async def lessons(self, request: web.Request) -> web.Response:
@@ -283,6 +339,8 @@ class ReviewApi:
         lessons = []
         for record in sorted(records, key=lambda r: r.started_at or r.created_at, reverse=True):
             recs = by_session.get(record.id, [])
+            if record.kind == SessionKind.DEBRIEF and not recs:
+                continue  # listed under the lesson it watches
             if record.state != SessionState.ENDED and not recs:
                 continue
             lessons.append(await self._lesson(reader, record, recs))
@@ -312,11 +370,25 @@ class ReviewApi:
                     else None,
                 }
             )
+        debriefs = [
+            {"id": d.id, "title": d.title, "state": str(d.state), "recording": d.recording_id}
+            for d in await self._debriefs_of({r["id"] for r in recordings})
+        ]
         return {
             "session": session_to_json(record),
             "recordings": recordings,
             "coaches": sorted(c for c in coaches if c),
+            "debriefs": debriefs,
         }
+
+    async def _debriefs_of(self, recording_ids: set[str]) -> list[Any]:
+        if not recording_ids:
+            return []
+        return [
+            r
+            for r in await self._store.list()
+            if r.kind == SessionKind.DEBRIEF and r.recording_id in recording_ids
+        ]
 
 
 async def _body(request: web.Request, model: type[Any]) -> Any:
@@ -340,5 +412,6 @@ def setup_review_api(app: web.Application, api: ReviewApi) -> None:
     app.router.add_post("/api/recordings/{recording_id}/comments", api.add_comment)
     app.router.add_get("/api/recordings/{recording_id}/export/{name}", api.export)
     app.router.add_post("/api/recordings/{recording_id}/clips", api.start_clip)
+    app.router.add_post("/api/recordings/{recording_id}/debriefs", api.start_debrief)
     app.router.add_get("/api/recordings/{recording_id}/clips", api.list_clips)
     app.router.add_get("/api/recordings/{recording_id}/clips/{clip_id}", api.list_clips)

@@ -7,7 +7,8 @@
   refused, so a reconnect is never locked out by its own ghost.
 * ``limits.max_participants`` counts everyone, and one seat of it is always
   kept for the teacher: a teacher is never refused for a full session.
-* ``member`` invites are for debrief rooms, not lessons.
+* ``member`` invites are for debrief rooms, and only member invites are:
+  in a debrief nobody is the teacher, so no seat is kept.
 """
 
 from __future__ import annotations
@@ -28,9 +29,15 @@ class SeatHolder(Protocol):
     def role(self) -> Role: ...
 
 
+#: who may take a seat, by the kind of session
+LESSON_ROLES = frozenset({Role.TEACHER, Role.COACH, Role.OBSERVER})
+DEBRIEF_ROLES = frozenset({Role.MEMBER})
+
+
 class Seats:
-    def __init__(self, limits: Limits) -> None:
+    def __init__(self, limits: Limits, *, debrief: bool = False) -> None:
         self._limits = limits
+        self._debrief = debrief
         #: participant id -> invite id, oldest first
         self._invite_of: dict[str, str] = {}
 
@@ -40,18 +47,21 @@ class Seats:
         """Check a join with ``invite_id`` as ``role`` against the seats taken
         by ``participants``; return the participants (oldest first) whose
         seats it takes over. Raises Forbidden or LimitReached."""
-        if role not in (Role.TEACHER, Role.COACH, Role.OBSERVER):
+        if self._debrief and role not in DEBRIEF_ROLES:
+            raise Forbidden(f"a {role} invite is for a lesson, not a debrief room")
+        if not self._debrief and role not in LESSON_ROLES:
             raise Forbidden(f"a {role} invite is for a debrief room, not a live lesson")
         per_invite = 1 if role == Role.TEACHER else max(1, self._limits.seats_per_invite)
         same = [pid for pid, iid in self._invite_of.items() if invite_id and iid == invite_id]
         replaced = same[: max(0, len(same) - per_invite + 1)]
         if role != Role.TEACHER:
+            kept = 0 if self._debrief else TEACHER_SEATS
             others = sum(
                 1
                 for pid, p in participants.items()
                 if p.role != Role.TEACHER and pid not in replaced
             )
-            if others >= self._limits.max_participants - TEACHER_SEATS:
+            if others >= self._limits.max_participants - kept:
                 raise LimitReached("session is full")
         return replaced
 

@@ -17,6 +17,7 @@ from server.bug_in_ear.push_to_talk import PushToTalk, is_push_to_talk
 from server.bug_in_ear.tallies import Tallies
 from server.clock import SessionClock
 from server.config import Config
+from server.debrief.room import DebriefRoom, SharedComment
 from server.errors import Forbidden, LimitReached, SessionEnded, SidecoachError
 from server.media.consumer import Consumer
 from server.media.peer import Peer
@@ -27,7 +28,7 @@ from server.recording.catalog import RecordingCatalog
 from server.roles import Role, SessionState
 from server.seats import Seats
 from server.session_recording import SessionRecording
-from server.store import SessionRecord, SessionStore
+from server.store import SessionKind, SessionRecord, SessionStore
 from server.tasks import TaskOwner
 
 logger = logging.getLogger(__name__)
@@ -70,6 +71,8 @@ class Participant:
     peer: Peer
     #: the invite this person came in with: who they are across rejoins
     invite_id: str = ""
+    #: a debrief's owner (decides whether the debrief is recorded)
+    owner: bool = False
     producer_ids: set[str] = field(default_factory=set)
 
     def describe(self) -> dict[str, Any]:
@@ -131,7 +134,8 @@ class Session:
         self.ending = False
         #: monotonic time since when nobody is here (None while someone is)
         self.empty_since: float | None = time.monotonic()
-        self.seats = Seats(config.limits)
+        self.kind = record.kind
+        self.seats = Seats(config.limits, debrief=record.kind == SessionKind.DEBRIEF)
         self._tasks = TaskOwner(f"session {record.id}")
         self._log = logging.LoggerAdapter(logger, {"session": record.id})
         self.recording = SessionRecording(
@@ -148,6 +152,10 @@ class Session:
         self.cues = CueBook(self, settings.prompts)
         self.tallies = Tallies(self, settings.tally_categories)
         self.notes = Notes(self)
+        #: a debrief's shared playback and live comments (None for a lesson)
+        self.debrief: DebriefRoom | None = None
+        if record.kind == SessionKind.DEBRIEF and record.recording_id:
+            self.debrief = DebriefRoom(record.recording_id, self, policy)
 
     # -- Room (what bug_in_ear needs) ------------------------------------
 
@@ -169,6 +177,16 @@ class Session:
                 str(p.role), is_author=p.invite_id == author_invite, visibility=visibility
             )
         ]
+
+    def members_now(self) -> list[Participant]:
+        return list(self.participants.values())
+
+    def watches_recording(self, recording_id: str) -> bool:
+        return self.debrief is not None and self.debrief.recording_id == recording_id
+
+    async def comment_added(self, comment: SharedComment) -> None:
+        if self.debrief is not None and not self.closed:
+            await self.debrief.comment_added(comment)
 
     def invite_of(self, participant_id: str) -> str:
         participant = self.participants.get(participant_id)
@@ -220,6 +238,7 @@ class Session:
         *,
         participant_id: str | None = None,
         invite_id: str = "",
+        owner: bool = False,
     ) -> Participant:
         if self.closed or self.ending:
             raise SessionEnded("this session has ended")
@@ -239,7 +258,9 @@ class Session:
             events=_PeerEvents(self, pid),
             describe_consumer=self.describe_consumer,
         )
-        participant = Participant(pid, role, display, self.clock.now_ms(), peer, invite_id)
+        participant = Participant(
+            pid, role, display, self.clock.now_ms(), peer, invite_id, owner=owner
+        )
         self.participants[pid] = participant
         self.empty_since = None
         self.seats.take(pid, invite_id)
@@ -271,6 +292,8 @@ class Session:
         if not self.participants:
             self.empty_since = time.monotonic()
         self.seats.release(participant_id)
+        if self.debrief is not None:
+            self.debrief.left(participant_id)
         await self.router.remove_endpoint(participant_id)
         await participant.peer.close()
         self.log_event("leave", participant=participant_id, reason=reason)
@@ -337,7 +360,10 @@ class Session:
         )
         await self.notifier.emit(participant_id, "published", {"producerId": producer.id})
         await self.notifier.broadcast(self.id, "producer-added", self.describe_producer(producer))
-        if item_of_source(producer.info.source, producer.info.role) == Item.CLASSROOM:
+        if item_of_source(producer.info.source, producer.info.role) in (
+            Item.CLASSROOM,
+            Item.MEMBER_MEDIA,
+        ):
             self.recording.teacher_went_live()
 
     async def _producer_closed(self, producer: Producer) -> None:
@@ -365,16 +391,23 @@ class Session:
     def recording_state(self) -> dict[str, Any]:
         return self.recording.to_client()
 
+    def _decides_recording(self, participant: Participant) -> None:
+        if not (participant.role == Role.TEACHER or participant.owner):
+            raise Forbidden("only the teacher (or the debrief's owner) decides the recording")
+
     def pause_recording(self, participant: Participant) -> None:
+        self._decides_recording(participant)
         self.recording.pause()
         self._log.info("recording paused by %s", participant.id)
 
     def resume_recording(self, participant: Participant) -> None:
+        self._decides_recording(participant)
         self.recording.resume()
         self._log.info("recording resumed by %s", participant.id)
 
     async def plan_recording(self, participant: Participant, recording: bool) -> None:
-        """The teacher switches recording this lesson on or off."""
+        """The teacher (or a debrief's owner) switches recording on or off."""
+        self._decides_recording(participant)
         await self.recording.set_plan(
             recording, by_role=str(participant.role), by_name=participant.name
         )

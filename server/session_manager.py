@@ -14,6 +14,7 @@ from server.access import AccessPolicy
 from server.config import Config
 from server.errors import SessionEnded, SidecoachError
 from server.recording.catalog import RecordingCatalog
+from server.recording.comments import Comment
 from server.roles import SessionState
 from server.session import Notifier, Session
 from server.store import SessionRecord, SessionStore
@@ -100,6 +101,13 @@ class SessionManager:
             )
             await session.close(reason="session ended")
         logger.info("session %s ended (%s)", session_id, reason)
+
+    async def comment_added(self, recording_id: str, comment: Comment) -> None:
+        """A review comment was added: debriefs watching that recording show
+        it live (to the members the access policy lets read it)."""
+        for session in list(self.sessions.values()):
+            if session.watches_recording(recording_id):
+                await session.comment_added(comment)
 
     def live_summary(self, session_id: str) -> dict[str, Any] | None:
         session = self.sessions.get(session_id)

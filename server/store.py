@@ -14,6 +14,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -102,6 +103,11 @@ class SessionSettings:
         return settings
 
 
+class SessionKind(StrEnum):
+    LESSON = "lesson"
+    DEBRIEF = "debrief"
+
+
 @dataclass(frozen=True)
 class RecordingDecision:
     """One decision about recording this lesson: on or off, who, when."""
@@ -142,6 +148,10 @@ class SessionRecord:
     settings: SessionSettings = field(default_factory=SessionSettings)
     #: the teacher's (and the admin's) decisions about recording, oldest first
     recording_decisions: tuple[RecordingDecision, ...] = ()
+    #: a coached lesson, or a debrief room watching one recording together
+    kind: SessionKind = field(default_factory=lambda: SessionKind.LESSON)
+    #: the recording a debrief watches (None for a lesson)
+    recording_id: str | None = None
 
     @property
     def recording_planned(self) -> bool:
@@ -166,6 +176,8 @@ class SessionStore(Protocol):
         teacher_name: str,
         settings: SessionSettings,
         scheduled_for: float | None = None,
+        kind: SessionKind = SessionKind.LESSON,
+        recording_id: str | None = None,
     ) -> SessionRecord: ...
 
     async def get(self, session_id: str) -> SessionRecord: ...
@@ -219,15 +231,21 @@ CREATE TABLE IF NOT EXISTS sessions (
     started_at REAL,
     ended_at REAL,
     settings TEXT NOT NULL,
-    recording_decisions TEXT NOT NULL DEFAULT '[]'
+    recording_decisions TEXT NOT NULL DEFAULT '[]',
+    kind TEXT NOT NULL DEFAULT 'lesson',
+    recording_id TEXT
 );
 CREATE INDEX IF NOT EXISTS sessions_state ON sessions(state);
 """
 #: columns added after the first release: (name, definition) for ALTER TABLE
-_ADDED_COLUMNS = (("recording_decisions", "TEXT NOT NULL DEFAULT '[]'"),)
+_ADDED_COLUMNS = (
+    ("recording_decisions", "TEXT NOT NULL DEFAULT '[]'"),
+    ("kind", "TEXT NOT NULL DEFAULT 'lesson'"),
+    ("recording_id", "TEXT"),
+)
 _COLUMNS = (
     "id, title, teacher_name, state, created_at, scheduled_for, started_at, ended_at, settings,"
-    " recording_decisions"
+    " recording_decisions, kind, recording_id"
 )
 
 
@@ -252,6 +270,8 @@ def _row_to_record(row: tuple[Any, ...]) -> SessionRecord:
         recording_decisions=tuple(
             RecordingDecision.from_json(d) for d in json.loads(row[9] or "[]")
         ),
+        kind=SessionKind(row[10] or SessionKind.LESSON),
+        recording_id=row[11],
     )
 
 
@@ -277,6 +297,8 @@ class SqliteSessionStore:
         teacher_name: str,
         settings: SessionSettings,
         scheduled_for: float | None = None,
+        kind: SessionKind = SessionKind.LESSON,
+        recording_id: str | None = None,
     ) -> SessionRecord:
         validate_settings(settings)
         record = SessionRecord(
@@ -289,11 +311,13 @@ class SqliteSessionStore:
             started_at=None,
             ended_at=None,
             settings=settings,
+            kind=kind,
+            recording_id=recording_id,
         )
 
         def _insert(conn: sqlite3.Connection) -> None:
             conn.execute(
-                f"INSERT INTO sessions ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO sessions ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.id,
                     record.title,
@@ -305,6 +329,8 @@ class SqliteSessionStore:
                     None,
                     json.dumps(settings.to_json()),
                     "[]",
+                    str(kind),
+                    recording_id,
                 ),
             )
 

@@ -47,6 +47,8 @@ class InviteClaims:
     #: note, how many seats one link holds. Minted as the ``iid`` claim;
     #: tokens minted before it existed get one derived from their signature.
     invite_id: str = ""
+    #: the debrief's owner: decides whether the debrief itself is recorded
+    owner: bool = False
 
 
 def new_invite_id() -> str:
@@ -126,6 +128,7 @@ def issue_invite(
     name: str | None = None,
     now: float | None = None,
     invite_id: str | None = None,
+    owner: bool = False,
 ) -> str:
     """An invite to ``session_id`` as ``role``, valid for ``ttl_s`` seconds.
     Each call mints a new invite id unless ``invite_id`` is given."""
@@ -137,6 +140,8 @@ def issue_invite(
         "role": role.value,
         "iid": invite_id or new_invite_id(),
     }
+    if owner:
+        extra["own"] = True
     if name is not None:
         name = name.strip()[:MAX_NAME_CHARS]
         if name:
@@ -168,6 +173,7 @@ def verify_invite(secret: str, token: str, *, now: float | None = None) -> Invit
         name=name,
         expires_at=int(claims["exp"]),
         invite_id=iid,
+        owner=claims.get("own") is True,
     )
 
 

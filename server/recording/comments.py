@@ -89,12 +89,25 @@ class TooManyComments(Exception):
 
 
 class CommentStore:
-    def __init__(self, db: SqliteWorker) -> None:
-        self._db = db
+    """Made when the app is built, opened on its start-up (``start``)."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._worker: SqliteWorker | None = None
 
     @classmethod
-    async def open(cls, data_dir: Path) -> CommentStore:
-        return cls(await SqliteWorker.open(data_dir / COMMENTS_FILE, _SCHEMA))
+    def in_dir(cls, data_dir: Path) -> CommentStore:
+        return cls(data_dir / COMMENTS_FILE)
+
+    async def start(self) -> None:
+        if self._worker is None:
+            self._worker = await SqliteWorker.open(self._path, _SCHEMA)
+
+    @property
+    def _db(self) -> SqliteWorker:
+        if self._worker is None:
+            raise RuntimeError("the comment store is not open yet")
+        return self._worker
 
     async def add(
         self,
@@ -178,4 +191,5 @@ class CommentStore:
         )
 
     async def close(self) -> None:
-        await self._db.close()
+        if self._worker is not None:
+            await self._worker.close()

@@ -31,7 +31,7 @@ from server.http_api import session_to_json
 from server.metrics import Metrics
 from server.session import Participant, Session, new_participant_id
 from server.session_manager import SessionManager
-from server.signaling import schemas
+from server.signaling import debrief_routes, schemas
 from server.signaling.admission import TIMEOUT, Admission
 from server.signaling.ratelimit import LogLimiter, TokenBucket
 from server.signaling.transport import EdgeServer
@@ -106,10 +106,13 @@ class Signaling:
         self._route("tally-undo", schemas.Empty, self._tally_undo, roles=coach)
         self._route("note", schemas.Note, self._note, roles=coach)
         self._route("note-share", schemas.NoteShare, self._note_share, roles=coach)
-        self._route("recording-pause", schemas.Empty, self._recording_pause, roles=teacher)
-        self._route("recording-resume", schemas.Empty, self._recording_resume, roles=teacher)
-        self._route("recording-plan", schemas.RecordingPlan, self._recording_plan, roles=teacher)
-        self._route("end-session", schemas.Empty, self._end_session, roles=teacher)
+        # the teacher's, or a debrief owner's (checked by the session)
+        decides = frozenset({"teacher", "member"})
+        self._route("recording-pause", schemas.Empty, self._recording_pause, roles=decides)
+        self._route("recording-resume", schemas.Empty, self._recording_resume, roles=decides)
+        self._route("recording-plan", schemas.RecordingPlan, self._recording_plan, roles=decides)
+        self._route("end-session", schemas.Empty, self._end_session, roles=decides)
+        debrief_routes.register(self)
 
     # -- Notifier -------------------------------------------------------
 
@@ -296,6 +299,8 @@ class Signaling:
             "producers": [session.describe_producer(p) for p in session.router.producers.values()],
             "coaching": session.coaching_state(participant),
             "recording": session.recording_state,
+            "owner": participant.owner,
+            "debrief": session.debrief.state() if session.debrief is not None else None,
         }
 
     async def _join_session(
@@ -313,6 +318,7 @@ class Signaling:
                 msg.name or claims.name,
                 participant_id=pid,
                 invite_id=claims.invite_id,
+                owner=claims.owner,
             )
         except BaseException:
             self._sid_of.pop(pid, None)
@@ -323,6 +329,20 @@ class Signaling:
             await session.leave(pid, reason="disconnected")
             raise SidecoachError("the connection closed during the join", code="disconnected")
         return claims, session, participant
+
+    def route(
+        self,
+        event: str,
+        model: type[M],
+        handler: Callable[[Connection, M], Awaitable[Reply]],
+        *,
+        roles: frozenset[str] | None = None,
+    ) -> None:
+        """Add a message handled like every other (for modules with routes of their own)."""
+        self._route(event, model, handler, roles=roles)
+
+    def joined(self, conn: Connection) -> tuple[Session, Participant]:
+        return self._joined(conn)
 
     def _joined(self, conn: Connection) -> tuple[Session, Participant]:
         if conn.session is None or conn.participant is None:
@@ -420,6 +440,8 @@ class Signaling:
 
     async def _end_session(self, conn: Connection, msg: schemas.Empty) -> Reply:
         session, participant = self._joined(conn)
+        if not (participant.role == "teacher" or participant.owner):
+            raise Forbidden("only the teacher (or the debrief's owner) ends the session")
         await self.manager.end_session(session.id, reason=f"ended by {participant.name}")
         return {}
 
