@@ -20,7 +20,7 @@ from server import __version__
 from server.config import Config
 from server.errors import SessionNotFound, TokenExpired, Unauthorized
 from server.roles import Role, SessionState
-from server.store import DEFAULT_PROMPTS, DEFAULT_TALLIES, SessionStore
+from server.store import DEFAULT_PROMPTS, DEFAULT_TALLIES, SessionKind, SessionStore
 from server.tokens import verify_invite
 
 logger = logging.getLogger(__name__)
@@ -35,6 +35,8 @@ VENDOR_FILES: dict[str, str] = {
     "socket.io.esm.min.js": "socket.io-client/dist/socket.io.esm.min.js",
     "socket.io.min.js": "socket.io-client/dist/socket.io.min.js",
     "qrcode.mjs": "qrcode-generator/dist/qrcode.mjs",
+    "uPlot.esm.js": "uplot/dist/uPlot.esm.js",
+    "uPlot.min.css": "uplot/dist/uPlot.min.css",
 }
 
 #: role -> template of the page an invite for that role opens
@@ -141,6 +143,10 @@ class _Pages:
             # the lesson is over: what this invite may still see of it
             return self.render("ended.html", title=record.title, page=page)
         template = ROLE_TEMPLATES.get(claims.role)
+        if record.kind is SessionKind.DEBRIEF:
+            # a debrief room: its members watch one recording together
+            page["recordingId"] = record.recording_id
+            template = "debrief.html" if claims.role is Role.MEMBER else None
         if template is None:
             return self.error_page(
                 403,
@@ -149,6 +155,18 @@ class _Pages:
                 ask,
             )
         return self.render(template, title=record.title, page=page)
+
+    async def review(self, request: web.Request) -> web.Response:
+        """The review page of one recording; its script reads the recording
+        with the invite in the address (or the lobby's admin token)."""
+        page = {
+            "recordingId": request.match_info["recording_id"],
+            "retentionDays": self.config.retention_days,
+        }
+        return self.render("review.html", title="Review", page=page)
+
+    async def lessons(self, request: web.Request) -> web.Response:
+        return self.render("lessons.html", title="Past lessons", page={})
 
     async def vendor(self, request: web.Request) -> web.StreamResponse:
         rel = VENDOR_FILES.get(request.match_info["name"])
@@ -160,10 +178,11 @@ class _Pages:
             raise web.HTTPServiceUnavailable(
                 text="web client libraries are not installed (run npm install in web_client/)"
             )
+        kind = "text/css" if rel.endswith(".css") else "text/javascript"
         return web.FileResponse(
             path,
             headers={
-                "Content-Type": "text/javascript; charset=utf-8",
+                "Content-Type": f"{kind}; charset=utf-8",
                 "Cache-Control": "no-cache",
                 "X-Content-Type-Options": "nosniff",
             },
@@ -191,6 +210,8 @@ def setup_pages(app: web.Application, *, config: Config, store: SessionStore) ->
     pages = _Pages(config, store)
     app.router.add_get("/", pages.lobby)
     app.router.add_get("/join", pages.join)
+    app.router.add_get("/review/{recording_id}", pages.review)
+    app.router.add_get("/lessons", pages.lessons)
     app.router.add_get("/vendor/{name}", pages.vendor)
     app.router.add_get("/favicon.ico", _favicon)
     app.router.add_static("/static/", STATIC_DIR, follow_symlinks=False, append_version=False)

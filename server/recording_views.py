@@ -108,6 +108,7 @@ def manifest_view(
         "tally_categories": (
             manifest.get("tally_categories", []) if policy.can_read(reader, Item.TALLY) else []
         ),
+        "prompts": manifest.get("prompts", []) if policy.can_read(reader, Item.CUE) else [],
         "retention": {"days": retention_days, "delete_after": started + retention_days * 86400},
         "reader": {"role": None if reader.is_admin else str(reader.role), "name": reader.name},
         "permissions": policy.permissions(reader),

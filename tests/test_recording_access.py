@@ -5,6 +5,7 @@ bytes; every read and the deletion are in the audit log."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,10 +33,13 @@ class Reply:
         return json.loads(self.body)
 
 
-async def record_a_lesson(server: LiveServer) -> tuple[str, dict[str, str]]:
+async def record_a_lesson(
+    server: LiveServer, *, before_s: float = 0.0, after_s: float = 0.0
+) -> tuple[str, dict[str, str]]:
     """A lesson with a teacher (camera, mic), two named coaches (one
     whispers, cues, tallies and writes a private, a team and an everyone
-    note), an observer; ended. Returns (session id, tokens by reader)."""
+    note), an observer; ended. ``before_s``/``after_s`` of plain lesson come
+    before the whisper and after the rest. Returns (session id, tokens by reader)."""
     session = await server.create_session()
     tokens = {
         "teacher": server.invite(session.id, "teacher"),
@@ -54,6 +58,7 @@ async def record_a_lesson(server: LiveServer) -> tuple[str, dict[str, str]]:
         await wait_for(lambda: coach.published(whisper))
         await wait_for(lambda: len(observer.received) == 2)
         await wait_for(lambda: observer.tracks(source="camera")[0].frames > 20, timeout=15)
+        await asyncio.sleep(before_s)
         assert (await coach.call("whisper-start"))["ok"]
         await wait_for(lambda: teacher.tracks(producerId=whisper) != [])
         await wait_for(lambda: teacher.tracks(producerId=whisper)[0].frames > 30, timeout=10)
@@ -68,6 +73,7 @@ async def record_a_lesson(server: LiveServer) -> tuple[str, dict[str, str]]:
         assert (await other.call("note-share", share))["ok"]
         assert (await teacher.call("recording-pause"))["ok"]
         assert (await teacher.call("recording-resume"))["ok"]
+        await asyncio.sleep(after_s)
         await server.manager.end_session(session.id)
     finally:
         for p in people.values():

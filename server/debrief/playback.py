@@ -36,7 +36,10 @@ class Playback:
     rate: float = 1.0
     at: float = 0.0
     driver: str | None = None
+    #: every change (pages ignore states older than the one they have)
     seq: int = 0
+    #: every driver command (a hold for someone buffering is not one)
+    commands: int = 0
     #: participants whose player is buffering: the group waits for them
     waiting: set[str] = field(default_factory=set)
 
@@ -89,6 +92,7 @@ class Playback:
             self.rate = rate
         elif action != "seek":
             raise InvalidMessage(f"unknown playback action {action!r}")
+        self.commands += 1
         self._changed()
 
     # -- the members ----------------------------------------------------------------
@@ -129,6 +133,7 @@ class Playback:
             position += (now - self.at) / 1000 * self.rate
         return {
             "seq": self.seq,
+            "command": self.commands,
             "playing": self.playing,
             "moving": self.moving,
             "position": position,

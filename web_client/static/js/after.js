@@ -67,7 +67,10 @@ function recordingCard(rec, ctx, refresh) {
     status,
     watched,
   );
+  const review = `/review/${encodeURIComponent(rec.id)}?token=${encodeURIComponent(ctx.token)}`;
+  actions.append(h("a", { class: "btn btn-primary btn-small review-link", href: review }, "Review it"));
   if (ctx.role === "teacher") {
+    actions.append(h("a", { class: "btn btn-small", href: `${review}#debrief-panel` }, "Start a debrief"));
     const del = h("button", { type: "button", class: "btn btn-danger btn-small delete-recording" }, "Delete this recording");
     const sure = h("span", { class: "confirm-inline", hidden: true },
       "Delete it for everyone, for good? ",

@@ -1,0 +1,341 @@
+// A debrief room: members see and hear each other and watch one recording
+// together. One driver plays, pauses, seeks and sets the speed; every
+// player follows the room's playback state on the server's clock (learned
+// NTP-style over socket.io): small drift is corrected by nudging
+// playbackRate, large drift by a seek, and when anyone buffers the group
+// waits. Comments land on everyone's timeline at once.
+
+import { Connection, followRoom, readPage } from "./conn.js";
+import { RemoteMedia } from "./media.js";
+import { ReviewPlayer } from "./player.js";
+import { Review, renderComments } from "./review_core.js";
+import { $, clock, describeError, exposeHooks, h, renderConnection, renderPresence, renderRecording, toast } from "./ui.js";
+
+const page = readPage();
+const review = new Review(page.recordingId, page.token);
+const NAME_KEY = "sidecoach.debriefName";
+
+/** Above this drift (s) a player seeks; above DRIFT_NUDGE_S it nudges its rate. */
+const DRIFT_SEEK_S = 0.5;
+const DRIFT_NUDGE_S = 0.02;
+/** How hard a nudge pulls: rate * (1 - drift * NUDGE_GAIN), within +/-NUDGE_MAX. */
+const NUDGE_GAIN = 1.2;
+const NUDGE_MAX = 0.12;
+const FOLLOW_MS = 100;
+/** "naive": apply each state once, no continuous correction (the benchmark's baseline) */
+const SYNC_MODE = globalThis.SIDECOACH_SYNC === "naive" ? "naive" : "follow";
+const SYNC_SAMPLES = 7;
+const RESYNC_MS = 5000;
+
+const state = {
+  joined: false,
+  participants: new Map(),
+  whispering: [],
+  selfId: null,
+  playback: null,
+  owner: false,
+  recording: "unknown",
+  recordingInfo: null,
+  buffering: false,
+  lastDrift: 0,
+  seeks: 0,
+  replyTo: null,
+  stream: null,
+  player: null,
+};
+
+// -- the shared clock ------------------------------------------------------------------------
+
+const clockSync = {
+  samples: [], // {rtt, offset}
+  offset: 0,
+  async sample() {
+    const t0 = performance.now();
+    const reply = await conn.call("time-sync", {});
+    const t1 = performance.now();
+    if (!reply.ok) return;
+    const rtt = t1 - t0;
+    this.samples.push({ rtt, offset: reply.serverMs - (t0 + rtt / 2) });
+    this.samples = this.samples.slice(-16);
+    // the sample with the shortest round trip has the least uncertainty
+    this.offset = this.samples.reduce((best, s) => (s.rtt < best.rtt ? s : best)).offset;
+  },
+  async burst() {
+    for (let i = 0; i < SYNC_SAMPLES; i += 1) await this.sample();
+  },
+  now() {
+    return performance.now() + this.offset;
+  },
+  get rtt() {
+    return this.samples.length ? Math.min(...this.samples.map((s) => s.rtt)) : null;
+  },
+};
+
+// -- following the room -------------------------------------------------------------------------
+
+function target() {
+  const pb = state.playback;
+  if (!pb) return null;
+  return pb.moving ? pb.position + ((clockSync.now() - pb.at) / 1000) * pb.rate : pb.position;
+}
+
+function follow() {
+  const v = state.player?.video;
+  const pb = state.playback;
+  if (!v || !pb || v.readyState < 1) return;
+  const want = target();
+  const drift = v.currentTime - want;
+  state.lastDrift = drift;
+  if (!pb.moving) {
+    if (!v.paused) v.pause();
+    v.playbackRate = pb.rate;
+    if (Math.abs(drift) > 0.04) v.currentTime = want;
+    return;
+  }
+  if (Math.abs(drift) > DRIFT_SEEK_S) {
+    state.seeks += 1;
+    v.currentTime = want;
+    v.playbackRate = pb.rate;
+  } else if (Math.abs(drift) > DRIFT_NUDGE_S) {
+    const nudge = Math.max(-NUDGE_MAX, Math.min(NUDGE_MAX, drift * NUDGE_GAIN));
+    v.playbackRate = pb.rate * (1 - nudge);
+  } else {
+    v.playbackRate = pb.rate;
+  }
+  if (v.paused) v.play().catch(() => {});
+}
+
+function onPlayback(pb) {
+  if (state.playback && pb.seq < state.playback.seq) return; // an older state
+  const prev = state.playback;
+  const commanded = !prev || pb.command !== prev.command;
+  state.playback = pb;
+  if (state.player) state.player.displayRate = pb.rate;
+  if (SYNC_MODE === "follow") follow();
+  else applyOnce(commanded);
+  render();
+}
+
+/** The naive way (the benchmark's baseline): apply a command once, then let
+ * the player run; a hold (someone buffering) only pauses and resumes. */
+function applyOnce(commanded) {
+  const v = state.player?.video;
+  const pb = state.playback;
+  if (!v || !pb) return;
+  if (commanded) {
+    v.currentTime = target();
+    v.playbackRate = pb.rate;
+  }
+  if (pb.moving && v.paused) v.play().catch(() => {});
+  if (!pb.moving && !v.paused) v.pause();
+}
+
+async function onIntent({ action, ms, rate }) {
+  if (state.playback?.driver && state.playback.driver !== state.selfId) {
+    toast("Only the driver controls the playback. Click “Drive the playback” to take over.");
+    $("#take-wheel").focus();
+    return;
+  }
+  const v = state.player.video;
+  const msg = { action };
+  msg.position = action === "seek" ? review.mediaTime(ms) : v.currentTime;
+  if (action === "rate") msg.rate = rate;
+  const reply = await conn.call("playback", msg);
+  if (reply.ok) onPlayback(reply.playback);
+  else toast(`Playback: ${describeError(reply.error)}`, "error");
+}
+
+async function reportBuffering(buffering) {
+  if (buffering === state.buffering || !state.joined) return;
+  state.buffering = buffering;
+  const reply = await conn.call("playback-buffering", { buffering });
+  if (reply.ok) onPlayback(reply.playback);
+}
+
+// -- the room ---------------------------------------------------------------------------------------
+
+const conn = new Connection({ token: page.token, sessionId: page.sessionId });
+const media = new RemoteMedia($("#members"), $("#member-audio"), {
+  labelFor: (info) => state.participants.get(info.participantId)?.name || "member",
+});
+
+function render() {
+  renderConnection(conn);
+  const pb = state.playback;
+  const driverName = pb?.driver ? (pb.driver === state.selfId ? "You are driving." : `${pb.driverName} is driving.`) : "Nobody is driving yet.";
+  $("#driver").textContent = driverName;
+  $("#waiting").textContent = pb?.waitingFor?.length ? `Waiting for ${pb.waitingFor.join(", ")} to catch up…` : "";
+  $("#take-wheel").hidden = pb?.driver === state.selfId;
+  renderPresence($("#people"), [...state.participants.values()], [], state.selfId);
+  $("#owner-panel").hidden = !state.owner;
+  if (state.owner) {
+    renderRecording(state.recordingInfo || { state: state.recording }, { whoGoesLive: "the room goes" });
+    const planned = Boolean(state.recordingInfo?.planned);
+    $("#plan-toggle").textContent = planned ? "Don't record this debrief" : "Record this debrief";
+  }
+  if (conn.state === "ended" || conn.state === "failed") {
+    const banner = $("#ended-banner");
+    banner.hidden = false;
+    banner.textContent = conn.state === "ended" ? "This debrief has ended. Thank you!" : `Can't join: ${conn.detail}`;
+  }
+}
+
+function renderAllComments() {
+  renderComments($("#comments"), review, {
+    onSeek: (ms) => onIntent({ action: "seek", ms }),
+    onReply: (c) => {
+      state.replyTo = c;
+      $("#replying").hidden = false;
+      $("#replying").textContent = `Replying to ${c.name} at ${clock(c.t)}`;
+      $("#cancel-reply").hidden = false;
+    },
+    canReply: true,
+  });
+  state.player?.redrawTimeline();
+}
+
+async function postComment(e) {
+  e.preventDefault();
+  const text = $("#comment-text").value.trim();
+  if (!text) return;
+  const body = { t: Math.round(state.player.nowMs()), text, visibility: $("#comment-visibility").value };
+  if ($("#comment-tag").value) body.tag = $("#comment-tag").value;
+  if (state.replyTo) body.parent = state.replyTo.id;
+  try {
+    await review.addComment(body);
+    $("#comment-text").value = "";
+    state.replyTo = null;
+    $("#replying").hidden = true;
+    $("#cancel-reply").hidden = true;
+    renderAllComments();
+  } catch (err) {
+    toast(`Comment not saved: ${err.message}`, "error");
+  }
+}
+
+conn.onstate = () => render();
+conn.onjoined = async (reply, isRejoin) => {
+  state.joined = true;
+  state.selfId = reply.participantId;
+  state.owner = Boolean(reply.owner);
+  state.participants = new Map(reply.participants.map((p) => [p.id, p]));
+  state.participants.set(reply.participantId, { id: reply.participantId, role: reply.role, name: reply.name });
+  state.recordingInfo = reply.recording || null;
+  state.recording = reply.recording?.state || "unknown";
+  if (reply.debrief?.playback) onPlayback(reply.debrief.playback);
+  if (isRejoin) toast("Reconnected.");
+  await clockSync.burst();
+  render();
+};
+conn.ontrack = (remote) => {
+  media.add(remote);
+  render();
+};
+conn.ontrackremoved = (remote) => media.remove(remote);
+followRoom(conn, state, render)
+  .on("playback-state", (pb) => onPlayback(pb))
+  .on("comment", (c) => {
+    if (review.merge(c)) renderAllComments();
+  });
+
+async function join() {
+  const name = $("#my-name").value.trim();
+  if (name) localStorage.setItem(NAME_KEY, name);
+  conn.name = name || undefined;
+  $("#join").disabled = true;
+  try {
+    state.stream = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
+  } catch (err) {
+    toast(`No camera or microphone (${err.name}): you can still watch and talk in comments.`, "error");
+  }
+  $("#lobby").hidden = true;
+  $("#room").hidden = false;
+  $("#side").hidden = false;
+  state.player = new ReviewPlayer(review, { controlled: true, onIntent });
+  state.player.mount();
+  const v = state.player.video;
+  v.addEventListener("waiting", () => reportBuffering(true));
+  for (const ev of ["playing", "canplay", "seeked"]) {
+    v.addEventListener(ev, () => {
+      if (v.readyState >= 3) reportBuffering(false);
+    });
+  }
+  const tags = [...(review.timeline.tally_categories || []), ...(review.view.prompts || [])];
+  $("#comment-tag").append(...tags.map((t) => h("option", { value: t }, t)));
+  $("#comment-form").hidden = false;
+  v.addEventListener("timeupdate", () => ($("#comment-at").textContent = clock(state.player.nowMs())));
+  renderAllComments();
+  conn.start();
+  for (const track of state.stream?.getTracks() || []) {
+    await conn.publish(track.kind === "video" ? "camera" : "mic", track.kind, track);
+  }
+  if (SYNC_MODE === "follow") setInterval(follow, FOLLOW_MS);
+  // a player held still (the room waits) fires no "playing": look for itself
+  setInterval(() => {
+    if (state.buffering && v.readyState >= 3) reportBuffering(false);
+  }, FOLLOW_MS);
+  setInterval(() => clockSync.sample(), RESYNC_MS);
+}
+
+async function main() {
+  $("#my-name").value = $("#my-name").value || localStorage.getItem(NAME_KEY) || "";
+  try {
+    await review.load();
+  } catch (err) {
+    $("#join-error").textContent = `This recording can't be opened: ${err.message}`;
+    $("#join").disabled = true;
+    return;
+  }
+  $("#join").addEventListener("click", join);
+  $("#take-wheel").addEventListener("click", async () => {
+    const reply = await conn.call("playback-drive", {});
+    if (reply.ok) onPlayback(reply.playback);
+  });
+  $("#plan-toggle").addEventListener("click", async () => {
+    const reply = await conn.call("recording-plan", { record: !state.recordingInfo?.planned });
+    if (reply.ok) {
+      state.recordingInfo = reply.recording;
+      state.recording = reply.recording.state;
+      render();
+    }
+  });
+  $("#end-debrief").addEventListener("click", async () => {
+    if (confirm("End the debrief for everyone?")) await conn.call("end-session", {});
+  });
+  $("#comment-form").addEventListener("submit", postComment);
+  $("#cancel-reply").addEventListener("click", () => {
+    state.replyTo = null;
+    $("#replying").hidden = true;
+    $("#cancel-reply").hidden = true;
+  });
+  render();
+}
+
+const copy = (x) => (x == null ? x : structuredClone(x));
+exposeHooks({
+  role: () => "member",
+  state: () => conn.state,
+  socket: () => conn.socket,
+  joined: () => state.joined,
+  participantId: () => state.selfId,
+  participants: () => copy([...state.participants.values()]),
+  playback: () => copy(state.playback),
+  driver: () => state.playback?.driver ?? null,
+  currentTime: () => state.player?.video.currentTime ?? null,
+  paused: () => state.player?.video.paused ?? null,
+  playbackRate: () => state.player?.video.playbackRate ?? null,
+  /** this player's distance from where the room is now (s; + ahead) */
+  drift: () => {
+    const v = state.player?.video;
+    const want = target();
+    return v && want != null ? v.currentTime - want : null;
+  },
+  clockRtt: () => clockSync.rtt,
+  seeks: () => state.seeks,
+  syncMode: () => SYNC_MODE,
+  comments: () => copy(review.comments),
+  remoteTracks: () => [...conn.remote.values()].map((r) => ({ mid: r.mid, ...copy(r.info) })),
+  serverNow: () => clockSync.now(),
+});
+
+main();

@@ -1,0 +1,177 @@
+// The review player: the classroom video (with its WebVTT track of cues,
+// whispers and comments), further cameras kept in step, the whispers mixed
+// in on request, the timeline's playhead, and the keyboard (space, arrows,
+// J/K/L). On the review page the user drives it; in a debrief the room does
+// (``controlled``): the user's actions become intents for the driver.
+
+import { renderRates, renderTimeline } from "./review_core.js";
+import { $, clock, h } from "./ui.js";
+
+const STEP_S = 5;
+const JUMP_S = 10;
+
+function isTyping(target) {
+  if (!(target instanceof HTMLElement)) return false;
+  const tag = target.tagName;
+  return target.isContentEditable || tag === "TEXTAREA" || tag === "SELECT" ||
+    (tag === "INPUT" && !["checkbox", "radio", "button", "submit"].includes(target.type));
+}
+
+export class ReviewPlayer {
+  /**
+   * @param review a loaded Review
+   * @param opts.controlled the room decides (debrief): actions go to onIntent
+   * @param opts.onIntent({action, ms, rate}) in controlled mode
+   */
+  constructor(review, { controlled = false, onIntent = null } = {}) {
+    this.review = review;
+    this.controlled = controlled;
+    this.onIntent = onIntent;
+    this.video = $("#player");
+    this.cameras = [];
+    this.whispers = [];
+    this.timeline = null;
+    this.whispersOn = false;
+    this.lastSeekMs = null;
+    /** the speed to show (a debrief shows the room's, not a nudged one) */
+    this.displayRate = null;
+  }
+
+  mount() {
+    const r = this.review;
+    const v = this.video;
+    const review = r.view.review || {};
+    v.controls = !this.controlled;
+    if (review.classroom) {
+      v.src = r.fileUrl(review.classroom);
+      const track = h("track", {
+        kind: "captions",
+        label: "Cues, whispers and comments",
+        srclang: "en",
+        src: r.exportUrl("cues.vtt"),
+        default: true,
+      });
+      v.append(track);
+    }
+    for (const cam of review.cameras || []) {
+      const el = h("video", { class: "camera-video", muted: true, playsinline: true, preload: "metadata" });
+      el.muted = true;
+      el.src = r.fileUrl(cam.file);
+      $("#cameras").append(h("figure", { class: "video-tile" }, el, h("figcaption", {}, "Another camera")));
+      this.cameras.push({ el, offset: cam.offset_ms || 0 });
+    }
+    const whispers = review.whispers || [];
+    const toggle = $("#whisper-toggle-label");
+    toggle.hidden = !(r.view.permissions?.whispers && whispers.length);
+    $("#whisper-toggle").addEventListener("change", (e) => this.setWhispers(e.target.checked));
+    this.redrawTimeline();
+    renderRates($("#rates"), r);
+    $("#play").addEventListener("click", () => this.intent(v.paused ? "play" : "pause"));
+    $("#rate").addEventListener("change", (e) => this.intent("rate", null, Number(e.target.value)));
+    document.addEventListener("keydown", (e) => this.onKey(e));
+    for (const ev of ["play", "pause", "ratechange"]) v.addEventListener(ev, () => this.renderBar());
+    v.addEventListener("seeked", () => this.follow(true));
+    const tick = () => {
+      this.follow(false);
+      requestAnimationFrame(tick);
+    };
+    requestAnimationFrame(tick);
+    this.renderBar();
+  }
+
+  /** Draw the timeline again (the comments changed). */
+  redrawTimeline() {
+    this.timeline = renderTimeline($("#timeline"), this.review, {
+      onSeek: (ms) => this.intent("seek", ms),
+    });
+    this.timeline.setTime(this.nowMs());
+  }
+
+  /** Session ms now on the main video. */
+  nowMs() {
+    return this.review.sessionMs(this.video);
+  }
+
+  // -- what the user asks for ----------------------------------------------------
+
+  intent(action, ms = null, rate = null) {
+    if (this.controlled) {
+      this.onIntent?.({ action, ms: action === "seek" ? ms : this.nowMs(), rate });
+      return;
+    }
+    if (action === "play") this.video.play().catch(() => {});
+    else if (action === "pause") this.video.pause();
+    else if (action === "seek") this.seekMs(ms);
+    else if (action === "rate") this.video.playbackRate = rate;
+  }
+
+  onKey(e) {
+    if (isTyping(e.target) || e.ctrlKey || e.metaKey || e.altKey) return;
+    const now = this.nowMs();
+    const keys = {
+      Space: () => this.intent(this.video.paused ? "play" : "pause"),
+      KeyK: () => this.intent(this.video.paused ? "play" : "pause"),
+      ArrowLeft: () => this.intent("seek", now - STEP_S * 1000),
+      ArrowRight: () => this.intent("seek", now + STEP_S * 1000),
+      KeyJ: () => this.intent("seek", now - JUMP_S * 1000),
+      KeyL: () => this.intent("seek", now + JUMP_S * 1000),
+    };
+    const act = keys[e.code];
+    if (!act) return;
+    e.preventDefault();
+    act();
+  }
+
+  // -- doing it ------------------------------------------------------------------------
+
+  seekMs(ms) {
+    const [start, end] = this.review.span;
+    const clamped = Math.min(end, Math.max(start, ms));
+    this.lastSeekMs = clamped;
+    this.video.currentTime = this.review.mediaTime(clamped);
+  }
+
+  setWhispers(on) {
+    this.whispersOn = on;
+    if (on && !this.whispers.length) {
+      for (const w of this.review.view.review.whispers || []) {
+        const el = h("audio", { preload: "auto", dataset: { file: w.file } });
+        el.src = this.review.fileUrl(w.file);
+        $("#whisper-audio").append(el);
+        this.whispers.push({ el, start: w.start_ms ?? 0, end: w.end_ms ?? 0 });
+      }
+    }
+    if (!on) for (const w of this.whispers) w.el.pause();
+    this.follow(true);
+  }
+
+  /** Keep cameras, whispers and the playhead with the main video. */
+  follow(hard) {
+    const v = this.video;
+    const ms = this.nowMs();
+    this.timeline?.setTime(ms);
+    $("#now").textContent = clock(ms);
+    for (const cam of this.cameras) this.keepWith(cam.el, (ms - cam.offset) / 1000, hard);
+    for (const w of this.whispers) {
+      const inside = this.whispersOn && ms >= w.start - 50 && ms <= w.end + 50;
+      if (inside) this.keepWith(w.el, ms / 1000, hard);
+      else if (!w.el.paused) w.el.pause();
+    }
+    if (hard) this.renderBar();
+    return v;
+  }
+
+  keepWith(el, seconds, hard) {
+    const v = this.video;
+    if (hard || Math.abs(el.currentTime - seconds) > 0.25) el.currentTime = Math.max(0, seconds);
+    el.playbackRate = v.playbackRate;
+    if (v.paused && !el.paused) el.pause();
+    if (!v.paused && el.paused) el.play().catch(() => {});
+  }
+
+  renderBar() {
+    const v = this.video;
+    $("#play").textContent = v.paused ? "Play" : "Pause";
+    $("#rate").value = String(this.displayRate ?? v.playbackRate);
+  }
+}

@@ -1,0 +1,236 @@
+// The review page of one recording: the player and its timeline, comments
+// with threads and tags, your notes from the lesson (shared as comments),
+// clips, exports, and starting a debrief. What each role sees is the
+// server's per-reader view.
+
+import { readPage } from "./conn.js";
+import { ReviewPlayer } from "./player.js";
+import { lessonFacts, pageToken, renderComments, Review } from "./review_core.js";
+import { $, clock, describeError, exposeHooks, h, toast } from "./ui.js";
+
+const page = readPage();
+const review = new Review(page.recordingId, pageToken());
+const state = { loaded: false, error: null, replyTo: null, clips: [], player: null };
+
+// -- comments -------------------------------------------------------------------------
+
+function renderAllComments() {
+  renderComments($("#comments"), review, {
+    onSeek: (ms) => state.player.seekMs(ms),
+    onReply: (c) => {
+      state.replyTo = c;
+      $("#replying").hidden = false;
+      $("#replying").textContent = `Replying to ${c.name} at ${clock(c.t)}`;
+      $("#cancel-reply").hidden = false;
+      $("#comment-text").focus();
+    },
+    canReply: review.view.permissions.comment,
+  });
+}
+
+function cancelReply() {
+  state.replyTo = null;
+  $("#replying").hidden = true;
+  $("#cancel-reply").hidden = true;
+}
+
+async function postComment(e) {
+  e.preventDefault();
+  const text = $("#comment-text").value.trim();
+  if (!text) return;
+  const body = { t: Math.round(state.player.nowMs()), text, visibility: $("#comment-visibility").value };
+  if ($("#comment-tag").value) body.tag = $("#comment-tag").value;
+  if (state.replyTo) body.parent = state.replyTo.id;
+  try {
+    await review.addComment(body);
+    $("#comment-text").value = "";
+    cancelReply();
+    redraw();
+  } catch (err) {
+    toast(`Comment not saved: ${err.message}`, "error");
+  }
+}
+
+function renderMyNotes() {
+  const mine = (review.timeline.notes || []).filter((n) => n.mine);
+  $("#notes-panel").hidden = !mine.length;
+  $("#my-notes").replaceChildren(
+    ...mine.map((n) =>
+      h("li", { class: "note" },
+        h("button", { type: "button", class: "comment-time", onclick: () => state.player.seekMs(n.t) }, clock(n.t)),
+        " ", h("span", { class: "note-text" }, n.text), " ",
+        h("span", { class: "chip chip-muted" }, n.visibility),
+        h("button", {
+          type: "button",
+          class: "btn btn-small share-note",
+          onclick: async () => {
+            try {
+              await review.addComment({ fromNote: n.id });
+              toast("Shared with the teacher and coaches as a comment.");
+              redraw();
+            } catch (err) {
+              toast(`Not shared: ${err.message}`, "error");
+            }
+          },
+        }, "Share as a comment"),
+      )),
+  );
+}
+
+// -- clips ------------------------------------------------------------------------------
+
+const clip = { from: null, to: null };
+
+function renderClipRange() {
+  $("#clip-from").textContent = clip.from == null ? "–" : clock(clip.from);
+  $("#clip-to").textContent = clip.to == null ? "–" : clock(clip.to);
+  $("#clip-make").disabled = !(clip.from != null && clip.to != null && clip.to > clip.from);
+}
+
+async function makeClip() {
+  const base = `/api/recordings/${encodeURIComponent(review.id)}/clips`;
+  let job;
+  try {
+    job = (await review.api("POST", base, { from_ms: Math.round(clip.from), to_ms: Math.round(clip.to) })).clip;
+  } catch (err) {
+    toast(`No clip: ${err.message}`, "error");
+    return;
+  }
+  const bar = $("#clip-progress");
+  bar.hidden = false;
+  $("#clip-status").textContent = "Making the clip (no re-encoding: it starts at the nearest keyframe)…";
+  while (job.state === "queued" || job.state === "making") {
+    bar.value = job.progress;
+    await new Promise((r) => setTimeout(r, 300));
+    job = (await review.api("GET", `${base}/${job.id}`)).clip;
+  }
+  bar.value = job.progress;
+  if (job.state === "done") {
+    $("#clip-status").textContent = `Clip ready: ${clock(job.start_ms + review.offsetMs)}–${clock(clip.to)}.`;
+    state.clips.push(job);
+    renderClips();
+  } else {
+    $("#clip-status").textContent = `The clip failed: ${job.error}`;
+  }
+}
+
+function renderClips() {
+  $("#clips").replaceChildren(
+    ...state.clips.map((c) =>
+      h("li", {}, h("a", { href: review.fileUrl(c.file), download: c.file }, c.file),
+        c.bytes ? ` · ${(c.bytes / 1e6).toFixed(1)} MB` : "")),
+  );
+}
+
+// -- debrief ------------------------------------------------------------------------------
+
+async function startDebrief(e) {
+  e.preventDefault();
+  const members = $("#debrief-members").value.split("\n").map((s) => s.trim()).filter(Boolean);
+  try {
+    const data = await review.api("POST", `/api/recordings/${encodeURIComponent(review.id)}/debriefs`, {
+      members,
+      record: $("#debrief-record").checked,
+    });
+    const rows = [{ name: `${data.owner.name} (you, the owner)`, url: data.owner.url }, ...data.members];
+    $("#debrief-links").replaceChildren(
+      ...rows.map((m) =>
+        h("div", { class: "invite" },
+          h("label", {}, m.name),
+          h("div", { class: "invite-row" },
+            h("input", { type: "text", readonly: true, value: m.url, class: "invite-url" }),
+            h("a", { class: "btn btn-small", href: m.url, target: "_blank", rel: "noopener noreferrer" }, "Open")))),
+    );
+    toast("Debrief room ready: send each person their link.");
+  } catch (err) {
+    toast(`No debrief: ${err.message}`, "error");
+  }
+}
+
+// -- the page ---------------------------------------------------------------------------------
+
+function redraw() {
+  renderAllComments();
+  state.player.redrawTimeline(); // the comment lane changed
+}
+
+function renderExports() {
+  const items = [
+    ["cues.vtt", "Cues, whispers and comments (WebVTT)"],
+    ["tallies.csv", "Tallies (CSV)"],
+    ["rates.csv", "Tallies per minute (CSV)"],
+    ["timeline.json", "The whole timeline (JSON)"],
+  ];
+  $("#exports").replaceChildren(
+    ...items.map(([name, label]) => h("li", {}, h("a", { href: review.exportUrl(name), download: name }, label))),
+  );
+}
+
+async function main() {
+  try {
+    await review.load();
+  } catch (err) {
+    state.error = err.status === 401 || err.status === 403
+      ? "This link can't open this recording."
+      : err.status === 404 ? "This recording doesn't exist (any more)." : describeError({ message: err.message });
+    $("#load-error").hidden = false;
+    $("#load-error").textContent = state.error;
+    for (const el of [".player-area", ".review-side"]) $(el).hidden = true;
+    return;
+  }
+  const v = review.view;
+  document.title = `${v.title} · Review · Sidecoach`;
+  $("#lesson-title").textContent = v.title || "Review";
+  $("#reader-role").textContent = v.reader.role ? v.reader.role : "admin";
+  $("#facts").replaceChildren(...lessonFacts(review).filter(Boolean));
+  $("#retention").textContent = `Kept until ${new Date(v.retention.delete_after * 1000).toLocaleDateString()}, then deleted automatically.`;
+  state.player = new ReviewPlayer(review);
+  state.player.mount();
+  const perms = v.permissions;
+  if (perms.comment) {
+    $("#comment-form").hidden = false;
+    const tags = [...(review.timeline.tally_categories || []), ...(v.prompts || [])];
+    $("#comment-tag").append(...tags.map((t) => h("option", { value: t }, t)));
+    const at = () => ($("#comment-at").textContent = clock(state.player.nowMs()));
+    state.player.video.addEventListener("timeupdate", at);
+    at();
+  }
+  $("#comment-form").addEventListener("submit", postComment);
+  $("#cancel-reply").addEventListener("click", cancelReply);
+  renderAllComments();
+  renderMyNotes();
+  $("#clip-panel").hidden = !(perms.delete || v.reader.role === "coach");
+  $("#clip-start").addEventListener("click", () => {
+    clip.from = state.player.nowMs();
+    renderClipRange();
+  });
+  $("#clip-end").addEventListener("click", () => {
+    clip.to = state.player.nowMs();
+    renderClipRange();
+  });
+  $("#clip-make").addEventListener("click", makeClip);
+  $("#debrief-panel").hidden = !perms.delete;
+  $("#debrief-form").addEventListener("submit", startDebrief);
+  renderExports();
+  state.loaded = true;
+}
+
+const copy = (x) => (x == null ? x : structuredClone(x));
+exposeHooks({
+  loaded: () => state.loaded,
+  error: () => state.error,
+  permissions: () => copy(review.view?.permissions),
+  nowMs: () => (state.player ? state.player.nowMs() : null),
+  paused: () => (state.player ? state.player.video.paused : null),
+  comments: () => copy(review.comments),
+  timeline: () => copy(review.timeline),
+  view: () => copy(review.view),
+  whisperToggle: () => !$("#whisper-toggle-label").hidden,
+  whispersPlaying: () => (state.player ? state.player.whispers.filter((w) => !w.el.paused).length : 0),
+  trackCues: () => {
+    const t = state.player?.video.textTracks[0];
+    return t && t.cues ? t.cues.length : null;
+  },
+});
+
+main();
