@@ -39,6 +39,8 @@ SECRET = "bench-debrief-secret-" + "d" * 40
 MEMBERS = ("Driver", "Ana", "Ben")
 SAMPLE_S = 0.1
 args_debug = False
+#: how long a page may take to get somewhere (a loaded machine is slow, not broken)
+WAIT_MS = 120_000
 SETTLE_S = 1.0
 RATES = (0.75, 1.0, 1.25, 1.5)
 
@@ -92,20 +94,23 @@ async def run_mode(
         page = await ctx.new_page()
         await page.goto(url + path)
         await page.wait_for_function(
-            "() => document.querySelector('#join') && !document.querySelector('#join').disabled"
+            "() => document.querySelector('#join') && !document.querySelector('#join').disabled",
+            timeout=WAIT_MS,
         )
         await page.click("#join")
-        await page.wait_for_function("() => window.sidecoach && sidecoach.joined")
+        await page.wait_for_function("() => window.sidecoach && sidecoach.joined", timeout=WAIT_MS)
         contexts.append(ctx)
         pages.append(page)
     try:
         for page in pages:
             await page.wait_for_function(
-                "() => document.querySelector('#player').readyState >= 2", timeout=30000
+                "() => document.querySelector('#player').readyState >= 2", timeout=WAIT_MS
             )
         driver = pages[0]
         await driver.evaluate("() => document.querySelector('#take-wheel').click()")
-        await driver.wait_for_function("() => sidecoach.driver === sidecoach.participantId")
+        await driver.wait_for_function(
+            "() => sidecoach.driver === sidecoach.participantId", timeout=WAIT_MS
+        )
         rng = random.Random(seed)
         lo, hi = span[0] + 0.5, span[1] - 4.0
         samples: list[dict[str, Any]] = []

@@ -73,11 +73,12 @@ async def test_second_camera_mid_session_reaches_coaches(live_server: LiveServer
         for c in coaches:
             await wait_for(lambda c=c: len(c.tracks(producerId=cam2)) == 1)  # type: ignore[misc]
             second = c.tracks(producerId=cam2)[0]
-            await wait_for(lambda s=second: s.frames >= 5)  # type: ignore[misc]
+            # (generous bounds: three aiortc peers encode and decode on this machine)
+            await wait_for(lambda s=second: s.frames >= 5, timeout=30)  # type: ignore[misc]
             assert second.width == 160
             first = c.tracks(producerId=cam1)[0]
             before = first.frames
-            await wait_for(lambda f=first, n=before: f.frames > n + 5)  # type: ignore[misc]
+            await wait_for(lambda f=first, n=before: f.frames > n + 5, timeout=30)  # type: ignore[misc]
             assert first.width == 320
             assert any(n == "producer-added" and d["producerId"] == cam2 for n, d in c.events)
 

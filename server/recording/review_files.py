@@ -94,10 +94,16 @@ def write_thumbnail(directory: Path, video: Path) -> str | None:
     wanted_ms = _first_pts_ms(video) + THUMBNAIL_AT_MS
     with av.open(str(video)) as inp:
         stream: Any = inp.streams.video[0]
-        for frame in inp.decode(stream):
-            picked = frame
-            if frame.pts is not None and frame.pts * stream.time_base * 1000 >= wanted_ms:
-                break
+        for packet in inp.demux(stream):
+            try:
+                frames = packet.decode()
+            except av.error.FFmpegError:
+                continue  # a damaged frame (e.g. cut by a crash): try the next
+            for frame in frames:
+                picked = frame
+            if picked is not None and picked.pts is not None:
+                if picked.pts * stream.time_base * 1000 >= wanted_ms:
+                    break
     if picked is None:
         return None
     height = max(2, round(picked.height * THUMBNAIL_WIDTH / picked.width / 2) * 2)

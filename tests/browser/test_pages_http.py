@@ -75,7 +75,8 @@ async def test_lobby_static_and_vendor_files(live_server: LiveServer) -> None:
     for name, rel in VENDOR_FILES.items():
         status, headers, body = await fetch(f"{live_server.url}/vendor/{name}")
         if (NODE_MODULES_DIR / rel).is_file():
-            assert status == 200 and headers["Content-Type"].startswith("text/javascript")
+            kind = "text/css" if name.endswith(".css") else "text/javascript"
+            assert status == 200 and headers["Content-Type"].startswith(kind)
             assert len(body) > 1000
         else:  # npm install has not run: a clear 503, never a crash
             assert status == 503
