@@ -151,3 +151,37 @@ async def test_the_lessons_library_lists_past_lessons(
     await lobby.wait("window.sidecoach && sidecoach.loaded")
     assert "Fractions" in await lobby.page.inner_text("#lesson-title")
     assert page_errors(lobby) == []
+
+
+async def test_an_h264_lesson_plays_on_the_review_page(
+    live_server: LiveServer, open_tab: Opener
+) -> None:
+    """H.264 is remuxed (never transcoded) into MP4, which Chromium plays."""
+    from tests.peers import PatternVideoTrack, ToneTrack, wait_for
+
+    session = await live_server.create_session()
+    teacher = live_server.participant(session.id, "teacher")
+    coach = live_server.participant(session.id, "coach")
+    try:
+        await teacher.join()
+        await teacher.publish(PatternVideoTrack(), "camera", codec="H264")
+        await teacher.publish(ToneTrack(), "mic")
+        await coach.join()
+        await wait_for(lambda: len(coach.received) == 2)
+        await wait_for(lambda: coach.tracks(source="camera")[0].frames > 90, timeout=30)
+        await live_server.manager.end_session(session.id)
+    finally:
+        await teacher.close()
+        await coach.close()
+    token = live_server.invite(session.id, "teacher")
+    rid = await recording_of(live_server, token)
+    tab = await open_tab(f"/review/{rid}?token={token}", "review-h264")
+    await tab.wait("sidecoach.loaded")
+    view = await tab.js("sidecoach.view")
+    assert view["review"]["classroom"].endswith(".mp4")
+    assert [t["codec"] for t in view["tracks"] if t["source"] == "camera"] == ["video/H264"]
+    await tab.page.click("#play")
+    await tab.wait("document.querySelector('#player').videoWidth === 320 && !sidecoach.paused")
+    start = await tab.js("sidecoach.nowMs")
+    await tab.wait("sidecoach.nowMs > arg + 500", arg=start)
+    assert page_errors(tab) == []
