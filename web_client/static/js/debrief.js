@@ -8,8 +8,9 @@
 import { Connection, followRoom, readPage } from "./conn.js";
 import { RemoteMedia } from "./media.js";
 import { ReviewPlayer } from "./player.js";
-import { Review, renderComments } from "./review_core.js";
-import { $, clock, describeError, exposeHooks, h, renderConnection, renderPresence, renderRecording, toast } from "./ui.js";
+import { CommentPanel } from "./comment_panel.js";
+import { Review } from "./review_core.js";
+import { $, describeError, exposeHooks, renderConnection, renderPresence, renderRecording, toast } from "./ui.js";
 
 const page = readPage();
 const review = new Review(page.recordingId, page.token);
@@ -39,9 +40,9 @@ const state = {
   buffering: false,
   lastDrift: 0,
   seeks: 0,
-  replyTo: null,
   stream: null,
   player: null,
+  comments: null,
 };
 
 // -- the shared clock ------------------------------------------------------------------------
@@ -180,39 +181,6 @@ function render() {
   }
 }
 
-function renderAllComments() {
-  renderComments($("#comments"), review, {
-    onSeek: (ms) => onIntent({ action: "seek", ms }),
-    onReply: (c) => {
-      state.replyTo = c;
-      $("#replying").hidden = false;
-      $("#replying").textContent = `Replying to ${c.name} at ${clock(c.t)}`;
-      $("#cancel-reply").hidden = false;
-    },
-    canReply: true,
-  });
-  state.player?.redrawTimeline();
-}
-
-async function postComment(e) {
-  e.preventDefault();
-  const text = $("#comment-text").value.trim();
-  if (!text) return;
-  const body = { t: Math.round(state.player.nowMs()), text, visibility: $("#comment-visibility").value };
-  if ($("#comment-tag").value) body.tag = $("#comment-tag").value;
-  if (state.replyTo) body.parent = state.replyTo.id;
-  try {
-    await review.addComment(body);
-    $("#comment-text").value = "";
-    state.replyTo = null;
-    $("#replying").hidden = true;
-    $("#cancel-reply").hidden = true;
-    renderAllComments();
-  } catch (err) {
-    toast(`Comment not saved: ${err.message}`, "error");
-  }
-}
-
 conn.onstate = () => render();
 conn.onjoined = async (reply, isRejoin) => {
   state.joined = true;
@@ -234,9 +202,7 @@ conn.ontrack = (remote) => {
 conn.ontrackremoved = (remote) => media.remove(remote);
 followRoom(conn, state, render)
   .on("playback-state", (pb) => onPlayback(pb))
-  .on("comment", (c) => {
-    if (review.merge(c)) renderAllComments();
-  });
+  .on("comment", (c) => state.comments?.added(c));
 
 async function join() {
   const name = $("#my-name").value.trim();
@@ -260,11 +226,13 @@ async function join() {
       if (v.readyState >= 3) reportBuffering(false);
     });
   }
-  const tags = [...(review.timeline.tally_categories || []), ...(review.view.prompts || [])];
-  $("#comment-tag").append(...tags.map((t) => h("option", { value: t }, t)));
-  $("#comment-form").hidden = false;
-  v.addEventListener("timeupdate", () => ($("#comment-at").textContent = clock(state.player.nowMs())));
-  renderAllComments();
+  state.comments = new CommentPanel(review, {
+    nowMs: () => state.player.nowMs(),
+    onSeek: (ms) => onIntent({ action: "seek", ms }),
+    onChange: () => state.player.redrawTimeline(),
+  });
+  state.comments.mount({ canComment: true });
+  v.addEventListener("timeupdate", () => state.comments.showTime());
   conn.start();
   for (const track of state.stream?.getTracks() || []) {
     await conn.publish(track.kind === "video" ? "camera" : "mic", track.kind, track);
@@ -301,12 +269,6 @@ async function main() {
   });
   $("#end-debrief").addEventListener("click", async () => {
     if (confirm("End the debrief for everyone?")) await conn.call("end-session", {});
-  });
-  $("#comment-form").addEventListener("submit", postComment);
-  $("#cancel-reply").addEventListener("click", () => {
-    state.replyTo = null;
-    $("#replying").hidden = true;
-    $("#cancel-reply").hidden = true;
   });
   render();
 }

@@ -5,51 +5,15 @@
 
 import { readPage } from "./conn.js";
 import { ReviewPlayer } from "./player.js";
-import { lessonFacts, pageToken, renderComments, Review } from "./review_core.js";
+import { CommentPanel } from "./comment_panel.js";
+import { lessonFacts, pageToken, Review } from "./review_core.js";
 import { $, clock, describeError, exposeHooks, h, toast } from "./ui.js";
 
 const page = readPage();
 const review = new Review(page.recordingId, pageToken());
-const state = { loaded: false, error: null, replyTo: null, clips: [], player: null };
+const state = { loaded: false, error: null, clips: [], player: null, comments: null };
 
-// -- comments -------------------------------------------------------------------------
-
-function renderAllComments() {
-  renderComments($("#comments"), review, {
-    onSeek: (ms) => state.player.seekMs(ms),
-    onReply: (c) => {
-      state.replyTo = c;
-      $("#replying").hidden = false;
-      $("#replying").textContent = `Replying to ${c.name} at ${clock(c.t)}`;
-      $("#cancel-reply").hidden = false;
-      $("#comment-text").focus();
-    },
-    canReply: review.view.permissions.comment,
-  });
-}
-
-function cancelReply() {
-  state.replyTo = null;
-  $("#replying").hidden = true;
-  $("#cancel-reply").hidden = true;
-}
-
-async function postComment(e) {
-  e.preventDefault();
-  const text = $("#comment-text").value.trim();
-  if (!text) return;
-  const body = { t: Math.round(state.player.nowMs()), text, visibility: $("#comment-visibility").value };
-  if ($("#comment-tag").value) body.tag = $("#comment-tag").value;
-  if (state.replyTo) body.parent = state.replyTo.id;
-  try {
-    await review.addComment(body);
-    $("#comment-text").value = "";
-    cancelReply();
-    redraw();
-  } catch (err) {
-    toast(`Comment not saved: ${err.message}`, "error");
-  }
-}
+// -- your notes from the lesson ---------------------------------------------------------
 
 function renderMyNotes() {
   const mine = (review.timeline.notes || []).filter((n) => n.mine);
@@ -67,7 +31,7 @@ function renderMyNotes() {
             try {
               await review.addComment({ fromNote: n.id });
               toast("Shared with the teacher and coaches as a comment.");
-              redraw();
+              state.comments.changed();
             } catch (err) {
               toast(`Not shared: ${err.message}`, "error");
             }
@@ -149,11 +113,6 @@ async function startDebrief(e) {
 
 // -- the page ---------------------------------------------------------------------------------
 
-function redraw() {
-  renderAllComments();
-  state.player.redrawTimeline(); // the comment lane changed
-}
-
 function renderExports() {
   const items = [
     ["cues.vtt", "Cues, whispers and comments (WebVTT)"],
@@ -187,17 +146,14 @@ async function main() {
   state.player = new ReviewPlayer(review);
   state.player.mount();
   const perms = v.permissions;
-  if (perms.comment) {
-    $("#comment-form").hidden = false;
-    const tags = [...(review.timeline.tally_categories || []), ...(v.prompts || [])];
-    $("#comment-tag").append(...tags.map((t) => h("option", { value: t }, t)));
-    const at = () => ($("#comment-at").textContent = clock(state.player.nowMs()));
-    state.player.video.addEventListener("timeupdate", at);
-    at();
-  }
-  $("#comment-form").addEventListener("submit", postComment);
-  $("#cancel-reply").addEventListener("click", cancelReply);
-  renderAllComments();
+  state.comments = new CommentPanel(review, {
+    nowMs: () => state.player.nowMs(),
+    onSeek: (ms) => state.player.seekMs(ms),
+    onChange: () => state.player.redrawTimeline(), // the comment lane changed
+  });
+  state.comments.mount({ canComment: perms.comment });
+  state.player.video.addEventListener("timeupdate", () => state.comments.showTime());
+  state.comments.showTime();
   renderMyNotes();
   $("#clip-panel").hidden = !(perms.delete || v.reader.role === "coach");
   $("#clip-start").addEventListener("click", () => {
