@@ -101,9 +101,9 @@ def write_thumbnail(directory: Path, video: Path) -> str | None:
                 continue  # a damaged frame (e.g. cut by a crash): try the next
             for frame in frames:
                 picked = frame
-            if picked is not None and picked.pts is not None:
-                if picked.pts * stream.time_base * 1000 >= wanted_ms:
-                    break
+            shown_ms = picked.pts * stream.time_base * 1000 if picked and picked.pts else None
+            if shown_ms is not None and shown_ms >= wanted_ms:
+                break
     if picked is None:
         return None
     height = max(2, round(picked.height * THUMBNAIL_WIDTH / picked.width / 2) * 2)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.conftest import Opener, Tab, page_errors
+from tests.browser.conftest import Opener, Tab, new_tab, page_errors
 from tests.conftest import LiveServer
 
 pytestmark = pytest.mark.browser
@@ -183,12 +183,10 @@ async def test_a_blocked_autoplay_is_impossible_to_miss(
     await teacher.wait("sidecoach.state === 'joined'")
     await teacher.page.click("#go-live")
     await teacher.wait("sidecoach.live === 'live'")
-    context = await browser.new_context(viewport={"width": 1280, "height": 860})  # type: ignore[attr-defined]
+    url = live_server.url + join_path(live_server, session.id, "coach")
+    coach = await new_tab(browser, url, "coach-blocked", init=BLOCK_AUTOPLAY)
+    page = coach.page
     try:
-        await context.add_init_script(BLOCK_AUTOPLAY)
-        page = await context.new_page()
-        await page.goto(live_server.url + join_path(live_server, session.id, "coach"))
-        coach = Tab(page, "coach-blocked")
         await coach.wait("sidecoach.audioBlocked")
         overlay = await page.locator("#unblock-audio").bounding_box()
         stage = await page.locator("#videos").bounding_box()
@@ -202,7 +200,7 @@ async def test_a_blocked_autoplay_is_impossible_to_miss(
         )
         assert not await page.is_visible("#unblock-audio")
     finally:
-        await context.close()
+        await page.context.close()
 
 
 LONG_DEVICE_NAMES = """
@@ -222,12 +220,10 @@ async def test_the_teacher_page_stays_phone_sized(
     live_server: LiveServer, open_tab: Opener, browser: object
 ) -> None:
     session = await live_server.create_session("A lesson with a rather long title for a phone")
-    context = await browser.new_context(viewport={"width": 1280, "height": 860})  # type: ignore[attr-defined]
+    url = live_server.url + join_path(live_server, session.id, "teacher")
+    teacher = await new_tab(browser, url, "teacher-wide", init=LONG_DEVICE_NAMES)
+    page = teacher.page
     try:
-        await context.add_init_script(LONG_DEVICE_NAMES)
-        page = await context.new_page()
-        await page.goto(live_server.url + join_path(live_server, session.id, "teacher"))
-        teacher = Tab(page, "teacher-wide")
         await teacher.wait("sidecoach.state === 'joined'")
         await teacher.wait("document.querySelector('#camera-select').options.length > 0")
         assert "very long name" in await page.inner_text("#camera-select")
@@ -241,4 +237,4 @@ async def test_the_teacher_page_stays_phone_sized(
         assert widest <= PHONE_WIDTH_PX + 1, f"something pokes out: {widest}px"
         await teacher.screenshot("teacher-on-a-laptop")
     finally:
-        await context.close()
+        await page.context.close()
