@@ -261,3 +261,52 @@ async def test_a_debrief_room_watches_together(live_server: LiveServer) -> None:
                 await p.close()
         manifest = read_manifest(next((live_server.config.recordings_dir / session_id).iterdir()))
         assert manifest["state"] == "finalized"
+
+
+async def test_a_debrief_is_recorded_when_its_owner_chooses(live_server: LiveServer) -> None:
+    _, tokens = await record_a_lesson(live_server)
+    async with aiohttp.ClientSession() as http:
+        api = Api(live_server, http, tokens)
+        rid = await the_recording(api)
+        status, made = await api.call(
+            "POST", f"/api/recordings/{rid}/debriefs", "teacher", {"members": ["Ana"]}
+        )
+        debrief_id = made["session"]["id"]
+        owner = Participant(live_server.url, made["owner"]["url"].split("token=")[1])
+        ana = Participant(live_server.url, made["members"][0]["url"].split("token=")[1])
+        try:
+            joined = await owner.join()
+            assert joined["owner"] is True and joined["recording"]["planned"] is False
+            await ana.join()
+            refused = await ana.call("recording-plan", {"record": True})
+            assert refused["error"]["code"] == "forbidden"  # the owner decides
+            assert (await owner.call("recording-plan", {"record": True}))["ok"]
+            await owner.publish(PatternVideoTrack(), "camera")
+            await ana.publish(ToneTrack(), "mic")
+            await wait_for(lambda: owner.got("recording-state", state="recording") != [])
+            await wait_for(lambda: owner.tracks(source="mic") != [])
+            await wait_for(lambda: owner.tracks(source="mic")[0].frames > 20, timeout=15)
+            assert (await owner.call("end-session"))["ok"]
+        finally:
+            await owner.close()
+            await ana.close()
+        (row,) = [
+            r
+            for r in await live_server.catalog.recordings(debrief_id)
+            if await wait_until_finalized(live_server, r.id)
+        ]
+        api.tokens.update(ana=made["members"][0]["url"].split("token=")[1])
+        status, view = await api.call("GET", f"/api/recordings/{row.id}", "ana")
+        assert status == 200
+        assert {t["source"] for t in view["view"]["tracks"]} == {"camera", "mic"}
+        # the lesson's own invites do not reach the debrief's recording
+        assert (await api.call("GET", f"/api/recordings/{row.id}", "teacher"))[0] == 403
+
+
+async def wait_until_finalized(server: LiveServer, recording_id: str) -> bool:
+    for _ in range(200):
+        row = await server.catalog.get(recording_id)
+        if row is not None and row.state == "finalized":
+            return True
+        await asyncio.sleep(0.05)
+    return False

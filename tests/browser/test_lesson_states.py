@@ -117,6 +117,7 @@ async def test_stop_asks_first_and_the_ended_lesson_shows_no_recording_controls(
         assert not await tab.page.is_visible("#pause-recording")
     # the teacher sees the lesson's recording, how long it is kept, and can delete it
     await teacher.wait("document.querySelectorAll('.recording-card').length === 1")
+    await coach.wait("document.querySelector('.after .review-link')")  # the coach can review it
     card = await teacher.page.inner_text(".recording-card")
     assert "kept until" in card
     await teacher.screenshot("teacher-after-lesson", full_page=True)

@@ -135,10 +135,13 @@ async def test_lobby_creates_a_session_and_ends_it(
     await lobby.page.uncheck("#recording")
     await lobby.page.fill("#prompts", "Wait time\nPraise effort\n")
     await lobby.page.fill("#tallies", "OTR\nBSP")
+    await lobby.page.fill("#coach-names", "Dr Chen\nMs Ito")
     await lobby.page.click("#create-form button[type=submit]")
     await lobby.wait("sidecoach.invites && sidecoach.invites.teacher")
     invites = await lobby.js("sidecoach.invites")
-    assert set(invites) == {"teacher", "coach", "observer"}
+    # one link per named coach (the teacher sees who whispers), and the observer's
+    assert set(invites) == {"teacher", "coach:Dr Chen", "coach:Ms Ito", "observer"}
+    invites["coach"] = invites["coach:Dr Chen"]
     assert await lobby.page.locator("#qr svg path").count() == 1
     created = await lobby.js("sidecoach.created")
     record = await live_server.store.get(created["id"])
@@ -149,6 +152,7 @@ async def test_lobby_creates_a_session_and_ends_it(
     assert invites["coach"].startswith(live_server.url + "/join?token=")
     coach = await open_tab(invites["coach"], "coach")
     await coach.wait("sidecoach.state === 'joined'")
+    assert "Dr Chen" in await coach.page.inner_text("#people")
     assert await coach.page.locator("button.prompt-button").all_inner_texts() == [
         "Wait time",
         "Praise effort",
@@ -159,8 +163,16 @@ async def test_lobby_creates_a_session_and_ends_it(
 
     await lobby.page.click("#refresh")
     item = lobby.page.locator(f".session-item[data-session-id='{created['id']}']")
+    second = await open_tab(invites["coach:Ms Ito"], "coach-2")
+    await second.wait("sidecoach.state === 'joined'")
     await lobby.wait(
         "sidecoach.sessions.some(s => s.id === arg && s.state === 'live')", arg=created["id"]
+    )
+    await lobby.page.click("#refresh")
+    await lobby.wait(
+        "document.querySelector(`.session-item[data-session-id='${arg}']`)"
+        ".textContent.includes('2 coaches')",
+        arg=created["id"],
     )
     await lobby.screenshot("lobby", full_page=True)
     lobby.page.once("dialog", lambda d: d.accept())
@@ -168,7 +180,7 @@ async def test_lobby_creates_a_session_and_ends_it(
     await lobby.wait("!sidecoach.sessions.some(s => s.id === arg)", arg=created["id"])
     await coach.wait("sidecoach.state === 'ended'")
     assert await coach.page.is_visible("#ended-banner")
-    assert page_errors(lobby, coach) == []
+    assert page_errors(lobby, coach, second) == []
 
 
 async def test_bad_invites_get_a_friendly_error_page(

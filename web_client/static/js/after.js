@@ -128,7 +128,7 @@ export async function showAfter(container, ctx) {
   container.hidden = false;
   const list = h("div", { class: "recording-list" });
   container.replaceChildren(
-    h("h2", {}, "Your lesson's recordings"),
+    h("h2", {}, ctx.role === "teacher" ? "Your lesson's recordings" : "The lesson's recordings"),
     h("p", { class: "hint" },
       `Recordings stay on your district's server and are deleted after ${ctx.retentionDays} days.`),
     list,

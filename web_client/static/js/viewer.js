@@ -3,7 +3,8 @@
 
 import { Connection, followRoom, readPage } from "./conn.js";
 import { animateMeter, levelMeter, RemoteMedia } from "./media.js";
-import { $, renderConnection, renderPresence, renderRecording, toast } from "./ui.js";
+import { showAfter } from "./after.js";
+import { $, h, renderConnection, renderPresence, renderRecording, toast } from "./ui.js";
 
 export function startViewer({ role }) {
   const page = readPage();
@@ -68,6 +69,13 @@ export function startViewer({ role }) {
       banner.hidden = false;
       banner.textContent =
         conn.state === "ended" ? "This session has ended. Thank you!" : `Can't join: ${conn.detail}`;
+    }
+    if (over && !state.afterShown) {
+      // the lesson is over: its recording, to review
+      state.afterShown = true;
+      const after = h("section", { class: "panel after", "aria-label": "After the lesson" });
+      $("#main").prepend(after);
+      showAfter(after, { token: page.token, role, retentionDays: page.retentionDays ?? 30 });
     }
     for (const fn of listeners.render) fn();
   }
