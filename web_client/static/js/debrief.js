@@ -95,7 +95,8 @@ function follow() {
   }
   if (Math.abs(drift) > DRIFT_SEEK_S) {
     state.seeks += 1;
-    v.currentTime = want;
+    // a seek takes a moment: land where the room will be when it is done
+    seekTo(v, want + (seekLag.ms / 1000) * pb.rate);
     v.playbackRate = pb.rate;
   } else if (Math.abs(drift) > DRIFT_NUDGE_S) {
     const nudge = Math.max(-NUDGE_MAX, Math.min(NUDGE_MAX, drift * NUDGE_GAIN));
@@ -104,6 +105,21 @@ function follow() {
     v.playbackRate = pb.rate;
   }
   if (v.paused) v.play().catch(() => {});
+}
+
+/** How long this player's seeks take (ms, smoothed), to aim them ahead. */
+const seekLag = { ms: 80, started: null };
+
+function seekTo(v, seconds) {
+  seekLag.started = performance.now();
+  v.currentTime = seconds;
+}
+
+function onSeeked() {
+  if (seekLag.started == null) return;
+  const took = performance.now() - seekLag.started;
+  seekLag.started = null;
+  if (took < 2000) seekLag.ms = 0.7 * seekLag.ms + 0.3 * took;
 }
 
 function onPlayback(pb) {
@@ -220,6 +236,7 @@ async function join() {
   state.player = new ReviewPlayer(review, { controlled: true, onIntent });
   state.player.mount();
   const v = state.player.video;
+  v.addEventListener("seeked", onSeeked);
   v.addEventListener("waiting", () => reportBuffering(true));
   for (const ev of ["playing", "canplay", "seeked"]) {
     v.addEventListener(ev, () => {
@@ -294,6 +311,7 @@ exposeHooks({
   },
   clockRtt: () => clockSync.rtt,
   seeks: () => state.seeks,
+  seekLagMs: () => seekLag.ms,
   syncMode: () => SYNC_MODE,
   comments: () => copy(review.comments),
   remoteTracks: () => [...conn.remote.values()].map((r) => ({ mid: r.mid, ...copy(r.info) })),
