@@ -106,11 +106,6 @@ class NodeInfo:
         names = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in data.items() if k in names})
 
-    @property
-    def load(self) -> tuple[int, float]:
-        """Placement order: fewer sessions first, then less CPU."""
-        return (len(self.sessions), self.cpu_pct)
-
 
 class Directory:
     def __init__(self, redis: RedisConn, node_ttl_s: float) -> None:

@@ -159,18 +159,22 @@ class ClusterNode:
         return session is not None and not session.closed
 
     def _choose(self) -> str:
-        """The least loaded live node that takes new sessions."""
+        """The node a new session goes to: of the live nodes taking new
+        sessions, those not busy (CPU under ``NODE_BUSY_CPU_PCT``, unless all
+        are), the one with the fewest sessions; this node on a tie."""
         candidates = [n for n in self.nodes.values() if not n.draining]
         if not self.draining and self.node_id not in {n.id for n in candidates}:
             candidates.append(self._info())  # before our first heartbeat got through
         if not candidates:
             raise ServerDraining("every server is restarting; trying again shortly")
+        busy = self.config.limits.node_busy_cpu_pct
+        calm = [n for n in candidates if n.cpu_pct < busy] or candidates
 
-        def order(n: NodeInfo) -> tuple[int, float, int]:
-            sessions, cpu = n.load
-            return (sessions + self._placed.get(n.id, 0), cpu, 0 if n.id == self.node_id else 1)
+        def order(n: NodeInfo) -> tuple[int, int]:
+            sessions = len(n.sessions) + self._placed.get(n.id, 0)
+            return (sessions, 0 if n.id == self.node_id else 1)
 
-        return min(candidates, key=order).id
+        return min(calm, key=order).id
 
     async def place(self, session_id: str) -> str:
         """The node that hosts (or is to host) this session."""
