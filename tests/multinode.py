@@ -121,7 +121,13 @@ class Deployment:
     def start_node(self, name: str, *args: str, port: int | None = None) -> Node:
         port = port or free_port()
         data_dir = self.workdir / ("data" if self.shared_data else f"data-{name}")
-        env = sidecoach_env(SIDECOACH_SECRET=SECRET, **self.extra_env)
+        env = sidecoach_env(
+            SIDECOACH_SECRET=SECRET,
+            # placement by session count only: a node busy starting up on a
+            # shared machine must not move a session the test puts somewhere
+            SIDECOACH_LIMIT_NODE_BUSY_CPU_PCT="10000",
+            **self.extra_env,
+        )
         cmd = sidecoach_cmd(
             "serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir),
             "--ice-listen-ips", "127.0.0.1", "--node-id", name, "--redis-url", self.redis.url,

@@ -3,13 +3,16 @@ processes on loopback ports, real aiortc peers (tests/multinode.py)."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.multinode import Deployment, Node, deployment, http, redis_unavailable, wait_async
-from tests.peers import PatternVideoTrack, ToneTrack, wait_for
+from tests.peers import Participant, PatternVideoTrack, ToneTrack, wait_for
 
 pytestmark = [
     pytest.mark.integration,
@@ -75,3 +78,162 @@ async def test_session_on_b_joined_through_a_link(two_nodes: Deployment) -> None
     finally:
         await coach.close()
         await teacher.close()
+
+
+async def join_retrying(
+    node: Node, session_id: str, role: str, *, timeout: float = 30, **kw: Any
+) -> Participant:
+    """Join like a page does after a drop: a new socket each time, until
+    the join is accepted (e.g. while the session's old node is being given
+    up on, joins get ``node_unavailable``)."""
+    deadline = time.monotonic() + timeout
+    errors: list[str] = []
+    while True:
+        p = node.participant(session_id, role, **kw)
+        try:
+            await p.connect()
+            reply = await p.call("join", {"token": p.token})
+            if reply.get("ok"):
+                p.joined = reply
+                return p
+            errors.append(reply["error"]["code"])
+        except Exception as exc:
+            errors.append(type(exc).__name__)
+        await p.close()
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{role} could not rejoin within {timeout:.0f}s: {errors[-5:]}")
+        await asyncio.sleep(0.4)
+
+
+async def frames_flow(receiver: Participant, source: str = "camera", more: int = 10) -> None:
+    await wait_for(lambda: receiver.tracks(source=source), timeout=20)
+    track = receiver.tracks(source=source)[0]
+    start = track.frames
+    await wait_for(lambda: track.frames > start + more, timeout=20)
+
+
+async def test_kill_9_node_b_session_moves_and_recording_continues(
+    two_nodes: Deployment,
+) -> None:
+    """Node B hosts a recorded lesson (the teacher and a coach came in
+    through node A). B is killed with kill -9: both pages reconnect, the
+    session opens on A, the coach sees the classroom again, and the
+    recording has two parts of one series: B's (recovered by A, which
+    shares B's data directory) and A's, both with media."""
+    dep = two_nodes
+    a, b = dep.nodes["a"], dep.nodes["b"]
+    await dep.wait_nodes(2)
+    busy = await dep.create_session(via=a, title="keeps node A busy")
+    other = a.participant(busy, "teacher")
+    session_id = await dep.create_session(via=a, recording=True)
+    teacher = a.participant(session_id, "teacher")
+    coach = a.participant(session_id, "coach")
+    people = [other, teacher, coach]
+    try:
+        await other.join()
+        await wait_until_live_on(b, busy, "a")  # B knows A has a session: S goes to B
+        await teacher.join()
+        await teacher.publish(PatternVideoTrack(), "camera")
+        await teacher.publish(ToneTrack(), "mic")
+        await coach.join()
+        await wait_until_live_on(a, session_id, "b")
+        await frames_flow(coach, more=30)
+        await wait_for(lambda: teacher.got("recording-state", state="recording"), timeout=10)
+
+        b.kill()
+        await wait_for(lambda: not teacher.sio.connected and not coach.sio.connected, timeout=15)
+        teacher = await join_retrying(a, session_id, "teacher")
+        coach = await join_retrying(a, session_id, "coach")
+        people += [teacher, coach]
+        await teacher.publish(PatternVideoTrack(), "camera")
+        await teacher.publish(ToneTrack(), "mic")
+        await frames_flow(coach, more=30)
+        await wait_until_live_on(a, session_id, "a")
+        await wait_for(lambda: teacher.got("recording-state", state="recording"), timeout=10)
+
+        status, body = await http(a.url, "POST", f"/api/sessions/{session_id}/end")
+        assert status == 200, body
+
+        async def both_parts_done() -> bool:
+            _, listing = await a.get(f"/api/recordings?session={session_id}")
+            rows = [r for r in listing["recordings"] if r["session_id"] == session_id]
+            return len(rows) == 2 and all(r["state"] != "recording" for r in rows)
+
+        await wait_async(both_parts_done, timeout=20, what=lambda: "both parts finalized")
+        _, listing = await a.get("/api/recordings")
+        parts = sorted(
+            (r for r in listing["recordings"] if r["session_id"] == session_id),
+            key=lambda r: r["part"],
+        )
+        assert [r["part"] for r in parts] == [1, 2]
+        assert parts[0]["series"] == parts[1]["series"] == parts[0]["id"]
+        assert [r["state"] for r in parts] == ["recovered", "finalized"]
+        for row in parts:
+            _, view = await a.get(f"/api/recordings/{row['id']}")
+            frames = {t["source"]: t["frames"] for t in view["manifest"]["tracks"]}
+            assert frames.get("camera", 0) > 10 and frames.get("mic", 0) > 10, view["manifest"]
+            assert view["manifest"]["node"] == ("b" if row["part"] == 1 else "a")
+    finally:
+        for p in people:
+            await p.close()
+
+
+async def test_redis_killed_and_restarted(two_nodes: Deployment) -> None:
+    """Redis dies: the lesson on B carries on (media, and a cue relayed
+    from A over the node link), a coach can still join it on B, a new
+    lesson opens on A, both nodes say so in /readyz; Redis returns: both
+    are ready again and the directory knows the new lesson is on A."""
+    dep = two_nodes
+    a, b = dep.nodes["a"], dep.nodes["b"]
+    await dep.wait_nodes(2)
+    first = await dep.create_session(via=a)
+    teacher = b.participant(first, "teacher")
+    coach = a.participant(first, "coach")
+    people = [teacher, coach]
+    try:
+        await teacher.join()
+        await teacher.publish(PatternVideoTrack(), "camera")
+        await coach.join()
+        await wait_until_live_on(a, first, "b")
+        await frames_flow(coach)
+
+        dep.redis.kill()
+
+        async def not_ready(node: Node) -> bool:
+            status, body = await node.get("/readyz")
+            return status == 503 and any("Redis" in r for r in body["reasons"])
+
+        for node in (a, b):
+            await wait_async(lambda n=node: not_ready(n), 10, lambda: "readyz says Redis is down")
+        await frames_flow(coach, more=30)
+        reply = await coach.call("cue", {"text": "Proximity"})
+        assert reply["ok"], reply
+        await wait_for(lambda: teacher.got("cue", text="Proximity"), timeout=10)
+        late = b.participant(first, "coach")
+        people.append(late)
+        await late.join()
+        await frames_flow(late)
+
+        second = await dep.create_session(via=a, title="during the outage")
+        teacher2 = a.participant(second, "teacher")
+        coach2 = a.participant(second, "coach")
+        people += [teacher2, coach2]
+        await teacher2.join()
+        await teacher2.publish(PatternVideoTrack(), "camera")
+        await coach2.join()
+        await frames_flow(coach2)
+
+        dep.redis.start()
+
+        async def ready(node: Node) -> bool:
+            status, _ = await node.get("/readyz")
+            return status == 200
+
+        for node in (a, b):
+            await wait_async(lambda n=node: ready(n), 15, lambda: "ready again")
+        await wait_until_live_on(b, second, "a")
+        await frames_flow(coach, more=10)
+        assert "Redis at redis://127.0.0.1" in a.proc.output()
+    finally:
+        for p in people:
+            await p.close()

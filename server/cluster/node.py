@@ -102,6 +102,9 @@ class ClusterNode:
         self._cpu_mark = (time.monotonic(), time.process_time())
         self._tasks = TaskOwner("cluster")
         self.heartbeats = 0
+        self._beat_failed = False
+        #: until then a node missing from the heartbeats is not taken for dead
+        self._settle_until = 0.0
 
     # -- app wiring ------------------------------------------------------------
 
@@ -337,13 +340,27 @@ class ClusterNode:
 
     async def _beat(self) -> None:
         me = self._info()
-        nodes, conflicts = await self.directory.beat(me)
+        try:
+            nodes, conflicts = await self.directory.beat(me)
+        except RedisUnavailable:
+            self._beat_failed = True
+            raise
         self.heartbeats += 1
+        now = time.monotonic()
+        if self._beat_failed:
+            # Redis is back (or was restarted empty): give every node one TTL
+            # to write its heartbeat again before taking any for dead
+            self._beat_failed = False
+            self._settle_until = now + self.config.limits.node_ttl_s
+        fresh = {n.id: n for n in nodes}
+        fresh[self.node_id] = me
+        if now < self._settle_until:
+            for node_id, info in self.nodes.items():
+                fresh.setdefault(node_id, info)
         before = set(self.nodes)
-        self.nodes = {n.id: n for n in nodes}
-        self.nodes[self.node_id] = me
+        self.nodes = fresh
         self._placed.clear()
-        self.where = {sid: n.id for n in nodes for sid in n.sessions}
+        self.where = {sid: n.id for n in self.nodes.values() for sid in n.sessions}
         self.where.update({sid: self.node_id for sid in me.sessions})
         for gone in sorted(before - set(self.nodes)):
             await self._node_gone(gone)
