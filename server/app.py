@@ -21,6 +21,7 @@ from server.audit import AuditLog
 from server.cluster.control import DeploymentControl
 from server.cluster.forward import PollingForwarder
 from server.cluster.node import ClusterNode, sid_tag
+from server.cluster.redis_store import RedisSessionStore
 from server.config import Config, node_id_of
 from server.http_api import setup_http_api
 from server.metrics import Metrics, setup_metrics
@@ -95,7 +96,8 @@ def create_app(config: Config, store: SessionStore, catalog: RecordingCatalog) -
 
     def make_manager(edge: Signaling) -> SessionManager:
         if config.redis_url:
-            nodes.append(ClusterNode(config, edge.sio, catalog))
+            shared = store.redis if isinstance(store, RedisSessionStore) else None
+            nodes.append(ClusterNode(config, edge.sio, catalog, shared))
         deployment = nodes[0] if nodes else None
         return SessionManager(config, store, catalog, edge, policy, deployment=deployment)
 

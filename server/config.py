@@ -141,9 +141,9 @@ class Config:
     http_redirect_port: int | None = None
     #: Redis URL for multi-node deployments; None = embedded single node
     redis_url: str | None = None
-    #: where sessions are kept: "sqlite" (DATA_DIR, shared by the nodes of
-    #: one box) or "redis" (several boxes); "" = redis when redis_url is set
-    store: str = ""
+    #: where sessions are kept: "sqlite" (DATA_DIR; shared by the nodes of
+    #: one box) or "redis" (nodes on several boxes)
+    store: str = "sqlite"
     #: this node's name in a deployment (stable across restarts); "" =
     #: hostname-port
     node_id: str = ""
@@ -254,7 +254,7 @@ def config_from_env(environ: Mapping[str, str] | None = None) -> Config:
         ice_announced_ip=env.get("SIDECOACH_ICE_ANNOUNCED_IP") or None,
         ice_servers=ice_servers,
         redis_url=env.get("SIDECOACH_REDIS_URL") or None,
-        store=env.get("SIDECOACH_STORE", "").strip().lower(),
+        store=env.get("SIDECOACH_STORE", "").strip().lower() or "sqlite",
         node_id=env.get("SIDECOACH_NODE_ID", "").strip(),
         node_url=env.get("SIDECOACH_NODE_URL", "").strip().rstrip("/"),
         drain_deadline_s=_env_float(env, "SIDECOACH_DRAIN_DEADLINE_S") or 0.0,
@@ -294,12 +294,6 @@ STORES = ("sqlite", "redis")
 LOG_FORMATS = ("text", "json")
 
 
-def store_kind(config: Config) -> str:
-    """The store this config uses: the one asked for, else redis with a
-    Redis URL, else sqlite."""
-    return config.store or ("redis" if config.redis_url else "sqlite")
-
-
 def node_id_of(config: Config) -> str:
     """This node's name: configured, else hostname-port."""
     return config.node_id or f"{socket.gethostname()}-{config.port}"
@@ -308,7 +302,7 @@ def node_id_of(config: Config) -> str:
 def check_cluster_settings(config: Config) -> None:
     """Refuse contradictory multi-node and logging settings, naming the variable."""
     n = _NAMES
-    if config.store and config.store not in STORES:
+    if config.store not in STORES:
         raise ConfigError(f"{n['store']} has value {config.store!r}: expected sqlite or redis")
     if config.store == "redis" and not config.redis_url:
         raise ConfigError(f"{n['store']} is 'redis' but {n['redis_url']} is not set")

@@ -43,9 +43,11 @@ def redis_unavailable() -> str | None:
 class RedisProc:
     """A redis-server on a loopback port, no persistence."""
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, *, persist: bool = False) -> None:
         self.port = port or free_port()
         self.workdir = workdir
+        #: appendonly (fsync every second): what a Redis used as the session store needs
+        self.persist = persist
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.proc: Proc | None = None
         self.start()
@@ -54,7 +56,7 @@ class RedisProc:
         self.workdir.mkdir(parents=True, exist_ok=True)
         cmd = [
             "redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-            "--appendonly", "no", "--dir", str(self.workdir),
+            "--appendonly", "yes" if self.persist else "no", "--dir", str(self.workdir),
         ]  # fmt: skip
         self.proc = Proc(cmd, self.workdir / f"redis-{time.monotonic_ns()}.log")
         self.proc.wait_output(r"Ready to accept connections", timeout=15)
@@ -178,8 +180,13 @@ class Deployment:
 
 
 @contextlib.contextmanager
-def deployment(workdir: Path, **kw: Any) -> Iterator[Deployment]:
-    redis = RedisProc(workdir / "redis")
+def deployment(workdir: Path, *, redis_store: bool = False, **kw: Any) -> Iterator[Deployment]:
+    """Nodes sharing one data directory (one box), or each with its own and
+    the sessions in Redis (``redis_store``: several boxes)."""
+    redis = RedisProc(workdir / "redis", persist=redis_store)
+    if redis_store:
+        kw["shared_data"] = False
+        kw.setdefault("extra_env", {})["SIDECOACH_STORE"] = "redis"
     dep = Deployment(workdir, redis, **kw)
     try:
         yield dep

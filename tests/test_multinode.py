@@ -33,18 +33,28 @@ async def wait_until_live_on(via: Node, session_id: str, node: str) -> None:
 
 @pytest.fixture
 def two_nodes(tmp_path: Path) -> Iterator[Deployment]:
+    """Two nodes on one box: one data directory, sessions in its SQLite file."""
     with deployment(tmp_path) as dep:
         dep.start_node("a")
         dep.start_node("b")
         yield dep
 
 
-async def test_session_on_b_joined_through_a_link(two_nodes: Deployment) -> None:
+@pytest.fixture
+def two_boxes(tmp_path: Path) -> Iterator[Deployment]:
+    """Two nodes as on two boxes: a data directory each, sessions in Redis."""
+    with deployment(tmp_path, redis_store=True) as dep:
+        dep.start_node("a")
+        dep.start_node("b")
+        yield dep
+
+
+async def test_session_on_b_joined_through_a_link(two_boxes: Deployment) -> None:
     """The teacher is on node B (the session is placed there); a coach
     opens node A's link: its signaling is relayed to B, the picture flows
     from B, a cue sent through A reaches the teacher on B and is
     acknowledged, and an admin on A ends the lesson for both."""
-    dep = two_nodes
+    dep = two_boxes
     a, b = dep.nodes["a"], dep.nodes["b"]
     await dep.wait_nodes(2)
     session_id = await dep.create_session(via=a)
@@ -178,12 +188,13 @@ async def test_kill_9_node_b_session_moves_and_recording_continues(
             await p.close()
 
 
-async def test_redis_killed_and_restarted(two_nodes: Deployment) -> None:
-    """Redis dies: the lesson on B carries on (media, and a cue relayed
-    from A over the node link), a coach can still join it on B, a new
-    lesson opens on A, both nodes say so in /readyz; Redis returns: both
-    are ready again and the directory knows the new lesson is on A."""
-    dep = two_nodes
+async def test_redis_killed_and_restarted(two_boxes: Deployment) -> None:
+    """Redis (the directory and the session store) dies: the lesson on B
+    carries on (media, and a cue relayed from A over the node link), a
+    coach can still join it on B, a new lesson is created on A and opens
+    there, both nodes say so in /readyz; Redis returns: both are ready
+    again, and B sees the new lesson (kept by A meanwhile) live on A."""
+    dep = two_boxes
     a, b = dep.nodes["a"], dep.nodes["b"]
     await dep.wait_nodes(2)
     first = await dep.create_session(via=a)

@@ -67,6 +67,7 @@ class ClusterNode:
         config: Config,
         sio: EdgeServer,
         catalog: RecordingCatalog,
+        redis: RedisConn | None = None,
     ) -> None:
         assert config.redis_url
         self.config = config
@@ -77,7 +78,9 @@ class ClusterNode:
         self.catalog = catalog
         self.manager: SessionManager | None = None  # set once the app made it
         limits = config.limits
-        self.redis = RedisConn(config.redis_url)
+        #: the store's connection when sessions are in Redis too
+        self.redis = redis or RedisConn(config.redis_url)
+        self._owns_redis = redis is None
         self.directory = Directory(self.redis, limits.node_ttl_s)
         self.series = RecordingSeries(self.redis, self.node_id)
         self.relay = Relay(sio, limits.node_request_timeout_s)
@@ -141,7 +144,8 @@ class ClusterNode:
             pass
         await self.hub.close()
         await self.relay.close()
-        await self.redis.close()
+        if self._owns_redis:
+            await self.redis.close()
 
     def where_mine(self) -> list[str]:
         return [s for s, n in self.where.items() if n == self.node_id]
