@@ -120,7 +120,14 @@ class Deployment:
     nodes: dict[str, Node] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)
 
-    def start_node(self, name: str, *args: str, port: int | None = None) -> Node:
+    def start_nodes(self, *names: str) -> list[Node]:
+        """Start several nodes at once (each waits for the others' imports)."""
+        nodes = [self.start_node(name, wait=False) for name in names]
+        for node in nodes:
+            node.proc.wait_output(r"listening on", timeout=30)
+        return nodes
+
+    def start_node(self, name: str, *args: str, port: int | None = None, wait: bool = True) -> Node:
         port = port or free_port()
         data_dir = self.workdir / ("data" if self.shared_data else f"data-{name}")
         env = sidecoach_env(
@@ -138,7 +145,8 @@ class Deployment:
         proc = Proc(cmd, self.workdir / f"{name}-{time.monotonic_ns()}.log", env=env)
         node = Node(name, port, data_dir, proc)
         self.nodes[name] = node
-        proc.wait_output(r"listening on", timeout=30)
+        if wait:
+            proc.wait_output(r"listening on", timeout=30)
         return node
 
     async def wait_nodes(self, count: int, timeout: float = 15) -> None:

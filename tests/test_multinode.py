@@ -35,8 +35,7 @@ async def wait_until_live_on(via: Node, session_id: str, node: str) -> None:
 def two_nodes(tmp_path: Path) -> Iterator[Deployment]:
     """Two nodes on one box: one data directory, sessions in its SQLite file."""
     with deployment(tmp_path) as dep:
-        dep.start_node("a")
-        dep.start_node("b")
+        dep.start_nodes("a", "b")
         yield dep
 
 
@@ -44,8 +43,7 @@ def two_nodes(tmp_path: Path) -> Iterator[Deployment]:
 def two_boxes(tmp_path: Path) -> Iterator[Deployment]:
     """Two nodes as on two boxes: a data directory each, sessions in Redis."""
     with deployment(tmp_path, redis_store=True) as dep:
-        dep.start_node("a")
-        dep.start_node("b")
+        dep.start_nodes("a", "b")
         yield dep
 
 

@@ -26,8 +26,7 @@ SILENCE = 0.02
 @pytest.fixture
 def two_nodes(tmp_path: Path) -> Iterator[Deployment]:
     with deployment(tmp_path) as dep:
-        dep.start_node("a")
-        dep.start_node("b")
+        dep.start_nodes("a", "b")
         yield dep
 
 
