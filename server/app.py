@@ -9,11 +9,13 @@ import logging
 import signal
 import socket
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from server.access import AccessPolicy
 from server.access_log import RedactingAccessLogger
@@ -25,6 +27,7 @@ from server.cluster.redis_store import RedisSessionStore
 from server.config import Config, node_id_of
 from server.http_api import setup_http_api
 from server.metrics import Metrics, setup_metrics
+from server.node_metrics import NodeCollector, watch_loop_lag
 from server.pages import setup_pages
 from server.readiness import setup_readiness
 from server.recording.catalog import RecordingCatalog
@@ -132,6 +135,19 @@ def create_app(config: Config, store: SessionStore, catalog: RecordingCatalog) -
         lambda: {"sessions": len(manager.sessions), **(cluster.describe() if cluster else {})},
     )
     setup_http_api(app, config=config, store=store, control=control, metrics=metrics)
+
+    def more_metrics() -> Iterator[Metric]:
+        draining = int(not manager.accepting)
+        yield GaugeMetricFamily("sidecoach_draining", "1: no new sessions here", draining)
+        if cluster is not None:
+            yield from cluster.metrics()
+            yield CounterMetricFamily(
+                "sidecoach_longpoll_forwarded",
+                "long-polling requests forwarded to the node holding their socket",
+                value=forwarder.forwarded,
+            )
+
+    metrics.registry.register(NodeCollector(lambda: list(manager.sessions.values()), more_metrics))
     setup_pages(app, config=config, store=store)
     setup_recording_api(app, RecordingAccess(config, catalog, policy, audit))
     background = TaskOwner("app")
@@ -143,6 +159,7 @@ def create_app(config: Config, store: SessionStore, catalog: RecordingCatalog) -
             catalog, config.recordings_dir, cluster.node_id if cluster is not None else ""
         )
         signaling.manager.start()
+        background.spawn(watch_loop_lag(metrics.loop_lag.observe), name="event-loop lag")
         if cluster is not None:
             await cluster.start(config.node_url or f"http://127.0.0.1:{config.port}")
         background.spawn(

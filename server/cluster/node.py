@@ -30,9 +30,11 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from aiohttp import web
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from server.cluster.directory import Directory, NodeInfo
 from server.cluster.errors import NodeUnavailable, RedisUnavailable
@@ -300,6 +302,25 @@ class ClusterNode:
             "relayed_out": self.sio.bound_count,
             "relayed_in": self.sio.virtual_count,
         }
+
+    def metrics(self) -> Iterator[Metric]:
+        """This node's view of the deployment, for /metrics."""
+        yield GaugeMetricFamily("sidecoach_redis_up", "whether Redis answers", int(self.redis.up))
+        yield GaugeMetricFamily("sidecoach_nodes_live", "nodes with a heartbeat", len(self.nodes))
+        yield CounterMetricFamily(
+            "sidecoach_node_heartbeats", "heartbeats this node wrote", value=self.heartbeats
+        )
+        relayed = GaugeMetricFamily(
+            "sidecoach_relayed_sockets",
+            "sockets handed over between nodes (edge: held here for another node's"
+            " session; host: held by another node for a session here)",
+            labels=["side"],
+        )
+        relayed.add_metric(["edge"], self.sio.bound_count)
+        relayed.add_metric(["host"], self.sio.virtual_count)
+        yield relayed
+        links = len(self.hub.links())
+        yield GaugeMetricFamily("sidecoach_node_links", "open links to other nodes", links)
 
     # -- heartbeat --------------------------------------------------------------
 

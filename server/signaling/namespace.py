@@ -218,6 +218,7 @@ class Signaling:
                 raise MessageTooLarge(f"message of {size} bytes exceeds {limit}")
             reply = {"ok": True, **await route(conn, data[1] if len(data) > 1 else None)}
             self.metrics.signaling_messages.labels("ok").inc()
+            self.metrics.signaling_events.labels(event).inc()
             return reply
         except SidecoachError as exc:
             self.metrics.signaling_messages.labels(exc.code).inc()
