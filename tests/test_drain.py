@@ -5,6 +5,7 @@ second SIGTERM."""
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 from pathlib import Path
 
@@ -75,7 +76,7 @@ async def test_second_sigterm_exits_at_once(tmp_path: Path) -> None:
     port = free_port()
     cmd = sidecoach_cmd(
         "serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(tmp_path),
-        "--ice-listen-ips", "127.0.0.1", "--drain-deadline", "600",
+        "--ice-listen-ips", "127.0.0.1", "--drain-deadline", "600", "--log-format", "json",
     )  # fmt: skip
     proc = Proc(cmd, tmp_path / "server.log", env=sidecoach_env(SIDECOACH_SECRET=SECRET))
     node = Node("single", port, tmp_path, proc)
@@ -103,6 +104,9 @@ async def test_second_sigterm_exits_at_once(tmp_path: Path) -> None:
         await wait_for(lambda: teacher.got("server-draining"))
         (directory,) = list((tmp_path / "recordings" / lesson).iterdir())
         assert read_manifest(directory)["state"] == "finalized"
+        logged = [json.loads(x) for x in proc.output().splitlines() if x.startswith("{")]
+        joined = [e for e in logged if "joined as teacher" in e["message"]]
+        assert joined and joined[0]["session"] == lesson, logged[:5]
     finally:
         for p in people:
             await p.close()

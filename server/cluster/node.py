@@ -172,7 +172,7 @@ class ClusterNode:
         sessions, those not busy (CPU under ``NODE_BUSY_CPU_PCT``, unless all
         are), the one with the fewest sessions; this node on a tie."""
         candidates = [n for n in self.nodes.values() if not n.draining]
-        if not self.draining and self.node_id not in {n.id for n in candidates}:
+        if not self.draining and self.node_id not in self.nodes:
             candidates.append(self._info())  # before our first heartbeat got through
         if not candidates:
             raise ServerDraining("every server is restarting; trying again shortly")
