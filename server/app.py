@@ -23,6 +23,7 @@ from server.audit import AuditLog
 from server.cluster.control import DeploymentControl
 from server.cluster.forward import PollingForwarder
 from server.cluster.node import ClusterNode, sid_tag
+from server.cluster.recordings import RecordingsAcrossNodes
 from server.cluster.redis_store import RedisSessionStore
 from server.config import Config, node_id_of
 from server.http_api import setup_http_api
@@ -126,6 +127,9 @@ def create_app(config: Config, store: SessionStore, catalog: RecordingCatalog) -
         app[CLUSTER_KEY] = cluster
         forwarder = PollingForwarder(cluster.tag, cluster.url_of_tag)
         app.middlewares.append(forwarder.middleware)
+        if config.store == "redis":  # several boxes: each serves the recordings on its disk
+            across = RecordingsAcrossNodes(catalog, cluster.other_urls)
+            app.middlewares.append(across.middleware)
     setup_readiness(
         app,
         [
@@ -171,6 +175,8 @@ def create_app(config: Config, store: SessionStore, catalog: RecordingCatalog) -
         if cluster is not None:
             await cluster.stop()
             await forwarder.close()
+            if config.store == "redis":
+                await across.close()
         await signaling.close()
         await background.aclose()
         await audit.close()

@@ -156,6 +156,10 @@ class ClusterNode:
         info = self.nodes.get(node_id)
         return info.url if info is not None else None
 
+    def other_urls(self) -> list[str]:
+        """The URLs of the other live nodes."""
+        return [n.url for n in self.nodes.values() if n.id != self.node_id]
+
     def url_of_tag(self, tag: str) -> str | None:
         """The URL of the live node whose Engine.IO sessions have this tag."""
         return next((n.url for n in self.nodes.values() if n.tag == tag), None)
