@@ -203,7 +203,8 @@ class Servers:
             self.redis = RedisProc(self.workdir / "redis")
             extra = ["--redis-url", self.redis.url, "--reuse-port"]
         env = benchlib.sidecoach_env(SECRET)
-        env["SIDECOACH_LIMIT_SESSIONS_PER_ADMIN_TOKEN_PER_MINUTE"] = "100000"  # the bench makes many
+        # the bench makes many sessions with one admin token
+        env["SIDECOACH_LIMIT_SESSIONS_PER_ADMIN_TOKEN_PER_MINUTE"] = "100000"
         for i in range(self.workers):
             control = self.workdir / f"control-{i}"
             control.mkdir(parents=True)
