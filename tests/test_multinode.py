@@ -9,9 +9,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
-from tests.multinode import Deployment, Node, deployment, http, redis_unavailable, wait_async
+from server.tokens import issue_admin_token
+from tests.multinode import (
+    SECRET,
+    Deployment,
+    Node,
+    deployment,
+    http,
+    redis_unavailable,
+    wait_async,
+)
 from tests.peers import Participant, PatternVideoTrack, ToneTrack, wait_for
 
 pytestmark = [
@@ -86,6 +96,29 @@ async def test_session_on_b_joined_through_a_link(two_boxes: Deployment) -> None
     finally:
         await coach.close()
         await teacher.close()
+
+    # the recording is on B's disk; A's recording API finds and serves it
+    async def listed_on_a() -> bool:
+        _, listing = await a.get("/api/recordings")
+        rows = [r for r in listing["recordings"] if r["session_id"] == session_id]
+        return bool(rows) and rows[0]["state"] == "finalized"
+
+    await wait_async(listed_on_a, 15, lambda: "B's recording listed by A")
+    assert not (a.data_dir / "recordings").exists()
+    _, listing = await a.get("/api/recordings")
+    (row,) = [r for r in listing["recordings"] if r["session_id"] == session_id]
+    status, view = await a.get(f"/api/recordings/{row['id']}")
+    assert status == 200 and view["manifest"]["node"] == "b", view
+    async with (
+        aiohttp.ClientSession() as client,
+        client.get(
+            f"{a.url}/recordings/{row['id']}/classroom.webm",
+            headers={"Authorization": f"Bearer {issue_admin_token(SECRET, ttl_s=60)}",
+                     "Range": "bytes=0-99"},
+        ) as resp,
+    ):  # fmt: skip
+        assert resp.status == 206
+        assert (await resp.read())[:4] == b"\x1a\x45\xdf\xa3"  # a WebM (EBML) file
 
 
 async def join_retrying(
