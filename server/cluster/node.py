@@ -55,6 +55,16 @@ from server.tokens import verify_invite
 logger = logging.getLogger(__name__)
 
 
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # no signal: only whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return pid > 0
+
+
 def sid_tag(node_id: str) -> str:
     """A short, stable prefix for this node's Engine.IO session ids."""
     return "n" + hashlib.sha256(node_id.encode()).hexdigest()[:7]
@@ -386,23 +396,30 @@ class ClusterNode:
         if now < self._settle_until:
             for node_id, info in self.nodes.items():
                 fresh.setdefault(node_id, info)
-        before = set(self.nodes)
+        before = dict(self.nodes)
         self.nodes = fresh
         self._placed.clear()
         self.where = {sid: n.id for n in self.nodes.values() for sid in n.sessions}
         self.where.update({sid: self.node_id for sid in me.sessions})
-        for gone in sorted(before - set(self.nodes)):
-            await self._node_gone(gone)
+        for gone in sorted(set(before) - set(self.nodes)):
+            await self._node_gone(before[gone])
         for session_id, holder in conflicts.items():
             await self._conflict(session_id, holder)
 
-    async def _node_gone(self, node_id: str) -> None:
+    async def _node_gone(self, info: NodeInfo) -> None:
+        node_id = info.id
         logger.warning(
             "node %s is gone (no heartbeat for %.0f s): its sessions move as their pages rejoin",
             node_id,
             self.config.limits.node_ttl_s,
         )
         await self.hub.drop(node_id)
+        if info.host == socket.gethostname() and _running(info.pid):
+            # same box, process alive: it only lost Redis; its files stay its own
+            logger.warning(
+                "node %s (pid %d) still runs: its recordings stay its own", node_id, info.pid
+            )
+            return
         try:
             await take_over_node(self.catalog, node_id, self.node_id)
         except Exception:
