@@ -373,6 +373,9 @@ def level_numbers(
         "whisper_e2e_ms_p99": percentile([v for lo in loads for v in lo["whisper_e2e_ms"]], 99),
         "cue_e2e_ms_p99": percentile([v for lo in loads for v in lo["cue_e2e_ms"]], 99),
         "subscribers": len(subscribers),
+        "subscribers_without_video": sum(1 for s in subscribers if not s["frames"]),
+        "participants_removed": sum(lo["participants_removed"] for lo in loads),
+        "participants_disconnected": sum(lo["participants_disconnected"] for lo in loads),
         "worst_loss_pct": round(max(losses), 2) if losses else None,
         "min_fps": round(min(fps), 1) if fps else None,
         "server_loop_lag_ms_p99": max(

@@ -262,7 +262,11 @@ class Load:
         return {"started": len(self.sessions)}
 
     async def stop(self, grace_s: float = 1.0) -> dict[str, Any]:
-        subscribers = [p.stop() for s in self.sessions for p in s.video]
+        subscribers = [
+            {**p.stop(), "session": s.index, "coach": i}
+            for s in self.sessions
+            for i, p in enumerate(s.video)
+        ]
         for s in self.sessions:
             s.window = False
         self._window = False
@@ -273,8 +277,11 @@ class Load:
             for t, t0 in s.cue_sent.items()
             if t in s.cue_seen
         ]
+        people = [p for s in self.sessions for p in [s.teacher, *s.coaches] if p is not None]
         return {
             "sessions": len(self.sessions),
+            "participants_removed": sum(len(p.got("removed")) for p in people),
+            "participants_disconnected": sum(not p.sio.connected for p in people),
             "subscribers": subscribers,
             "whisper_e2e_ms": [v / 1e6 for s in self.sessions for v in s.whisper_window],
             "cues_sent": sum(len(s.cue_sent) for s in self.sessions),

@@ -203,6 +203,8 @@ class LinkHub:
         self._connecting: dict[str, asyncio.Future[Link]] = {}
         self._session: aiohttp.ClientSession | None = None
         self._tasks = TaskOwner("node links")
+        #: frames and messages sent by links that closed (for /metrics)
+        self._retired = [0, 0]
 
     # -- opening -----------------------------------------------------------
 
@@ -252,8 +254,18 @@ class LinkHub:
         logger.info("link to node %s open (%s)", peer, url)
         return link
 
+    def sent(self) -> tuple[int, int]:
+        """Frames, and the WebSocket messages (batches) they went in, so far."""
+        links = self.links()
+        return (
+            self._retired[0] + sum(x.frames_sent for x in links),
+            self._retired[1] + sum(x.batches_sent for x in links),
+        )
+
     async def _run(self, link: Link) -> None:
         await link.receive()
+        self._retired[0] += link.frames_sent
+        self._retired[1] += link.batches_sent
         if self.outbound.get(link.peer) is link:
             del self.outbound[link.peer]
         links = self.inbound.get(link.peer)

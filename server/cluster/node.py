@@ -335,6 +335,15 @@ class ClusterNode:
         yield relayed
         links = len(self.hub.links())
         yield GaugeMetricFamily("sidecoach_node_links", "open links to other nodes", links)
+        frames, batches = self.hub.sent()
+        yield CounterMetricFamily(
+            "sidecoach_node_link_frames", "frames sent to other nodes", value=frames
+        )
+        yield CounterMetricFamily(
+            "sidecoach_node_link_messages",
+            "WebSocket messages those frames went in (frames are batched)",
+            value=batches,
+        )
 
     # -- heartbeat --------------------------------------------------------------
 
