@@ -147,6 +147,21 @@ def serve(control_dir: Path, serve_argv: list[str], gc_freeze: bool, use_uvloop:
         lag.begin()
         write("started.json", {"ok": True})
 
+    def media_counts() -> dict[str, int]:
+        import server.media.producer as producer_module
+
+        counts = {"video_producers": 0, "video_received": 0, "video_forwarded": 0,
+                  "video_dropped": 0, "video_waiting_keyframe": 0}  # fmt: skip
+        for obj in gc.get_objects():
+            if isinstance(obj, producer_module.Producer) and obj.kind == "video" and not obj.closed:
+                counts["video_producers"] += 1
+                counts["video_received"] += obj.packets_received
+                for c in obj.consumers.values():
+                    counts["video_forwarded"] += c.packets_sent
+                    counts["video_dropped"] += c.packets_dropped
+                    counts["video_waiting_keyframe"] += int(c._needs_keyframe)
+        return counts
+
     def stop() -> None:
         probe.recording = cues.recording = False
         write(
@@ -158,6 +173,7 @@ def serve(control_dir: Path, serve_argv: list[str], gc_freeze: bool, use_uvloop:
                 "cue_sent": cues.sent,
                 "loop_lag_ms": [round(v / 1e6, 3) for v in lag.lags_ns],
                 "rss_kb": rss_kb(os.getpid()),
+                "media": media_counts(),
             },
         )
 
@@ -386,6 +402,7 @@ def level_numbers(
             (percentile(lo["loop_lag_ms"], 99) or 0.0 for lo in loads), default=None
         ),
         "server_rss_mb": round(rss / 1024, 1),
+        "server_media_at_end": [s.get("media") for s in servers],
         "rss_mb_per_session": round((rss - rss_base_kb) / 1024 / n, 2),
     }
     out["passed"] = bool(
@@ -464,6 +481,7 @@ async def run_config(
                     flush=True,
                 )
                 if not level["passed"]:
+                    level["server_log_tail"] = servers.log_tail()
                     break
         except Exception as exc:
             result["error"] = f"{type(exc).__name__}: {exc}"

@@ -312,7 +312,7 @@ def sidecoach_serve_args(port: int, data_dir: Path) -> list[str]:
     """``server`` CLI arguments: serve on 127.0.0.1:``port``, loopback ICE only."""
     return [
         "serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir),
-        "--ice-listen-ips", "127.0.0.1", "--log-level", "WARNING",
+        "--ice-listen-ips", "127.0.0.1", "--log-level", os.environ.get("BENCH_SERVER_LOG_LEVEL", "WARNING"),
     ]  # fmt: skip
 
 
