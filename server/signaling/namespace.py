@@ -189,6 +189,8 @@ class Signaling:
         conn = self._conns.get(sid)
         if self.placement is None or conn is None or conn.participant or conn.joining:
             return None
+        if not conn.bucket.allow():  # placement may ask Redis: a flood must not
+            return error_reply(RateLimited("too many messages; slow down"))
         routed = await self.placement.route_join(data, eio_sid, remote)
         if routed is not None and not isinstance(routed, dict):
             self._admission.joined(eio_sid, True)  # the session's node admits it now
