@@ -77,12 +77,15 @@ class _Worker:
     restarts: int = 0
     delay: float = 1.0
     restart_at: float | None = None
+    #: stop signals passed on to this worker's current process
+    signalled: int = 0
 
     def start(self) -> None:
         cmd = [sys.executable, "-m", "server", *self.argv]
         self.proc = subprocess.Popen(cmd, preexec_fn=_die_with_parent)
         self.started = time.monotonic()
         self.restart_at = None
+        self.signalled = 0
 
 
 def run_workers(config: Config, asked: int, argv: list[str]) -> int:
@@ -92,10 +95,7 @@ def run_workers(config: Config, asked: int, argv: list[str]) -> int:
     stopping = {"signals": 0}
 
     def on_signal(signum: int, frame: object) -> None:
-        stopping["signals"] += 1
-        for w in workers:
-            if w.proc is not None and w.proc.poll() is None:
-                w.proc.send_signal(signal.SIGTERM)
+        stopping["signals"] += 1  # passed on by the loop below (no race with a restart)
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
@@ -112,6 +112,9 @@ def run_workers(config: Config, asked: int, argv: list[str]) -> int:
         for w in workers:
             if w.proc is not None and w.proc.poll() is None:
                 alive += 1
+                while w.signalled < stopping["signals"]:  # first: drain; second: now
+                    w.signalled += 1
+                    w.proc.send_signal(signal.SIGTERM)
                 continue
             if stopping["signals"]:
                 continue
