@@ -310,9 +310,10 @@ def _die_with_parent() -> None:  # runs in the child before exec
 
 def sidecoach_serve_args(port: int, data_dir: Path) -> list[str]:
     """``server`` CLI arguments: serve on 127.0.0.1:``port``, loopback ICE only."""
+    level = os.environ.get("BENCH_SERVER_LOG_LEVEL", "WARNING")  # INFO to see what failed
     return [
         "serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir),
-        "--ice-listen-ips", "127.0.0.1", "--log-level", "WARNING",
+        "--ice-listen-ips", "127.0.0.1", "--log-level", level,
     ]  # fmt: skip
 
 

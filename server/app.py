@@ -4,20 +4,33 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from server.access import AccessPolicy
 from server.access_log import RedactingAccessLogger
 from server.audit import AuditLog
-from server.config import Config
+from server.cluster.control import DeploymentControl
+from server.cluster.forward import PollingForwarder
+from server.cluster.node import ClusterNode, sid_tag
+from server.cluster.recordings import RecordingsAcrossNodes
+from server.cluster.redis_store import RedisSessionStore
+from server.config import Config, node_id_of
 from server.http_api import setup_http_api
 from server.metrics import Metrics, setup_metrics
+from server.node_metrics import NodeCollector, watch_loop_lag
 from server.pages import setup_pages
+from server.readiness import setup_readiness
 from server.recording.catalog import RecordingCatalog
 from server.recording.clips import ClipMaker
 from server.recording.comments import CommentStore
@@ -39,6 +52,8 @@ SHUTDOWN_GRACE_S = 1.0
 SIGNALING_KEY = web.AppKey("signaling", Signaling)
 STORE_KEY = web.AppKey("store", SessionStore)
 METRICS_KEY = web.AppKey("metrics", Metrics)
+#: only in a deployment of several nodes (a Redis URL)
+CLUSTER_KEY = web.AppKey("cluster", ClusterNode)
 #: pass to ``web.AppRunner`` (or aiohttp's TestServer): access log lines
 #: without invite or admin tokens
 ACCESS_LOG_CLASS = RedactingAccessLogger
@@ -84,17 +99,62 @@ def create_app(config: Config, store: SessionStore, catalog: RecordingCatalog) -
     policy = AccessPolicy()
     audit = AuditLog.in_dir(config.data_dir)
     metrics = Metrics()
+    nodes: list[ClusterNode] = []  # this node in a deployment (with a Redis URL)
+
+    def make_manager(edge: Signaling) -> SessionManager:
+        if config.redis_url:
+            shared = store.redis if isinstance(store, RedisSessionStore) else None
+            nodes.append(ClusterNode(config, edge.sio, catalog, shared))
+        deployment = nodes[0] if nodes else None
+        return SessionManager(config, store, catalog, edge, policy, deployment=deployment)
+
     signaling = Signaling(
         config,
-        lambda notifier: SessionManager(config, store, catalog, notifier, policy),
+        make_manager,
         metrics,
+        sid_prefix=sid_tag(node_id_of(config)) if config.redis_url else "",
     )
     signaling.sio.attach(app)
     app[SIGNALING_KEY] = signaling
     app[STORE_KEY] = store
     app[METRICS_KEY] = metrics
     setup_metrics(app, metrics)
-    setup_http_api(app, config=config, store=store, control=signaling.manager, metrics=metrics)
+    manager = signaling.manager
+    cluster = nodes[0] if nodes else None
+    control: DeploymentControl | SessionManager = manager
+    if cluster is not None:
+        cluster.manager = manager
+        signaling.placement = cluster
+        cluster.setup_routes(app)
+        control = DeploymentControl(manager, cluster)
+        app[CLUSTER_KEY] = cluster
+        forwarder = PollingForwarder(cluster.tag, cluster.url_of_tag)
+        app.middlewares.append(forwarder.middleware)
+        if config.store == "redis":  # several boxes: each serves the recordings on its disk
+            across = RecordingsAcrossNodes(catalog, cluster.other_urls)
+            app.middlewares.append(across.middleware)
+    setup_readiness(
+        app,
+        [
+            lambda: [] if manager.accepting else ["draining"],
+            *([cluster.not_ready] if cluster else []),
+        ],
+        lambda: {"sessions": len(manager.sessions), **(cluster.describe() if cluster else {})},
+    )
+    setup_http_api(app, config=config, store=store, control=control, metrics=metrics)
+
+    def more_metrics() -> Iterator[Metric]:
+        draining = int(not manager.accepting)
+        yield GaugeMetricFamily("sidecoach_draining", "1: no new sessions here", draining)
+        if cluster is not None:
+            yield from cluster.metrics()
+            yield CounterMetricFamily(
+                "sidecoach_longpoll_forwarded",
+                "long-polling requests forwarded to the node holding their socket",
+                value=forwarder.forwarded,
+            )
+
+    metrics.registry.register(NodeCollector(lambda: list(manager.sessions.values()), more_metrics))
     setup_pages(app, config=config, store=store)
     access = RecordingAccess(config, catalog, policy, audit, store)
     comments = CommentStore.in_dir(config.data_dir)
@@ -110,8 +170,13 @@ def create_app(config: Config, store: SessionStore, catalog: RecordingCatalog) -
         await comments.start()
         # every recording a killed server left is finalized before anything
         # else runs, so retention covers it and nothing appends to it
-        await recover_recordings(catalog, config.recordings_dir)
+        await recover_recordings(
+            catalog, config.recordings_dir, cluster.node_id if cluster is not None else ""
+        )
         signaling.manager.start()
+        background.spawn(watch_loop_lag(metrics.loop_lag.observe), name="event-loop lag")
+        if cluster is not None:
+            await cluster.start(config.node_url or f"http://127.0.0.1:{config.port}")
         background.spawn(
             run_retention(
                 catalog,
@@ -123,6 +188,11 @@ def create_app(config: Config, store: SessionStore, catalog: RecordingCatalog) -
         )
 
     async def close_sessions(app: web.Application) -> None:
+        if cluster is not None:
+            await cluster.stop()
+            await forwarder.close()
+            if config.store == "redis":
+                await across.close()
         await signaling.close()
         await background.aclose()
         await clips.close()
@@ -134,7 +204,16 @@ def create_app(config: Config, store: SessionStore, catalog: RecordingCatalog) -
     return app
 
 
-async def serve(config: Config, *, demo: bool = False) -> int:
+async def serve(config: Config, *, demo: bool = False, reuse_port: bool = False) -> int:
+    """Run until SIGTERM/SIGINT, then drain (see ``drain``). ``reuse_port``:
+    one of several worker processes sharing the port (``--workers``); each
+    also listens on a loopback port of its own, its node URL."""
+    private: socket.socket | None = None
+    if reuse_port and not config.node_url:
+        private = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        private.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        private.bind(("127.0.0.1", 0))
+        config = replace(config, node_url=f"http://127.0.0.1:{private.getsockname()[1]}")
     store = await open_store(config)
     catalog = await RecordingCatalog.open(config.data_dir)
     tls = await asyncio.get_running_loop().run_in_executor(None, load_tls, config)
@@ -147,31 +226,41 @@ async def serve(config: Config, *, demo: bool = False) -> int:
     )
     await runner.setup()
     runners = [runner]
-    site = web.TCPSite(runner, config.host, config.port, ssl_context=tls.context if tls else None)
+    site = web.TCPSite(
+        runner,
+        config.host,
+        config.port,
+        ssl_context=tls.context if tls else None,
+        reuse_port=reuse_port or None,
+    )
     await site.start()
+    if private is not None:
+        await web.SockSite(runner, private).start()
     if tls is not None:
         _announce_tls(tls)
     if config.http_redirect_port is not None:
         redirect = web.AppRunner(https_redirect_app(config), handle_signals=False)
         await redirect.setup()
         runners.append(redirect)
-        await web.TCPSite(redirect, config.host, config.http_redirect_port).start()
+        await web.TCPSite(
+            redirect, config.host, config.http_redirect_port, reuse_port=reuse_port or None
+        ).start()
         print(f"Plain HTTP on port {config.http_redirect_port} redirects to HTTPS", flush=True)
     print(f"Sidecoach is listening on {config.base_url}", flush=True)
-    stop = asyncio.Event()
+    stop, now = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if stop.is_set():
+            logger.warning("second stop signal: finalizing recordings and exiting now")
+            now.set()
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal)
     try:
         await stop.wait()
-        # drain: refuse new joins, tell live sessions, finalize recordings
-        logger.info("draining before shutdown")
-        signaling = app[SIGNALING_KEY]
-        await signaling.manager.drain()
-        # close every socket.io connection ourselves: the pages reconnect to
-        # whichever server answers next, and the HTTP server need not wait
-        if signaling.sio.eio.sockets:
-            await signaling.sio.eio.disconnect()
+        await drain(app, config.drain_deadline_s, now)
     finally:
         logger.info("shutting down")
         for r in reversed(runners):
@@ -179,6 +268,40 @@ async def serve(config: Config, *, demo: bool = False) -> int:
         await catalog.close()
         await store.close()
     return 0
+
+
+async def drain(app: web.Application, deadline_s: float, now: asyncio.Event) -> None:
+    """No new sessions here (``/readyz`` says so; other nodes take them);
+    wait until nobody is in a session here any more, at most ``deadline_s``
+    (or until ``now`` is set); then tell the pages, finalize every
+    recording and close every connection (pages reconnect to whichever
+    node answers; their sessions move there, recordings as further parts)."""
+    signaling = app[SIGNALING_KEY]
+    manager = signaling.manager
+    manager.stop_new_sessions()
+    if CLUSTER_KEY in app:
+        app[CLUSTER_KEY].begin_drain()
+
+    def busy() -> int:
+        return sum(len(s.participants) for s in manager.sessions.values())
+
+    if deadline_s > 0 and busy():
+        logger.info(
+            "draining: waiting for %d participants in %d sessions to leave (at most %.0f s;"
+            " stop again to exit now)",
+            busy(),
+            len(manager.sessions),
+            deadline_s,
+        )
+        end = time.monotonic() + deadline_s
+        while busy() and not now.is_set() and time.monotonic() < end:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(now.wait(), min(1.0, max(0.0, end - time.monotonic())))
+    logger.info("draining before shutdown")
+    await manager.drain()
+    # close every socket.io connection ourselves: the pages reconnect to
+    # whichever server answers next, and the HTTP server need not wait
+    await signaling.sio.close_all()
 
 
 def _announce_tls(tls: TlsSetup) -> None:

@@ -20,12 +20,14 @@ from urllib.parse import urlencode
 from server import __version__
 from server.config import (
     Config,
+    check_cluster_settings,
     check_network_settings,
     config_from_env,
     ensure_secret,
+    node_id_of,
     with_overrides,
 )
-from server.errors import SessionEnded, SidecoachError
+from server.errors import ConfigError, SessionEnded, SidecoachError
 from server.http_api import invite_links, invite_ttl_s, invite_url, parse_when, session_to_json
 from server.roles import Role, SessionState
 from server.store import SessionSettings, SessionStore, ensure_demo_session, open_store
@@ -82,6 +84,39 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--demo", action="store_true", help='create or reuse "Demo lesson" and print its links'
     )
+    serve.add_argument(
+        "--log-format", choices=["text", "json"], help="log lines (env SIDECOACH_LOG_FORMAT; text)"
+    )
+    # -- several nodes ---------------------------------------------------------
+    serve.add_argument(
+        "--redis-url",
+        help="Redis of a deployment of several nodes (env SIDECOACH_REDIS_URL; none: one node)",
+    )
+    serve.add_argument(
+        "--node-id", help="this node's name in the deployment (env SIDECOACH_NODE_ID; host-port)"
+    )
+    serve.add_argument(
+        "--node-url",
+        help="where other nodes reach this one (env SIDECOACH_NODE_URL; http://127.0.0.1:PORT)",
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        nargs="?",
+        const=0,
+        metavar="N",
+        help="run N node processes sharing the port (default when given: one per core);"
+        " needs a Redis URL",
+    )
+    serve.add_argument(
+        "--drain-deadline",
+        type=float,
+        metavar="SECONDS",
+        help="on SIGTERM take no new sessions and exit when nobody is left, at the latest"
+        " after this long (env SIDECOACH_DRAIN_DEADLINE_S; 0: at once); a second SIGTERM"
+        " exits at once",
+    )
+    serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
 
     session = sub.add_parser("session", help="create, list or end sessions")
     session_sub = session.add_subparsers(dest="session_command", metavar="ACTION", required=True)
@@ -133,15 +168,20 @@ def build_config(args: argparse.Namespace, environ: dict[str, str] | None = None
         tls_key=Path(tls_key) if tls_key else None,
         self_signed=getattr(args, "self_signed", None),
         http_redirect_port=getattr(args, "http_redirect_port", None),
+        log_format=getattr(args, "log_format", None),
+        redis_url=getattr(args, "redis_url", None),
+        node_id=getattr(args, "node_id", None),
+        node_url=getattr(args, "node_url", None),
+        drain_deadline_s=getattr(args, "drain_deadline", None),
     )
     return ensure_secret(config)
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-    )
+def configure_logging(level: str, fmt: str = "text", node: str = "") -> None:
+    """Log lines with their session/participant/producer context (text or JSON)."""
+    from server.log_format import configure_logging as configure
+
+    configure(level, fmt, node)
 
 
 def _print_json(data: Any) -> None:
@@ -174,11 +214,15 @@ def _cmd_serve(args: argparse.Namespace, config: Config) -> int:
             return 0
 
         _with_store(config, demo)
+    if args.workers is not None:
+        from server.cluster.workers import run_workers
+
+        return run_workers(config, args.workers, args.argv)
     # Imported here: the app (and aiortc with it) loads only when serving.
     # (ignore: server/app.py is written alongside this module)
     from server.app import serve  # type: ignore[import-not-found, unused-ignore]
 
-    return asyncio.run(serve(config, demo=args.demo))  # type: ignore[no-any-return, unused-ignore]
+    return asyncio.run(serve(config, demo=args.demo, reuse_port=args.reuse_port))  # type: ignore[no-any-return, unused-ignore]
 
 
 def _cmd_session(args: argparse.Namespace, config: Config) -> int:
@@ -241,11 +285,19 @@ def main(argv: list[str] | None = None) -> int:
         argv = ["serve", *argv]
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = argv  # --workers runs this command line again, once per worker
     try:
         config = build_config(args)
         if args.command == "serve":
             check_network_settings(config)
-            configure_logging(config.log_level)
+            check_cluster_settings(config)
+            if args.workers is not None and not config.redis_url:
+                raise ConfigError(
+                    "--workers needs a Redis URL (SIDECOACH_REDIS_URL or --redis-url), e.g."
+                    " redis://127.0.0.1:6379/0 (Debian: apt install redis-server)"
+                )
+            node = node_id_of(config) if config.redis_url and args.workers is None else ""
+            configure_logging(config.log_level, config.log_format, node)
     except (ValueError, OSError) as exc:
         print(f"sidecoach: configuration error: {exc}", file=sys.stderr)
         return 2

@@ -25,6 +25,13 @@ class SessionClock:
             self._start = self._now_fn()
             self.wall_start = time.time()
 
+    def start_from(self, wall_start: float) -> None:
+        """Start as if started at unix time ``wall_start`` (a session that
+        moved to this node keeps its clock)."""
+        if self._start is None:
+            self._start = self._now_fn() - max(0.0, time.time() - wall_start)
+            self.wall_start = wall_start
+
     @property
     def started(self) -> bool:
         return self._start is not None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -73,6 +74,21 @@ class Limits:
     #: warning lines about malformed client input per minute; the rest are
     #: only counted (in /metrics)
     warnings_per_minute: int = 60
+    # -- several nodes (with a Redis URL) ---------------------------------
+    #: a node writes its heartbeat (and refreshes its sessions' directory
+    #: entries) this often
+    node_heartbeat_interval_s: float = 1.0
+    #: a node whose heartbeat is older than this is dead: its sessions move
+    node_ttl_s: float = 5.0
+    #: a node using more CPU than this (% of one core) gets no new sessions
+    #: while another node is under it
+    node_busy_cpu_pct: float = 85.0
+    #: a frame between nodes (a relayed socket.io packet, a request) not
+    #: answered within this is given up
+    node_request_timeout_s: float = 10.0
+    #: frames waiting to go to one other node; past this the link is closed
+    #: (the participants relayed over it reconnect) instead of growing
+    node_link_queue_frames: int = 10_000
 
 
 @dataclass(frozen=True)
@@ -125,7 +141,22 @@ class Config:
     http_redirect_port: int | None = None
     #: Redis URL for multi-node deployments; None = embedded single node
     redis_url: str | None = None
+    #: where sessions are kept: "sqlite" (DATA_DIR; shared by the nodes of
+    #: one box) or "redis" (nodes on several boxes)
+    store: str = "sqlite"
+    #: this node's name in a deployment (stable across restarts); "" =
+    #: hostname-port
+    node_id: str = ""
+    #: how other nodes reach this one (relayed signaling, recordings); "" =
+    #: http://127.0.0.1:PORT (nodes on one box)
+    node_url: str = ""
+    #: SIGTERM drains: no new sessions, exit when the sessions end or after
+    #: this many seconds (0 = finalize and exit at once); a second SIGTERM
+    #: exits at once
+    drain_deadline_s: float = 0.0
     log_level: str = "INFO"
+    #: "text" or "json" (one object per line)
+    log_format: str = "text"
     #: recordings older than this many days are deleted
     retention_days: float = DEFAULT_RETENTION_DAYS
     #: how often the retention sweep runs
@@ -176,6 +207,16 @@ def _env_int(env: Mapping[str, str], name: str) -> int | None:
         raise ConfigError(f"{name} has value {raw!r}: not a valid integer") from None
 
 
+def _env_float(env: Mapping[str, str], name: str) -> float | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} has value {raw!r}: not a number") from None
+
+
 def _env_bool(env: Mapping[str, str], name: str) -> bool:
     raw = env.get(name, "").strip().lower()
     if raw in ("", "0", "false", "no", "off"):
@@ -213,7 +254,12 @@ def config_from_env(environ: Mapping[str, str] | None = None) -> Config:
         ice_announced_ip=env.get("SIDECOACH_ICE_ANNOUNCED_IP") or None,
         ice_servers=ice_servers,
         redis_url=env.get("SIDECOACH_REDIS_URL") or None,
+        store=env.get("SIDECOACH_STORE", "").strip().lower() or "sqlite",
+        node_id=env.get("SIDECOACH_NODE_ID", "").strip(),
+        node_url=env.get("SIDECOACH_NODE_URL", "").strip().rstrip("/"),
+        drain_deadline_s=_env_float(env, "SIDECOACH_DRAIN_DEADLINE_S") or 0.0,
         log_level=env.get("SIDECOACH_LOG_LEVEL", "INFO"),
+        log_format=env.get("SIDECOACH_LOG_FORMAT", "").strip().lower() or "text",
         retention_days=float(env.get("SIDECOACH_RETENTION_DAYS", DEFAULT_RETENTION_DAYS)),
         limits=_limits_from_env(env),
         turn_secret=env.get("SIDECOACH_TURN_SECRET", ""),
@@ -236,7 +282,44 @@ _NAMES = {
     "turn_urls": "SIDECOACH_TURN_URLS",
     "ice_transport_policy": "SIDECOACH_ICE_TRANSPORT_POLICY",
     "public_url": "SIDECOACH_PUBLIC_URL (--public-url)",
+    "store": "SIDECOACH_STORE",
+    "redis_url": "SIDECOACH_REDIS_URL (--redis-url)",
+    "node_url": "SIDECOACH_NODE_URL (--node-url)",
+    "log_format": "SIDECOACH_LOG_FORMAT (--log-format)",
+    "drain_deadline_s": "SIDECOACH_DRAIN_DEADLINE_S (--drain-deadline)",
 }
+
+#: where sessions may be kept
+STORES = ("sqlite", "redis")
+LOG_FORMATS = ("text", "json")
+
+
+def node_id_of(config: Config) -> str:
+    """This node's name: configured, else hostname-port."""
+    return config.node_id or f"{socket.gethostname()}-{config.port}"
+
+
+def check_cluster_settings(config: Config) -> None:
+    """Refuse contradictory multi-node and logging settings, naming the variable."""
+    n = _NAMES
+    if config.store not in STORES:
+        raise ConfigError(f"{n['store']} has value {config.store!r}: expected sqlite or redis")
+    if config.store == "redis" and not config.redis_url:
+        raise ConfigError(f"{n['store']} is 'redis' but {n['redis_url']} is not set")
+    if config.redis_url and not config.redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(
+            f"{n['redis_url']} has value {config.redis_url!r}: expected redis://host:port/db"
+        )
+    if config.node_url:
+        parts = urlsplit(config.node_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(
+                f"{n['node_url']} has value {config.node_url!r}: expected http(s)://host:port"
+            )
+    if config.log_format not in LOG_FORMATS:
+        raise ConfigError(f"{n['log_format']} has value {config.log_format!r}: text or json")
+    if config.drain_deadline_s < 0:
+        raise ConfigError(f"{n['drain_deadline_s']} must be 0 or more seconds")
 
 
 def check_network_settings(config: Config) -> None:

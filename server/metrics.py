@@ -11,7 +11,13 @@ reasons: never ids, addresses or free text).
 from __future__ import annotations
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
 
 
 class Metrics:
@@ -46,6 +52,20 @@ class Metrics:
         self.log_lines_suppressed = Counter(
             "sidecoach_log_lines_suppressed",
             "warning lines not written because of the log rate limit",
+            registry=r,
+        )
+        self.signaling_events = Counter(
+            "sidecoach_signaling_events",
+            "messages handled, by event (cue: cues sent; whisper-start: whispers; ...)",
+            ["event"],
+            registry=r,
+        )
+        # -- this process -------------------------------------------------------
+        self.loop_lag = Histogram(
+            "sidecoach_event_loop_lag_seconds",
+            "how late the event loop woke a 100 ms sleeper: what any packet or message"
+            " may wait for this process",
+            buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
             registry=r,
         )
         # -- HTTP API ----------------------------------------------------------

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from server.access import AccessPolicy
 from server.config import Config
@@ -30,6 +30,19 @@ class ServerDraining(SidecoachError):
     code = "server_draining"
 
 
+class Deployment(Protocol):
+    """What a deployment of several nodes (server/cluster) adds to this
+    node's sessions; a single node has none."""
+
+    def hosted_elsewhere(self, session_id: str) -> bool:
+        """Whether another (live) node hosts this session."""
+        ...
+
+    async def opening(self, session: Session) -> None:
+        """A session opens on this node (it may have lived on another)."""
+        ...
+
+
 class SessionManager:
     """Implements ``http_api.SessionControl``."""
 
@@ -40,14 +53,18 @@ class SessionManager:
         catalog: RecordingCatalog,
         notifier: Notifier,
         policy: AccessPolicy,
+        deployment: Deployment | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.catalog = catalog
         self.notifier = notifier
         self.policy = policy
+        self.deployment = deployment
         self.sessions: dict[str, Session] = {}
         self.draining = False
+        #: False once draining began: sessions live here go on, no new ones open
+        self.accepting = True
         self._lock = asyncio.Lock()
         self._tasks = TaskOwner("sessions")
         #: LIVE in the store but hosted nowhere (e.g. after a restart):
@@ -60,9 +77,9 @@ class SessionManager:
         """The live Session for ``session_id``; raises SessionNotFound,
         SessionEnded or ServerDraining."""
         async with self._lock:
-            if self.draining:
-                raise ServerDraining("the server is restarting; trying again shortly")
             session = self.sessions.get(session_id)
+            if self.draining or (not self.accepting and session is None):
+                raise ServerDraining("the server is restarting; trying again shortly")
             if session is not None and not session.closed:
                 return session
             record = await self.store.get(session_id)
@@ -76,6 +93,8 @@ class SessionManager:
                 notifier=self.notifier,
                 policy=self.policy,
             )
+            if self.deployment is not None:
+                await self.deployment.opening(session)
             self.sessions[session_id] = session
             self._orphans.pop(session_id, None)
             return session
@@ -150,6 +169,12 @@ class SessionManager:
                 if unused:
                     await session.close(reason="unused")
         records = await self.store.list([SessionState.LIVE, SessionState.SCHEDULED])
+        not_ended = {r.id for r in records}
+        for session_id in [s for s in self.sessions if s not in not_ended]:
+            # ended in the store by someone else (another node, the CLI)
+            if (await self.store.get(session_id)).state == SessionState.ENDED:
+                await self.end_session(session_id, reason="ended elsewhere")
+                ended.append(session_id)
         live_ids = {r.id for r in records if r.state == SessionState.LIVE}
         for gone in set(self._orphans) - live_ids:
             del self._orphans[gone]
@@ -172,9 +197,29 @@ class SessionManager:
 
     def hosted_elsewhere(self, session_id: str) -> bool:
         """Whether another node hosts this session (single node: never)."""
-        return False
+        return self.deployment is not None and self.deployment.hosted_elsewhere(session_id)
+
+    async def release(self, session_id: str, message: str) -> None:
+        """Stop hosting a session here without ending it (it lives on
+        another node): its participants are told (``removed``, code
+        ``moved``) and rejoin there; its recording part is finalized."""
+        async with self._lock:
+            session = self.sessions.pop(session_id, None)
+        if session is None:
+            return
+        for participant_id in list(session.participants):
+            await session.remove(participant_id, code="moved", message=message)
+        await session.close(reason="moved to another node")
+        logger.warning("session %s released: %s", session_id, message)
 
     # -- shutting down ------------------------------------------------------------
+
+    def stop_new_sessions(self) -> None:
+        """Draining began: sessions live here go on (and take rejoins), no
+        new session opens here."""
+        if self.accepting:
+            self.accepting = False
+            logger.info("draining: no new sessions on this node (%d live)", len(self.sessions))
 
     async def drain(self) -> float:
         """Refuse new joins, tell every live session, finalize every

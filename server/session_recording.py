@@ -50,6 +50,20 @@ class RecordingHost(Protocol):
         ...
 
 
+class RecordingParts(Protocol):
+    """Where a recording continues when its session moves to another node
+    (``server/cluster/series.py``): the part a node was writing when it died
+    or drained is continued by the next node as the series' next part."""
+
+    async def started(self, session_id: str, series: str, part: int, recording_id: str) -> None:
+        """A part is being written (here)."""
+        ...
+
+    async def stopped(self, session_id: str) -> None:
+        """The teacher switched recording off: the next recording is a new one."""
+        ...
+
+
 class SessionRecording:
     def __init__(
         self,
@@ -76,6 +90,12 @@ class SessionRecording:
         self.recording_ids: list[str] = []
         self._teacher_live = False
         self._closed = False
+        #: several nodes: where parts are announced, and which (series, part)
+        #: the next recording continues (None: a new recording)
+        self._parts: RecordingParts | None = None
+        self._continues: tuple[str, int] | None = None
+        #: the node writing this session's recordings (catalog, manifest)
+        self.node = ""
         self._log = logging.LoggerAdapter(logger, {"session": record.id})
 
     # -- state -------------------------------------------------------------
@@ -118,6 +138,8 @@ class SessionRecording:
             self._start()
         elif not recording and self.recorder is not None and not self.recorder.closed:
             await self._stop()
+            if self._parts is not None:
+                await self._parts.stopped(self._record.id)
         if changed or recording:
             self._host.recording_changed()
 
@@ -137,6 +159,13 @@ class SessionRecording:
         recorder.resume(event["t"])
         self._host.recording_changed()
 
+    def continue_series(
+        self, parts: RecordingParts, node: str, continues: tuple[str, int] | None
+    ) -> None:
+        """Several nodes: announce parts to ``parts``; the next recording
+        continues series ``continues`` = (series id, part number) if given."""
+        self._parts, self.node, self._continues = parts, node, continues
+
     # -- the recorder ----------------------------------------------------------
 
     def log(self, event: dict[str, Any]) -> None:
@@ -146,7 +175,11 @@ class SessionRecording:
     def _start(self) -> None:
         if self._closed or (self.recorder is not None and not self.recorder.closed):
             return
-        directory = self._config.recordings_dir / self._record.id / new_recording_id()
+        recording_id = new_recording_id()
+        directory = self._config.recordings_dir / self._record.id / recording_id
+        series, part = self._continues or (recording_id, 1)
+        self._continues = None  # a later recording of this session is a new one
+        parts = {"series": series, "part": part, "node": self.node} if self._parts else {}
         recorder = Recorder(
             session_id=self._record.id,
             directory=directory,
@@ -159,6 +192,7 @@ class SessionRecording:
                 "clock_wall_start": self._clock.wall_start,
                 "tally_categories": list(self._record.settings.tally_categories),
                 "prompts": list(self._record.settings.prompts),
+                **parts,
             },
             max_backlog_bytes=self._config.limits.recording_backlog_bytes,
         )
@@ -167,8 +201,18 @@ class SessionRecording:
         for event in self._host.present_joins():
             recorder.log(event)
         self._host.spawn(
-            self._catalog.add(recorder.recording_id, self._record.id, directory, time.time())
+            self._catalog.add(
+                recorder.recording_id,
+                self._record.id,
+                directory,
+                time.time(),
+                series=series,
+                part=part,
+                node=self.node,
+            )
         )
+        if self._parts is not None:
+            self._host.spawn(self._parts.started(self._record.id, series, part, recording_id))
         self._host.log_event("recording-started", recording=recorder.recording_id)
         self._router.add_endpoint(recorder)
         self._log.info("recording %s started", recorder.recording_id)

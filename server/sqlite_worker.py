@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,6 +16,25 @@ from server.errors import SidecoachError
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+#: how long a statement waits for another process's lock before failing
+BUSY_TIMEOUT_S = 5.0
+
+
+def _wal(conn: sqlite3.Connection) -> None:
+    """Switch to WAL. SQLite does not use the busy timeout while another
+    process is creating the same file, so retry (in this worker thread)
+    until ``BUSY_TIMEOUT_S`` has passed."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 class SqliteWorker:
@@ -30,11 +50,14 @@ class SqliteWorker:
 
         def _open() -> sqlite3.Connection:
             path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            # several worker processes (--workers) open the same files at
+            # once: wait for each other's locks from the first statement on
+            conn = sqlite3.connect(
+                path, check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT_S
+            )
             try:
-                conn.execute("PRAGMA journal_mode=WAL")
+                _wal(conn)
                 conn.execute("PRAGMA synchronous=NORMAL")
-                conn.execute("PRAGMA busy_timeout=5000")
                 conn.executescript(schema)
             except BaseException:
                 conn.close()

@@ -472,9 +472,11 @@ async def ensure_demo_session(store: SessionStore) -> SessionRecord:
 
 
 async def open_store(config: Config) -> SessionStore:
-    """The session store for ``config``: SQLite in ``config.data_dir``.
+    """The session store for ``config``: SQLite in ``config.data_dir``
+    (shared by the nodes of one box), or Redis (``SIDECOACH_STORE=redis``:
+    nodes on several boxes; each keeps a mirror for Redis outages)."""
+    if config.store == "redis" and config.redis_url:
+        from server.cluster.redis_store import RedisSessionStore
 
-    (A Redis-backed store will be chosen here when ``config.redis_url`` is
-    set; until then multi-node deployments share the SQLite file.)
-    """
+        return await RedisSessionStore.open(config.redis_url, Path(config.data_dir))
     return await SqliteSessionStore.open(Path(config.data_dir) / DB_FILE_NAME)

@@ -48,6 +48,11 @@ class Consumer:
         self._needs_keyframe = producer.kind == "video"
         self.packets_sent = 0
         self.packets_dropped = 0
+        #: read by /metrics at scrape time (server/node_metrics.py)
+        self.bytes_sent = 0
+        self.nacks_received = 0
+        self.packets_retransmitted = 0
+        self.keyframe_requests_received = 0
         self.closed = False
 
     def bind(self, writer: PacketWriter) -> None:
@@ -73,6 +78,7 @@ class Consumer:
         if self._writer.send(packet, seq, (packet.timestamp + self._ts_offset) & 0xFFFFFFFF):
             self._last_seq = seq
             self.packets_sent += 1
+            self.bytes_sent += len(packet.payload)
         else:
             # the leg is not connected (yet, or any more): counted, and logged
             # when it lasts (a leg that is still connecting drops a few)
@@ -100,8 +106,8 @@ class Consumer:
             packet = self.producer.cache.get(original)
             if packet is None:
                 missing.append(original)
-            else:
-                self._writer.send(packet, seq, (packet.timestamp + self._ts_offset) & 0xFFFFFFFF)
+            elif self._writer.send(packet, seq, (packet.timestamp + self._ts_offset) & 0xFFFFFFFF):
+                self.packets_retransmitted += 1
         return missing
 
     def set_sender_report_mapping(self, ntp_timestamp: int, rtp_timestamp: int) -> None:
@@ -113,8 +119,10 @@ class Consumer:
         if self.closed:
             return
         if kind == "keyframe":
+            self.keyframe_requests_received += 1
             self.producer.request_keyframe()
         elif kind == "nack":
+            self.nacks_received += 1
             missing = self.retransmit(sequence_numbers)
             if missing:
                 self.producer.request_retransmission(missing)

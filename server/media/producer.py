@@ -65,6 +65,9 @@ class Producer:
         self._kf_last = -1e9
         self._kf_timer: asyncio.TimerHandle | None = None
         self.keyframes_requested = 0
+        #: read by /metrics at scrape time (server/node_metrics.py)
+        self.bytes_received = 0
+        self.nacks_sent = 0
         self._sr_mapping: tuple[int, int] | None = None
         self._kf_checked_packet: RtpPacket | None = None
         self._kf_checked = False
@@ -93,6 +96,7 @@ class Producer:
             return
         self.ssrc = packet.ssrc
         self.packets_received += 1
+        self.bytes_received += len(packet.payload)
         self.cache.put(packet)
         if self._sr_mapping is None:
             # until the publisher's first sender report, map by arrival time
@@ -168,6 +172,7 @@ class Producer:
 
     def request_retransmission(self, sequence_numbers: list[int]) -> None:
         if not self.closed and self.ssrc is not None:
+            self.nacks_sent += 1
             self._tasks.spawn(self._send_nack(self.ssrc, sequence_numbers), name="nack")
 
     # -- lifecycle ------------------------------------------------------

@@ -13,7 +13,7 @@ import secrets
 from typing import Protocol
 
 from server.media.consumer import Consumer, PacketWriter
-from server.media.policy import RoutingPolicy
+from server.media.policy import RECORDER_ROLE, RoutingPolicy
 from server.media.producer import Producer
 
 logger = logging.getLogger(__name__)
@@ -38,11 +38,22 @@ class ConsumerEndpoint(Protocol):
         ...
 
 
+#: counters of Producers and Consumers, summed by the Router as they close
+PRODUCER_COUNTERS = ("packets_received", "bytes_received", "packets_gated", "keyframes_requested",
+                     "nacks_sent")  # fmt: skip
+CONSUMER_COUNTERS = ("packets_sent", "bytes_sent", "packets_dropped", "nacks_received",
+                     "packets_retransmitted", "keyframe_requests_received")  # fmt: skip
+
+
 class Router:
     def __init__(self, session_id: str, policy: RoutingPolicy) -> None:
         self.session_id = session_id
         self.policy = policy
         self.producers: dict[str, Producer] = {}
+        #: what closed producers and consumers counted (their kind prefixed:
+        #: "video:packets_sent"; consumers of the Recorder as "recorder:..."),
+        #: so totals over a session never go down (read by /metrics)
+        self.retired: dict[str, int] = {}
         self._endpoints: dict[str, ConsumerEndpoint] = {}
         self.closed = False
         self._log = logging.LoggerAdapter(logger, {"session": session_id})
@@ -80,6 +91,15 @@ class Router:
 
     def _forget(self, producer: Producer) -> None:
         self.producers.pop(producer.id, None)
+        for name in PRODUCER_COUNTERS:
+            key = f"{producer.kind}:{name}"
+            self.retired[key] = self.retired.get(key, 0) + getattr(producer, name)
+
+    def _retire_consumer(self, consumer: Consumer, role: str) -> None:
+        kind = "recorder" if role == RECORDER_ROLE else consumer.producer.kind
+        for name in CONSUMER_COUNTERS:
+            key = f"{kind}:{name}"
+            self.retired[key] = self.retired.get(key, 0) + getattr(consumer, name)
 
     async def close_producer(self, producer_id: str) -> None:
         producer = self.producers.get(producer_id)
@@ -96,6 +116,8 @@ class Router:
         consumer = Consumer("c-" + secrets.token_hex(6), producer, endpoint.participant_id)
         consumer.bind(endpoint.open_writer(consumer))
         consumer.on_close(endpoint.release_writer)
+        role = endpoint.role
+        consumer.on_close(lambda c: self._retire_consumer(c, role))
         producer.add_consumer(consumer)
         self._log.debug("consumer %s: %s -> %s", consumer.id, producer.id, endpoint.participant_id)
         return consumer

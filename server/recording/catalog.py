@@ -1,5 +1,10 @@
 """Recording metadata in SQLite (``DATA_DIR/recordings.sqlite3``): which
-recordings exist, for which session, how big, in what state."""
+recordings exist, for which session, how big, in what state.
+
+With several nodes a recording also names the node that wrote it and the
+series it belongs to: a session that moved between nodes (one was killed or
+drained) has one recording per node, its *parts*, all with the ``series``
+of the first part and ``part`` numbers 1, 2, ... in the order written."""
 
 from __future__ import annotations
 
@@ -31,7 +36,13 @@ CREATE INDEX IF NOT EXISTS recordings_started ON recordings(started_at);
 
 
 #: columns added after the first release
-_ADDED_COLUMNS = (("deleted_at", "REAL"), ("deleted_by", "TEXT"))
+_ADDED_COLUMNS = (
+    ("deleted_at", "REAL"),
+    ("deleted_by", "TEXT"),
+    ("node", "TEXT NOT NULL DEFAULT ''"),
+    ("series", "TEXT"),
+    ("part", "INTEGER NOT NULL DEFAULT 1"),
+)
 
 #: a recording whose files are gone (by the teacher, an admin or retention)
 DELETED = "deleted"
@@ -51,6 +62,11 @@ class RecordingRow:
     bytes: int
     deleted_at: float | None = None
     deleted_by: str | None = None
+    #: the node that wrote it ("" on a single node)
+    node: str = ""
+    #: the first part's id (its own id when it is the first or only part)
+    series: str = ""
+    part: int = 1
 
     @property
     def deleted(self) -> bool:
@@ -67,17 +83,21 @@ class RecordingRow:
             "bytes": self.bytes,
             "deleted_at": self.deleted_at,
             "deleted_by": self.deleted_by,
+            "series": self.series or self.id,
+            "part": self.part,
         }
 
 
 _COLUMNS = (
     "id, session_id, directory, state, started_at, ended_at, duration_ms, bytes,"
-    " deleted_at, deleted_by"
+    " deleted_at, deleted_by, node, series, part"
 )
 
 
 def _row(r: tuple[Any, ...]) -> RecordingRow:
-    return RecordingRow(r[0], r[1], Path(r[2]), r[3], r[4], r[5], r[6], r[7], r[8], r[9])
+    return RecordingRow(
+        r[0], r[1], Path(r[2]), r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11] or "", r[12]
+    )
 
 
 class RecordingCatalog:
@@ -91,13 +111,21 @@ class RecordingCatalog:
         return cls(db)
 
     async def add(
-        self, recording_id: str, session_id: str, directory: Path, started_at: float
+        self,
+        recording_id: str,
+        session_id: str,
+        directory: Path,
+        started_at: float,
+        *,
+        series: str | None = None,
+        part: int = 1,
+        node: str = "",
     ) -> None:
         def add(conn: sqlite3.Connection) -> None:
             conn.execute(
-                "INSERT OR IGNORE INTO recordings (id, session_id, directory, state, started_at)"
-                " VALUES (?, ?, ?, 'recording', ?)",
-                (recording_id, session_id, str(directory), started_at),
+                "INSERT OR IGNORE INTO recordings (id, session_id, directory, state, started_at,"
+                " series, part, node) VALUES (?, ?, ?, 'recording', ?, ?, ?, ?)",
+                (recording_id, session_id, str(directory), started_at, series, part, node),
             )
 
         await self._db.run(add)
@@ -172,6 +200,19 @@ class RecordingCatalog:
                 (DELETED, at, by, recording_id),
             )
         )
+
+    async def take_over(self, recording_id: str, from_node: str, to_node: str) -> bool:
+        """Make ``to_node`` the writer of a recording ``from_node`` left
+        unfinished (it died); False if another node took it first."""
+
+        def take(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(
+                "UPDATE recordings SET node = ? WHERE id = ? AND node = ? AND state = ?",
+                (to_node, recording_id, from_node, RECORDING),
+            )
+            return cur.rowcount == 1
+
+        return await self._db.run(take)
 
     async def close(self) -> None:
         await self._db.close()

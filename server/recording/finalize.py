@@ -136,14 +136,19 @@ def _finalize_track(directory: Path, meta: TrackMeta, *, repair: bool) -> dict[s
     return entry
 
 
-def recover(recordings_root: Path) -> list[Path]:
-    """Finalize every recording a killed server left unfinished."""
+def recover(recordings_root: Path, node: str = "") -> list[Path]:
+    """Finalize every recording a killed server left unfinished (with
+    several nodes sharing the directory: those ``node`` wrote)."""
     done: list[Path] = []
     if not recordings_root.exists():
         return done
     for manifest_path in sorted(recordings_root.glob(f"*/*/{MANIFEST_FILE}")):
         directory = manifest_path.parent
-        if read_manifest(directory).get("state") == ManifestState.RECORDING:
+        manifest = read_manifest(directory)
+        if manifest.get("state") == ManifestState.RECORDING and manifest.get("node", "") in (
+            "",
+            node,
+        ):
             logger.warning("recovering unfinished recording %s", directory)
             finalize_directory(directory, {"recovered": True})
             done.append(directory)

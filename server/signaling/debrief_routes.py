@@ -56,7 +56,7 @@ def register(signaling: Signaling) -> None:
         assert session.debrief is not None
         return {"playback": await session.debrief.buffering(participant.id, msg.buffering)}
 
-    signaling.route("time-sync", Empty, time_sync)
-    signaling.route("playback", PlaybackCommand, playback, roles=MEMBER)
-    signaling.route("playback-drive", Empty, drive, roles=MEMBER)
-    signaling.route("playback-buffering", Buffering, buffering, roles=MEMBER)
+    signaling.add_route("time-sync", Empty, time_sync)
+    signaling.add_route("playback", PlaybackCommand, playback, roles=MEMBER)
+    signaling.add_route("playback-drive", Empty, drive, roles=MEMBER)
+    signaling.add_route("playback-buffering", Buffering, buffering, roles=MEMBER)

@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import socketio
 from pydantic import BaseModel, ValidationError
@@ -62,6 +62,15 @@ class Connection:
     joining: bool = False
 
 
+class JoinRouting(Protocol):
+    """Several nodes (server/cluster): where a join goes."""
+
+    async def route_join(self, data: Any, eio_sid: str, remote: str) -> Any:
+        """None: join here; a transport ``Pipe``: hand the socket over to
+        the node hosting the session; a dict: the reply."""
+        ...
+
+
 def error_reply(exc: SidecoachError) -> Reply:
     return {"ok": False, "error": {"code": exc.code, "message": exc.message}}
 
@@ -72,11 +81,14 @@ class Signaling:
         config: Config,
         manager_factory: Callable[[Signaling], SessionManager],
         metrics: Metrics | None = None,
+        *,
+        sid_prefix: str = "",
     ):
         self.config = config
         self.metrics = metrics if metrics is not None else Metrics()
         self.sio = EdgeServer(
             self,
+            sid_prefix=sid_prefix,
             async_mode="aiohttp",
             max_http_buffer_size=TRANSPORT_HARD_LIMIT_BYTES,
             logger=False,
@@ -90,6 +102,8 @@ class Signaling:
         self._warnings = LogLimiter(config.limits.warnings_per_minute)
         self._tasks = TaskOwner("signaling")
         self._sweeping = False
+        #: several nodes: decides which node a join goes to (None: this one)
+        self.placement: JoinRouting | None = None
         self.sio.on("connect", self._on_connect)
         self.sio.on("disconnect", self._on_disconnect)
         self._route("join", schemas.Join, self._join, needs_join=False)
@@ -173,6 +187,18 @@ class Signaling:
         self.metrics.signaling_malformed.labels(reason).inc()
         self._warn("closed socket %s: %s %s", sid, reason, detail)
 
+    async def route(self, sid: str, eio_sid: str, remote: str, data: Any) -> Any:
+        """A ``join`` on a socket not joined here: may hand it to another node."""
+        conn = self._conns.get(sid)
+        if self.placement is None or conn is None or conn.participant or conn.joining:
+            return None
+        if not conn.bucket.allow():  # placement may ask Redis: a flood must not
+            return error_reply(RateLimited("too many messages; slow down"))
+        routed = await self.placement.route_join(data, eio_sid, remote)
+        if routed is not None and not isinstance(routed, dict):
+            self._admission.joined(eio_sid, True)  # the session's node admits it now
+        return routed
+
     async def dispatch(self, sid: str, data: Any, size: int) -> Reply:
         """One message from socket ``sid``: ``[event, payload?]``. Always
         returns a reply; never raises."""
@@ -197,6 +223,7 @@ class Signaling:
                 raise MessageTooLarge(f"message of {size} bytes exceeds {limit}")
             reply = {"ok": True, **await route(conn, data[1] if len(data) > 1 else None)}
             self.metrics.signaling_messages.labels("ok").inc()
+            self.metrics.signaling_events.labels(event).inc()
             return reply
         except SidecoachError as exc:
             self.metrics.signaling_messages.labels(exc.code).inc()
@@ -330,7 +357,7 @@ class Signaling:
             raise SidecoachError("the connection closed during the join", code="disconnected")
         return claims, session, participant
 
-    def route(
+    def add_route(
         self,
         event: str,
         model: type[M],

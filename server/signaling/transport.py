@@ -17,12 +17,21 @@ are pinned and checked at import; tests/test_transport.py covers the seams).
   from the transport.
 * **Admission**: every Engine.IO connection asks ``EdgeHooks.admit`` first,
   and ``EdgeHooks.gone`` hears when it ends.
+* **Handed-over sockets** (several nodes, ``server/cluster``): a ``join`` for
+  a session another node hosts hands the client's socket over to that node
+  (``EdgeHooks.route`` returns a ``Pipe``). From then on this node passes
+  every socket.io packet of that client, unread, through the pipe, and
+  writes what comes back to the client. The host node runs the socket as a
+  *virtual* one: its socket.io server (rooms, acks, ``call``) treats it like
+  a local client, but its packets travel through the pipe instead of an
+  Engine.IO socket (``open_virtual``).
 """
 
 from __future__ import annotations
 
 import importlib.metadata
 import logging
+import secrets
 from collections.abc import Callable
 from typing import Any, Protocol
 from urllib.parse import parse_qs
@@ -69,6 +78,22 @@ class EdgeHooks(Protocol):
     def malformed(self, sid: str, reason: str, detail: str = "") -> None:
         """A frame or packet that cannot be handled; the socket is closed."""
         ...
+
+    async def route(self, sid: str, eio_sid: str, remote: str, data: Any) -> Any:
+        """A ``join`` EVENT (``data``) on a socket of this node: None
+        dispatches it here, a ``Pipe`` hands the socket over to another node
+        (this packet and every later one go through it), a dict is the reply."""
+        ...
+
+
+class Pipe(Protocol):
+    """One handed-over socket's way to the other node (or back): ``send``
+    queues one encoded socket.io packet, ``close`` says the socket is gone.
+    Neither blocks."""
+
+    def send(self, data: str) -> None: ...
+
+    def close(self) -> None: ...
 
 
 def frame_problem(frame: object, *, websocket: bool) -> str | None:
@@ -123,11 +148,23 @@ class _Body:
 class EdgeServer(socketio.AsyncServer):  # type: ignore[misc]
     """``socketio.AsyncServer`` that owns the transport edge (see module doc)."""
 
-    def __init__(self, hooks: EdgeHooks, **kwargs: Any) -> None:
+    def __init__(self, hooks: EdgeHooks, *, sid_prefix: str = "", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._hooks = hooks
         self._events = TaskOwner("signaling events")
+        #: handed over to another node: our Engine.IO sid -> pipe to it
+        self._bound: dict[str, Pipe] = {}
+        #: hosted here for another node: virtual Engine.IO sid -> pipe back
+        self._virtual: dict[str, Pipe] = {}
+        #: virtual sockets whose socket.io CONNECT reply is not sent (the
+        #: client is already connected, to the other node)
+        self._quiet_connect: set[str] = set()
+        self.sid_prefix = sid_prefix
         eio: Any = self.eio
+        if sid_prefix:
+            # every Engine.IO session id names its node, so any node can
+            # forward a long-polling request to the node holding the socket
+            eio.generate_id = lambda: f"{sid_prefix}.{secrets.token_urlsafe(15)}"
         drivers = dict(eio._async)  # a copy: the driver's dict is module-wide
         drivers["websocket"] = _guarded_websocket(drivers["websocket"], self._refuse_eio)
         translate = drivers["translate_request"]
@@ -153,10 +190,94 @@ class EdgeServer(socketio.AsyncServer):  # type: ignore[misc]
 
     async def close_connection(self, eio_sid: str) -> None:
         """Close an Engine.IO connection (with its socket.io client)."""
+        pipe = self._virtual.get(eio_sid)
+        if pipe is not None:
+            pipe.close()
+            await self.virtual_closed(eio_sid)
+            return
         await self.eio.disconnect(eio_sid)
+
+    async def close_all(self) -> None:
+        """Close every connection: this node's sockets and the virtual ones
+        it hosts for other nodes (their clients reconnect)."""
+        for eio_sid in list(self._virtual):
+            await self.close_connection(eio_sid)
+        if self.eio.sockets:
+            await self.eio.disconnect()
+
+    @property
+    def virtual_count(self) -> int:
+        return len(self._virtual)
+
+    @property
+    def bound_count(self) -> int:
+        return len(self._bound)
 
     async def aclose(self) -> None:
         await self._events.aclose()
+
+    # -- handed-over sockets: this node is the edge -----------------------
+
+    async def to_client(self, eio_sid: str, data: str) -> None:
+        """A packet from the host node for a handed-over socket."""
+        if eio_sid not in self._bound:
+            return
+        await self.eio.send(eio_sid, data)
+        if data[:1] == str(sio_packet.DISCONNECT):  # the host ended the socket.io session
+            await self.host_closed(eio_sid)
+
+    async def host_closed(self, eio_sid: str) -> None:
+        """The host node dropped a handed-over socket (or the link to it
+        broke): close the client's connection; it reconnects and is placed
+        again."""
+        pipe = self._bound.pop(eio_sid, None)
+        if pipe is not None:
+            pipe.close()  # the host forgets it too (if it has not already)
+            await self.eio.disconnect(eio_sid)
+
+    def bound_to(self, eio_sid: str) -> Pipe | None:
+        return self._bound.get(eio_sid)
+
+    # -- handed-over sockets: this node is the host ----------------------
+
+    async def open_virtual(self, pipe: Pipe, remote: str) -> str | None:
+        """Host a socket another node handed over; returns its virtual
+        Engine.IO sid, or None if admission refused it (the pipe is closed)."""
+        eio_sid = self.eio.generate_id()
+        self._virtual[eio_sid] = pipe
+        refusal = await self._handle_eio_connect(eio_sid, {"sidecoach.remote": remote})
+        if refusal is False:
+            self._virtual.pop(eio_sid, None)
+            pipe.close()
+            return None
+        self._quiet_connect.add(eio_sid)
+        await self._handle_packet(eio_sid, str(sio_packet.CONNECT))
+        self._quiet_connect.discard(eio_sid)
+        return str(eio_sid)
+
+    async def from_edge(self, eio_sid: str, data: str) -> None:
+        """A packet of a virtual socket, from its edge node."""
+        if eio_sid in self._virtual:
+            await self._handle_eio_message(eio_sid, data)
+
+    async def virtual_closed(self, eio_sid: str) -> None:
+        """The edge node's client went away (or its link broke)."""
+        if self._virtual.pop(eio_sid, None) is not None:
+            await self._handle_eio_disconnect(eio_sid, self.reason.TRANSPORT_CLOSE)
+
+    async def _send_packet(self, eio_sid: str, pkt: Any) -> None:
+        pipe = self._virtual.get(eio_sid)
+        if pipe is None:
+            await super()._send_packet(eio_sid, pkt)
+        elif not (eio_sid in self._quiet_connect and pkt.packet_type == sio_packet.CONNECT):
+            pipe.send(pkt.encode())
+
+    async def _send_eio_packet(self, eio_sid: str, eio_pkt: Any) -> None:
+        pipe = self._virtual.get(eio_sid)
+        if pipe is None:
+            await super()._send_eio_packet(eio_sid, eio_pkt)
+        else:
+            pipe.send(eio_pkt.data)
 
     # -- Engine.IO ----------------------------------------------------------
 
@@ -194,9 +315,19 @@ class EdgeServer(socketio.AsyncServer):  # type: ignore[misc]
         environ["wsgi.input"] = _Body(body)
         environ["CONTENT_LENGTH"] = str(len(body))
 
-    async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> Any:
+    def remote_of(self, eio_sid: str) -> str:
+        environ = self.environ.get(eio_sid) or {}
+        if "sidecoach.remote" in environ:
+            return str(environ["sidecoach.remote"])
         request = environ.get("aiohttp.request")
-        remote = str(getattr(request, "remote", None) or "unknown")
+        return str(getattr(request, "remote", None) or "unknown")
+
+    async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> Any:
+        if "sidecoach.remote" in environ:
+            remote = str(environ["sidecoach.remote"])
+        else:
+            request = environ.get("aiohttp.request")
+            remote = str(getattr(request, "remote", None) or "unknown")
         refusal = self._hooks.admit(eio_sid, remote)
         if refusal is not None:
             return False  # Engine.IO answers 401 and drops the connection
@@ -204,6 +335,9 @@ class EdgeServer(socketio.AsyncServer):  # type: ignore[misc]
         return None
 
     async def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
+        pipe = self._bound.pop(eio_sid, None)
+        if pipe is not None:
+            pipe.close()
         try:
             await super()._handle_eio_disconnect(eio_sid, reason)
         finally:
@@ -214,6 +348,13 @@ class EdgeServer(socketio.AsyncServer):  # type: ignore[misc]
 
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
         """Decode one socket.io packet; never raises."""
+        pipe = self._bound.get(eio_sid)
+        if pipe is not None:  # handed over: the host node reads it
+            if isinstance(data, str):
+                pipe.send(data)
+            else:
+                await self._close(eio_sid, eio_sid, "binary frame")
+            return
         try:
             await self._handle_packet(eio_sid, data)
         except Exception as exc:  # a bug here must not become a traceback per packet
@@ -249,12 +390,31 @@ class EdgeServer(socketio.AsyncServer):  # type: ignore[misc]
             return await self._handle_ack(eio_sid, namespace, pkt.id, pkt.data)  # type: ignore[no-any-return]
         if kind != sio_packet.EVENT:
             return await self._close(eio_sid, who, "unexpected packet type")
-        self._events.spawn(self._event(eio_sid, sid, pkt.id, pkt.data, len(data)), name="event")
+        self._events.spawn(self._event(eio_sid, sid, pkt.id, pkt.data, data), name="event")
 
     async def _event(
-        self, eio_sid: str, sid: str, ack_id: int | None, data: Any, size: int
+        self, eio_sid: str, sid: str, ack_id: int | None, data: Any, raw: str
     ) -> None:
-        reply = await self._hooks.dispatch(sid, data, size)
+        if (
+            eio_sid not in self._virtual
+            and isinstance(data, list)
+            and data
+            and data[0] == "join"
+        ):
+            routed = await self._hooks.route(sid, eio_sid, self.remote_of(eio_sid), data)
+            if isinstance(routed, dict):  # a refusal
+                await self._ack(eio_sid, ack_id, routed)
+                return
+            if routed is not None:
+                if eio_sid in self.eio.sockets:
+                    self._bound[eio_sid] = routed
+                    routed.send(raw)
+                else:  # the client left meanwhile
+                    routed.close()
+                return
+        await self._ack(eio_sid, ack_id, await self._hooks.dispatch(sid, data, len(raw)))
+
+    async def _ack(self, eio_sid: str, ack_id: int | None, reply: Any) -> None:
         if ack_id is not None:
             await self._send_packet(
                 eio_sid,

@@ -1,0 +1,311 @@
+"""Node links: one WebSocket between two nodes, carrying frames both ways.
+
+A node opens a link to another (``LinkHub.link_to``) at ``GET /cluster/link``
+on the other's node URL, with a short-lived HS256 token signed with the
+deployment's shared secret (``typ: node``), so only nodes of the deployment
+get in. The link stays open and is used both ways.
+
+Frames are JSON arrays (``[kind, ...]``); a link sends what is queued as one
+WebSocket message (a JSON list of frames), so a burst costs one write. The
+queue is bounded (``Limits.node_link_queue_frames``): a link that cannot
+keep up is closed rather than growing, and whatever it carried reconnects.
+Frames of one link are handled in order, one at a time.
+
+Why links and not Redis pub/sub (python-socketio's ``AsyncRedisManager``):
+pub/sub sends every frame through Redis (two hops), loses what is sent
+while Redis is down and tells no one; a link is one hop, keeps working while
+Redis is down, and a broken link is noticed at once (TCP, plus WebSocket
+pings), so the sockets it carried reconnect straight away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import aiohttp
+import jwt
+from aiohttp import web
+
+from server.cluster.errors import LinkRefused, NodeUnavailable
+from server.tasks import TaskOwner
+
+logger = logging.getLogger(__name__)
+
+LINK_PATH = "/cluster/link"
+TOKEN_TYP = "node"
+TOKEN_AUDIENCE = "sidecoach-node"
+TOKEN_TTL_S = 60
+#: WebSocket ping interval on links (a silent peer is dropped after ~2 of these)
+PING_S = 5.0
+#: largest message on a link (a batch of frames)
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+
+Frame = list[Any]
+
+
+def node_token(secret: str, node_id: str) -> str:
+    now = int(time.time())
+    claims = {
+        "typ": TOKEN_TYP,
+        "aud": TOKEN_AUDIENCE,
+        "node": node_id,
+        "iat": now,
+        "exp": now + TOKEN_TTL_S,
+    }
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def verify_node_token(secret: str, token: str) -> str:
+    """The node id in a valid node token; raises LinkRefused."""
+    try:
+        claims = jwt.decode(
+            token[:4096], secret, algorithms=["HS256"], audience=TOKEN_AUDIENCE
+        )
+    except jwt.PyJWTError:
+        raise LinkRefused("not a valid node token") from None
+    if claims.get("typ") != TOKEN_TYP or not isinstance(claims.get("node"), str):
+        raise LinkRefused("not a node token")
+    return str(claims["node"])
+
+
+class LinkHandler(Protocol):
+    async def on_frame(self, link: Link, frame: Frame) -> None: ...
+
+    async def on_link_closed(self, link: Link) -> None: ...
+
+
+class Link:
+    """One WebSocket to another node (opened by either side)."""
+
+    def __init__(
+        self,
+        peer: str,
+        ws: Any,
+        handler: LinkHandler,
+        max_queue: int,
+        *,
+        outbound: bool,
+    ) -> None:
+        self.peer = peer
+        self.outbound = outbound
+        self._ws = ws
+        self._handler = handler
+        self._max_queue = max_queue
+        self._queue: deque[Frame] = deque()
+        self._wakeup = asyncio.Event()
+        self.closed = False
+        self.frames_sent = 0
+        self.frames_received = 0
+        self.batches_sent = 0
+        self._tasks = TaskOwner(f"link {peer}")
+        self._tasks.spawn(self._send_loop(), name=f"link to {peer}: send")
+
+    def send(self, frame: Frame) -> None:
+        """Queue a frame; never blocks. A full queue closes the link."""
+        if self.closed:
+            return
+        if len(self._queue) >= self._max_queue:
+            logger.error(
+                "link to node %s: %d frames waiting, closing it (the sockets it"
+                " carries reconnect)",
+                self.peer,
+                len(self._queue),
+            )
+            self._tasks.spawn(self.close(), name="link overflow")
+            return
+        self._queue.append(frame)
+        self._wakeup.set()
+
+    async def _send_loop(self) -> None:
+        try:
+            while not self.closed:
+                await self._wakeup.wait()
+                self._wakeup.clear()
+                while self._queue:
+                    batch = list(self._queue)
+                    self._queue.clear()
+                    await self._ws.send_str(json.dumps(batch, separators=(",", ":")))
+                    self.frames_sent += len(batch)
+                    self.batches_sent += 1
+        except (ConnectionError, RuntimeError, aiohttp.ClientError) as exc:
+            logger.warning("link to node %s: send failed: %s", self.peer, exc)
+            self._tasks.spawn(self.close(), name="link send failed")
+
+    async def receive(self) -> None:
+        """Handle incoming frames until the link closes (then tell the handler)."""
+        try:
+            async for msg in self._ws:
+                if msg.type != aiohttp.WSMsgType.TEXT:
+                    if msg.type == aiohttp.WSMsgType.ERROR:
+                        logger.warning("link to node %s: %s", self.peer, self._ws.exception())
+                    break
+                try:
+                    frames = json.loads(msg.data)
+                except ValueError:
+                    logger.error("link to node %s: undecodable message; closing", self.peer)
+                    break
+                for frame in frames if isinstance(frames, list) else ():
+                    if isinstance(frame, list) and frame and isinstance(frame[0], str):
+                        self.frames_received += 1
+                        try:
+                            await self._handler.on_frame(self, frame)
+                        except Exception:
+                            logger.exception(
+                                "link to node %s: frame %.20s failed", self.peer, frame[0]
+                            )
+        except (TimeoutError, ConnectionError, aiohttp.ClientError) as exc:
+            logger.warning("link to node %s broke: %s", self.peer, exc)
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._wakeup.set()
+        with contextlib.suppress(Exception):  # closing a broken socket
+            await self._ws.close()
+        try:
+            await self._handler.on_link_closed(self)
+        finally:
+            await self._tasks.aclose()
+
+
+class LinkHub:
+    """This node's links, by peer node id (one we opened, and those opened
+    to us). ``url_of`` says where a node listens (from the heartbeats)."""
+
+    def __init__(
+        self,
+        node_id: str,
+        secret: str,
+        handler: LinkHandler,
+        url_of: Callable[[str], str | None],
+        *,
+        max_queue: int,
+        connect_timeout_s: float,
+    ) -> None:
+        self.node_id = node_id
+        self._secret = secret
+        self._handler = handler
+        self._url_of = url_of
+        self._max_queue = max_queue
+        self._connect_timeout_s = connect_timeout_s
+        self.outbound: dict[str, Link] = {}
+        self.inbound: dict[str, list[Link]] = {}
+        self._connecting: dict[str, asyncio.Future[Link]] = {}
+        self._session: aiohttp.ClientSession | None = None
+        self._tasks = TaskOwner("node links")
+        #: frames and messages sent by links that closed (for /metrics)
+        self._retired = [0, 0]
+
+    # -- opening -----------------------------------------------------------
+
+    async def link_to(self, peer: str) -> Link:
+        """The open link to ``peer`` (opened now if needed); raises
+        NodeUnavailable when it cannot be reached."""
+        link = self.outbound.get(peer)
+        if link is not None and not link.closed:
+            return link
+        pending = self._connecting.get(peer)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Link] = asyncio.get_running_loop().create_future()
+        self._connecting[peer] = future
+        try:
+            link = await self._connect(peer)
+            future.set_result(link)
+            return link
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters get it through shield
+            raise
+        finally:
+            del self._connecting[peer]
+
+    async def _connect(self, peer: str) -> Link:
+        url = self._url_of(peer)
+        if url is None:
+            raise NodeUnavailable(f"node {peer} is not known")
+        if self._session is None:
+            timeout = self._connect_timeout_s
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=None, connect=timeout, sock_connect=timeout)
+            )
+        try:
+            ws = await self._session.ws_connect(
+                url + LINK_PATH,
+                headers={"Authorization": f"Bearer {node_token(self._secret, self.node_id)}"},
+                heartbeat=PING_S,
+                max_msg_size=MAX_MESSAGE_BYTES,
+            )
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise NodeUnavailable(f"node {peer} is not answering at {url}: {exc}") from exc
+        link = Link(peer, ws, self._handler, self._max_queue, outbound=True)
+        self.outbound[peer] = link
+        self._tasks.spawn(self._run(link), name=f"link to {peer}")
+        logger.info("link to node %s open (%s)", peer, url)
+        return link
+
+    def sent(self) -> tuple[int, int]:
+        """Frames, and the WebSocket messages (batches) they went in, so far."""
+        links = self.links()
+        return (
+            self._retired[0] + sum(x.frames_sent for x in links),
+            self._retired[1] + sum(x.batches_sent for x in links),
+        )
+
+    async def _run(self, link: Link) -> None:
+        await link.receive()
+        self._retired[0] += link.frames_sent
+        self._retired[1] += link.batches_sent
+        if self.outbound.get(link.peer) is link:
+            del self.outbound[link.peer]
+        links = self.inbound.get(link.peer)
+        if links and link in links:
+            links.remove(link)
+            if not links:
+                del self.inbound[link.peer]
+
+    # -- accepting -----------------------------------------------------------
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        """``GET /cluster/link``: another node opens a link."""
+        header = request.headers.get("Authorization", "")
+        try:
+            peer = verify_node_token(self._secret, header.removeprefix("Bearer ").strip())
+        except LinkRefused as exc:
+            logger.warning("refused a node link from %s: %s", request.remote, exc.message)
+            raise web.HTTPUnauthorized(text="node token required") from None
+        ws = web.WebSocketResponse(heartbeat=PING_S, max_msg_size=MAX_MESSAGE_BYTES)
+        await ws.prepare(request)
+        link = Link(peer, ws, self._handler, self._max_queue, outbound=False)
+        self.inbound.setdefault(peer, []).append(link)
+        logger.info("node %s opened a link to this node", peer)
+        await self._run(link)
+        return ws
+
+    # -- using --------------------------------------------------------------
+
+    def links(self) -> list[Link]:
+        return [*self.outbound.values(), *(x for v in self.inbound.values() for x in v)]
+
+    async def drop(self, peer: str) -> None:
+        """Close every link to ``peer`` (it is gone)."""
+        for link in [x for x in self.links() if x.peer == peer]:
+            await link.close()
+
+    async def close(self) -> None:
+        for link in self.links():
+            await link.close()
+        await self._tasks.aclose()
+        if self._session is not None:
+            await self._session.close()
+

@@ -1,0 +1,399 @@
+"""Sessions in Redis, for a deployment on several boxes
+(``SIDECOACH_STORE=redis``; nodes on one box can share the SQLite file).
+
+Redis is the truth: ``sidecoach:record:<id>`` holds a session as JSON and
+``sidecoach:records:<state>`` (sorted by creation time) index them by state.
+A state change is checked and written in one optimistic transaction
+(WATCH/MULTI), so two nodes never both move a session.
+
+Each node keeps a **mirror** in ``DATA_DIR/session-mirror.sqlite3`` of every
+session it has read or written. While Redis does not answer, reads come
+from the mirror and writes go to the mirror and to a **journal**; when Redis
+answers again the journal is replayed in order. Replaying is safe because a
+session only ever moves forward (scheduled -> live -> ended: a change that
+is no longer possible is dropped) and its recording decisions are only ever
+appended (one already there is not added twice). Redis used as the store
+must persist what it holds (``appendonly yes``): a Redis restarted empty
+loses the sessions other nodes never mirrored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from redis.exceptions import WatchError
+
+from server.cluster.directory import PREFIX
+from server.cluster.errors import RedisUnavailable
+from server.cluster.redis_conn import RedisConn
+from server.errors import SessionNotFound, SidecoachError
+from server.roles import SessionState
+from server.sqlite_worker import SqliteWorker
+from server.store import (
+    MAX_NAME_CHARS,
+    MAX_TITLE_CHARS,
+    RecordingDecision,
+    SessionKind,
+    SessionRecord,
+    SessionSettings,
+    new_session_id,
+    validate_settings,
+)
+from server.store import _clean_text as clean_text
+from server.tasks import TaskOwner
+
+logger = logging.getLogger(__name__)
+
+MIRROR_FILE = "session-mirror.sqlite3"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS mirror (id TEXT PRIMARY KEY, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS journal (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    op TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    args TEXT NOT NULL
+);
+"""
+
+_NEXT: dict[SessionState, frozenset[SessionState]] = {
+    SessionState.SCHEDULED: frozenset({SessionState.LIVE, SessionState.ENDED}),
+    SessionState.LIVE: frozenset({SessionState.ENDED}),
+    SessionState.ENDED: frozenset(),
+}
+
+
+def record_key(session_id: str) -> str:
+    return f"{PREFIX}record:{session_id}"
+
+
+def state_key(state: SessionState) -> str:
+    return f"{PREFIX}records:{state.value}"
+
+
+def record_to_json(record: SessionRecord) -> str:
+    return json.dumps(
+        {
+            "id": record.id,
+            "title": record.title,
+            "teacher_name": record.teacher_name,
+            "state": record.state.value,
+            "created_at": record.created_at,
+            "scheduled_for": record.scheduled_for,
+            "started_at": record.started_at,
+            "ended_at": record.ended_at,
+            "settings": record.settings.to_json(),
+            "recording_decisions": [d.to_json() for d in record.recording_decisions],
+            "kind": str(record.kind),
+            "recording_id": record.recording_id,
+        }
+    )
+
+
+def record_from_json(raw: str) -> SessionRecord:
+    data = json.loads(raw)
+    settings = data.get("settings") or {}
+    return SessionRecord(
+        id=data["id"],
+        title=data["title"],
+        teacher_name=data["teacher_name"],
+        state=SessionState(data["state"]),
+        created_at=float(data["created_at"]),
+        scheduled_for=data.get("scheduled_for"),
+        started_at=data.get("started_at"),
+        ended_at=data.get("ended_at"),
+        settings=SessionSettings(
+            recording=bool(settings.get("recording", True)),
+            whisper_single=bool(settings.get("whisper_single", False)),
+            prompts=tuple(settings.get("prompts") or SessionSettings().prompts),
+            tally_categories=tuple(
+                settings.get("tally_categories") or SessionSettings().tally_categories
+            ),
+        ),
+        recording_decisions=tuple(
+            RecordingDecision.from_json(d) for d in data.get("recording_decisions") or []
+        ),
+        kind=SessionKind(data.get("kind") or SessionKind.LESSON),
+        recording_id=data.get("recording_id"),
+    )
+
+
+def moved(record: SessionRecord, state: SessionState, at: float) -> SessionRecord | None:
+    """``record`` in ``state`` (None: no change); raises for an impossible change."""
+    if record.state == state:
+        return None
+    if state not in _NEXT[record.state]:
+        raise SidecoachError(
+            f"session {record.id!r} cannot go from {record.state} to {state}",
+            code="invalid_state",
+        )
+    fields: dict[str, Any] = {"started_at": at} if state == SessionState.LIVE else {"ended_at": at}
+    data = {**record.__dict__, "state": state, **fields}
+    return SessionRecord(**data)
+
+
+def with_decision(record: SessionRecord, decision: RecordingDecision) -> SessionRecord | None:
+    """``record`` with ``decision`` appended (None: it is there already)."""
+    if decision in record.recording_decisions:
+        return None
+    decisions = tuple(sorted((*record.recording_decisions, decision), key=lambda d: d.at))
+    return SessionRecord(**{**record.__dict__, "recording_decisions": decisions})
+
+
+class RedisSessionStore:
+    """``SessionStore`` in Redis, with a local mirror for outages."""
+
+    def __init__(self, redis: RedisConn, db: SqliteWorker) -> None:
+        #: shared with the cluster node (one connection, one outage log)
+        self.redis = redis
+        self._redis = redis
+        self._db = db
+        redis.on_change(self._redis_changed)
+        self._replaying = False
+        self._tasks = TaskOwner("session store")
+
+    @classmethod
+    async def open(cls, url: str, data_dir: Path) -> RedisSessionStore:
+        db = await SqliteWorker.open(Path(data_dir) / MIRROR_FILE, _SCHEMA)
+        store = cls(RedisConn(url), db)
+        with contextlib.suppress(RedisUnavailable):  # logged; replayed when Redis answers
+            await store.replay()
+        return store
+
+    # -- the mirror and the journal ---------------------------------------------
+
+    async def _mirror(self, records: Iterable[SessionRecord]) -> None:
+        rows = [(r.id, record_to_json(r)) for r in records]
+        if rows:
+            await self._db.run(
+                lambda c: c.executemany("INSERT OR REPLACE INTO mirror VALUES (?, ?)", rows)
+            )
+
+    async def _mirrored(self, session_id: str) -> SessionRecord:
+        row = await self._db.run(
+            lambda c: c.execute("SELECT record FROM mirror WHERE id = ?", (session_id,)).fetchone()
+        )
+        if row is None:
+            raise SessionNotFound(f"no session {session_id!r} (Redis is not answering)")
+        return record_from_json(row[0])
+
+    async def _journal(self, op: str, session_id: str, args: dict[str, Any]) -> None:
+        line = json.dumps(args)
+        await self._db.run(
+            lambda c: c.execute(
+                "INSERT INTO journal (op, session_id, args) VALUES (?, ?, ?)",
+                (op, session_id, line),
+            )
+        )
+        logger.warning("session %s: %s kept locally until Redis answers", session_id, op)
+
+    def _redis_changed(self, up: bool) -> None:
+        if up and not self._replaying:
+            self._tasks.spawn(self._replay_logged(), name="store replay")
+
+    async def _replay_logged(self) -> None:
+        try:
+            replayed = await self.replay()
+            if replayed:
+                logger.warning("replayed %d session changes kept while Redis was down", replayed)
+        except RedisUnavailable:
+            pass
+        except Exception:
+            logger.exception("replaying the session journal failed; will retry")
+
+    async def replay(self) -> int:
+        """Write what the journal holds to Redis, oldest first."""
+        if self._replaying:
+            return 0
+        self._replaying = True
+        done = 0
+        try:
+            rows: list[tuple[int, str, str, str]] = await self._db.run(
+                lambda c: c.execute("SELECT seq, op, session_id, args FROM journal ORDER BY seq")
+                .fetchall()
+            )
+            for seq, op, session_id, raw in rows:
+                await self._replay_one(op, session_id, json.loads(raw))
+                await self._db.run(
+                    lambda c, s=seq: c.execute("DELETE FROM journal WHERE seq = ?", (s,))  # type: ignore[misc]
+                )
+                done += 1
+        finally:
+            self._replaying = False
+        return done
+
+    async def _replay_one(self, op: str, session_id: str, args: dict[str, Any]) -> None:
+        if op == "create":
+            raw = str(args["record"])
+            await self._redis.run(lambda r: self._put_new(r, raw))
+            return
+        if op == "state":
+            state, at = SessionState(args["state"]), float(args["at"])
+
+            def change(rec: SessionRecord) -> SessionRecord | None:
+                return moved(rec, state, at)
+
+        else:
+            decision = RecordingDecision.from_json(args["decision"])
+
+            def change(rec: SessionRecord) -> SessionRecord | None:
+                return with_decision(rec, decision)
+
+        try:
+            await self._change(session_id, change)
+        except RedisUnavailable:
+            raise
+        except SidecoachError as exc:  # e.g. already ended by another node
+            logger.warning(
+                "session %s: dropped a %s kept while Redis was down: %s", session_id, op, exc
+            )
+
+    # -- Redis ------------------------------------------------------------------
+
+    @staticmethod
+    async def _put_new(r: Any, raw: str) -> None:
+        record = record_from_json(raw)
+        if await r.set(record_key(record.id), raw, nx=True):
+            await r.zadd(state_key(record.state), {record.id: record.created_at})
+
+    async def _change(self, session_id: str, change: Any) -> SessionRecord:
+        """Apply ``change(record) -> new record | None`` atomically in Redis."""
+
+        async def run(r: Any) -> SessionRecord:
+            key = record_key(session_id)
+            async with r.pipeline() as pipe:
+                while True:
+                    try:
+                        await pipe.watch(key)
+                        raw = await pipe.get(key)
+                        if raw is None:
+                            raise SessionNotFound(f"no session {session_id!r}")
+                        record = record_from_json(raw)
+                        new = change(record)
+                        if new is None:
+                            await pipe.unwatch()
+                            return record
+                        pipe.multi()
+                        pipe.set(key, record_to_json(new))
+                        if new.state != record.state:
+                            pipe.zrem(state_key(record.state), session_id)
+                            pipe.zadd(state_key(new.state), {session_id: new.created_at})
+                        await pipe.execute()
+                        return new  # type: ignore[no-any-return]
+                    except WatchError:
+                        continue
+
+        record: SessionRecord = await self._redis.run(run)
+        await self._mirror([record])
+        return record
+
+    # -- SessionStore ------------------------------------------------------------
+
+    async def create(
+        self,
+        *,
+        title: str,
+        teacher_name: str,
+        settings: SessionSettings,
+        scheduled_for: float | None = None,
+        kind: SessionKind = SessionKind.LESSON,
+        recording_id: str | None = None,
+    ) -> SessionRecord:
+        validate_settings(settings)
+        record = SessionRecord(
+            id=new_session_id(),
+            title=clean_text(title, "title", MAX_TITLE_CHARS),
+            teacher_name=clean_text(teacher_name, "teacher_name", MAX_NAME_CHARS),
+            state=SessionState.SCHEDULED,
+            created_at=time.time(),
+            scheduled_for=scheduled_for,
+            started_at=None,
+            ended_at=None,
+            settings=settings,
+            kind=kind,
+            recording_id=recording_id,
+        )
+        raw = record_to_json(record)
+        await self._mirror([record])
+        try:
+            await self._redis.run(lambda r: self._put_new(r, raw))
+        except RedisUnavailable:
+            await self._journal("create", record.id, {"record": raw})
+        logger.info("session %s created: %r", record.id, record.title)
+        return record
+
+    async def get(self, session_id: str) -> SessionRecord:
+        try:
+            raw = await self._redis.run(lambda r: r.get(record_key(session_id)))
+        except RedisUnavailable:
+            return await self._mirrored(session_id)
+        if raw is None:
+            raise SessionNotFound(f"no session {session_id!r}")
+        record = record_from_json(raw)
+        await self._mirror([record])
+        return record
+
+    async def list(self, states: Iterable[SessionState] | None = None) -> list[SessionRecord]:
+        wanted = list(SessionState) if states is None else [SessionState(s) for s in states]
+
+        async def run(r: Any) -> list[str]:
+            ids: list[str] = []
+            for state in wanted:
+                ids += await r.zrange(state_key(state), 0, -1)
+            raws = await r.mget([record_key(i) for i in ids]) if ids else []
+            return [raw for raw in raws if raw]
+
+        try:
+            raws = await self._redis.run(run)
+        except RedisUnavailable:
+            rows = await self._db.run(lambda c: c.execute("SELECT record FROM mirror").fetchall())
+            records = [record_from_json(row[0]) for row in rows]
+            records = [r for r in records if r.state in wanted]
+        else:
+            records = [record_from_json(raw) for raw in raws]
+            await self._mirror(records)
+        return sorted(records, key=lambda r: (r.created_at, r.id))
+
+    async def set_state(self, session_id: str, state: SessionState, *, at: float) -> SessionRecord:
+        state = SessionState(state)
+        try:
+            record = await self._change(session_id, lambda rec: moved(rec, state, at))
+        except RedisUnavailable:
+            current = await self._mirrored(session_id)
+            new = moved(current, state, at)
+            if new is None:
+                return current
+            await self._mirror([new])
+            await self._journal("state", session_id, {"state": state.value, "at": at})
+            record = new
+        logger.info("session %s is %s", session_id, record.state)
+        return record
+
+    async def add_recording_decision(
+        self, session_id: str, decision: RecordingDecision
+    ) -> SessionRecord:
+        try:
+            return await self._change(session_id, lambda rec: with_decision(rec, decision))
+        except RedisUnavailable:
+            current = await self._mirrored(session_id)
+            new = with_decision(current, decision) or current
+            await self._mirror([new])
+            await self._journal("decision", session_id, {"decision": decision.to_json()})
+            return new
+
+    async def pending(self) -> int:
+        """Changes waiting in the journal for Redis."""
+        row = await self._db.run(lambda c: c.execute("SELECT COUNT(*) FROM journal").fetchone())
+        return int(row[0])
+
+    async def close(self) -> None:
+        await self._tasks.aclose()
+        await self._db.close()
+        await self._redis.close()
+
