@@ -275,6 +275,32 @@ def _row_to_record(row: tuple[Any, ...]) -> SessionRecord:
     )
 
 
+def new_record(
+    *,
+    title: str,
+    teacher_name: str,
+    settings: SessionSettings,
+    scheduled_for: float | None,
+    kind: SessionKind,
+    recording_id: str | None,
+) -> SessionRecord:
+    """A new scheduled session, its fields checked (every store creates them so)."""
+    validate_settings(settings)
+    return SessionRecord(
+        id=new_session_id(),
+        title=_clean_text(title, "title", MAX_TITLE_CHARS),
+        teacher_name=_clean_text(teacher_name, "teacher_name", MAX_NAME_CHARS),
+        state=SessionState.SCHEDULED,
+        created_at=time.time(),
+        scheduled_for=scheduled_for,
+        started_at=None,
+        ended_at=None,
+        settings=settings,
+        kind=kind,
+        recording_id=recording_id,
+    )
+
+
 class SqliteSessionStore:
     """SessionStore on one SQLite file (see ``SqliteWorker``)."""
 
@@ -300,17 +326,11 @@ class SqliteSessionStore:
         kind: SessionKind = SessionKind.LESSON,
         recording_id: str | None = None,
     ) -> SessionRecord:
-        validate_settings(settings)
-        record = SessionRecord(
-            id=new_session_id(),
-            title=_clean_text(title, "title", MAX_TITLE_CHARS),
-            teacher_name=_clean_text(teacher_name, "teacher_name", MAX_NAME_CHARS),
-            state=SessionState.SCHEDULED,
-            created_at=time.time(),
-            scheduled_for=scheduled_for,
-            started_at=None,
-            ended_at=None,
+        record = new_record(
+            title=title,
+            teacher_name=teacher_name,
             settings=settings,
+            scheduled_for=scheduled_for,
             kind=kind,
             recording_id=recording_id,
         )

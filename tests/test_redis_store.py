@@ -12,7 +12,7 @@ import pytest
 from server.cluster.redis_store import RedisSessionStore
 from server.errors import SessionNotFound, SidecoachError
 from server.roles import SessionState
-from server.store import RecordingDecision, SessionSettings
+from server.store import RecordingDecision, SessionKind, SessionSettings
 from tests.multinode import RedisProc, redis_unavailable
 
 pytestmark = pytest.mark.skipif(redis_unavailable() is not None, reason=str(redis_unavailable()))
@@ -59,6 +59,14 @@ async def test_sessions_are_shared_by_nodes(redis: RedisProc, store: RedisSessio
         assert (await store.get(made.id)).recording_planned
         with pytest.raises(SessionNotFound):
             await store.get("s-nonexistent")
+        # a debrief room is a debrief on every node, watching its recording
+        debrief = await store.create(
+            title="Debrief: Fractions", teacher_name="Ms. Rivera", settings=SessionSettings(),
+            kind=SessionKind.DEBRIEF, recording_id="r-fractions",
+        )  # fmt: skip
+        seen_debrief = await other.get(debrief.id)
+        assert seen_debrief.kind == SessionKind.DEBRIEF
+        assert seen_debrief.recording_id == "r-fractions"
     finally:
         await other.close()
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -36,16 +35,12 @@ from server.errors import SessionNotFound, SidecoachError
 from server.roles import SessionState
 from server.sqlite_worker import SqliteWorker
 from server.store import (
-    MAX_NAME_CHARS,
-    MAX_TITLE_CHARS,
     RecordingDecision,
     SessionKind,
     SessionRecord,
     SessionSettings,
-    new_session_id,
-    validate_settings,
+    new_record,
 )
-from server.store import _clean_text as clean_text
 from server.tasks import TaskOwner
 
 logger = logging.getLogger(__name__)
@@ -305,17 +300,11 @@ class RedisSessionStore:
         kind: SessionKind = SessionKind.LESSON,
         recording_id: str | None = None,
     ) -> SessionRecord:
-        validate_settings(settings)
-        record = SessionRecord(
-            id=new_session_id(),
-            title=clean_text(title, "title", MAX_TITLE_CHARS),
-            teacher_name=clean_text(teacher_name, "teacher_name", MAX_NAME_CHARS),
-            state=SessionState.SCHEDULED,
-            created_at=time.time(),
-            scheduled_for=scheduled_for,
-            started_at=None,
-            ended_at=None,
+        record = new_record(
+            title=title,
+            teacher_name=teacher_name,
             settings=settings,
+            scheduled_for=scheduled_for,
             kind=kind,
             recording_id=recording_id,
         )
