@@ -266,6 +266,15 @@ def count_tracebacks(log: str) -> int:
     return log.count("Traceback (most recent call last)") + log.count("never retrieved")
 
 
+def first_traceback(log: str, context_lines: int = 40) -> str:
+    """The log from the first traceback's line on (a few lines), or ''."""
+    lines = log.splitlines()
+    for i, line in enumerate(lines):
+        if "Traceback (most recent call last)" in line or "never retrieved" in line:
+            return "\n".join(lines[max(0, i - 2) : i + context_lines])
+    return ""
+
+
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
     report: dict[str, Any] = {"machine": benchlib.machine_info(), "target_messages": args.messages}
     with tempfile.TemporaryDirectory(prefix="sidecoach-fuzz-") as tmp:
@@ -329,6 +338,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             server.stop()
             log = server.log_path.read_text(errors="replace")
             report["tracebacks"] = count_tracebacks(log)
+            report["first_traceback"] = first_traceback(log)
             report["server_log_bytes"] = len(log.encode())
             report["server_log_lines"] = log.count("\n")
     return report
@@ -355,6 +365,7 @@ def render(r: dict[str, Any]) -> str:
         f"Sockets refused at open (limits): {r['sockets_refused_at_open']:,}",
         f"Tracebacks in the server log: {r['tracebacks']} "
         f"(log: {r['server_log_lines']:,} lines, {r['server_log_bytes']:,} bytes)",
+        *([f"First traceback:\n{r['first_traceback']}"] if r.get("first_traceback") else []),
         f"Server RSS: {fmt(r['server_rss_mb_before'])} MB before, "
         f"{fmt(r['server_rss_mb_after'])} MB after",
         f"/healthz during the run: p50 {fmt(r['healthz_ms_p50'], '.1f')} ms, "

@@ -125,3 +125,30 @@ async def test_ending_a_session_closes_every_peer(live_server: LiveServer) -> No
         await wait_for(lambda: any(n == "session-ended" for n, _ in coach.events))
         record = await live_server.store.get(session.id)
         assert record.state == "ended"
+
+
+async def test_a_client_closing_its_media_connection_is_told_and_its_seat_freed(
+    live_server: LiveServer,
+) -> None:
+    """A client that closes its WebRTC connection (DTLS close) but keeps its
+    socket is not left as a participant nobody can see or hear: it is told,
+    the others see it leave, and its seat is free for a rejoin."""
+    session = await live_server.create_session()
+    teacher = live_server.participant(session.id, "teacher")
+    coach = live_server.participant(session.id, "coach")
+    try:
+        await teacher.join()
+        await teacher.publish(PatternVideoTrack(), "camera")
+        await coach.join()
+        await wait_for(lambda: coach.received and next(iter(coach.received.values())).frames > 3)
+        await coach.pc.close()  # the socket stays open
+        await wait_for(lambda: coach.got("removed"))
+        assert coach.got("removed")[0]["code"] == "peer_failed"
+        assert "closed" in coach.got("removed")[0]["message"]
+        await wait_for(lambda: teacher.got("participant-left"))
+        live = live_server.manager.get(session.id)
+        assert live is not None
+        assert set(live.participants) == {teacher.joined["participantId"]}
+    finally:
+        await coach.close()
+        await teacher.close()

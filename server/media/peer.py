@@ -234,6 +234,11 @@ class Peer:
         while True:
             await self._dirty.wait()
             self._dirty.clear()
+            if self._closed or self.pc.signalingState == "closed":
+                # closing here (Python 3.11's wait_for can swallow a
+                # cancellation), or aiortc closed the connection itself
+                # because the other side closed DTLS: never offer on it
+                return
             # what this offer settles, taken before it is made: a change
             # after this point goes into the next offer
             publications = [p for p in self._publications.values() if p.producer is None]
@@ -246,6 +251,8 @@ class Peer:
             self._negotiation_id += 1
             self._answer = asyncio.get_running_loop().create_future()
             await self._events.send_offer(self._offer_payload(publications, subscriptions))
+            if self._closed:
+                return
             try:
                 await asyncio.wait_for(asyncio.shield(self._answer), timeout)
             except TimeoutError:
@@ -314,11 +321,15 @@ class Peer:
             self._settled.set()
         if state == "failed":
             self._events.peer_failed("connection failed")
+        elif state == "closed" and not self._closed:
+            # aiortc closes a connection whose DTLS the other side closed
+            self._events.peer_failed("connection closed by the other side")
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        self._dirty.set()  # a negotiation loop that missed its cancellation ends too
         await self._tasks.aclose()
         for pub in list(self._publications.values()):
             if pub.producer is not None:
