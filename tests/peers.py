@@ -115,6 +115,7 @@ class Received:
     frames: int = 0
     first_frame_at: float | None = None
     width: int = 0
+    height: int = 0
     peak_level: float = 0.0
     tone_hz: float = 0.0
     #: monotonic time of each decoded video frame (the latest ones)
@@ -252,7 +253,7 @@ class Participant:
                 if rec.first_frame_at is None:
                     rec.first_frame_at = now
                 if isinstance(frame, VideoFrame):
-                    rec.width = frame.width
+                    rec.width, rec.height = frame.width, frame.height
                     rec.frame_times.append(now)
                 elif isinstance(frame, AudioFrame):
                     pcm = frame.to_ndarray().astype(np.float32).reshape(-1) / 32768

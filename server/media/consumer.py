@@ -48,6 +48,10 @@ class Consumer:
         self._needs_keyframe = producer.kind == "video"
         self.packets_sent = 0
         self.packets_dropped = 0
+        #: packets this consumer's receiver asked for again (NACK), and how
+        #: many of them the producer's cache answered at once
+        self.packets_nacked = 0
+        self.packets_retransmitted = 0
         self.closed = False
 
     def bind(self, writer: PacketWriter) -> None:
@@ -95,13 +99,14 @@ class Consumer:
         """Resend what the producer's cache still has; return the producer
         sequence numbers it does not have."""
         missing: list[int] = []
+        self.packets_nacked += len(sequence_numbers)
         for seq in sequence_numbers:
             original = (seq - self._seq_offset) & 0xFFFF
             packet = self.producer.cache.get(original)
             if packet is None:
                 missing.append(original)
-            else:
-                self._writer.send(packet, seq, (packet.timestamp + self._ts_offset) & 0xFFFFFFFF)
+            elif self._writer.send(packet, seq, (packet.timestamp + self._ts_offset) & 0xFFFFFFFF):
+                self.packets_retransmitted += 1
         return missing
 
     def set_sender_report_mapping(self, ntp_timestamp: int, rtp_timestamp: int) -> None:

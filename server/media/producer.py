@@ -65,6 +65,8 @@ class Producer:
         self._kf_last = -1e9
         self._kf_timer: asyncio.TimerHandle | None = None
         self.keyframes_requested = 0
+        #: sequence numbers asked of the publisher again (its cache missed them)
+        self.nacks_upstream = 0
         self._sr_mapping: tuple[int, int] | None = None
         self._kf_checked_packet: RtpPacket | None = None
         self._kf_checked = False
@@ -168,6 +170,7 @@ class Producer:
 
     def request_retransmission(self, sequence_numbers: list[int]) -> None:
         if not self.closed and self.ssrc is not None:
+            self.nacks_upstream += len(sequence_numbers)
             self._tasks.spawn(self._send_nack(self.ssrc, sequence_numbers), name="nack")
 
     # -- lifecycle ------------------------------------------------------
