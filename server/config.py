@@ -73,6 +73,10 @@ class Limits:
     #: warning lines about malformed client input per minute; the rest are
     #: only counted (in /metrics)
     warnings_per_minute: int = 60
+    #: a recorded camera, mic or whisper track that was flowing and gets no
+    #: packet for longer than this is marked as a ``media-gap`` on the
+    #: recording's timeline (a network cut, a frozen publisher)
+    media_gap_ms: int = 1000
 
 
 @dataclass(frozen=True)

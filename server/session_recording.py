@@ -161,6 +161,7 @@ class SessionRecording:
                 "prompts": list(self._record.settings.prompts),
             },
             max_backlog_bytes=self._config.limits.recording_backlog_bytes,
+            media_gap_ms=self._config.limits.media_gap_ms,
         )
         self.recorder = recorder
         self.recording_ids.append(recorder.recording_id)

@@ -59,6 +59,9 @@ class Producer:
         self.packets_gated = 0
         self.closed = False
         self._paused = info.gated
+        #: times this producer was paused (push-to-talk released): silence
+        #: across a pause is not a gap in the media
+        self.pauses = 0
         self._send_pli = request_keyframe
         self._send_nack = request_nack
         self._kf_interval = keyframe_min_interval_ms / 1000
@@ -126,6 +129,8 @@ class Producer:
 
     def pause(self) -> None:
         """Forward nothing until resumed (nothing is cached either)."""
+        if not self._paused:
+            self.pauses += 1
         self._paused = True
 
     def resume(self) -> None:
