@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,11 @@ from server.media.policy import ProducerInfo
 from server.tasks import TaskOwner
 
 logger = logging.getLogger(__name__)
+
+#: video that resumes after this long without a packet (a network cut, a
+#: frozen publisher) gets a keyframe request at once: what follows a gap
+#: cannot be decoded, and consumers would each notice that later
+STALL_KEYFRAME_S = 0.5
 
 #: send a PLI (ssrc) / a NACK (ssrc, sequence numbers) upstream to the publisher
 KeyframeRequester = Callable[[int], Coroutine[Any, Any, None]]
@@ -55,6 +61,7 @@ class Producer:
         self.consumers: dict[str, Consumer] = {}
         self.ssrc: int | None = None
         self.packets_received = 0
+        self._last_packet_at = 0.0
         #: packets that arrived while paused (push-to-talk released): dropped
         self.packets_gated = 0
         self.closed = False
@@ -98,6 +105,10 @@ class Producer:
             return
         self.ssrc = packet.ssrc
         self.packets_received += 1
+        now = time.monotonic()
+        if now - self._last_packet_at > STALL_KEYFRAME_S and self.packets_received > 1:
+            self.request_keyframe()  # media resumes after a stall
+        self._last_packet_at = now
         self.cache.put(packet)
         if self._sr_mapping is None:
             # until the publisher's first sender report, map by arrival time
