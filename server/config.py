@@ -77,6 +77,9 @@ class Limits:
     #: packet for longer than this is marked as a ``media-gap`` on the
     #: recording's timeline (a network cut, a frozen publisher)
     media_gap_ms: int = 1000
+    #: the most a participant may send per video track (kbit/s): in the
+    #: offer (b=AS/TIAS) and in the REMB the server sends the publisher
+    max_video_bitrate_kbps: int = 2500
 
 
 @dataclass(frozen=True)

@@ -113,7 +113,9 @@ class RecordedTrack:
             now_ms = self._recorder.clock.now_ms()
             self.check_gap(now_ms)
             self._last_packet_ms, self._pauses = now_ms, self.consumer.producer.pauses
-        frame = self._assembler.push(packet)  # the Recorder keeps the publisher's timing
+        # the Consumer's timestamps: the publisher's timing, continued across
+        # a simulcast layer switch
+        frame = self._assembler.push(packet, sequence_number, timestamp)
         if frame is None:
             return True
         if self._ext_ts is None:
