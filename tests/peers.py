@@ -27,6 +27,16 @@ from av import AudioFrame, VideoFrame
 from server.media.aiortc_adapter import new_peer_connection, restrict_ice
 
 LOOPBACK = ("127.0.0.1",)
+ABS_SEND_TIME = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+
+
+def without_abs_send_time(sdp: str) -> str:
+    """An answer that does not take the abs-send-time header extension: the
+    server then sends none, and aiortc's receive-side estimator (Python,
+    fed after the event loop's queueing: it reads a busy test process as a
+    congested link) sends no REMB. Test peers are receivers without REMB;
+    the browsers are the ones whose estimate the server follows."""
+    return "".join(line for line in sdp.splitlines(keepends=True) if ABS_SEND_TIME not in line)
 
 
 async def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.02) -> None:
@@ -237,7 +247,9 @@ class Participant:
                     rec.task = asyncio.ensure_future(self._consume(rec))
         answer = await self.pc.createAnswer()
         restrict_ice(self.pc, self.ice_ips, None)
-        await self.pc.setLocalDescription(answer)
+        await self.pc.setLocalDescription(
+            RTCSessionDescription(without_abs_send_time(answer.sdp), "answer")
+        )
         reply = await self.call(
             "answer", {"negotiationId": data["negotiationId"], "sdp": self.pc.localDescription.sdp}
         )

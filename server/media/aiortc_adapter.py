@@ -5,9 +5,13 @@ aiortc has no public API for that, so this module
 
 * taps an ``RTCRtpReceiver`` *before* its jitter buffer and decoder
   (``tap_receiver``) and keeps its RTCP receiver statistics, NACK
-  generation (per RTP stream: a simulcast m-line carries several) and
-  receive-side bandwidth estimate working; it can raise the loss its
-  receiver reports to the publisher to what the listeners see;
+  generation (per RTP stream: a simulcast m-line carries several)
+  working; it can raise the loss its
+  receiver reports to the publisher to what the listeners see; its
+  receive-side bandwidth estimator is not fed (in Python, arrival times
+  taken after the event loop's queueing make it see congestion that is not
+  there: on a loaded 2-core host it estimated 150-640 kbit/s for a
+  loopback link);
 * routes RTP streams whose SSRC is not known yet by their MID header
   extension (``route_by_mid``), and receives simulcast
   (``accept_simulcast``): the RTP stream id header extension is read;
@@ -93,8 +97,6 @@ NTP_UNIX_OFFSET = 2208988800
 PacketSink = Callable[[RtpPacket, RTCRtpCodecParameters, str | None], None]
 #: called with (ssrc, ntp_timestamp, rtp_timestamp) for every sender report
 SenderReportSink = Callable[[int, int, int], None]
-#: called with the receive-side bandwidth estimate of a tapped receiver (bit/s)
-EstimateSink = Callable[[int], None]
 #: the loss (0-255) the listeners of a tapped receiver's track see
 LossHint = Callable[[], int]
 
@@ -165,12 +167,10 @@ class _TapSinks:
         self,
         on_packet: PacketSink,
         on_sender_report: SenderReportSink,
-        on_estimate: EstimateSink | None,
         loss_hint: LossHint | None,
     ) -> None:
         self.on_packet = on_packet
         self.on_sender_report = on_sender_report
-        self.on_estimate = on_estimate
         self.loss_hint = loss_hint
 
 
@@ -187,16 +187,14 @@ def tap_receiver(
     on_packet: PacketSink,
     on_sender_report: SenderReportSink,
     *,
-    on_estimate: EstimateSink | None = None,
     loss_hint: LossHint | None = None,
 ) -> None:
     """Hand every RTP packet of ``receiver`` to ``on_packet`` untouched, before
     aiortc's jitter buffer; nothing is depacketized or decoded.
 
     Receiver statistics (for RTCP receiver reports to the publisher) and NACK
-    generation keep working, per RTP stream; aiortc's receive-side bandwidth
-    estimator (video, from abs-send-time) goes to ``on_estimate``; the loss
-    in receiver reports is raised to ``loss_hint()`` when that is higher (so
+    generation keep working, per RTP stream; the loss in receiver reports
+    is raised to ``loss_hint()`` when that is higher (so
     the publisher's Opus adds as much FEC as its listeners need). aiortc's
     decoder thread is stopped as soon as it starts. Tapping a receiver again
     (its m-line reused for a new track) only changes where things go.
@@ -205,13 +203,12 @@ def tap_receiver(
     existing: _TapSinks | None = getattr(r, "_sidecoach_sinks", None)
     if existing is not None:
         existing.on_packet, existing.on_sender_report = on_packet, on_sender_report
-        existing.on_estimate, existing.loss_hint = on_estimate, loss_hint
+        existing.loss_hint = loss_hint
         return
-    sinks = r._sidecoach_sinks = _TapSinks(on_packet, on_sender_report, on_estimate, loss_hint)
+    sinks = r._sidecoach_sinks = _TapSinks(on_packet, on_sender_report, loss_hint)
     codecs: dict[int, RTCRtpCodecParameters] = r._RTCRtpReceiver__codecs
     streams: dict[int, StreamStatistics] = r._RTCRtpReceiver__remote_streams
     video = r._RTCRtpReceiver__nack_generator is not None
-    estimator = r._RTCRtpReceiver__remote_bitrate_estimator
     nack_generators: dict[int, NackGenerator] = {}
     rids: dict[int, str] = {}  # ssrc -> rid, learned from the packets that carry it
     original_receive = r.receive
@@ -249,15 +246,6 @@ def tap_receiver(
         if stats is None:
             stats = streams[ssrc] = StreamStatistics(codec.clockRate)
         stats.add(packet)
-        if estimator is not None and packet.extensions.abs_send_time is not None:
-            remb = estimator.add(
-                abs_send_time=packet.extensions.abs_send_time,
-                arrival_time_ms=arrival_time_ms,
-                payload_size=len(packet.payload) + packet.padding_size,
-                ssrc=ssrc,
-            )
-            if remb is not None and sinks.on_estimate is not None:
-                sinks.on_estimate(int(remb[0]))
         if video:
             generator = nack_generators.get(ssrc)
             if generator is None:
@@ -289,7 +277,7 @@ def untap_receiver(receiver: RTCRtpReceiver) -> None:
     sinks: _TapSinks | None = getattr(receiver, "_sidecoach_sinks", None)
     if sinks is not None:
         sinks.on_packet, sinks.on_sender_report = _drop_packet, _drop_report
-        sinks.on_estimate = sinks.loss_hint = None
+        sinks.loss_hint = None
 
 
 def route_by_mid(pc: RTCPeerConnection) -> None:

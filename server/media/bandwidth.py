@@ -5,8 +5,6 @@ It is the smallest of:
 
 * the session's cap (``Limits.max_video_bitrate_kbps``, also in the offer
   as ``b=AS``/``b=TIAS``);
-* the server's own estimate of the publisher's uplink (aiortc's receive-side
-  estimator, from the abs-send-time of the packets it receives);
 * what the consumers can use:
 
   - one stream (no simulcast): the smallest REMB among the viewers. A coach
@@ -17,8 +15,10 @@ It is the smallest of:
     takes are turned off by the publisher's own allocation, which saves the
     classroom's uplink; with the Recorder consuming, every layer is kept.
 
-No value (nothing known, no cap) means no REMB: the publisher goes by its
-own congestion control.
+The publisher's own uplink is left to its own congestion control (loss
+based, under this REMB): aiortc's receive-side estimator, fed from Python,
+sees congestion that is not there on a loaded host (see aiortc_adapter).
+No value (nothing known, no cap) means no REMB.
 """
 
 from __future__ import annotations
@@ -33,17 +33,12 @@ if TYPE_CHECKING:
 #: REMB this much above what the kept layers measured: the publisher's
 #: allocator needs room to keep the last of them on
 LAYER_MARGIN = 1.25
-#: the server's estimate of a publisher's uplink is dropped after this
-ESTIMATE_FRESH_S = 5.0
 
 
 def upstream_bitrate(producer: Producer, now: float) -> int | None:
     limits: list[float] = []
     if producer.max_bitrate_bps:
         limits.append(producer.max_bitrate_bps)
-    estimate = producer.publisher_estimate_bps
-    if estimate is not None and now - producer.publisher_estimate_at < ESTIMATE_FRESH_S:
-        limits.append(estimate)
     if producer.simulcast:
         demand = simulcast_demand(producer, now)
     else:

@@ -303,6 +303,7 @@ class Consumer:
             "estimate": self.feedback.estimate_bps,
             "loss": round(self.feedback.loss, 3),
             "switches": self.layer_switches,
+            "packetsSent": self.packets_sent,
         }
 
     def close(self) -> None:

@@ -10,8 +10,10 @@ receiver's link can take, from that receiver's feedback:
   reports) or its estimate (REMB) is below what the current layer sends;
 * **up** one layer at a time, after a hold with a clean link: a receiver's
   REMB never exceeds 1.5 times what it receives, so it cannot say that a
-  bigger layer would fit; trying it is the probe. A try that fails (down
-  again soon) doubles the hold, up to ``UP_HOLD_MAX_S``.
+  bigger layer would fit; trying it is the probe. For ``PROBE_S`` after the
+  try, only loss or a falling estimate ends it (the estimate needs a few
+  seconds to grow with what it receives). A try that fails (down again
+  soon) doubles the hold, up to ``UP_HOLD_MAX_S``.
 
 The Recorder's consumer always takes the highest layer that flows. The
 switch itself (at a keyframe of the new layer, with sequence numbers,
@@ -109,14 +111,20 @@ class Feedback:
 class LayerChooser:
     """The layer one consumer should get (see the module docstring)."""
 
-    #: share of the receiver's estimate a layer may use (audio, headers)
-    HEADROOM = 0.85
+    #: a layer fits an estimate when it sends at most this share of it (the
+    #: rest for audio and headers); a layer sending more than the estimate
+    #: divided by this does not fit any more
+    FIT = 0.9
     #: a receiver report above this loss fraction means the link is overloaded
     LOSSY = 0.10
     #: below this, the link is clean enough to try the next layer up
     CLEAN = 0.02
     UP_HOLD_MIN_S = 4.0
     UP_HOLD_MAX_S = 64.0
+    PROBE_S = 6.0
+    #: during a probe, an estimate this far below the one at its start
+    #: means the new layer does not fit
+    PROBE_DROP = 0.85
 
     def __init__(self, top: int, *, always_top: bool = False) -> None:
         self.target = top  # optimistic: the best layer, until feedback says otherwise
@@ -124,6 +132,7 @@ class LayerChooser:
         self._hold_s = self.UP_HOLD_MIN_S
         self._next_up_at = 0.0
         self._tried_up_at: float | None = None
+        self._estimate_at_try: int | None = None
         self.switches_down = 0
         self.switches_up = 0
 
@@ -136,11 +145,10 @@ class LayerChooser:
             return self.target
         current = max((i for i in active if i <= self.target), default=active[0])
         estimate = feedback.fresh_estimate(now)
-        budget = estimate * self.HEADROOM if estimate is not None else None
         loss = feedback.fresh_loss(now)
         rate = {layer.index: layer.meter.bps(now) for layer in layers}
-        if loss >= self.LOSSY or (budget is not None and rate[current] > budget):
-            fits = [i for i in active if budget is None or rate[i] <= budget]
+        if loss >= self.LOSSY or self._too_little(estimate, rate[current], now):
+            fits = [i for i in active if estimate is None or rate[i] <= estimate * self.FIT]
             lower = max(fits) if fits else active[0]
             if loss >= self.LOSSY:
                 lower = min(lower, max((i for i in active if i < current), default=current))
@@ -158,7 +166,18 @@ class LayerChooser:
                     self._hold_s = self.UP_HOLD_MIN_S  # the last try held: stay eager
                 current = higher[0]
                 self._tried_up_at = now
+                self._estimate_at_try = estimate
                 self._next_up_at = now + self._hold_s
                 self.switches_up += 1
         self.target = current
         return current
+
+    def _too_little(self, estimate: int | None, rate: float, now: float) -> bool:
+        """Whether ``estimate`` says the current layer (sending ``rate``)
+        does not fit."""
+        if estimate is None:
+            return False
+        if self._tried_up_at is not None and now - self._tried_up_at < self.PROBE_S:
+            before = self._estimate_at_try
+            return before is not None and estimate < before * self.PROBE_DROP
+        return estimate * self.FIT < rate

@@ -187,7 +187,6 @@ class Peer:
                 receiver,
                 producer.on_packet,
                 producer.on_sender_report,
-                on_estimate=producer.on_publisher_estimate if video else None,
                 # a whisper's coach adds the Opus FEC the teacher's link needs
                 loss_hint=producer.downstream_loss if pub.info.source == Source.WHISPER else None,
             )

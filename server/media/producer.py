@@ -89,9 +89,6 @@ class Producer:
         self._last_packet_at = 0.0
         self._send_remb = send_remb
         self.max_bitrate_bps = max_bitrate_bps
-        #: the server's estimate of the publisher's uplink (bit/s), and when
-        self.publisher_estimate_bps: int | None = None
-        self.publisher_estimate_at = -1e9
         #: the last bitrate sent to the publisher (REMB), and how many were sent
         self.remb_bps: int | None = None
         self.rembs_sent = 0
@@ -155,9 +152,10 @@ class Producer:
         if now - self._last_packet_at > STALL_KEYFRAME_S and self.packets_received > 1:
             self.request_keyframe()  # media resumes after a stall
         self._last_packet_at = now
-        layer.packets += 1
-        layer.last_packet_at = now
-        layer.meter.add(len(packet.payload) + 12, now)
+        if packet.payload:  # padding alone (a publisher probing) is not media
+            layer.packets += 1
+            layer.last_packet_at = now
+            layer.meter.add(len(packet.payload) + 12, now)
         layer.cache.put(packet)
         if layer.sr_mapping is None:
             # until the publisher's first sender report, map by arrival time
@@ -209,11 +207,6 @@ class Producer:
         now = time.monotonic()
         losses = [c.feedback.fresh_loss(now) for c in self.consumers.values() if not c.records]
         return round(max(losses, default=0.0) * 256)
-
-    def on_publisher_estimate(self, bitrate: int) -> None:
-        """The server's own estimate of what the publisher's uplink carries."""
-        self.publisher_estimate_bps = bitrate
-        self.publisher_estimate_at = time.monotonic()
 
     # -- gating (push-to-talk) -----------------------------------------
 

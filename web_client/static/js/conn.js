@@ -36,6 +36,30 @@ const MAX_BACKOFF_MS = 3000;
 /** The media connection "disconnected" this long: rejoin (no ICE restart with this server). */
 const DISCONNECTED_REJOIN_MS = 5000;
 
+/**
+ * Simulcast layers of a camera, when the server's offer asks for them
+ * (a=simulcast:recv l;m;h): each coach gets the one its link can take and
+ * the recording the best. Sizes are of the camera's picture (720p: 320x180,
+ * 640x360, 1280x720); bitrates stay under the server's cap (b=AS).
+ */
+const SIMULCAST_LAYERS = {
+  l: { scaleResolutionDownBy: 4, maxBitrate: 150_000, maxFramerate: 15 },
+  m: { scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+  h: { scaleResolutionDownBy: 1, maxBitrate: 1_700_000 },
+};
+
+/** Give a sender's simulcast encodings (made from the offer) their layer settings. */
+async function configureSimulcast(sender) {
+  const params = sender.getParameters();
+  if (!params.encodings || params.encodings.length < 2) return;
+  for (const enc of params.encodings) Object.assign(enc, SIMULCAST_LAYERS[enc.rid] || {});
+  try {
+    await sender.setParameters(params);
+  } catch (err) {
+    console.warn("sidecoach: simulcast settings refused", err);
+  }
+}
+
 /** Resolve when ICE gathering is complete (no trickle), or after a timeout. */
 function iceGatheringComplete(pc, timeoutMs = ICE_GATHER_TIMEOUT_MS) {
   if (pc.iceGatheringState === "complete") return Promise.resolve();
@@ -319,6 +343,7 @@ export class Connection {
       if (pub) {
         await t.sender.replaceTrack(pub.track);
         t.direction = "sendonly";
+        if (pub.kind === "video") await configureSimulcast(t.sender);
         pub.sender = t.sender;
         this._pending.delete(pub.producerId);
       }
