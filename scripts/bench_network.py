@@ -45,7 +45,6 @@ import argparse
 import asyncio
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -60,7 +59,7 @@ import benchlib  # noqa: E402
 from benchlib import ROOT, ServerProcess, fmt  # noqa: E402
 
 from tests.netns import Link, Netlab, in_private_netns, unavailable_reason  # noqa: E402
-from tests.netns_peer import PeerAgent, inbound_stats  # noqa: E402
+from tests.netns_peer import PeerAgent, freeze_metrics, inbound_stats  # noqa: E402
 from tests.peers import Participant, ToneTrack, wait_for  # noqa: E402
 
 SECRET = benchlib.BENCH_SECRET
@@ -82,25 +81,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 # ------------------------------------------------------------ metrics ----
-
-
-def freeze_metrics(times: list[float], window_s: float) -> dict[str, Any]:
-    """Frame-gap statistics of decode times ``times`` (monotonic seconds)."""
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
-    if not gaps:
-        return {"frames": len(times), "fps": 0.0, "longest_gap_ms": None, "freezes": None,
-                "frozen_ms": None}  # fmt: skip
-    mean = statistics.fmean(gaps)
-    limit = max(3 * mean, mean + 0.150)
-    frozen = [g for g in gaps if g > limit]
-    return {
-        "frames": len(times),
-        "fps": round(len(times) / window_s, 1),
-        "longest_gap_ms": round(max(gaps) * 1000, 1),
-        "freezes": len(frozen),
-        "frozen_ms": round(sum(frozen) * 1000, 1),
-        "freeze_limit_ms": round(limit * 1000, 1),
-    }
 
 
 def delta(

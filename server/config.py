@@ -89,6 +89,13 @@ class Limits:
     #: frames waiting to go to one other node; past this the link is closed
     #: (the participants relayed over it reconnect) instead of growing
     node_link_queue_frames: int = 10_000
+    #: a recorded camera, mic or whisper track that was flowing and gets no
+    #: packet for longer than this is marked as a ``media-gap`` on the
+    #: recording's timeline (a network cut, a frozen publisher)
+    media_gap_ms: int = 1000
+    #: the most a participant may send per video track (kbit/s): in the
+    #: offer (b=AS/TIAS) and in the REMB the server sends the publisher
+    max_video_bitrate_kbps: int = 2500
 
 
 @dataclass(frozen=True)

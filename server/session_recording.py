@@ -195,6 +195,7 @@ class SessionRecording:
                 **parts,
             },
             max_backlog_bytes=self._config.limits.recording_backlog_bytes,
+            media_gap_ms=self._config.limits.media_gap_ms,
         )
         self.recorder = recorder
         self.recording_ids.append(recorder.recording_id)

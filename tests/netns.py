@@ -25,9 +25,10 @@ How it works, and why:
   uplink when ``a`` is the server side), "down" is ``a -> b``.
   Loss uses an nftables ``netdev`` egress chain dropping a random share
   of IP packets (``numgen random``), which needs only nf_tables; rate uses
-  ``tc tbf``; delay and jitter need ``tc netem``, which some kernels lack
-  (this CI's does): ``has_netem()`` tells, and ``shape`` raises
-  ``NetnsUnavailable`` rather than pretend.
+  ``tc tbf``; delay and jitter use a userspace box in namespace ``b``
+  (tests/netns_delay.py: TUN devices, a policy route and a ``tc mirred``
+  redirect), not ``tc netem``, which this CI's kernel lacks: one way on
+  every kernel.
 * Everything refuses to run in the machine's initial network namespace
   (only inside a private one such as scripts/test's), and
   ``unavailable_reason()`` says why a machine cannot run it (tests skip
@@ -38,14 +39,17 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 import shutil
 import signal
 import subprocess
+import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from tests.procs import Proc, _die_with_parent
 
@@ -106,17 +110,6 @@ def unavailable_reason() -> str | None:
     except (NetnsUnavailable, OSError, subprocess.SubprocessError) as exc:
         return f"cannot create a namespace with a veth link: {exc}"
     return None
-
-
-@functools.cache
-def has_netem() -> bool:
-    """Whether ``tc netem`` (delay, jitter) works in this kernel."""
-    if unavailable_reason() is not None:
-        return False
-    with Netlab(Path("/tmp")) as lab:
-        ns = lab.namespace("netem")
-        ns.run("tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms", check=False)
-        return "netem" in ns.run("tc", "qdisc", "show", "dev", "lo", check=False).stdout
 
 
 class Namespace:
@@ -210,7 +203,12 @@ class Link:
     b_dev: str
     a_ip: str
     b_ip: str
+    #: where the delay box's log goes, and the lab's process list it joins
+    tmp_dir: Path = Path("/tmp")
+    procs: list[Proc] = field(default_factory=list)
     _tables: set[Direction] = field(default_factory=set)
+    _box: Proc | None = None
+    _box_replies: int = 0
 
     def _side(self, direction: Direction) -> tuple[Namespace | None, str]:
         """The namespace and device whose egress carries ``direction``."""
@@ -231,25 +229,65 @@ class Link:
         delay_ms: float = 0.0,
         jitter_ms: float = 0.0,
     ) -> None:
-        """Replace the shaping of one direction (all zero/None: a clean link)."""
+        """Replace the shaping of one direction (all zero/None: a clean link).
+
+        Delay and jitter (each packet held ``delay ± jitter`` ms, drawn
+        independently, so they may reorder) come from the userspace box of
+        tests/netns_delay.py, started the first time they are asked for."""
         ns, dev = self._side(direction)
         self._set_loss(direction, loss_pct)
+        if delay_ms or jitter_ms or self._box is not None:
+            self._set_delay(direction, delay_ms, jitter_ms)
         if self._has_qdisc(ns, dev):
             self._exec(ns, "tc", "qdisc", "del", "dev", dev, "root")
-        if delay_ms or jitter_ms:
-            if not has_netem():
-                raise NetnsUnavailable("delay/jitter need tc netem, which this kernel lacks")
-            args = ["delay", f"{delay_ms}ms", f"{jitter_ms}ms"]
-            if rate_kbit:
-                args += ["rate", f"{rate_kbit}kbit"]
-            self._exec(ns, "tc", "qdisc", "add", "dev", dev, "root", "netem", *args)
-        elif rate_kbit:
+        if rate_kbit:
             # a bottleneck queue of ~100 ms at the rate, as a Wi-Fi/DSL uplink has
             burst = max(3200, rate_kbit * 1000 // 8 // 50)
             self._exec(
                 ns, "tc", "qdisc", "add", "dev", dev, "root", "tbf",
                 "rate", f"{rate_kbit}kbit", "burst", str(burst), "latency", "100ms",
             )  # fmt: skip
+
+    def _set_delay(self, direction: Direction, delay_ms: float, jitter_ms: float) -> None:
+        if self._box is None:
+            args = ["ip", "-o", "link", "show", self.a_dev]
+            out = _run(args if self.a is None else self.a.cmd(*args))
+            mac = out.split("link/ether")[1].split()[0]
+            self._box = self.b.popen(
+                [sys.executable, "-m", "tests.netns_delay", "--dev", self.b_dev, "--peer-mac", mac],
+                self.tmp_dir / f"delay-{self.b_dev}.log",
+                stdin_pipe=True,
+            )
+            self.procs.append(self._box)
+            self._box.wait_output('"event": "ready"', timeout=10)
+        self._box_replies += 1
+        self._box.send_line(f"{direction} {delay_ms:g} {jitter_ms:g}")
+        self._box_reply("set", self._box_replies)
+
+    def _box_reply(self, event: str, count: int) -> dict[str, Any]:
+        assert self._box is not None
+        deadline = time.monotonic() + 10
+        while True:
+            lines = [json.loads(x) for x in self._box.output().splitlines() if x.startswith("{")]
+            replies = [x for x in lines if x.get("event") in ("set", "stats", "error")]
+            if len(replies) >= count:
+                reply: dict[str, Any] = replies[count - 1]
+                if reply["event"] != event:
+                    raise NetnsUnavailable(f"delay box: {reply}")
+                return reply
+            if self._box.proc.poll() is not None or time.monotonic() > deadline:
+                raise NetnsUnavailable(f"delay box did not answer:\n{self._box.output()[-2000:]}")
+            time.sleep(0.02)
+
+    def delayed(self) -> dict[str, dict[str, float]]:
+        """The delay box's counters per direction (passed, dropped, queued);
+        empty when no delay was ever asked for."""
+        if self._box is None:
+            return {}
+        self._box_replies += 1
+        self._box.send_line("stats")
+        reply = self._box_reply("stats", self._box_replies)
+        return {d: reply[d] for d in ("up", "down")}
 
     def cut(self, direction: Direction | None = None) -> None:
         """Drop every IP packet (both directions unless one is given)."""
@@ -344,7 +382,7 @@ class Netlab:
               "netns", str(b.pid)])  # fmt: skip
         if a is not None:
             _run(["ip", "link", "set", a_dev, "netns", str(a.pid)])
-        link = Link(a, b, a_dev, b_dev, a_ip, b_ip)
+        link = Link(a, b, a_dev, b_dev, a_ip, b_ip, tmp_dir=self.tmp_dir, procs=self.procs)
         self.links.append(link)
         a_cmd = (lambda *args: list(args)) if a is None else a.cmd
         _run(a_cmd("ip", "addr", "add", f"{a_ip}/24", "dev", a_dev))

@@ -1,15 +1,18 @@
 """A Sidecoach participant in a process of its own, so that it can run inside
 a network namespace (tests/netns.py) while the test drives it: a real aiortc
-peer (tests/peers.py) that joins, may publish a synthetic camera, and answers
-line commands on stdin with JSON lines on stdout.
+peer (tests/peers.py) that joins, may publish a synthetic camera or a
+whisper (a 440 Hz tone, push-to-talk held), decodes what it receives, and
+answers line commands on stdin with JSON lines on stdout.
 
     python -m tests.netns_peer --url http://198.18.1.1:8080 --token T \\
         --ice-ip 198.18.1.2 --camera
 
 prints ``{"event": "joined"}``, then ``{"event": "published"}`` once the
-server forwards the camera; the command ``stats`` prints
-``{"event": "stats", "inbound": {kind: {"packetsReceived", "packetsLost"}}}``
-(aiortc's getStats, summed per kind); ``quit`` (or end of input) leaves.
+server forwards the camera (or the whisper); the command ``stats`` prints
+``{"event": "stats", "inbound": {kind: {"packetsReceived", "packetsLost"}},
+"video": {...}}`` (aiortc's getStats summed per kind; ``video`` is the
+decoded classroom camera since the previous ``stats``: frames, size, fps
+and freezes, see ``freeze_metrics``); ``quit`` (or end of input) leaves.
 
 ``PeerAgent`` is the driving side: it starts the process in a namespace and
 reads its answers without blocking the test's event loop.
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import statistics
 import sys
 import time
 from typing import Any
@@ -40,29 +44,65 @@ async def inbound_stats(pc: Any) -> dict[str, dict[str, int]]:
     return totals
 
 
+def freeze_metrics(times: list[float], window_s: float) -> dict[str, Any]:
+    """Frame-gap statistics of decode times ``times`` (monotonic seconds):
+    freezes as WebRTC counts them (a gap longer than max(3 x mean frame
+    interval, mean + 150 ms)), their count and total frozen ms."""
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    if not gaps:
+        return {"frames": len(times), "fps": 0.0, "longest_gap_ms": None, "freezes": None,
+                "frozen_ms": None}  # fmt: skip
+    mean = statistics.fmean(gaps)
+    limit = max(3 * mean, mean + 0.150)
+    frozen = [g for g in gaps if g > limit]
+    return {
+        "frames": len(times),
+        "fps": round(len(times) / window_s, 1) if window_s > 0 else 0.0,
+        "longest_gap_ms": round(max(gaps) * 1000, 1),
+        "freezes": len(frozen),
+        "frozen_ms": round(sum(frozen) * 1000, 1),
+        "freeze_limit_ms": round(limit * 1000, 1),
+    }
+
+
 def _say(**data: Any) -> None:
     print(json.dumps(data), flush=True)
 
 
 async def _run(args: argparse.Namespace) -> int:
     # imported here: the module is also imported by the driving side
-    from tests.peers import Participant, PatternVideoTrack, wait_for
+    from tests.peers import Participant, PatternVideoTrack, ToneTrack, wait_for
 
     peer = Participant(args.url, args.token, ice_ips=(args.ice_ip,))
     try:
         await peer.join()
-        _say(event="joined")
+        _say(event="joined", participantId=peer.joined["participantId"])
         if args.camera:
             producer_id = await peer.publish(PatternVideoTrack(args.width, args.height), "camera")
             await wait_for(lambda: peer.published(producer_id), timeout=30)
             _say(event="published", producerId=producer_id)
+        if args.whisper:
+            producer_id = await peer.publish(ToneTrack(), "whisper")
+            await wait_for(lambda: peer.published(producer_id), timeout=30)
+            reply = await peer.call("whisper-start", {})
+            _say(event="published", producerId=producer_id, whispering=reply.get("ok"))
         loop = asyncio.get_running_loop()
+        since = time.monotonic()
         while True:
             line = (await loop.run_in_executor(None, sys.stdin.readline)).strip()
             if line in ("", "quit"):
                 return 0
             if line == "stats":
-                _say(event="stats", t=time.monotonic(), inbound=await inbound_stats(peer.pc))
+                now = time.monotonic()
+                video: dict[str, Any] = {}
+                cameras = peer.tracks(source="camera")
+                if cameras:
+                    cam = cameras[0]
+                    times = [t for t in cam.frame_times if since <= t <= now]
+                    video = {**freeze_metrics(times, now - since), "width": cam.width,
+                             "height": cam.height, "total_frames": cam.frames}  # fmt: skip
+                _say(event="stats", t=now, inbound=await inbound_stats(peer.pc), video=video)
+                since = now
     finally:
         await peer.close()
 
@@ -73,6 +113,7 @@ def main() -> int:
     parser.add_argument("--token", required=True)
     parser.add_argument("--ice-ip", required=True, help="local address for ICE")
     parser.add_argument("--camera", action="store_true", help="publish a synthetic camera")
+    parser.add_argument("--whisper", action="store_true", help="publish a whisper, talk all along")
     parser.add_argument("--width", type=int, default=320)
     parser.add_argument("--height", type=int, default=240)
     return asyncio.run(_run(parser.parse_args()))
@@ -92,6 +133,7 @@ class PeerAgent:
         ice_ip: str,
         camera: bool = False,
         camera_size: tuple[int, int] = (320, 240),
+        whisper: bool = False,
     ) -> None:
         args = [
             sys.executable, "-m", "tests.netns_peer", "--url", url, "--token", token,
@@ -99,6 +141,8 @@ class PeerAgent:
         ]  # fmt: skip
         if camera:
             args += ["--camera", "--width", str(camera_size[0]), "--height", str(camera_size[1])]
+        if whisper:
+            args.append("--whisper")
         self.proc: Proc = lab.popen(ns, args, name, stdin_pipe=True)
         self._stats_seen = 0
 
@@ -126,11 +170,14 @@ class PeerAgent:
 
     async def stats(self) -> dict[str, dict[str, int]]:
         """Inbound RTP counters of the agent's peer connection, per kind."""
+        return dict((await self.report())["inbound"])
+
+    async def report(self) -> dict[str, Any]:
+        """The agent's ``stats`` line: ``inbound`` counters per kind, and
+        ``video``: the classroom camera decoded since the last report."""
         self.proc.send_line("stats")
         self._stats_seen += 1
-        reply = await self.wait_event("stats", self._stats_seen, timeout=10)
-        inbound: dict[str, dict[str, int]] = reply["inbound"]
-        return inbound
+        return await self.wait_event("stats", self._stats_seen, timeout=10)
 
     def stop(self) -> None:
         self.proc.stop()

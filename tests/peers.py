@@ -27,6 +27,16 @@ from av import AudioFrame, VideoFrame
 from server.media.aiortc_adapter import new_peer_connection, restrict_ice
 
 LOOPBACK = ("127.0.0.1",)
+ABS_SEND_TIME = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+
+
+def without_abs_send_time(sdp: str) -> str:
+    """An answer that does not take the abs-send-time header extension: the
+    server then sends none, and aiortc's receive-side estimator (Python,
+    fed after the event loop's queueing: it reads a busy test process as a
+    congested link) sends no REMB. Test peers are receivers without REMB;
+    the browsers are the ones whose estimate the server follows."""
+    return "".join(line for line in sdp.splitlines(keepends=True) if ABS_SEND_TIME not in line)
 
 
 async def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.02) -> None:
@@ -115,6 +125,7 @@ class Received:
     frames: int = 0
     first_frame_at: float | None = None
     width: int = 0
+    height: int = 0
     peak_level: float = 0.0
     tone_hz: float = 0.0
     #: monotonic time of each decoded video frame (the latest ones)
@@ -236,7 +247,9 @@ class Participant:
                     rec.task = asyncio.ensure_future(self._consume(rec))
         answer = await self.pc.createAnswer()
         restrict_ice(self.pc, self.ice_ips, None)
-        await self.pc.setLocalDescription(answer)
+        await self.pc.setLocalDescription(
+            RTCSessionDescription(without_abs_send_time(answer.sdp), "answer")
+        )
         reply = await self.call(
             "answer", {"negotiationId": data["negotiationId"], "sdp": self.pc.localDescription.sdp}
         )
@@ -252,7 +265,7 @@ class Participant:
                 if rec.first_frame_at is None:
                     rec.first_frame_at = now
                 if isinstance(frame, VideoFrame):
-                    rec.width = frame.width
+                    rec.width, rec.height = frame.width, frame.height
                     rec.frame_times.append(now)
                 elif isinstance(frame, AudioFrame):
                     pcm = frame.to_ndarray().astype(np.float32).reshape(-1) / 32768

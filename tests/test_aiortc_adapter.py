@@ -55,7 +55,7 @@ async def test_tap_sees_packets_and_aiortc_decodes_nothing() -> None:
         transceiver = receiver.getTransceivers()[0]
         adapter.tap_receiver(
             transceiver.receiver,
-            lambda p, codec: seen.append(p),
+            lambda p, codec, rid: seen.append(p),
             lambda ssrc, ntp, rtp: reports.append(ssrc),
         )
         adapter.restrict_ice(receiver, ("127.0.0.1",), None)

@@ -117,19 +117,21 @@ async def test_consumer_sequence_numbers_are_gapless_across_a_pause() -> None:
 
 
 async def test_nack_is_answered_from_the_cache_and_the_rest_goes_upstream() -> None:
-    producer, upstream = make_producer()
+    producer, upstream = make_producer()  # a cache of 64 packets
     consumer, writer = attach(producer)
-    for seq in range(10, 20):
+    for seq in range(10, 100):
         producer.on_packet(packet(seq, payload=bytes([seq])), None)  # type: ignore[arg-type]
-    sent = {s: payload for s, _, payload in writer.sent}
-    lost_out = [s for s in sent if sent[s] in (b"\x0c", b"\x0d")]
+    out = {payload[0]: s for s, _, payload in writer.sent}
     writer.sent.clear()
-    offset = (lost_out[0] - 12) & 0xFFFF
-    too_old = (5 + offset) & 0xFFFF
-    consumer.on_feedback("nack", [*lost_out, too_old])
-    assert [(s, p) for s, _, p in writer.sent] == [(lost_out[0], b"\x0c"), (lost_out[1], b"\x0d")]
+    # 95 and 96 are still cached; 12 was overwritten long ago
+    consumer.on_feedback("nack", [out[95], out[96], out[12]])
+    assert [(s, p) for s, _, p in writer.sent] == [(out[95], b"\x5f"), (out[96], b"\x60")]
     await asyncio.sleep(0)
-    assert upstream == ["nack 1234 [5]"]
+    assert upstream == ["nack 1234 [12]"]
+    # a sequence number this consumer never sent is nobody's to resend
+    consumer.on_feedback("nack", [(out[10] - 5) & 0xFFFF])
+    await asyncio.sleep(0)
+    assert upstream == ["nack 1234 [12]"] and len(writer.sent) == 2
     await producer.close()
 
 

@@ -1,6 +1,7 @@
 """The network-namespace harness itself (tests/netns.py): a link carries
-packets, loss drops a share of them and only in the shaped direction, a cut
-drops all, and nothing outlives the lab."""
+packets, loss drops a share of them and only in the shaped direction, delay
+holds them (and jitter reorders them) in the userspace box, a cut drops
+all, and nothing outlives the lab."""
 
 from __future__ import annotations
 
@@ -25,10 +26,10 @@ while True:
 """
 
 
-def echoes(target: str, count: int) -> int:
-    """Send ``count`` datagrams to the echo server (1 ms apart); how many
-    distinct ones came back (waiting until 0.5 s pass without one)."""
-    got: set[bytes] = set()
+def echoed(target: str, count: int) -> list[int]:
+    """Send ``count`` datagrams to the echo server (1 ms apart); the numbers
+    that came back, in arrival order (waiting until 0.5 s pass without one)."""
+    got: list[int] = []
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.setblocking(False)
         for i in range(count):
@@ -36,12 +37,30 @@ def echoes(target: str, count: int) -> int:
             time.sleep(0.001)
             with contextlib.suppress(BlockingIOError):
                 while True:
-                    got.add(s.recv(64))
+                    got.append(int(s.recv(64)))
         s.settimeout(0.5)
         with contextlib.suppress(TimeoutError):
             while True:
-                got.add(s.recv(64))
-        return len(got)
+                got.append(int(s.recv(64)))
+        return got
+
+
+def echoes(target: str, count: int) -> int:
+    return len(set(echoed(target, count)))
+
+
+def round_trip_ms(target: str) -> float:
+    """The median round trip of 9 datagrams, one at a time."""
+    times = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(2)
+        for i in range(9):
+            t0 = time.monotonic()
+            s.sendto(str(i).encode(), (target, 9999))
+            while int(s.recv(64)) != i:
+                pass
+            times.append((time.monotonic() - t0) * 1000)
+    return sorted(times)[4]
 
 
 def test_links_carry_packets_shaping_drops_them_and_teardown_is_complete(
@@ -59,10 +78,19 @@ def test_links_carry_packets_shaping_drops_them_and_teardown_is_complete(
     assert link.dropped("up") >= 400 - got  # (IPv6 neighbour discovery may lose too)
     assert link.dropped("down") == 0
 
+    link.shape("up", delay_ms=40)  # the box holds each reply 40 ms
+    assert round_trip_ms(link.b_ip) >= 40
+    link.shape("up", delay_ms=30, jitter_ms=30)  # 0-60 ms each: replies overtake each other
+    got = echoed(link.b_ip, 100)
+    assert sorted(got) == list(range(100))
+    assert any(b < a for a, b in zip(got, got[1:], strict=False))
+    assert link.delayed()["up"]["passed"] >= 100
+
     link.cut()
     assert echoes(link.b_ip, 5) == 0
     link.restore()
     assert echoes(link.b_ip, 20) == 20
+    assert echoed(link.b_ip, 50) == list(range(50))  # in order again
 
     anchor = school.pid
     netlab.close()

@@ -16,7 +16,7 @@ from pathlib import Path
 from tests.conftest import make_config, running_server
 from tests.netns import Netlab
 from tests.netns_peer import PeerAgent, inbound_stats
-from tests.peers import wait_for
+from tests.peers import PatternVideoTrack, wait_for
 
 
 async def test_coach_keeps_decoding_with_5_percent_loss_on_the_teacher_uplink(
@@ -56,3 +56,65 @@ async def test_coach_keeps_decoding_with_5_percent_loss_on_the_teacher_uplink(
     # the link really lost packets, and retransmissions filled the gaps
     assert dropped > 0.01 * received, (dropped, received)
     assert lost_at_coach < dropped / 2, (lost_at_coach, dropped)
+
+
+async def test_loss_toward_one_coach_is_recovered_from_the_server_cache_and_no_one_else_sees_it(
+    netlab: Netlab, tmp_path: Path
+) -> None:
+    """5 % of the packets to one coach (at home, on lossy Wi-Fi) are lost:
+    that coach NACKs, the server answers from its packet cache (the teacher
+    is not asked again), the coach keeps decoding, and a second coach on a
+    clean path sees no loss and sends no NACK at all."""
+    home = netlab.namespace("home")
+    link = netlab.link(None, home, subnet=4)
+    config = make_config(tmp_path, host=link.a_ip, ice_listen_ips=(link.a_ip,))
+    async with running_server(config) as server:
+        session = await server.create_session(recording=False)
+        teacher = server.participant(session.id, "teacher")
+        clean = server.participant(session.id, "coach")
+        teacher.ice_ips = clean.ice_ips = (link.a_ip,)
+        lossy = PeerAgent(
+            netlab, home, "lossy-coach", url=server.url,
+            token=server.invite(session.id, "coach"), ice_ip=link.b_ip,
+        )  # fmt: skip
+        try:
+            await teacher.join()
+            camera = await teacher.publish(PatternVideoTrack(), "camera")
+            await clean.join()
+            lossy_id = (await lossy.wait_event("joined"))["participantId"]
+            await wait_for(lambda: len(clean.tracks(source="camera")) == 1, timeout=15)
+            video = clean.tracks(source="camera")[0]
+            await wait_for(lambda: video.frames > 30, timeout=20)
+            live = server.manager.get(session.id)
+            assert live is not None
+            producer = live.router.producers[camera]
+            consumers = {c.participant_id: c for c in producer.consumers.values()}
+            assert (await lossy.report())["video"]["frames"] > 0
+
+            link.shape("down", loss_pct=5)  # server -> the coach at home
+            clean_before = (await inbound_stats(clean.pc))["video"]
+            lossy_before = (await lossy.stats())["video"]
+            frames = video.frames
+            await wait_for(lambda: video.frames >= frames + 300, timeout=60)  # ~10 s
+            lossy_report = await lossy.report()
+            clean_after = (await inbound_stats(clean.pc))["video"]
+            dropped = link.dropped("down")
+        finally:
+            link.shape("down")
+            await teacher.close()
+            await clean.close()
+            lossy.stop()
+    lossy_after = lossy_report["inbound"]["video"]
+    received = lossy_after["packetsReceived"] - lossy_before["packetsReceived"]
+    still_missing = lossy_after["packetsLost"] - lossy_before["packetsLost"]
+    # the lossy coach lost packets on its link, NACKed them, the server's
+    # cache resent them, and the coach kept decoding the picture
+    assert dropped > 0.01 * received, (dropped, received)
+    assert lossy_report["video"]["frames"] > 100, lossy_report
+    assert consumers[lossy_id].packets_retransmitted > 0.5 * dropped, (
+        consumers[lossy_id].packets_retransmitted, dropped)  # fmt: skip
+    assert still_missing < dropped / 2, (still_missing, dropped)
+    assert producer.nacks_upstream == 0  # the teacher was never asked again
+    # the other coach noticed nothing
+    assert clean_after["packetsLost"] - clean_before["packetsLost"] == 0
+    assert consumers[clean.joined["participantId"]].packets_nacked == 0

@@ -4,11 +4,23 @@ Sidecoach forwards RTP packets instead of decoding and re-encoding them.
 aiortc has no public API for that, so this module
 
 * taps an ``RTCRtpReceiver`` *before* its jitter buffer and decoder
-  (``tap_receiver``) and keeps its RTCP receiver statistics and NACK
-  generation working;
+  (``tap_receiver``) and keeps its RTCP receiver statistics, NACK
+  generation (per RTP stream: a simulcast m-line carries several)
+  working; it can raise the loss its
+  receiver reports to the publisher to what the listeners see; its
+  receive-side bandwidth estimator is not fed (in Python, arrival times
+  taken after the event loop's queueing make it see congestion that is not
+  there: on a loaded 2-core host it estimated 150-640 kbit/s for a
+  loopback link);
+* routes RTP streams whose SSRC is not known yet by their MID header
+  extension (``route_by_mid``), and receives simulcast
+  (``accept_simulcast``): the RTP stream id header extension is read;
+* sends REMB upstream (``send_remb``);
 * turns an ``RTCRtpSender`` into a raw packet writer (``OutboundRtp``): its
   own RTP loop idles on a track that never yields, and packets are rewritten
-  and written synchronously through SRTP to the ICE socket;
+  (with the server's abs-send-time, for the receiver's bandwidth estimate)
+  and written synchronously through SRTP to the ICE socket; REMB and loss
+  reports from the receiver go to the Consumer;
 * restricts ICE gathering to configured listen addresses and announces
   another address if asked (``restrict_ice``), because aioice skips
   loopback and has no notion of an announced address.
@@ -23,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -40,17 +53,26 @@ from aiortc.codecs.h264 import h264_depayload
 from aiortc.codecs.vpx import vp8_depayload
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcdtlstransport import State as DtlsState
-from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpCodecParameters
-from aiortc.rtcrtpreceiver import StreamStatistics
+from aiortc.rtcrtpparameters import (
+    RTCRtpCodecCapability,
+    RTCRtpCodecParameters,
+    RTCRtpHeaderExtensionParameters,
+    RTCRtpParameters,
+)
+from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
 from aiortc.rtp import (
+    RTCP_PSFB_APP,
     RTCP_PSFB_FIR,
     RTCP_PSFB_PLI,
     RTCP_RTPFB_NACK,
     RtcpPsfbPacket,
+    RtcpRrPacket,
     RtcpRtpfbPacket,
     RtcpSrPacket,
     RtpPacket,
     pack_header_extensions,
+    pack_remb_fci,
+    unpack_remb_fci,
 )
 
 logger = logging.getLogger(__name__)
@@ -63,13 +85,20 @@ if aiortc.__version__ != PINNED_AIORTC:  # pragma: no cover - guards upgrades
     )
 
 MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
+RID_URI = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"
+ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
 _RTP_HEADER = struct.Struct("!BBHII")
 ICE_COMPONENT_RTP = 1
+#: seconds from the NTP epoch (1900) to the Unix epoch (1970)
+NTP_UNIX_OFFSET = 2208988800
 
-#: called for every incoming RTP packet, before any buffering
-PacketSink = Callable[[RtpPacket, RTCRtpCodecParameters], None]
+#: called for every incoming RTP packet, before any buffering, with the
+#: rid of its simulcast layer when known
+PacketSink = Callable[[RtpPacket, RTCRtpCodecParameters, str | None], None]
 #: called with (ssrc, ntp_timestamp, rtp_timestamp) for every sender report
 SenderReportSink = Callable[[int, int, int], None]
+#: the loss (0-255) the listeners of a tapped receiver's track see
+LossHint = Callable[[], int]
 
 
 # ---------------------------------------------------------------- ICE ----
@@ -134,12 +163,18 @@ def restrict_ice(
 class _TapSinks:
     """Where a tapped receiver's packets go; swapped when its m-line is reused."""
 
-    def __init__(self, on_packet: PacketSink, on_sender_report: SenderReportSink) -> None:
+    def __init__(
+        self,
+        on_packet: PacketSink,
+        on_sender_report: SenderReportSink,
+        loss_hint: LossHint | None,
+    ) -> None:
         self.on_packet = on_packet
         self.on_sender_report = on_sender_report
+        self.loss_hint = loss_hint
 
 
-def _drop_packet(packet: RtpPacket, codec: RTCRtpCodecParameters) -> None:
+def _drop_packet(packet: RtpPacket, codec: RTCRtpCodecParameters, rid: str | None) -> None:
     pass
 
 
@@ -148,27 +183,37 @@ def _drop_report(ssrc: int, ntp_timestamp: int, rtp_timestamp: int) -> None:
 
 
 def tap_receiver(
-    receiver: RTCRtpReceiver, on_packet: PacketSink, on_sender_report: SenderReportSink
+    receiver: RTCRtpReceiver,
+    on_packet: PacketSink,
+    on_sender_report: SenderReportSink,
+    *,
+    loss_hint: LossHint | None = None,
 ) -> None:
     """Hand every RTP packet of ``receiver`` to ``on_packet`` untouched, before
     aiortc's jitter buffer; nothing is depacketized or decoded.
 
     Receiver statistics (for RTCP receiver reports to the publisher) and NACK
-    generation keep working; aiortc's decoder thread is stopped as soon as it
-    starts. Tapping a receiver again (its m-line reused for a new track)
-    only changes where its packets go.
+    generation keep working, per RTP stream; the loss in receiver reports
+    is raised to ``loss_hint()`` when that is higher (so
+    the publisher's Opus adds as much FEC as its listeners need). aiortc's
+    decoder thread is stopped as soon as it starts. Tapping a receiver again
+    (its m-line reused for a new track) only changes where things go.
     """
     r: Any = receiver  # private state of aiortc's receiver
     existing: _TapSinks | None = getattr(r, "_sidecoach_sinks", None)
     if existing is not None:
         existing.on_packet, existing.on_sender_report = on_packet, on_sender_report
+        existing.loss_hint = loss_hint
         return
-    sinks = r._sidecoach_sinks = _TapSinks(on_packet, on_sender_report)
+    sinks = r._sidecoach_sinks = _TapSinks(on_packet, on_sender_report, loss_hint)
     codecs: dict[int, RTCRtpCodecParameters] = r._RTCRtpReceiver__codecs
     streams: dict[int, StreamStatistics] = r._RTCRtpReceiver__remote_streams
-    nack_generator = r._RTCRtpReceiver__nack_generator
+    video = r._RTCRtpReceiver__nack_generator is not None
+    nack_generators: dict[int, NackGenerator] = {}
+    rids: dict[int, str] = {}  # ssrc -> rid, learned from the packets that carry it
     original_receive = r.receive
     original_rtcp = r._handle_rtcp_packet
+    original_send_rtcp = r._send_rtcp
 
     async def receive(parameters: Any) -> None:
         await original_receive(parameters)
@@ -190,13 +235,23 @@ def tap_receiver(
                 media_codecs[pt] = codec
         if codec is None:
             return
-        sinks.on_packet(packet, codec)
-        stats = streams.get(packet.ssrc)
+        ssrc = packet.ssrc
+        rid = packet.extensions.rtp_stream_id
+        if rid is not None:
+            rids[ssrc] = rid
+        else:
+            rid = rids.get(ssrc)
+        sinks.on_packet(packet, codec, rid)
+        stats = streams.get(ssrc)
         if stats is None:
-            stats = streams[packet.ssrc] = StreamStatistics(codec.clockRate)
+            stats = streams[ssrc] = StreamStatistics(codec.clockRate)
         stats.add(packet)
-        if nack_generator is not None and nack_generator.add(packet):
-            await receiver._send_rtcp_nack(packet.ssrc, sorted(nack_generator.missing))
+        if video:
+            generator = nack_generators.get(ssrc)
+            if generator is None:
+                generator = nack_generators[ssrc] = NackGenerator()
+            if generator.add(packet):
+                await receiver._send_rtcp_nack(ssrc, sorted(generator.missing))
 
     async def handle_rtcp(packet: Any) -> None:
         if isinstance(packet, RtcpSrPacket):
@@ -204,9 +259,17 @@ def tap_receiver(
             sinks.on_sender_report(packet.ssrc, info.ntp_timestamp, info.rtp_timestamp)
         await original_rtcp(packet)
 
+    async def send_rtcp(packet: Any) -> None:
+        if isinstance(packet, RtcpRrPacket) and sinks.loss_hint is not None:
+            hint = min(255, max(0, sinks.loss_hint()))
+            for report in packet.reports:
+                report.fraction_lost = max(report.fraction_lost, hint)
+        await original_send_rtcp(packet)
+
     r.receive = receive
     r._handle_rtp_packet = handle_rtp
     r._handle_rtcp_packet = handle_rtcp
+    r._send_rtcp = send_rtcp
 
 
 def untap_receiver(receiver: RTCRtpReceiver) -> None:
@@ -214,6 +277,52 @@ def untap_receiver(receiver: RTCRtpReceiver) -> None:
     sinks: _TapSinks | None = getattr(receiver, "_sidecoach_sinks", None)
     if sinks is not None:
         sinks.on_packet, sinks.on_sender_report = _drop_packet, _drop_report
+        sinks.loss_hint = None
+
+
+def route_by_mid(pc: RTCPeerConnection) -> None:
+    """Route an RTP stream whose SSRC is not known yet by its MID header
+    extension. aiortc routes an unknown SSRC by payload type when one
+    receiver has that type: during a renegotiation that adds a second VP8
+    camera, the new camera's first packets (sent before the server applied
+    the answer) would be taken for the first camera's. A packet whose MID
+    names no receiver (yet) is dropped; one without a MID goes to aiortc's
+    routing. Simulcast streams (no SSRC in the answer) need this too.
+    Call after each answer; calling again is harmless."""
+    for transceiver in pc.getTransceivers():
+        dtls: Any = transceiver.receiver.transport
+        if dtls is None:
+            continue
+        router = dtls._rtp_router
+        if getattr(router, "_sidecoach_mid_routing", False):
+            continue
+        router._sidecoach_mid_routing = True
+        original = router.route_rtp
+
+        def route_rtp(packet: RtpPacket, router: Any = router, original: Any = original) -> Any:
+            mid = packet.extensions.mid
+            if mid is not None and packet.ssrc not in router.ssrc_table:
+                found = router.mid_table.get(mid)
+                if found is not None:
+                    router.ssrc_table[packet.ssrc] = found
+                return found
+            return original(packet)
+
+        router.route_rtp = route_rtp
+
+
+def accept_simulcast(pc: RTCPeerConnection, rid_extension_id: int) -> None:
+    """Let ``pc`` receive simulcast: read the RTP stream id header extension
+    (``rid_extension_id``, as negotiated in the answer) into
+    ``packet.extensions.rtp_stream_id``. Calling again is harmless."""
+    ids = RTCRtpParameters(
+        headerExtensions=[RTCRtpHeaderExtensionParameters(id=rid_extension_id, uri=RID_URI)]
+    )
+    for transceiver in pc.getTransceivers():
+        dtls: Any = transceiver.receiver.transport
+        if dtls is not None:
+            dtls._rtp_header_extensions_map.configure(ids)
+    route_by_mid(pc)
 
 
 async def request_keyframe(receiver: RTCRtpReceiver, media_ssrc: int) -> None:
@@ -226,6 +335,16 @@ async def request_retransmission(
 ) -> None:
     """Forward a NACK upstream to the publisher."""
     await receiver._send_rtcp_nack(media_ssrc, sequence_numbers)
+
+
+async def send_remb(receiver: RTCRtpReceiver, bitrate: int, media_ssrcs: list[int]) -> None:
+    """Tell the publisher how much to send at most (RTCP REMB) for its streams."""
+    r: Any = receiver
+    rtcp_ssrc = r._RTCRtpReceiver__rtcp_ssrc
+    if rtcp_ssrc is None:
+        return
+    fci = pack_remb_fci(max(0, int(bitrate)), list(media_ssrcs))
+    await r._send_rtcp(RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=fci))
 
 
 def negotiated_codec(transceiver: RTCRtpTransceiver) -> RTCRtpCodecParameters | None:
@@ -305,7 +424,8 @@ class IdleTrack(MediaStreamTrack):
 
 
 FeedbackHandler = Callable[[str, list[int]], None]
-"""Called with ("nack", [sequence numbers]) or ("keyframe", [])."""
+"""Called with ("nack", [sequence numbers]), ("keyframe", []), ("remb",
+[bit/s, number of streams it covers]) or ("loss", [fraction lost 0-255])."""
 
 
 class OutboundRtp:
@@ -313,9 +433,11 @@ class OutboundRtp:
 
     The sender's SSRC, negotiated payload type and MID header extension are
     applied to every packet; SRTP protection and the UDP write happen
-    synchronously, with no task switch and no queue. aiortc keeps sending
-    RTCP sender reports from the counters updated here; NACK, PLI and FIR
-    from the remote side go to ``on_feedback`` instead of aiortc's encoder.
+    synchronously, with no task switch and no queue. Video packets carry the
+    server's send time (abs-send-time) when negotiated, so the receiver's
+    bandwidth estimate measures this leg. aiortc keeps sending RTCP sender
+    reports from the counters updated here; NACK, PLI, FIR, REMB and the
+    loss in receiver reports go to ``on_feedback``.
 
     When an m-line is reused, the new writer continues the sequence numbers
     and timestamps of the last one on the same sender (same SSRC): SRTP
@@ -333,6 +455,8 @@ class OutboundRtp:
         self._pt = 0
         self._first_byte = 0x80
         self._ext = b""
+        self._abs_head = b""  # header extension up to abs-send-time's 3 bytes
+        self._abs_tail = b""
         self._ssrc = self._sender._ssrc
         sender: Any = self._sender
         previous: OutboundRtp | None = getattr(sender, "_sidecoach_writer", None)
@@ -356,7 +480,18 @@ class OutboundRtp:
                 RTCP_PSFB_FIR,
             ):
                 on_feedback("keyframe", [])
+            elif isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+                try:
+                    bitrate, ssrcs = unpack_remb_fci(packet.fci)
+                except ValueError:
+                    return
+                if self._ssrc in ssrcs:
+                    on_feedback("remb", [int(bitrate), len(ssrcs)])
             else:
+                if isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):
+                    for report in packet.reports:
+                        if report.ssrc == self._ssrc:
+                            on_feedback("loss", [report.fraction_lost])
                 await original_rtcp(packet)
 
         sender._handle_rtcp_packet = handle_rtcp
@@ -383,12 +518,21 @@ class OutboundRtp:
         self._pt = int(codec.payloadType or 0)
         self._ts_step = max(1, int(codec.clockRate or 90_000) // 50)  # 20 ms
         mid = self._transceiver.mid
-        ext_id = next((e.id for e in self._transceiver._headerExtensions if e.uri == MID_URI), None)
+        extensions = {e.uri: e.id for e in self._transceiver._headerExtensions}
+        ext_id, abs_id = extensions.get(MID_URI), extensions.get(ABS_SEND_TIME_URI)
         if mid is not None and ext_id is not None:
             profile, value = pack_header_extensions([(ext_id, mid.encode("ascii"))])
             assert profile is not None
             self._ext = struct.pack("!HH", profile, len(value) // 4) + value
             self._first_byte = 0x90
+            if abs_id is not None and self._transceiver.kind == "video":
+                # one-byte elements: mid, then abs-send-time (3 bytes), padded
+                elements = bytes([(ext_id << 4) | (len(mid) - 1)]) + mid.encode("ascii")
+                elements += bytes([(abs_id << 4) | 2])
+                pad = -(len(elements) + 3) % 4
+                words = (len(elements) + 3 + pad) // 4
+                self._abs_head = struct.pack("!HH", 0xBEDE, words) + elements
+                self._abs_tail = b"\x00" * pad
         self._ready = True
         return True
 
@@ -409,11 +553,14 @@ class OutboundRtp:
         seq = (sequence_number + self._seq_shift) & 0xFFFF
         ts = (timestamp + self._ts_shift) & 0xFFFFFFFF
         payload = packet.payload
-        data = (
-            _RTP_HEADER.pack(self._first_byte, (packet.marker << 7) | self._pt, seq, ts, self._ssrc)
-            + self._ext
-            + payload
+        header = _RTP_HEADER.pack(
+            self._first_byte, (packet.marker << 7) | self._pt, seq, ts, self._ssrc
         )
+        if self._abs_head:
+            now = int((time.time() + NTP_UNIX_OFFSET) * 262144) & 0xFFFFFF  # 6.18 fixed point
+            data = header + self._abs_head + now.to_bytes(3, "big") + self._abs_tail + payload
+        else:
+            data = header + self._ext + payload
         if not self._write(data):
             return False
         self.last_written = (seq, ts)

@@ -8,6 +8,10 @@ arrive while an offer is out are batched into the next offer.
 The SDP stays bounded: an m-line whose track ended is parked (inactive) and
 reused for the next track of the same kind, direction and codec, as browsers
 and mediasoup-client reuse theirs; a refused request never adds one.
+
+Offers carry what aiortc does not write itself (server/media/offer_sdp.py):
+simulcast receive on a VP8 camera, Opus in-band FEC, the session's video
+bitrate cap; the answer says whether the client sends simulcast.
 """
 
 from __future__ import annotations
@@ -23,9 +27,10 @@ from aiortc import RTCRtpTransceiver, RTCSessionDescription
 from server.config import Config
 from server.errors import NegotiationFailed
 from server.media import aiortc_adapter as adapter
+from server.media import offer_sdp
 from server.media.consumer import Consumer, PacketWriter
 from server.media.errors import UnsupportedCodec
-from server.media.policy import ProducerInfo
+from server.media.policy import ProducerInfo, Source
 from server.media.producer import CodecInfo, Producer
 from server.tasks import TaskOwner
 
@@ -97,6 +102,8 @@ class Peer:
         self._publications: dict[str, _Publication] = {}
         self._subscriptions: dict[str, _Subscription] = {}
         self._parked: list[_Parked] = []
+        #: mid -> the simulcast rids the client's last answer sends
+        self._answered_rids: dict[str, tuple[str, ...]] = {}
         self._dirty = asyncio.Event()
         self._settled = asyncio.Event()  # the connection got past connecting
         self._answer: asyncio.Future[None] | None = None
@@ -164,6 +171,7 @@ class Peer:
                 continue
             receiver = pub.transceiver.receiver
             limits = self._config.limits
+            video = pub.info.kind == "video"
             producer = Producer(
                 pub.info,
                 CodecInfo.from_aiortc(codec),
@@ -171,8 +179,17 @@ class Peer:
                 request_nack=_bind_nack(receiver),
                 keyframe_min_interval_ms=limits.keyframe_min_interval_ms,
                 cache_size=_power_of_two(limits.packet_cache_size),
+                rids=self._answered_rids.get(pub.transceiver.mid or "", ()),
+                send_remb=_bind_remb(receiver) if video else None,
+                max_bitrate_bps=limits.max_video_bitrate_kbps * 1000 if video else None,
             )
-            adapter.tap_receiver(receiver, producer.on_packet, producer.on_sender_report)
+            adapter.tap_receiver(
+                receiver,
+                producer.on_packet,
+                producer.on_sender_report,
+                # a whisper's coach adds the Opus FEC the teacher's link needs
+                loss_hint=producer.downstream_loss if pub.info.source == Source.WHISPER else None,
+            )
             producer.on_close(lambda p: self.unpublish(p.id))
             pub.producer = producer
             self._events.producer_ready(producer)
@@ -248,9 +265,10 @@ class Peer:
                 self.pc, self._config.ice_listen_ips, self._config.ice_announced_ip
             )
             await self.pc.setLocalDescription(offer)
+            extras = self._offer_extras()
             self._negotiation_id += 1
             self._answer = asyncio.get_running_loop().create_future()
-            await self._events.send_offer(self._offer_payload(publications, subscriptions))
+            await self._events.send_offer(self._offer_payload(publications, subscriptions, extras))
             if self._closed:
                 return
             try:
@@ -281,8 +299,25 @@ class Peer:
         await asyncio.sleep(0)  # and the start-up task's last steps
         return self.pc.connectionState == "connected"
 
+    def _offer_extras(self) -> offer_sdp.OfferExtras:
+        """Simulcast on every camera the client publishes in VP8 (asked of
+        each offer again: an offer without it would end it)."""
+        mids = frozenset(
+            pub.transceiver.mid
+            for pub in self._publications.values()
+            if pub.info.source == Source.CAMERA
+            and pub.codec[0] == "video/vp8"
+            and pub.transceiver.mid is not None
+        )
+        return offer_sdp.OfferExtras(
+            simulcast_mids=mids, max_video_kbps=self._config.limits.max_video_bitrate_kbps
+        )
+
     def _offer_payload(
-        self, publications: list[_Publication], subscriptions: list[_Subscription]
+        self,
+        publications: list[_Publication],
+        subscriptions: list[_Subscription],
+        extras: offer_sdp.OfferExtras,
     ) -> dict[str, Any]:
         tracks = {
             sub.transceiver.mid: self._describe(sub.consumer)
@@ -296,7 +331,7 @@ class Peer:
         }
         return {
             "negotiationId": self._negotiation_id,
-            "sdp": self.pc.localDescription.sdp,
+            "sdp": offer_sdp.extend_offer(self.pc.localDescription.sdp, extras),
             "tracks": tracks,
             "publish": publish,
         }
@@ -310,6 +345,11 @@ class Peer:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
         except Exception as exc:  # aiortc raises ValueError and its own errors
             raise NegotiationFailed(f"answer rejected: {exc}") from exc
+        rid_id = offer_sdp.extension_id(sdp, offer_sdp.RID_URI)
+        self._answered_rids = offer_sdp.answered_simulcast(sdp) if rid_id is not None else {}
+        if self._answered_rids and rid_id is not None:
+            adapter.accept_simulcast(self.pc, rid_id)
+        adapter.route_by_mid(self.pc)
         self._answer.set_result(None)
 
     # -- lifecycle ------------------------------------------------------
@@ -355,6 +395,13 @@ def _bind_pli(receiver: Any) -> Callable[[int], Coroutine[Any, Any, None]]:
 def _bind_nack(receiver: Any) -> Callable[[int, list[int]], Coroutine[Any, Any, None]]:
     async def send(ssrc: int, sequence_numbers: list[int]) -> None:
         await adapter.request_retransmission(receiver, ssrc, sequence_numbers)
+
+    return send
+
+
+def _bind_remb(receiver: Any) -> Callable[[int, list[int]], Coroutine[Any, Any, None]]:
+    async def send(bitrate: int, ssrcs: list[int]) -> None:
+        await adapter.send_remb(receiver, bitrate, ssrcs)
 
     return send
 

@@ -1,10 +1,18 @@
 """Producer: one incoming track. Every RTP packet is handed to each of its
-Consumers as it arrives: no queue, no jitter buffer, no decode."""
+Consumers as it arrives: no queue, no jitter buffer, no decode.
+
+A track is one RTP stream, or (a browser camera with simulcast) several,
+one ``Layer`` per resolution; each Consumer forwards the layer its
+receiver's link can take. Once a second a video Producer lets each
+Consumer choose its layer again and tells the publisher, in an RTCP REMB,
+how much it should send (server/media/bandwidth.py).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,17 +21,27 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
 
 from server.media.aiortc_adapter import current_ntp_time
+from server.media.bandwidth import upstream_bitrate
 from server.media.consumer import Consumer
-from server.media.keyframes import starts_keyframe
-from server.media.packet_cache import PacketCache
+from server.media.keyframes import starts_keyframe, vp8_keyframe_size
+from server.media.layers import Layer
 from server.media.policy import ProducerInfo
 from server.tasks import TaskOwner
 
 logger = logging.getLogger(__name__)
 
-#: send a PLI (ssrc) / a NACK (ssrc, sequence numbers) upstream to the publisher
+#: video that resumes after this long without a packet (a network cut, a
+#: frozen publisher) gets a keyframe request at once: what follows a gap
+#: cannot be decoded, and consumers would each notice that later
+STALL_KEYFRAME_S = 0.5
+#: how often layers are chosen again and the publisher is told its bitrate
+FEEDBACK_INTERVAL_S = 1.0
+
+#: send a PLI (ssrc) / a NACK (ssrc, sequence numbers) / a REMB (bit/s,
+#: ssrcs) upstream to the publisher
 KeyframeRequester = Callable[[int], Coroutine[Any, Any, None]]
 NackRequester = Callable[[int, list[int]], Coroutine[Any, Any, None]]
+RembRequester = Callable[[int, list[int]], Coroutine[Any, Any, None]]
 
 
 @dataclass(frozen=True)
@@ -48,27 +66,51 @@ class Producer:
         request_nack: NackRequester,
         keyframe_min_interval_ms: int,
         cache_size: int,
+        rids: tuple[str, ...] = (),
+        send_remb: RembRequester | None = None,
+        max_bitrate_bps: int | None = None,
     ) -> None:
         self.info = info
         self.codec = codec
-        self.cache = PacketCache(cache_size)
+        #: one per RTP stream, lowest resolution first (one unless simulcast)
+        self.layers = [Layer(i, rid, cache_size) for i, rid in enumerate(rids)] or [
+            Layer(0, None, cache_size)
+        ]
+        self.simulcast = len(self.layers) > 1
+        self._by_ssrc: dict[int, Layer] = {}
+        self._by_rid = {layer.rid: layer for layer in self.layers if layer.rid}
         self.consumers: dict[str, Consumer] = {}
-        self.ssrc: int | None = None
         self.packets_received = 0
+        #: packets of an RTP stream no layer is known for (dropped)
+        self.packets_unknown = 0
+        #: arrival time (monotonic) of the packet being forwarded
+        self.packet_time = 0.0
+        self.first_packet_at = 0.0
+        self._last_packet_at = 0.0
+        self._send_remb = send_remb
+        self.max_bitrate_bps = max_bitrate_bps
+        #: the last bitrate sent to the publisher (REMB), and how many were sent
+        self.remb_bps: int | None = None
+        self.rembs_sent = 0
         #: packets that arrived while paused (push-to-talk released): dropped
         self.packets_gated = 0
         self.closed = False
         self._paused = info.gated
+        #: times this producer was paused (push-to-talk released): silence
+        #: across a pause is not a gap in the media
+        self.pauses = 0
         self._send_pli = request_keyframe
         self._send_nack = request_nack
         self._kf_interval = keyframe_min_interval_ms / 1000
         self._kf_last = -1e9
         self._kf_timer: asyncio.TimerHandle | None = None
+        self._kf_layers: set[int] = set()
         self.keyframes_requested = 0
         #: read by /metrics at scrape time (server/node_metrics.py)
         self.bytes_received = 0
         self.nacks_sent = 0
-        self._sr_mapping: tuple[int, int] | None = None
+        #: sequence numbers asked of the publisher again (its cache missed them)
+        self.nacks_upstream = 0
         self._kf_checked_packet: RtpPacket | None = None
         self._kf_checked = False
         self._tasks = TaskOwner(f"producer {info.producer_id}")
@@ -76,6 +118,8 @@ class Producer:
         self._log = logging.LoggerAdapter(
             logger, {"producer": info.producer_id, "participant": info.participant_id}
         )
+        if info.kind == "video":
+            self._tasks.spawn(self._feedback_loop(), name=f"feedback {info.producer_id}")
 
     @property
     def id(self) -> str:
@@ -87,22 +131,62 @@ class Producer:
 
     # -- packets --------------------------------------------------------
 
-    def on_packet(self, packet: RtpPacket, codec: RTCRtpCodecParameters) -> None:
-        """Called by the receive tap for every packet, synchronously."""
+    def on_packet(
+        self, packet: RtpPacket, codec: RTCRtpCodecParameters | None, rid: str | None = None
+    ) -> None:
+        """Called by the receive tap for every packet, synchronously;
+        ``rid`` names the simulcast layer when the packet carries it."""
         if self._paused:
             self.packets_gated += 1
             return
         if self.closed:
             return
-        self.ssrc = packet.ssrc
+        layer = self._by_ssrc.get(packet.ssrc)
+        if layer is None:
+            layer = self._learn_stream(packet.ssrc, rid)
+            if layer is None:
+                self.packets_unknown += 1
+                return
+        now = time.monotonic()
+        self.packet_time = now
+        if not self.packets_received:
+            self.first_packet_at = now
         self.packets_received += 1
         self.bytes_received += len(packet.payload)
-        self.cache.put(packet)
-        if self._sr_mapping is None:
+        if now - self._last_packet_at > STALL_KEYFRAME_S and self.packets_received > 1:
+            self.request_keyframe()  # media resumes after a stall
+        self._last_packet_at = now
+        if packet.payload:  # padding alone (a publisher probing) is not media
+            layer.packets += 1
+            layer.last_packet_at = now
+            layer.meter.add(len(packet.payload) + 12, now)
+        layer.cache.put(packet)
+        if layer.sr_mapping is None:
             # until the publisher's first sender report, map by arrival time
-            self._set_mapping(current_ntp_time(), packet.timestamp)
+            self._set_mapping(layer, current_ntp_time(), packet.timestamp)
+        if self.simulcast and self.keyframe_starts_at(packet):
+            size = vp8_keyframe_size(packet.payload)
+            if size is not None:
+                layer.width, layer.height = size
         for consumer in self.consumers.values():
-            consumer.forward(packet)
+            consumer.forward(packet, layer)
+
+    def _learn_stream(self, ssrc: int, rid: str | None) -> Layer | None:
+        """The layer a new SSRC belongs to: by its rid, or the only one."""
+        if rid is not None:
+            layer = self._by_rid.get(rid)
+        else:
+            layer = None if self.simulcast else self.layers[0]
+        if layer is None:
+            return None
+        if layer.ssrc is not None:  # the publisher started a new stream for it
+            self._by_ssrc.pop(layer.ssrc, None)
+            for consumer in self.consumers.values():
+                consumer.restart(layer)
+        layer.ssrc = ssrc
+        layer.sr_mapping = None
+        self._by_ssrc[ssrc] = layer
+        return layer
 
     def keyframe_starts_at(self, packet: RtpPacket) -> bool:
         """Whether ``packet`` starts a keyframe (computed once per packet,
@@ -113,12 +197,20 @@ class Producer:
         return self._kf_checked
 
     def on_sender_report(self, ssrc: int, ntp_timestamp: int, rtp_timestamp: int) -> None:
-        self._set_mapping(ntp_timestamp, rtp_timestamp)
+        layer = self._by_ssrc.get(ssrc)
+        if layer is not None:
+            self._set_mapping(layer, ntp_timestamp, rtp_timestamp)
 
-    def _set_mapping(self, ntp_timestamp: int, rtp_timestamp: int) -> None:
-        self._sr_mapping = (ntp_timestamp, rtp_timestamp)
+    def _set_mapping(self, layer: Layer, ntp_timestamp: int, rtp_timestamp: int) -> None:
+        layer.sr_mapping = (ntp_timestamp, rtp_timestamp)
         for consumer in self.consumers.values():
-            consumer.set_sender_report_mapping(ntp_timestamp, rtp_timestamp)
+            consumer.sender_report(layer, ntp_timestamp, rtp_timestamp)
+
+    def downstream_loss(self) -> int:
+        """The worst loss (0-255) a listener of this track reported lately."""
+        now = time.monotonic()
+        losses = [c.feedback.fresh_loss(now) for c in self.consumers.values() if not c.records]
+        return round(max(losses, default=0.0) * 256)
 
     # -- gating (push-to-talk) -----------------------------------------
 
@@ -128,6 +220,8 @@ class Producer:
 
     def pause(self) -> None:
         """Forward nothing until resumed (nothing is cached either)."""
+        if not self._paused:
+            self.pauses += 1
         self._paused = True
 
     def resume(self) -> None:
@@ -140,19 +234,21 @@ class Producer:
 
     def add_consumer(self, consumer: Consumer) -> None:
         self.consumers[consumer.id] = consumer
-        if self._sr_mapping is not None:
-            consumer.set_sender_report_mapping(*self._sr_mapping)
-        self.request_keyframe()
+        self.request_keyframe(consumer.chooser.target)
 
     def remove_consumer(self, consumer: Consumer) -> None:
         self.consumers.pop(consumer.id, None)
 
     # -- feedback upstream ----------------------------------------------
 
-    def request_keyframe(self) -> None:
-        """Ask the publisher for a keyframe, at most once per interval;
-        a request inside the interval is deferred to its end, not lost."""
-        if self.closed or self.kind != "video" or self._kf_timer is not None:
+    def request_keyframe(self, layer: int | None = None) -> None:
+        """Ask the publisher for a keyframe on ``layer`` (None: on every
+        layer), at most once per interval; a request inside the interval is
+        deferred to its end, not lost."""
+        if self.closed or self.kind != "video":
+            return
+        self._kf_layers.update(range(len(self.layers)) if layer is None else (layer,))
+        if self._kf_timer is not None:
             return
         loop = asyncio.get_running_loop()
         wait = self._kf_last + self._kf_interval - loop.time()
@@ -163,17 +259,54 @@ class Producer:
 
     def _send_keyframe_request(self) -> None:
         self._kf_timer = None
-        if self.closed or self.ssrc is None:
+        ssrcs = [
+            layer.ssrc
+            for layer in self.layers
+            if layer.index in self._kf_layers and layer.ssrc is not None
+        ]
+        self._kf_layers.clear()
+        if self.closed or not ssrcs:
             # nothing received yet: the first packets will start with a keyframe
             return
         self._kf_last = asyncio.get_running_loop().time()
         self.keyframes_requested += 1
-        self._tasks.spawn(self._send_pli(self.ssrc), name="pli")
+        for ssrc in ssrcs:
+            self._tasks.spawn(self._send_pli(ssrc), name="pli")
 
-    def request_retransmission(self, sequence_numbers: list[int]) -> None:
-        if not self.closed and self.ssrc is not None:
+    def request_retransmission(self, layer: Layer, sequence_numbers: list[int]) -> None:
+        if not self.closed and layer.ssrc is not None:
             self.nacks_sent += 1
-            self._tasks.spawn(self._send_nack(self.ssrc, sequence_numbers), name="nack")
+            self.nacks_upstream += len(sequence_numbers)
+            self._tasks.spawn(self._send_nack(layer.ssrc, sequence_numbers), name="nack")
+
+    async def _feedback_loop(self) -> None:
+        while True:
+            await asyncio.sleep(FEEDBACK_INTERVAL_S)
+            self.update_feedback(time.monotonic())
+
+    def update_feedback(self, now: float) -> None:
+        """Let every consumer choose its layer again, and tell the publisher
+        (REMB) the bitrate that serves them (server/media/bandwidth.py)."""
+        if self.closed:
+            return
+        for layer in self.layers:
+            if layer.active(now):
+                layer.known_bps = layer.meter.bps(now)
+        if self.simulcast:
+            for consumer in self.consumers.values():
+                before = consumer.chooser.target
+                if consumer.choose_layer(now) != before:
+                    self.request_keyframe(consumer.chooser.target)
+        bitrate = upstream_bitrate(self, now)
+        ssrcs = [layer.ssrc for layer in self.layers if layer.ssrc is not None]
+        if bitrate is not None and ssrcs and self._send_remb is not None:
+            self.remb_bps = bitrate
+            self.rembs_sent += 1
+            self._tasks.spawn(self._send_remb(bitrate, ssrcs), name="remb")
+
+    def describe_layers(self) -> list[dict[str, object]]:
+        now = time.monotonic()
+        return [layer.describe(now) for layer in self.layers]
 
     # -- lifecycle ------------------------------------------------------
 
@@ -190,7 +323,8 @@ class Producer:
             self._kf_timer = None
         for consumer in list(self.consumers.values()):
             consumer.close()
-        self.cache.clear()
+        for layer in self.layers:
+            layer.cache.clear()
         for callback in self._on_close:
             callback(self)
         await self._tasks.aclose()

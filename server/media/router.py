@@ -113,7 +113,9 @@ class Router:
             return None
         if any(c.participant_id == endpoint.participant_id for c in producer.consumers.values()):
             return None
-        consumer = Consumer("c-" + secrets.token_hex(6), producer, endpoint.participant_id)
+        consumer = Consumer(
+            "c-" + secrets.token_hex(6), producer, endpoint.participant_id, endpoint.role
+        )
         consumer.bind(endpoint.open_writer(consumer))
         consumer.on_close(endpoint.release_writer)
         role = endpoint.role

@@ -1,9 +1,10 @@
 """RTP packets → whole encoded frames, for the Recorder (no decoding).
 
 Packets reach the Recorder in arrival order with gap-free sequence numbers
-(see ``Consumer``); a frame is complete when its packets from the start to
-the marker bit are all there. An incomplete video frame is dropped and the
-track waits for the next keyframe.
+and timestamps in the Consumer's space (continuous across a simulcast layer
+switch; see ``Consumer``); a frame is complete when its packets from the
+start to the marker bit are all there. An incomplete video frame is
+dropped and the track waits for the next keyframe.
 """
 
 from __future__ import annotations
@@ -35,23 +36,24 @@ class FrameAssembler:
         self._keyframe = False
         self.frames_dropped = 0
 
-    def push(self, packet: RtpPacket) -> Frame | None:
-        """Feed one packet; returns a frame when one completes."""
+    def push(self, packet: RtpPacket, sequence_number: int, timestamp: int) -> Frame | None:
+        """Feed one packet (with the Consumer's sequence number and
+        timestamp); returns a frame when one completes."""
         if not self._video:
-            return Frame(packet.payload, packet.timestamp, True) if packet.payload else None
-        if packet.timestamp != self._ts:
+            return Frame(packet.payload, timestamp, True) if packet.payload else None
+        if timestamp != self._ts:
             if self._parts:
                 self.frames_dropped += 1  # the previous frame never completed
-            self._ts = packet.timestamp
+            self._ts = timestamp
             self._parts = []
             self._started = False
         if not self._parts:
             if not _starts_frame(self._mime, packet.payload):
                 return None
             self._started = True
-            self._start_seq = packet.sequence_number
+            self._start_seq = sequence_number
             self._keyframe = starts_keyframe(self._mime, packet.payload)
-        self._parts.append((packet.sequence_number, depayload(self._mime, packet.payload)))
+        self._parts.append((sequence_number, depayload(self._mime, packet.payload)))
         if not packet.marker:
             return None
         parts, self._parts = self._parts, []
@@ -59,7 +61,7 @@ class FrameAssembler:
         if expected + 1 != len(parts):
             self.frames_dropped += 1
             return None
-        return Frame(b"".join(p for _, p in parts), packet.timestamp, self._keyframe)
+        return Frame(b"".join(p for _, p in parts), timestamp, self._keyframe)
 
 
 def _starts_frame(mime: str, payload: bytes) -> bool:

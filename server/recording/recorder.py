@@ -21,7 +21,7 @@ from aiortc.rtp import RtpPacket
 
 from server.clock import SessionClock
 from server.media.consumer import Consumer, PacketWriter
-from server.media.policy import RECORDER_ROLE
+from server.media.policy import RECORDER_ROLE, Source
 from server.recording.event_log import EventLogWriter
 from server.recording.frames import Frame, FrameAssembler
 from server.recording.manifest import (
@@ -50,6 +50,10 @@ def new_recording_id() -> str:
     return time.strftime("r%Y%m%d-%H%M%S-", time.gmtime()) + secrets.token_hex(3)
 
 
+#: sources whose silence is a gap; a screen share may legitimately send
+#: nothing while the screen does not change
+GAP_SOURCES = frozenset({Source.CAMERA, Source.MIC, Source.WHISPER})
+
 #: a track's RTP clock is tied to the session clock by the smallest delay
 #: seen over its first SETTLE_MS of media (one late first packet must not
 #: shift the whole track); frames wait in memory that long, once
@@ -77,15 +81,41 @@ class RecordedTrack:
         self._need_keyframe = self._video
         self.frames_received = 0
         self.frames_paused = 0
+        #: session time of the last packet, and the producer's pause count then
+        self._last_packet_ms: int | None = None
+        self._pauses = 0
+        self.watches_gaps = consumer.producer.info.source in GAP_SOURCES
+        self.gaps: list[tuple[int, int]] = []
 
     @property
     def ready(self) -> bool:
         return self.writer.accepting and not self.writer.closed
 
+    def check_gap(self, now_ms: int) -> None:
+        """Mark a gap when packets stopped for longer than the recorder's
+        limit on a track that was flowing, unless push-to-talk paused the
+        producer meanwhile (silence on purpose)."""
+        producer = self.consumer.producer
+        last = self._last_packet_ms
+        if (
+            last is not None
+            and now_ms - last > self._recorder.media_gap_ms
+            and producer.pauses == self._pauses
+            and not producer.paused
+        ):
+            self.gaps.append((last, now_ms))
+            self._recorder.media_gap(self, last, now_ms)
+
     def send(self, packet: RtpPacket, sequence_number: int, timestamp: int) -> bool:
         if self.writer.closed or not self.writer.accepting:
             return False
-        frame = self._assembler.push(packet)  # the Recorder keeps the publisher's timing
+        if self.watches_gaps:
+            now_ms = self._recorder.clock.now_ms()
+            self.check_gap(now_ms)
+            self._last_packet_ms, self._pauses = now_ms, self.consumer.producer.pauses
+        # the Consumer's timestamps: the publisher's timing, continued across
+        # a simulcast layer switch
+        frame = self._assembler.push(packet, sequence_number, timestamp)
         if frame is None:
             return True
         if self._ext_ts is None:
@@ -144,6 +174,7 @@ class Recorder:
         on_error: Callable[[str], None],
         session_info: dict[str, Any],
         max_backlog_bytes: int,
+        media_gap_ms: int = 1000,
     ) -> None:
         self.session_id = session_id
         self.recording_id = directory.name
@@ -156,6 +187,8 @@ class Recorder:
         #: session-clock spans [start, end) when the teacher paused; end is
         #: None while paused
         self.paused_spans: list[list[int | None]] = []
+        #: silence longer than this on a flowing track is a ``media-gap``
+        self.media_gap_ms = media_gap_ms
         self.backlog = Backlog(max_backlog_bytes, self._backlog_full)
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"rec-{session_id}")
         self._loop = asyncio.get_running_loop()
@@ -210,6 +243,8 @@ class Recorder:
             self._close_track(track)
 
     def _close_track(self, track: RecordedTrack) -> None:
+        if track.watches_gaps and not self.closed:
+            track.check_gap(self.clock.now_ms())  # it went silent before it closed
         track.settle()
         track.meta.closed_ms = self.clock.now_ms()
         track.writer.close_in_executor()
@@ -220,6 +255,20 @@ class Recorder:
     def log(self, event: dict[str, Any]) -> None:
         if not self.closed:
             self.events.append(event)
+
+    def media_gap(self, track: RecordedTrack, start_ms: int, end_ms: int) -> None:
+        """A track's media stopped from ``start_ms`` to ``end_ms`` (session
+        clock): a ``media-gap`` on the timeline."""
+        info = track.consumer.producer.info
+        self._log.info(
+            "media gap on %s (%s of %s): %d ms", info.producer_id, info.source,
+            info.participant_id, end_ms - start_ms,
+        )  # fmt: skip
+        self.log({
+            "t": end_ms, "type": "media-gap", "start": start_ms, "end": end_ms,
+            "source": str(info.source), "producer": info.producer_id,
+            "participant": info.participant_id, "duration_ms": end_ms - start_ms,
+        })  # fmt: skip
 
     def paused_at(self, t_ms: int) -> bool:
         """Whether the recording was paused at session time ``t_ms``."""

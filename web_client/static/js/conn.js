@@ -2,6 +2,16 @@
 // RTCPeerConnection, negotiated by the server (always the offerer; see
 // docs/PROTOCOL.md). A dropped network is rejoined automatically with the
 // same invite: new socket, new peer connection, `join` again, republish.
+//
+// Recovering from a network cut (measured in tests/browser/test_network_pages.py
+// and scripts/bench_network.py): a short cut needs nothing; ICE consent holds
+// on both sides for ~30 s, so media flows again as soon as the link does.
+// Chromium calls the media connection "disconnected" ~7 s into a cut and
+// "failed" 10 s later; the server (aiortc) cannot restart ICE, so a media
+// path that stays "disconnected" for DISCONNECTED_REJOIN_MS is rejoined
+// without waiting for "failed" (the server's seats replace the old
+// participant, nobody is duplicated), and reconnect attempts stay frequent
+// so the first one after the link returns succeeds quickly.
 
 import { io } from "/vendor/socket.io.esm.min.js";
 
@@ -21,7 +31,34 @@ const FATAL_REMOVALS = new Set(["replaced"]);
 
 const CALL_TIMEOUT_MS = 10000;
 const ICE_GATHER_TIMEOUT_MS = 5000;
-const MAX_BACKOFF_MS = 5000;
+const CONNECT_TIMEOUT_MS = 5000;
+const MAX_BACKOFF_MS = 3000;
+/** The media connection "disconnected" this long: rejoin (no ICE restart with this server). */
+const DISCONNECTED_REJOIN_MS = 5000;
+
+/**
+ * Simulcast layers of a camera, when the server's offer asks for them
+ * (a=simulcast:recv l;m;h): each coach gets the one its link can take and
+ * the recording the best. Sizes are of the camera's picture (720p: 320x180,
+ * 640x360, 1280x720); bitrates stay under the server's cap (b=AS).
+ */
+const SIMULCAST_LAYERS = {
+  l: { scaleResolutionDownBy: 4, maxBitrate: 150_000, maxFramerate: 15 },
+  m: { scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+  h: { scaleResolutionDownBy: 1, maxBitrate: 1_700_000 },
+};
+
+/** Give a sender's simulcast encodings (made from the offer) their layer settings. */
+async function configureSimulcast(sender) {
+  const params = sender.getParameters();
+  if (!params.encodings || params.encodings.length < 2) return;
+  for (const enc of params.encodings) Object.assign(enc, SIMULCAST_LAYERS[enc.rid] || {});
+  try {
+    await sender.setParameters(params);
+  } catch (err) {
+    console.warn("sidecoach: simulcast settings refused", err);
+  }
+}
 
 /** Resolve when ICE gathering is complete (no trickle), or after a timeout. */
 function iceGatheringComplete(pc, timeoutMs = ICE_GATHER_TIMEOUT_MS) {
@@ -70,6 +107,7 @@ export class Connection {
     this._offerChain = Promise.resolve();
     this._pcReady = null;
     this._statsTimer = null;
+    this._stallTimer = null;
     this._lastStats = null;
     window.addEventListener("online", () => {
       if (this.state === "reconnecting") this._retryNow();
@@ -160,7 +198,7 @@ export class Connection {
       transports: ["websocket", "polling"],
       tryAllTransports: true,
       reconnection: false,
-      timeout: 8000,
+      timeout: CONNECT_TIMEOUT_MS,
       forceNew: true,
     });
     this.socket = socket;
@@ -253,10 +291,18 @@ export class Connection {
     });
     pc.addEventListener("connectionstatechange", () => {
       if (pc !== this.pc) return;
+      clearTimeout(this._stallTimer);
+      this._stallTimer = null;
       if (pc.connectionState === "failed") {
         this._dropped(this.socket, "The video connection failed. Rejoining automatically…");
       } else if (pc.connectionState === "disconnected") {
         this._setQuality("poor");
+        // back by itself after a short cut; a longer one is rejoined
+        this._stallTimer = setTimeout(() => {
+          if (pc === this.pc && pc.connectionState === "disconnected") {
+            this._dropped(this.socket, "The video connection was lost. Rejoining automatically…");
+          }
+        }, DISCONNECTED_REJOIN_MS);
       }
     });
     clearInterval(this._statsTimer);
@@ -297,6 +343,7 @@ export class Connection {
       if (pub) {
         await t.sender.replaceTrack(pub.track);
         t.direction = "sendonly";
+        if (pub.kind === "video") await configureSimulcast(t.sender);
         pub.sender = t.sender;
         this._pending.delete(pub.producerId);
       }
@@ -337,7 +384,8 @@ export class Connection {
     this.drops += 1;
     this._teardown();
     socket.disconnect();
-    const delay = Math.min(MAX_BACKOFF_MS, 400 * 2 ** this._attempt);
+    // frequent attempts (with jitter, so a whole class does not retry in step)
+    const delay = Math.min(MAX_BACKOFF_MS, 400 * 2 ** this._attempt) * (0.8 + 0.4 * Math.random());
     this._attempt += 1;
     this._setState("reconnecting", reason);
     this._retryTimer = setTimeout(() => this._connect(), delay);
@@ -355,6 +403,8 @@ export class Connection {
     this._retryTimer = null;
     clearInterval(this._statsTimer);
     this._statsTimer = null;
+    clearTimeout(this._stallTimer);
+    this._stallTimer = null;
     this.socket?.off();
     this.socket = null;
     if (this.pc) {

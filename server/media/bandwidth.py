@@ -1,0 +1,74 @@
+"""How much a publisher should send: the bitrate the server puts in the
+RTCP REMB it sends upstream, once a second, for each video Producer.
+
+It is the smallest of:
+
+* the session's cap (``Limits.max_video_bitrate_kbps``, also in the offer
+  as ``b=AS``/``b=TIAS``);
+* what the consumers can use:
+
+  - one stream (no simulcast): the smallest REMB among the viewers. A coach
+    on a thin link lowers the picture for everyone, the only way one
+    encoded stream can reach them all;
+  - simulcast: the layers some consumer takes plus the next one up (so a
+    consumer can still try it), at their measured bitrates. Layers nobody
+    takes are turned off by the publisher's own allocation, which saves the
+    classroom's uplink; with the Recorder consuming, every layer is kept.
+
+The publisher's own uplink is left to its own congestion control (loss
+based, under this REMB): aiortc's receive-side estimator, fed from Python,
+sees congestion that is not there on a loaded host (see aiortc_adapter).
+No value (nothing known, no cap) means no REMB.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from server.media.layers import Layer
+
+if TYPE_CHECKING:
+    from server.media.producer import Producer
+
+#: REMB this much above what the kept layers measured: the publisher's
+#: allocator needs room to keep the last of them on
+LAYER_MARGIN = 1.25
+
+
+def upstream_bitrate(producer: Producer, now: float) -> int | None:
+    limits: list[float] = []
+    if producer.max_bitrate_bps:
+        limits.append(producer.max_bitrate_bps)
+    if producer.simulcast:
+        demand = simulcast_demand(producer, now)
+    else:
+        demand = viewers_minimum(producer, now)
+    if demand is not None:
+        limits.append(demand)
+    return int(min(limits)) if limits else None
+
+
+def viewers_minimum(producer: Producer, now: float) -> float | None:
+    """The smallest fresh REMB among the viewers (the Recorder has none)."""
+    estimates = [
+        c.feedback.fresh_estimate(now) for c in producer.consumers.values() if not c.records
+    ]
+    known = [e for e in estimates if e is not None]
+    return min(known) if known else None
+
+
+def simulcast_demand(producer: Producer, now: float) -> float | None:
+    """The bitrate of the layers consumers take, plus one; None: all of them."""
+    consumers = list(producer.consumers.values())
+    top = len(producer.layers) - 1
+    if not consumers or any(c.records for c in consumers):
+        return None
+    wanted = max(min(top, c.chooser.target + 1) for c in consumers)
+    if wanted >= top:
+        return None
+    total = sum(_layer_bps(layer, now) for layer in producer.layers[: wanted + 1])
+    return total * LAYER_MARGIN if total else None
+
+
+def _layer_bps(layer: Layer, now: float) -> float:
+    return layer.meter.bps(now) if layer.active(now) else layer.known_bps
