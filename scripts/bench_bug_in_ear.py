@@ -145,23 +145,25 @@ class ServerProbe:
             probe._arrival = (stamps.popleft(), time.perf_counter_ns()) if stamps else None
             return result
 
-        def on_packet(producer: Any, packet: RtpPacket, codec: Any) -> None:
+        def on_packet(
+            producer: Any, packet: RtpPacket, codec: Any, rid: str | None = None
+        ) -> None:
             # Nothing suspends between recvfrom returning and the tap calling
             # on_packet (SRTP unprotect, parse and routing are synchronous), so
             # _arrival is this packet's datagram when set.
             t_entry = time.perf_counter_ns()
             arrival, probe._arrival = probe._arrival, None
             if not probe.recording or producer.info.source != Source.WHISPER:
-                original_on_packet(producer, packet, codec)
+                original_on_packet(producer, packet, codec, rid)
                 return
             if producer.paused:
                 probe.whisper_packets_gated += 1
-                original_on_packet(producer, packet, codec)
+                original_on_packet(producer, packet, codec, rid)
                 return
             consumers = list(producer.consumers.values())
             before = sum(c.packets_sent for c in consumers)
             t0 = time.perf_counter_ns()
-            original_on_packet(producer, packet, codec)
+            original_on_packet(producer, packet, codec, rid)
             t1 = time.perf_counter_ns()
             sent = sum(c.packets_sent for c in consumers) - before
             probe.whisper_packets_in += 1
@@ -445,7 +447,7 @@ class BenchSession:
         if self.sending_window:
             self.sent_log.append((h, t))
 
-    def on_teacher_packet(self, packet: RtpPacket, codec: Any) -> None:
+    def on_teacher_packet(self, packet: RtpPacket, codec: Any, rid: str | None = None) -> None:
         t = time.perf_counter_ns()
         h = hash(packet.payload)
         self.received_packets += 1

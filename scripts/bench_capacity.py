@@ -159,7 +159,7 @@ def serve(control_dir: Path, serve_argv: list[str], gc_freeze: bool, use_uvloop:
                 for c in obj.consumers.values():
                     counts["video_forwarded"] += c.packets_sent
                     counts["video_dropped"] += c.packets_dropped
-                    counts["video_waiting_keyframe"] += int(c._needs_keyframe)
+                    counts["video_waiting_keyframe"] += int(c.current_layer is None)
         return counts
 
     def stop() -> None:

@@ -19,7 +19,12 @@ time, then a measuring window):
   classroom's camera stream to the server): the server NACKs, the teacher
   retransmits;
 * ``downlink N%``: N % of the packets to the teacher dropped (the whisper
-  to the teacher's earpiece; Opus has no retransmission).
+  to the teacher's earpiece; Opus has no retransmission);
+* ``down 3%+jitter``: 3 % loss and each packet to the teacher held
+  50 ± 50 ms (reordering them), the whisper on a bad school network;
+* ``cut 5 s`` (``--cuts`` times): the teacher's link drops everything for
+  ``--cut`` seconds; how long after it ends the coach decodes the
+  classroom again, and the teacher receives the whisper again.
 
 Measured per window:
 
@@ -63,6 +68,12 @@ from tests.netns_peer import PeerAgent, freeze_metrics, inbound_stats  # noqa: E
 from tests.peers import Participant, ToneTrack, wait_for  # noqa: E402
 
 SECRET = benchlib.BENCH_SECRET
+#: the whisper-on-a-bad-network window: this loss, and each packet held
+#: JITTER_MS ± JITTER_MS (tests/netns_delay.py)
+JITTER_LOSS_PCT = 3.0
+JITTER_MS = 50.0
+#: after a cut, how long to wait for video and whisper to come back
+CUT_WAIT_S = 30.0
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -73,10 +84,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--settle", type=float, default=3.0, help="settle before a window (s)")
     parser.add_argument("--width", type=int, default=640, help="teacher camera width")
     parser.add_argument("--height", type=int, default=480, help="teacher camera height")
+    parser.add_argument("--cut", type=float, default=5.0, help="link cut length (s)")
+    parser.add_argument("--cuts", type=int, default=3, help="how many cuts (default 3)")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     if args.quick:
-        args.seconds, args.settle = 4.0, 1.0
+        args.seconds, args.settle, args.cuts = 4.0, 1.0, 1
     return args
 
 
@@ -97,16 +110,17 @@ def delta(
 async def measure(
     name: str,
     direction: str | None,
-    loss: float,
+    shaping: dict[str, float],
     args: argparse.Namespace,
     link: Link,
     coach: Participant,
     teacher: PeerAgent,
 ) -> dict[str, Any]:
-    link.shape("up")
-    link.shape("down")
+    """One window with ``direction`` shaped by ``shaping`` (Link.shape's
+    keywords: loss_pct, delay_ms, jitter_ms)."""
+    link.restore()
     if direction is not None:
-        link.shape(direction, loss_pct=loss)  # type: ignore[arg-type]
+        link.shape(direction, **shaping)  # type: ignore[arg-type]
     await asyncio.sleep(args.settle)
     video = coach.tracks(source="camera")[0]
     coach_before, teacher_before = await inbound_stats(coach.pc), await teacher.stats()
@@ -123,7 +137,8 @@ async def measure(
     return {
         "scenario": name,
         "direction": direction,
-        "loss_pct": loss if direction else 0.0,
+        "loss_pct": shaping.get("loss_pct", 0.0) if direction else 0.0,
+        "jitter_ms": shaping.get("jitter_ms", 0.0) if direction else 0.0,
         "window_s": round(t1 - t0, 2),
         "video": {
             **freeze_metrics(times, t1 - t0),
@@ -140,6 +155,43 @@ async def measure(
             else None,
             "dropped_on_downlink": dropped["down"],
         },
+    }
+
+
+async def measure_cut(
+    args: argparse.Namespace, link: Link, coach: Participant, teacher: PeerAgent
+) -> dict[str, Any]:
+    """Cut the teacher's link (both ways) for ``--cut`` seconds; after it
+    comes back, how long until the coach decodes the classroom again and
+    the teacher receives the whisper again (polled every 20 ms)."""
+    link.restore()
+    await asyncio.sleep(args.settle)
+    video = coach.tracks(source="camera")[0]
+    link.cut()
+    cut_at = time.monotonic()
+    await asyncio.sleep(args.cut)
+    whisper_before = (await teacher.stats()).get("audio", {}).get("packetsReceived", 0)
+    link.restore()
+    back = time.monotonic()
+    video_s = whisper_s = None
+    while (video_s is None or whisper_s is None) and time.monotonic() < back + CUT_WAIT_S:
+        if video_s is None:
+            after = [t for t in list(video.frame_times)[-30:] if t > back]
+            video_s = after[0] - back if after else None
+        if whisper_s is None:
+            audio = (await teacher.stats()).get("audio", {})
+            if audio.get("packetsReceived", 0) > whisper_before:
+                whisper_s = time.monotonic() - back
+        await asyncio.sleep(0.02)
+    before_cut = [t for t in video.frame_times if t <= cut_at]
+    after_back = [t for t in video.frame_times if t > back]
+    frozen = (after_back[0] - before_cut[-1]) if before_cut and after_back else None
+    return {
+        "scenario": f"cut {args.cut:g} s",
+        "cut_s": args.cut,
+        "video_back_after_s": round(video_s, 3) if video_s is not None else None,
+        "whisper_back_after_s": round(whisper_s, 3) if whisper_s is not None else None,
+        "coach_frozen_s": round(frozen, 3) if frozen is not None else None,
     }
 
 
@@ -163,7 +215,9 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             )  # fmt: skip
             await server.start()
             try:
-                report["runs"] = await _scenarios(args, lab, classroom, link, server.url)
+                report["runs"], report["cuts"] = await _scenarios(
+                    args, lab, classroom, link, server.url
+                )
             finally:
                 server.stop()
     except Exception as exc:  # reported, and the exit status says so
@@ -176,7 +230,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
 
 async def _scenarios(
     args: argparse.Namespace, lab: Netlab, classroom: Any, link: Link, url: str
-) -> list[dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     async with benchlib.admin_client(SECRET, ttl_s=3600, timeout_s=10) as http:
         session_id = await benchlib.create_session(
             http, url, "Network bench", "Ms. Rivera", recording=False
@@ -196,13 +250,16 @@ async def _scenarios(
         if not reply.get("ok"):
             raise RuntimeError(f"whisper-start refused: {reply}")
         runs = []
-        for name, direction in (
-            ("baseline", None),
-            (f"uplink {args.loss:g}%", "up"),
-            (f"downlink {args.loss:g}%", "down"),
+        jitter = {"loss_pct": JITTER_LOSS_PCT, "delay_ms": JITTER_MS, "jitter_ms": JITTER_MS}
+        for name, direction, shaping in (
+            ("baseline", None, {}),
+            (f"uplink {args.loss:g}%", "up", {"loss_pct": args.loss}),
+            (f"downlink {args.loss:g}%", "down", {"loss_pct": args.loss}),
+            (f"down {JITTER_LOSS_PCT:g}%+jitter", "down", jitter),
         ):
-            runs.append(await measure(name, direction, args.loss, args, link, coach, teacher))
-        return runs
+            runs.append(await measure(name, direction, shaping, args, link, coach, teacher))
+        cuts = [await measure_cut(args, link, coach, teacher) for _ in range(args.cuts)]
+        return runs, cuts
     finally:
         await coach.close()
         teacher.stop()
@@ -247,6 +304,13 @@ def render(report: dict[str, Any]) -> str:
         lines.append(
             f"Ratio {run['scenario']} / baseline: fps {fmt(r['fps'], '.2f')}, longest gap "
             f"{fmt(r['longest_gap_ms'], '.2f')}, frozen ms {fmt(r['frozen_ms'], '.2f')}"
+        )
+    for cut in report.get("cuts", []):
+        lines.append(
+            f"{cut['scenario']} of the teacher's link: coach video back "
+            f"{fmt(cut['video_back_after_s'], '.2f')} s after it ends (frozen "
+            f"{fmt(cut['coach_frozen_s'], '.2f')} s in all), whisper at the teacher back "
+            f"{fmt(cut['whisper_back_after_s'], '.2f')} s after"
         )
     if "error" in report:
         lines.append(f"ERROR: {report['error']}")

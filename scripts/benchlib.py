@@ -277,7 +277,7 @@ class SubscriberProbe:
     _seen: set[int] = field(default_factory=set)
     offset: int | None = None  # baseline: subscriber ts - publisher ts
 
-    def on_packet(self, packet: RtpPacket, codec: Any) -> None:
+    def on_packet(self, packet: RtpPacket, codec: Any, rid: str | None = None) -> None:
         t = time.monotonic()
         self.packets += 1
         self.payload_bytes += len(packet.payload)

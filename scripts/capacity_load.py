@@ -101,7 +101,7 @@ class LoadSession:
         if len(self.whisper_sent) > 5000:
             self.whisper_sent.clear()
 
-    def on_teacher_audio(self, packet: RtpPacket, codec: Any) -> None:
+    def on_teacher_audio(self, packet: RtpPacket, codec: Any, rid: str | None = None) -> None:
         sent = self.whisper_sent.get(hash(packet.payload))
         if sent is not None and self.window:
             self.whisper_window.append(time.perf_counter_ns() - sent)

@@ -204,12 +204,16 @@ async def test_the_publisher_is_asked_for_what_consumers_use() -> None:
     thin, fine = (Consumer(f"c-{n}", producer, f"p-{n}") for n in (1, 2))
     for c in (thin, fine):
         producer.consumers[c.id] = c
-    assert upstream_bitrate(producer, now) == 2_500_000  # everyone takes the best: the cap
+    # everyone takes the best: no REMB (the cap is in the offer already)
+    assert upstream_bitrate(producer, now) is None
     thin.chooser.target = 0
-    assert upstream_bitrate(producer, now) == 2_500_000  # another consumer still takes h
+    assert upstream_bitrate(producer, now) is None  # another consumer still takes h
     fine.chooser.target = 0
     # nobody takes h: l and m (for a probe), with room; the publisher drops h
     assert upstream_bitrate(producer, now) == round(650_000 * 1.25)
+    producer.remb_bps = round(650_000 * 1.25)  # sent
+    fine.chooser.target = 2
+    assert upstream_bitrate(producer, now) == 2_500_000  # h again: the cap lifts that REMB
     recorder = Consumer("c-r", producer, "recorder", RECORDER_ROLE)
     producer.consumers[recorder.id] = recorder
     assert upstream_bitrate(producer, now) == 2_500_000  # the recording keeps every layer

@@ -1,7 +1,8 @@
 """scripts/bench_network.py --quick runs end to end in the test's private
 network namespace. No timing thresholds: every scenario was measured, the
 coach decoded frames in each window, the shaped direction (and only it)
-lost packets, and the ratios against the baseline are there."""
+lost packets, the ratios against the baseline are there, and video and
+whisper came back after a cut."""
 
 from __future__ import annotations
 
@@ -31,8 +32,9 @@ def test_quick_network_benchmark_measures_every_scenario(tmp_path: Path) -> None
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads(out.read_text())
     assert "error" not in report, report["error"]
-    assert [r["direction"] for r in report["runs"]] == [None, "up", "down"]
-    base, up, down = report["runs"]
+    assert [r["direction"] for r in report["runs"]] == [None, "up", "down", "down"]
+    base, up, down, jitter = report["runs"]
+    assert jitter["jitter_ms"] > 0 and jitter["whisper"]["dropped_on_downlink"] > 0
     for run in report["runs"]:
         assert run["video"]["frames"] > 0, run
         assert run["whisper"]["packets_received"] > 0, run
@@ -41,3 +43,8 @@ def test_quick_network_benchmark_measures_every_scenario(tmp_path: Path) -> None
     assert down["whisper"]["dropped_on_downlink"] > 0 and down["video"]["dropped_on_uplink"] == 0
     assert set(up["ratios_vs_baseline"]) == {"fps", "longest_gap_ms", "frozen_ms"}
     assert "Ratio uplink 5% / baseline" in proc.stdout
+    # after a 5 s cut of the teacher's link, the coach's video and the
+    # teacher's whisper both came back by themselves
+    (cut,) = report["cuts"]
+    assert cut["video_back_after_s"] is not None and cut["whisper_back_after_s"] is not None
+    assert cut["coach_frozen_s"] >= cut["cut_s"]

@@ -18,7 +18,8 @@ It is the smallest of:
 The publisher's own uplink is left to its own congestion control (loss
 based, under this REMB): aiortc's receive-side estimator, fed from Python,
 sees congestion that is not there on a loaded host (see aiortc_adapter).
-No value (nothing known, no cap) means no REMB.
+No value (no consumer asks for less) means no REMB: the cap is in the
+offer already.
 """
 
 from __future__ import annotations
@@ -36,16 +37,21 @@ LAYER_MARGIN = 1.25
 
 
 def upstream_bitrate(producer: Producer, now: float) -> int | None:
-    limits: list[float] = []
-    if producer.max_bitrate_bps:
-        limits.append(producer.max_bitrate_bps)
+    """The REMB for ``producer``: what its consumers can use, under the
+    session's cap. While they ask for no less than that, the cap (which
+    reached the publisher in the offer's ``b=AS``/``b=TIAS``), or no REMB
+    at all if none was ever sent."""
     if producer.simulcast:
         demand = simulcast_demand(producer, now)
     else:
         demand = viewers_minimum(producer, now)
-    if demand is not None:
-        limits.append(demand)
-    return int(min(limits)) if limits else None
+    cap = producer.max_bitrate_bps
+    if demand is None:
+        # the cap again only to lift a lower REMB sent before (a REMB
+        # holds until the next one); never a first REMB for nothing, as an
+        # encoder may restart on each new value (aiortc's does)
+        return int(cap) if cap and producer.remb_bps is not None else None
+    return int(min(demand, cap)) if cap else int(demand)
 
 
 def viewers_minimum(producer: Producer, now: float) -> float | None:

@@ -34,7 +34,7 @@ OPUS_FEC = {"minptime": "10", "useinbandfec": "1"}
 
 @dataclass(frozen=True)
 class OfferExtras:
-    #: mids of recvonly video m-lines to receive as simulcast
+    #: mids of recvonly (or parked, inactive) video m-lines to receive as simulcast
     simulcast_mids: frozenset[str] = field(default_factory=frozenset)
     opus_fec: bool = True
     #: cap on what a publisher sends per video m-line (kbit/s), or None
@@ -72,9 +72,13 @@ def extend_offer(sdp: str, extras: OfferExtras) -> str:
         lines = list(section)
         if kind == "audio" and extras.opus_fec:
             lines = _with_opus_fec(lines)
-        if kind == "video" and _direction(section) == "recvonly":
-            if extras.max_video_kbps:
-                lines = _with_bandwidth(lines, extras.max_video_kbps)
+        direction = _direction(section)
+        if kind == "video" and direction == "recvonly" and extras.max_video_kbps:
+            lines = _with_bandwidth(lines, extras.max_video_kbps)
+        if kind == "video" and direction in ("recvonly", "inactive"):
+            # a parked (inactive) m-line keeps its simulcast: the browser's
+            # transceiver keeps its encodings, and Chromium refuses to
+            # answer simulcast on an m-line offered without the rid extension
             if mid in extras.simulcast_mids:
                 lines = _with_simulcast(lines)
         out += lines

@@ -102,6 +102,8 @@ class Peer:
         self._publications: dict[str, _Publication] = {}
         self._subscriptions: dict[str, _Subscription] = {}
         self._parked: list[_Parked] = []
+        #: m-lines offered as simulcast once (they stay so)
+        self._simulcast_mids: set[str] = set()
         #: mid -> the simulcast rids the client's last answer sends
         self._answered_rids: dict[str, tuple[str, ...]] = {}
         self._dirty = asyncio.Event()
@@ -301,8 +303,9 @@ class Peer:
 
     def _offer_extras(self) -> offer_sdp.OfferExtras:
         """Simulcast on every camera the client publishes in VP8 (asked of
-        each offer again: an offer without it would end it)."""
-        mids = frozenset(
+        each offer again: an offer without it would end it), and kept on
+        its m-line for good: parked, or reused by the next track."""
+        self._simulcast_mids.update(
             pub.transceiver.mid
             for pub in self._publications.values()
             if pub.info.source == Source.CAMERA
@@ -310,7 +313,8 @@ class Peer:
             and pub.transceiver.mid is not None
         )
         return offer_sdp.OfferExtras(
-            simulcast_mids=mids, max_video_kbps=self._config.limits.max_video_bitrate_kbps
+            simulcast_mids=frozenset(self._simulcast_mids),
+            max_video_kbps=self._config.limits.max_video_bitrate_kbps,
         )
 
     def _offer_payload(

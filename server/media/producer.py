@@ -36,6 +36,10 @@ logger = logging.getLogger(__name__)
 STALL_KEYFRAME_S = 0.5
 #: how often layers are chosen again and the publisher is told its bitrate
 FEEDBACK_INTERVAL_S = 1.0
+#: a REMB upstream when the bitrate moves by more than this fraction...
+REMB_CHANGE = 0.15
+#: ...or this long after the last one
+REMB_REFRESH_S = 5.0
 
 #: send a PLI (ssrc) / a NACK (ssrc, sequence numbers) / a REMB (bit/s,
 #: ssrcs) upstream to the publisher
@@ -91,6 +95,7 @@ class Producer:
         self.max_bitrate_bps = max_bitrate_bps
         #: the last bitrate sent to the publisher (REMB), and how many were sent
         self.remb_bps: int | None = None
+        self._remb_at = 0.0
         self.rembs_sent = 0
         #: packets that arrived while paused (push-to-talk released): dropped
         self.packets_gated = 0
@@ -300,9 +305,20 @@ class Producer:
         bitrate = upstream_bitrate(self, now)
         ssrcs = [layer.ssrc for layer in self.layers if layer.ssrc is not None]
         if bitrate is not None and ssrcs and self._send_remb is not None:
-            self.remb_bps = bitrate
+            if not self._remb_due(bitrate, now):
+                return
+            self.remb_bps, self._remb_at = bitrate, now
             self.rembs_sent += 1
             self._tasks.spawn(self._send_remb(bitrate, ssrcs), name="remb")
+
+    def _remb_due(self, bitrate: int, now: float) -> bool:
+        """A REMB only when the bitrate moved by more than REMB_CHANGE, or
+        as a refresh every REMB_REFRESH_S: an encoder may restart on each
+        new value (aiortc's does, racing the REMB against its encode thread)."""
+        last = self.remb_bps
+        if last is None or now - self._remb_at >= REMB_REFRESH_S:
+            return True
+        return abs(bitrate - last) > REMB_CHANGE * last
 
     def describe_layers(self) -> list[dict[str, object]]:
         now = time.monotonic()

@@ -23,6 +23,17 @@ import pytest
 from tests.conftest import LiveServer
 
 CHROMIUM = Path(os.environ.get("SIDECOACH_CHROMIUM", "/usr/bin/chromium"))
+#: keeps every RTCPeerConnection a page makes in ``window.__pcs`` (test-only,
+#: injected as ``new_tab(init=...)``, so no page needs to expose its own)
+KEEP_PEER_CONNECTIONS = """(() => {
+    const Native = window.RTCPeerConnection;
+    window.__pcs = [];
+    window.RTCPeerConnection = class extends Native {
+        constructor(...args) { super(...args); window.__pcs.push(this); }
+    };
+})();"""
+#: the loudest sample of a silent track (an AnalyserNode peak above it is sound)
+SILENCE = 0.02
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOT_DIR = REPO / "test-artifacts" / "screenshots"
 CHROMIUM_ARGS = [

@@ -28,7 +28,14 @@ import av
 import pytest
 
 from server.media.producer import Producer
-from tests.browser.conftest import CHROMIUM, Tab, launched_chromium, new_tab, page_errors
+from tests.browser.conftest import (
+    CHROMIUM,
+    KEEP_PEER_CONNECTIONS,
+    Tab,
+    launched_chromium,
+    new_tab,
+    page_errors,
+)
 from tests.conftest import LiveServer, make_config, running_server
 from tests.netns import Netlab
 from tests.netns_peer import PeerAgent
@@ -36,14 +43,6 @@ from tests.peers import wait_for
 from tests.test_network_cuts import wait_until_decoding
 
 pytestmark = pytest.mark.browser
-
-KEEP_PEER_CONNECTIONS = """(() => {
-    const Native = window.RTCPeerConnection;
-    window.__pcs = [];
-    window.RTCPeerConnection = class extends Native {
-        constructor(...args) { super(...args); window.__pcs.push(this); }
-    };
-})();"""
 
 #: the teacher's video encodings: {rid: [bytesSent, frameWidth]}
 SENT = """async () => {

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.conftest import Opener, page_errors
+from tests.browser.conftest import SILENCE, Opener, page_errors
 from tests.conftest import LiveServer
 
 pytestmark = pytest.mark.browser
 
 #: a WebAudio peak above this is signal (Chromium's fake mic beeps at ~0.5)
-SILENCE = 0.02
 
 
 def join_path(server: LiveServer, session_id: str, role: str, **kw: object) -> str:

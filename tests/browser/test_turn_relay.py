@@ -23,6 +23,7 @@ from server.tokens import verify_invite
 from server.turn import turn_rest_credential
 from tests.browser.conftest import (
     CHROMIUM,
+    KEEP_PEER_CONNECTIONS,
     Tab,
     launched_chromium,
     page_errors,
@@ -38,19 +39,10 @@ TURN_SECRET = "coturn-shared-secret-for-the-test-" + "t" * 16
 TURN_REALM = "sidecoach.test"
 TURNSERVER = shutil.which("turnserver") or "/usr/bin/turnserver"
 
-#: keeps every RTCPeerConnection a page makes (test-only, injected by the
-#: browser driver, so no page needs to expose its own)
-KEEP_PEER_CONNECTIONS = """(() => {
-    const Native = window.RTCPeerConnection;
-    window.__testPeerConnections = [];
-    window.RTCPeerConnection = class extends Native {
-        constructor(...args) { super(...args); window.__testPeerConnections.push(this); }
-    };
-})();"""
 
 #: the selected ICE candidate pair of a page's RTCPeerConnection
 SELECTED_PAIR = """async () => {
-    const pc = window.__testPeerConnections.at(-1);
+    const pc = window.__pcs.at(-1);
     if (!pc) return null;
     const stats = await pc.getStats();
     let pair = null;
@@ -88,7 +80,7 @@ def coturn(hub_ip: str, port: int, relay_ports: tuple[int, int], log: Path) -> P
 
 async def selected_pair(tab: Tab) -> dict[str, Any]:
     await tab.wait(
-        "window.__testPeerConnections.at(-1)?.connectionState === 'connected'", timeout=30
+        "window.__pcs.at(-1)?.connectionState === 'connected'", timeout=30
     )
     pair: dict[str, Any] | None = None
     for _ in range(100):  # bounded: the pair is reported once checks succeed
