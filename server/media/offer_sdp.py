@@ -75,12 +75,15 @@ def extend_offer(sdp: str, extras: OfferExtras) -> str:
         direction = _direction(section)
         if kind == "video" and direction == "recvonly" and extras.max_video_kbps:
             lines = _with_bandwidth(lines, extras.max_video_kbps)
-        if kind == "video" and direction in ("recvonly", "inactive"):
-            # a parked (inactive) m-line keeps its simulcast: the browser's
-            # transceiver keeps its encodings, and Chromium refuses to
-            # answer simulcast on an m-line offered without the rid extension
-            if mid in extras.simulcast_mids:
-                lines = _with_simulcast(lines)
+        # a parked (inactive) m-line keeps its simulcast: the browser's
+        # transceiver keeps its encodings, and Chromium refuses to answer
+        # simulcast on an m-line offered without the rid extension
+        if (
+            kind == "video"
+            and direction in ("recvonly", "inactive")
+            and mid in extras.simulcast_mids
+        ):
+            lines = _with_simulcast(lines)
         out += lines
     return "\r\n".join(out) + "\r\n"
 
