@@ -74,6 +74,10 @@ JITTER_LOSS_PCT = 3.0
 JITTER_MS = 50.0
 #: after a cut, how long to wait for video and whisper to come back
 CUT_WAIT_S = 30.0
+#: after a cut, frames are watched this long; a gap longer than
+#: STEADY_GAP_S is a freeze (the picture is steady after the last one)
+STEADY_WATCH_S = 8.0
+STEADY_GAP_S = 0.5
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -183,13 +187,21 @@ async def measure_cut(
             if audio.get("packetsReceived", 0) > whisper_before:
                 whisper_s = time.monotonic() - back
         await asyncio.sleep(0.02)
+    # the picture is steady again at the end of the last freeze after the
+    # cut (a gap > STEADY_GAP_S between decoded frames) within STEADY_WATCH_S
+    await asyncio.sleep(max(0.0, back + STEADY_WATCH_S - time.monotonic()))
     before_cut = [t for t in video.frame_times if t <= cut_at]
-    after_back = [t for t in video.frame_times if t > back]
+    after_back = [t for t in video.frame_times if back < t <= back + STEADY_WATCH_S]
     frozen = (after_back[0] - before_cut[-1]) if before_cut and after_back else None
+    steady = after_back[0] if after_back else None
+    for a, b in zip(after_back, after_back[1:], strict=False):
+        if b - a > STEADY_GAP_S:
+            steady = b
     return {
         "scenario": f"cut {args.cut:g} s",
         "cut_s": args.cut,
         "video_back_after_s": round(video_s, 3) if video_s is not None else None,
+        "video_steady_after_s": round(steady - back, 3) if steady is not None else None,
         "whisper_back_after_s": round(whisper_s, 3) if whisper_s is not None else None,
         "coach_frozen_s": round(frozen, 3) if frozen is not None else None,
     }
@@ -308,7 +320,8 @@ def render(report: dict[str, Any]) -> str:
     for cut in report.get("cuts", []):
         lines.append(
             f"{cut['scenario']} of the teacher's link: coach video back "
-            f"{fmt(cut['video_back_after_s'], '.2f')} s after it ends (frozen "
+            f"{fmt(cut['video_back_after_s'], '.2f')} s after it ends, steady after "
+            f"{fmt(cut['video_steady_after_s'], '.2f')} s (frozen since the cut "
             f"{fmt(cut['coach_frozen_s'], '.2f')} s in all), whisper at the teacher back "
             f"{fmt(cut['whisper_back_after_s'], '.2f')} s after"
         )
