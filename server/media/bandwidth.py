@@ -18,8 +18,8 @@ It is the smallest of:
 The publisher's own uplink is left to its own congestion control (loss
 based, under this REMB): aiortc's receive-side estimator, fed from Python,
 sees congestion that is not there on a loaded host (see aiortc_adapter).
-No value (no consumer asks for less) means no REMB: the cap is in the
-offer already.
+While no consumer asks for less, no REMB at all (the cap is in the offer
+already), or the cap again to lift a lower REMB sent before.
 """
 
 from __future__ import annotations

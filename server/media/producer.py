@@ -314,7 +314,7 @@ class Producer:
     def _remb_due(self, bitrate: int, now: float) -> bool:
         """A REMB only when the bitrate moved by more than REMB_CHANGE, or
         as a refresh every REMB_REFRESH_S: an encoder may restart on each
-        new value (aiortc's does, racing the REMB against its encode thread)."""
+        new value (aiortc's does)."""
         last = self.remb_bps
         if last is None or now - self._remb_at >= REMB_REFRESH_S:
             return True
