@@ -179,6 +179,18 @@ class PeerAgent:
         self._stats_seen += 1
         return await self.wait_event("stats", self._stats_seen, timeout=10)
 
+    async def wait_decoding(self, frames: int = 15, timeout: float = 30) -> None:
+        """Until the agent has decoded ``frames`` camera frames within 2 s
+        (bounded; fails with the last report)."""
+        deadline = time.monotonic() + timeout
+        await self.report()  # a window starts
+        while True:
+            await asyncio.sleep(2.0)
+            report = await self.report()
+            if (report["video"] or {}).get("frames", 0) >= frames:
+                return
+            assert time.monotonic() < deadline, f"the agent is not decoding: {report}"
+
     def stop(self) -> None:
         self.proc.stop()
 

@@ -102,12 +102,12 @@ async def test_a_cut_coach_link_comes_back_by_itself(netlab: Netlab, tmp_path: P
             await teacher.join()
             await teacher.publish(PatternVideoTrack(), "camera")
             coach_id = (await coach.wait_event("joined"))["participantId"]
-            await wait_until_decoding(coach)
+            await coach.wait_decoding()
             link.cut()
             await asyncio.sleep(CUT_S)
             frozen = await coach.report()  # the cut window: (almost) nothing decoded
             link.restore()
-            await wait_until_decoding(coach)
+            await coach.wait_decoding()
             live = server.manager.get(session.id)
             assert live is not None
             coaches = [p.id for p in live.participants.values() if str(p.role) == "coach"]
@@ -117,18 +117,6 @@ async def test_a_cut_coach_link_comes_back_by_itself(netlab: Netlab, tmp_path: P
             await teacher.close()
             coach.stop()
     assert frozen["video"]["frames"] < 30 * CUT_S / 2, frozen
-
-
-async def wait_until_decoding(agent: PeerAgent, frames: int = 15, timeout: float = 30) -> None:
-    """Until the agent has decoded ``frames`` camera frames within 2 s."""
-    deadline = time.monotonic() + timeout
-    await agent.report()  # a window starts
-    while True:
-        await asyncio.sleep(2.0)
-        report = await agent.report()
-        if (report["video"] or {}).get("frames", 0) >= frames:
-            return
-        assert time.monotonic() < deadline, f"the agent is not decoding: {report}"
 
 
 def recorded_events(session_dir: Path) -> list[dict[str, object]]:

@@ -18,8 +18,10 @@ It is the smallest of:
 The publisher's own uplink is left to its own congestion control (loss
 based, under this REMB): aiortc's receive-side estimator, fed from Python,
 sees congestion that is not there on a loaded host (see aiortc_adapter).
-While no consumer asks for less, no REMB at all (the cap is in the offer
-already), or the cap again to lift a lower REMB sent before.
+While no consumer asks for less: the cap, at once, to a simulcast
+(browser) publisher, so that its start-up trusts it and sends every layer
+within seconds; to any other publisher no REMB at all (the cap is in the
+offer already), or the cap again to lift a lower REMB sent before.
 """
 
 from __future__ import annotations
@@ -48,9 +50,14 @@ def upstream_bitrate(producer: Producer, now: float) -> int | None:
     cap = producer.max_bitrate_bps
     if demand is None:
         # the cap again only to lift a lower REMB sent before (a REMB
-        # holds until the next one); never a first REMB for nothing, as an
-        # encoder may restart on each new value (aiortc's does)
-        return int(cap) if cap and producer.remb_bps is not None else None
+        # holds until the next one), or as the first REMB of a simulcast
+        # (browser) publisher: a browser trusts a REMB in its first 2 s and
+        # starts at it, instead of ramping up from 300 kbit/s for ~20 s with
+        # its top layer off. Never a first REMB for nothing to a single
+        # stream, as an encoder may restart on each new value (aiortc's does)
+        if cap and (producer.remb_bps is not None or producer.simulcast):
+            return int(cap)
+        return None
     return int(min(demand, cap)) if cap else int(demand)
 
 

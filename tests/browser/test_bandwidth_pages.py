@@ -40,7 +40,6 @@ from tests.conftest import LiveServer, make_config, running_server
 from tests.netns import Netlab
 from tests.netns_peer import PeerAgent
 from tests.peers import wait_for
-from tests.test_network_cuts import wait_until_decoding
 
 pytestmark = pytest.mark.browser
 
@@ -162,7 +161,7 @@ async def test_a_coach_on_a_thin_link_gets_a_smaller_layer_and_nobody_else_does(
                 token=server.invite(session.id, "coach"), ice_ip=office_link.b_ip,
             )  # fmt: skip
             clean_id = (await clean.wait_event("joined"))["participantId"]
-            await wait_until_decoding(clean)
+            await clean.wait_decoding()
             thin_link.shape("down", rate_kbit=300)
             await eventually(
                 lambda: _async(layer_of(producer, thin_id) in ("l", "m")), "thin coach moved down"
