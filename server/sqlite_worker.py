@@ -89,8 +89,14 @@ class SqliteWorker:
 def add_missing_columns(
     conn: sqlite3.Connection, table: str, columns: tuple[tuple[str, str], ...]
 ) -> None:
-    """Bring a table made by an older release up to date."""
+    """Bring a table made by an older release up to date. Several processes
+    (``--workers``, nodes sharing a data dir) may do it at once: a column
+    another one added first is fine."""
     have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
     for name, definition in columns:
         if name not in have:
-            conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {definition}")
+            try:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {definition}")
+            except sqlite3.OperationalError as exc:
+                if "duplicate column" not in str(exc):
+                    raise
