@@ -53,6 +53,7 @@ from tests.browser.conftest import (  # noqa: E402
     Tab,
     launched_chromium,
     new_tab,
+    teacher_gone_live,
 )
 from tests.conftest import LiveServer, make_config, running_server  # noqa: E402
 from tests.netns import Link, Netlab, unavailable_reason  # noqa: E402
@@ -162,11 +163,7 @@ async def _lesson(
         launched_chromium(CHROMIUM, flags) as school,
         launched_chromium(home.wrapper(str(CHROMIUM), tmp), flags) as at_home,
     ):
-        invite = server.invite(session.id, "teacher")
-        teacher = await new_tab(school, f"{origin}/join?token={invite}", "teacher")
-        await teacher.wait("window.sidecoach && sidecoach.state === 'joined'", timeout=30)
-        await teacher.page.click("#go-live")
-        await teacher.wait("sidecoach.live === 'live'", timeout=60)
+        await teacher_gone_live(school, origin, server.invite(session.id, "teacher"))
         thin = await new_tab(
             at_home, f"{origin}/join?token={server.invite(session.id, 'coach')}", "thin",
             init=KEEP_PEER_CONNECTIONS,

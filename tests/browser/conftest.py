@@ -211,17 +211,26 @@ async def new_tab(
     return tab
 
 
+async def teacher_gone_live(
+    browser: Any, base_url: str, teacher_token: str, **tab_options: Any
+) -> Tab:
+    """A teacher page at ``base_url`` that joined and went live
+    (``tab_options`` go to ``new_tab``)."""
+    teacher = await new_tab(
+        browser, f"{base_url}/join?token={teacher_token}", "teacher", **tab_options
+    )
+    await teacher.wait("window.sidecoach && sidecoach.state === 'joined'", timeout=30)
+    await teacher.page.click("#go-live")
+    await teacher.wait("sidecoach.live === 'live'", timeout=60)
+    return teacher
+
+
 async def teacher_live_and_coach_watching(
     browser: Any, base_url: str, teacher_token: str, coach_token: str, **tab_options: Any
 ) -> tuple[Tab, Tab]:
     """A teacher page at ``base_url`` gone live, and a coach page playing
     its camera (``tab_options`` go to ``new_tab``)."""
-    teacher = await new_tab(
-        browser, f"{base_url}/join?token={teacher_token}", "teacher", **tab_options
-    )
-    await teacher.wait("window.sidecoach && sidecoach.state === 'joined'", timeout=20)
-    await teacher.page.click("#go-live")
-    await teacher.wait("sidecoach.live === 'live'", timeout=40)
+    teacher = await teacher_gone_live(browser, base_url, teacher_token, **tab_options)
     coach = await new_tab(browser, f"{base_url}/join?token={coach_token}", "coach", **tab_options)
     await coach.wait("document.querySelector('video.remote-video')?.videoWidth > 0", timeout=40)
     assert await coach.video_playing()

@@ -35,6 +35,7 @@ from tests.browser.conftest import (
     launched_chromium,
     new_tab,
     page_errors,
+    teacher_gone_live,
 )
 from tests.conftest import LiveServer, make_config, running_server
 from tests.netns import Netlab
@@ -124,13 +125,9 @@ async def test_a_coach_on_a_thin_link_gets_a_smaller_layer_and_nobody_else_does(
             launched_chromium(CHROMIUM, flags) as at_school,
             launched_chromium(home.wrapper(str(CHROMIUM), tmp_path), flags) as at_home,
         ):
-            invite = server.invite(session.id, "teacher")
-            teacher = await new_tab(
-                at_school, f"{origin}/join?token={invite}", "teacher", init=KEEP_PEER_CONNECTIONS
+            teacher = await teacher_gone_live(
+                at_school, origin, server.invite(session.id, "teacher"), init=KEEP_PEER_CONNECTIONS
             )
-            await teacher.wait("window.sidecoach && sidecoach.state === 'joined'", timeout=20)
-            await teacher.page.click("#go-live")
-            await teacher.wait("sidecoach.live === 'live'", timeout=40)
             thin = await new_tab(
                 at_home, f"{origin}/join?token={server.invite(session.id, 'coach')}", "thin-coach",
                 init=KEEP_PEER_CONNECTIONS,

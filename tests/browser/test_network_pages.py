@@ -20,7 +20,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.conftest import CHROMIUM, Tab, launched_chromium, new_tab, page_errors
+from tests.browser.conftest import (
+    CHROMIUM,
+    Tab,
+    launched_chromium,
+    new_tab,
+    page_errors,
+    teacher_gone_live,
+)
 from tests.conftest import LiveServer, make_config, running_server
 from tests.netns import Link, Netlab
 
@@ -61,12 +68,9 @@ async def test_the_coach_page_sees_the_classroom_again_after_the_teacher_link_is
             launched_chromium(classroom.wrapper(str(CHROMIUM), tmp_path), flags) as in_class,
             launched_chromium(CHROMIUM, flags) as at_home,
         ):
-            teacher = await new_tab(
-                in_class, f"{origin}/join?token={server.invite(session.id, 'teacher')}", "teacher"
+            teacher = await teacher_gone_live(
+                in_class, origin, server.invite(session.id, "teacher")
             )
-            await teacher.wait("window.sidecoach && sidecoach.state === 'joined'", timeout=20)
-            await teacher.page.click("#go-live")
-            await teacher.wait("sidecoach.live === 'live'", timeout=40)
             coach = await new_tab(
                 at_home, f"{origin}/join?token={server.invite(session.id, 'coach')}", "coach",
                 init=COUNT_FRAMES,

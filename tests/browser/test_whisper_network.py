@@ -27,8 +27,8 @@ from tests.browser.conftest import (
     KEEP_PEER_CONNECTIONS,
     SILENCE,
     launched_chromium,
-    new_tab,
     page_errors,
+    teacher_gone_live,
 )
 from tests.conftest import make_config, running_server
 from tests.netns import Netlab
@@ -73,13 +73,9 @@ async def test_whisper_under_loss_and_jitter_is_heard_and_never_held_by_the_serv
         coach = server.participant(session.id, "coach")
         coach.ice_ips = (link.a_ip,)  # on the server's side: a clean path
         async with launched_chromium(classroom.wrapper(str(CHROMIUM), tmp_path), flags) as tablet:
-            teacher = await new_tab(
-                tablet, f"{origin}/join?token={server.invite(session.id, 'teacher')}", "teacher",
-                init=KEEP_PEER_CONNECTIONS,
-            )  # fmt: skip
-            await teacher.wait("window.sidecoach && sidecoach.state === 'joined'", timeout=20)
-            await teacher.page.click("#go-live")
-            await teacher.wait("sidecoach.live === 'live'", timeout=40)
+            teacher = await teacher_gone_live(
+                tablet, origin, server.invite(session.id, "teacher"), init=KEEP_PEER_CONNECTIONS
+            )
             try:
                 await coach.join()
                 whisper = await coach.publish(ToneTrack(), "whisper")
