@@ -163,3 +163,32 @@ async def test_new_video_consumer_waits_for_a_keyframe() -> None:
     await asyncio.sleep(0)
     assert upstream and upstream[0].startswith("pli")
     await producer.close()
+
+
+async def test_video_after_a_stall_resumes_at_the_keyframe_without_a_sequence_gap() -> None:
+    """The teacher's link was cut: what it sent meanwhile is gone, and a
+    receiver that saw the sequence gap would wait for it (an aiortc coach
+    froze for seconds). The coach gets nothing until the keyframe asked
+    for, then a stream without a gap; the one deferred request the waiting
+    consumer made is answered by that keyframe, not sent again."""
+    producer, upstream = make_producer("video", "video/VP8")
+    _, writer = attach(producer)
+    key, delta, more = bytes([0x10, 0x00]), bytes([0x10, 0x01]), bytes([0x00, 0x01])
+    for seq, payload in ((1, key), (2, more), (3, delta), (4, delta)):
+        producer.on_packet(packet(seq, payload, ts=seq * 3000), None)  # type: ignore[arg-type]
+    assert len(writer.sent) == 4
+    await asyncio.sleep(0.6)  # the link is cut (a stall is 0.5 s)
+    plis = len(upstream)
+    producer.on_packet(packet(200, delta, ts=200 * 3000), None)  # type: ignore[arg-type]
+    producer.on_packet(packet(150, delta, ts=150 * 3000), None)  # type: ignore[arg-type]
+    assert len(writer.sent) == 4  # nothing that cannot be decoded
+    for seq, payload in ((201, key), (202, more), (203, delta)):
+        producer.on_packet(packet(seq, payload, ts=seq * 3000), None)  # type: ignore[arg-type]
+    seqs = [s for s, _, _ in writer.sent]
+    assert [p for _, _, p in writer.sent[4:]] == [key, more, delta]
+    assert all((b - a) & 0xFFFF == 1 for a, b in zip(seqs, seqs[1:], strict=False))
+    stamps = [t for _, t, _ in writer.sent]
+    assert (stamps[4] - stamps[3]) & 0xFFFFFFFF == (201 - 4) * 3000  # the time that passed
+    await asyncio.sleep(0.3)
+    assert len(upstream) == plis + 1 and upstream[-1] == "pli 1234"
+    await producer.close()

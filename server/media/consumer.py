@@ -86,6 +86,8 @@ class Consumer:
         #: the layer being forwarded (None: none yet, or waiting for a keyframe)
         self.current_layer: int | None = None
         self._resync = False
+        #: the layer forwarded before the publisher's stall (see after_stall)
+        self._resume_layer: int | None = None
         self._last_seq: int | None = None
         self._last_ts = 0
         self._last_at = 0.0
@@ -157,7 +159,9 @@ class Consumer:
                 return False
         if self.current_layer is not None:
             self.layer_switches += 1
-        self._start_segment(packet, layer, same_layer=False)
+        same_layer = layer.index == self._resume_layer
+        self._resume_layer = None
+        self._start_segment(packet, layer, same_layer=same_layer)
         self.current_layer = layer.index
         self._resync = False
         if layer.sr_mapping is not None:
@@ -226,6 +230,18 @@ class Consumer:
         """``layer`` starts a new RTP stream (new sequence numbers and
         timestamps): enter it again, as after a layer switch."""
         if layer.index == self.current_layer:
+            self.current_layer = None
+
+    def after_stall(self) -> None:
+        """Video resumes after the publisher sent nothing for a while (its
+        link was cut): what was lost meanwhile cannot all come back (the
+        publisher keeps little history), and a receiver waits for it
+        (aiortc's jitter buffer for up to 512 packets: seconds of frozen
+        picture). Forward nothing until the keyframe the producer asks for,
+        and from it on continue our sequence numbers without a gap; the
+        timestamps keep the real time that passed."""
+        if self._video and self.current_layer is not None:
+            self._resume_layer = self.current_layer
             self.current_layer = None
 
     def resync(self) -> None:

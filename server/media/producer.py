@@ -159,13 +159,18 @@ class Producer:
         self.packets_received += 1
         self.bytes_received += len(packet.payload)
         if now - self._last_packet_at > STALL_KEYFRAME_S and self.packets_received > 1:
-            self.request_keyframe()  # media resumes after a stall
+            # media resumes after a stall: consumers wait for a keyframe
+            for consumer in self.consumers.values():
+                consumer.after_stall()
+            self.request_keyframe()
         self._last_packet_at = now
         if packet.payload:  # padding alone (a publisher probing) is not media
             layer.packets += 1
             layer.last_packet_at = now
             layer.meter.add(len(packet.payload) + 12, now)
         layer.cache.put(packet)
+        if self._kf_timer is not None and self.keyframe_starts_at(packet):
+            self._keyframe_arrived(layer.index)
         if layer.sr_mapping is None:
             # until the publisher's first sender report, map by arrival time
             self._set_mapping(layer, current_ntp_time(), packet.timestamp)
@@ -261,6 +266,13 @@ class Producer:
             self._send_keyframe_request()
         else:
             self._kf_timer = loop.call_later(wait, self._send_keyframe_request)
+
+    def _keyframe_arrived(self, layer: int) -> None:
+        """A keyframe of ``layer`` answers a request deferred meanwhile."""
+        self._kf_layers.discard(layer)
+        if not self._kf_layers and self._kf_timer is not None:
+            self._kf_timer.cancel()
+            self._kf_timer = None
 
     def _send_keyframe_request(self) -> None:
         self._kf_timer = None
