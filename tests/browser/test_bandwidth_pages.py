@@ -21,6 +21,7 @@ pages' getStats; no timing is asserted.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,6 @@ from tests.browser.conftest import (
 from tests.conftest import LiveServer, make_config, running_server
 from tests.netns import Netlab
 from tests.netns_peer import PeerAgent
-from tests.peers import wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -99,12 +99,18 @@ def layer_of(producer: Producer, participant_id: str) -> str | None:
     return None
 
 
-async def eventually(check: Any, what: str, timeout: float = 60.0) -> None:
-    """Poll an async check (bounded); fail saying what was awaited."""
+async def eventually(check: Any, what: str | Callable[[], str], timeout: float = 60.0) -> None:
+    """Poll an async check (bounded); fail saying what was awaited (and,
+    if ``what`` is a function, what was seen at the end)."""
     deadline = asyncio.get_running_loop().time() + timeout
     while not await check():
-        assert asyncio.get_running_loop().time() < deadline, f"not within {timeout:.0f}s: {what}"
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"not within {timeout:.0f}s: {what() if callable(what) else what}")
         await asyncio.sleep(0.5)
+
+
+def consumers(producer: Producer) -> list[dict[str, object]]:
+    return [c.describe() for c in producer.consumers.values()]
 
 
 async def test_a_coach_on_a_thin_link_gets_a_smaller_layer_and_nobody_else_does(
@@ -136,7 +142,12 @@ async def test_a_coach_on_a_thin_link_gets_a_smaller_layer_and_nobody_else_does(
             thin_id = await thin.js("sidecoach.participantId")
             producer = camera(server, session.id)
             assert [layer.rid for layer in producer.layers] == ["l", "m", "h"]
-            await wait_for(lambda: layer_of(producer, thin_id) == "h", timeout=30)
+            # a cold, busy machine: the teacher's encoder may take a while
+            # before it can afford 1280x720 (CPU adaptation)
+            await eventually(
+                lambda: _async(layer_of(producer, thin_id) == "h"),
+                lambda: f"thin coach on h: {producer.describe_layers()} {consumers(producer)}",
+            )
             assert await top_layer_growing(teacher)
 
             # 1. the only coach's link gets thin: the teacher stops sending h
