@@ -206,7 +206,7 @@ class SidecoachTarget(Target):
         self.clients: list[Any] = []
 
     async def start(self, workdir: Path) -> None:
-        from server.store import DB_FILE_NAME, SessionSettings, SqliteSessionStore
+        from server.storage.sessions import DB_FILE_NAME, SessionSettings, SqliteSessionStore
 
         data_dir = workdir / "sidecoach-data"
         data_dir.mkdir()

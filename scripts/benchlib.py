@@ -401,7 +401,7 @@ def sidecoach_server(data_dir: Path, log_path: Path, secret: str) -> ServerProce
 
 def admin_client(secret: str, ttl_s: int, timeout_s: float) -> aiohttp.ClientSession:
     """An HTTP client sending an admin token of ``secret`` with every request."""
-    from server.tokens import issue_admin_token
+    from server.core.tokens import issue_admin_token
 
     token = issue_admin_token(secret, ttl_s=ttl_s)
     return aiohttp.ClientSession(
@@ -424,8 +424,8 @@ async def create_session(
 
 def invite(secret: str, session_id: str, role: str) -> str:
     """An invite token to ``session_id`` as ``role``, valid for an hour."""
-    from server.roles import Role
-    from server.tokens import issue_invite
+    from server.core.roles import Role
+    from server.core.tokens import issue_invite
 
     return issue_invite(secret, session_id, Role(role), ttl_s=3600)
 

@@ -17,32 +17,32 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from server.access import AccessPolicy
-from server.access_log import RedactingAccessLogger
-from server.audit import AuditLog
+from server.access.audit import AuditLog
+from server.access.policy import AccessPolicy
 from server.cluster.control import DeploymentControl
 from server.cluster.forward import PollingForwarder
 from server.cluster.node import ClusterNode, sid_tag
 from server.cluster.recordings import RecordingsAcrossNodes
 from server.cluster.redis_store import RedisSessionStore
-from server.config import Config, node_id_of
-from server.http_api import setup_http_api
-from server.metrics import Metrics, setup_metrics
-from server.node_metrics import NodeCollector, watch_loop_lag
-from server.pages import setup_pages
-from server.readiness import setup_readiness
+from server.core.config import Config, node_id_of
+from server.core.tasks import TaskOwner
+from server.http.admin import setup_http_api
+from server.http.pages import setup_pages
+from server.http.recordings import RecordingAccess, setup_recording_api
+from server.http.review import ReviewApi, setup_review_api
+from server.live.manager import SessionManager
+from server.ops.access_log import RedactingAccessLogger
+from server.ops.metrics import Metrics, setup_metrics
+from server.ops.node_metrics import NodeCollector, watch_loop_lag
+from server.ops.readiness import setup_readiness
+from server.ops.tls import TlsSetup, load_tls
 from server.recording.catalog import RecordingCatalog
 from server.recording.clips import ClipMaker
 from server.recording.comments import CommentStore
 from server.recording.recovery import recover_recordings
 from server.recording.retention import run_retention
-from server.recording_http import RecordingAccess, setup_recording_api
-from server.review_http import ReviewApi, setup_review_api
-from server.session_manager import SessionManager
 from server.signaling.namespace import Signaling
-from server.store import SessionStore, open_store
-from server.tasks import TaskOwner
-from server.tls import TlsSetup, load_tls
+from server.storage.sessions import SessionStore, open_store
 
 logger = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from server import __version__
-from server.config import (
+from server.core.config import (
     Config,
     check_cluster_settings,
     check_network_settings,
@@ -27,11 +27,11 @@ from server.config import (
     node_id_of,
     with_overrides,
 )
-from server.errors import ConfigError, SessionEnded, SidecoachError
-from server.http_api import invite_links, invite_ttl_s, invite_url, parse_when, session_to_json
-from server.roles import Role, SessionState
-from server.store import SessionSettings, SessionStore, ensure_demo_session, open_store
-from server.tokens import issue_admin_token, issue_invite
+from server.core.errors import ConfigError, SessionEnded, SidecoachError
+from server.core.roles import Role, SessionState
+from server.core.tokens import issue_admin_token, issue_invite
+from server.http.admin import invite_links, invite_ttl_s, invite_url, parse_when, session_to_json
+from server.storage.sessions import SessionSettings, SessionStore, ensure_demo_session, open_store
 
 logger = logging.getLogger(__name__)
 
@@ -179,7 +179,7 @@ def build_config(args: argparse.Namespace, environ: dict[str, str] | None = None
 
 def configure_logging(level: str, fmt: str = "text", node: str = "") -> None:
     """Log lines with their session/participant/producer context (text or JSON)."""
-    from server.log_format import configure_logging as configure
+    from server.ops.log_format import configure_logging as configure
 
     configure(level, fmt, node)
 

@@ -13,12 +13,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from server.app import ACCESS_LOG_CLASS, SIGNALING_KEY, create_app
-from server.config import Config
+from server.core.config import Config
+from server.core.roles import Role
+from server.core.tokens import issue_invite
+from server.live.manager import SessionManager
 from server.recording.catalog import RecordingCatalog
-from server.roles import Role
-from server.session_manager import SessionManager
-from server.store import SessionRecord, SessionSettings, SqliteSessionStore
-from server.tokens import issue_invite
+from server.storage.sessions import SessionRecord, SessionSettings, SqliteSessionStore
 from tests.netns import Netlab, unavailable_reason
 from tests.peers import Participant, PatternVideoTrack, ToneTrack, wait_for
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import aiohttp
 
-from server.roles import Role
-from server.tokens import issue_admin_token, issue_invite
+from server.core.roles import Role
+from server.core.tokens import issue_admin_token, issue_invite
 from tests.peers import Participant
 from tests.procs import Proc, free_port, sidecoach_cmd, sidecoach_env
 

@@ -12,8 +12,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from server.roles import Role
-from server.tokens import verify_admin_token, verify_invite
+from server.core.roles import Role
+from server.core.tokens import verify_admin_token, verify_invite
 
 REPO = Path(__file__).resolve().parent.parent
 

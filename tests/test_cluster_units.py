@@ -11,9 +11,9 @@ from server.cli import main
 from server.cluster.directory import NodeInfo
 from server.cluster.node import ClusterNode
 from server.cluster.workers import worker_argv
-from server.config import Config, check_cluster_settings
-from server.errors import ConfigError
-from server.session_manager import ServerDraining
+from server.core.config import Config, check_cluster_settings
+from server.core.errors import ConfigError
+from server.live.manager import ServerDraining
 
 
 def node(node_id: str, sessions: int = 0, cpu: float = 0.0, draining: bool = False) -> NodeInfo:

@@ -17,7 +17,7 @@ import av
 import pytest
 
 from server.recording.manifest import read_manifest
-from server.store import SessionSettings, SqliteSessionStore
+from server.storage.sessions import SessionSettings, SqliteSessionStore
 from tests.conftest import TEST_SECRET
 from tests.peers import Participant, PatternVideoTrack, ToneTrack, wait_for
 from tests.test_recording import ffprobe_frames
@@ -93,7 +93,7 @@ async def test_sigkill_mid_recording_is_recovered_on_restart(tmp_path: Path) -> 
         title="Crash lesson", teacher_name="Ms. Rivera", settings=SessionSettings()
     )
     await store.close()
-    from server.tokens import issue_invite
+    from server.core.tokens import issue_invite
 
     server = ServerProcess(tmp_path, free_port())
     teacher = Participant(server.url, issue_invite(TEST_SECRET, session.id, "teacher", ttl_s=600))  # type: ignore[arg-type]

@@ -15,8 +15,8 @@ import aiohttp
 import pytest
 
 from server.app import METRICS_KEY, SIGNALING_KEY
-from server.config import Limits
-from server.session import Session
+from server.core.config import Limits
+from server.live.session import Session
 from tests.conftest import LiveServer, make_config, running_server
 from tests.peers import wait_for
 from tests.rawsio import CLOSED, RawSocket

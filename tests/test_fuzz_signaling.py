@@ -24,7 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from server.config import Limits
+from server.core.config import Limits
 from server.signaling import schemas
 from tests.conftest import LiveServer, make_config, running_server
 from tests.peers import wait_for

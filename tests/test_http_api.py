@@ -12,11 +12,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from server.config import Config
-from server.http_api import setup_http_api
-from server.roles import Role, SessionState
-from server.store import SessionStore, SqliteSessionStore
-from server.tokens import issue_admin_token, issue_invite, verify_invite
+from server.core.config import Config
+from server.core.roles import Role, SessionState
+from server.core.tokens import issue_admin_token, issue_invite, verify_invite
+from server.http.admin import setup_http_api
+from server.storage.sessions import SessionStore, SqliteSessionStore
 
 SECRET = "http-api-test-secret-0123456789-abcdefghijklmnop"
 BASE_URL = "https://coach.example.org"

@@ -10,9 +10,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from server.access_log import redact_url
-from server.config import Limits
-from server.tokens import issue_admin_token
+from server.core.config import Limits
+from server.core.tokens import issue_admin_token
+from server.ops.access_log import redact_url
 from tests.conftest import TEST_SECRET, LiveServer, make_config, running_server
 from tests.peers import Participant, PatternVideoTrack, wait_for
 

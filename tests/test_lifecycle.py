@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from server.config import Config, Limits
+from server.core.config import Config, Limits
+from server.core.roles import SessionState
 from server.recording.manifest import read_manifest
 from server.recording.retention import sweep
-from server.roles import SessionState
-from server.store import SessionSettings, SqliteSessionStore
+from server.storage.sessions import SessionSettings, SqliteSessionStore
 from tests.conftest import TEST_SECRET, LiveServer, make_config, running_server
 from tests.peers import Participant, PatternVideoTrack, ToneTrack, wait_for
 from tests.test_crash_recovery import ServerProcess, free_port
@@ -34,7 +34,7 @@ def quick_config(tmp_path: Path, **limits: float) -> Config:
 
 
 async def state_of(server: LiveServer, session_id: str) -> SessionState:
-    return (await server.store.get(session_id)).state
+    return (await server.storage.sessions.get(session_id)).state
 
 
 async def test_everyone_leaves_and_the_session_ends_with_its_recording_finalized(
@@ -153,7 +153,7 @@ async def test_sigterm_drains_live_sessions_and_finalizes_their_recordings(
         for i in range(2)
     ]
     await store.close()
-    from server.tokens import issue_invite
+    from server.core.tokens import issue_invite
 
     server = ServerProcess(tmp_path, free_port())
     people: list[Participant] = []

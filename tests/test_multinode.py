@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from server.tokens import issue_admin_token
+from server.core.tokens import issue_admin_token
 from tests.multinode import (
     SECRET,
     Deployment,

@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from server.tokens import issue_admin_token, issue_invite
+from server.core.tokens import issue_admin_token, issue_invite
 from tests.conftest import TEST_SECRET, LiveServer
 from tests.peers import Participant, PatternVideoTrack, ToneTrack, wait_for
 

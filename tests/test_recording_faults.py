@@ -16,7 +16,7 @@ from pathlib import Path
 import av
 import pytest
 
-from server.config import Limits
+from server.core.config import Limits
 from server.recording import track_writer
 from server.recording.manifest import read_manifest
 from tests.conftest import LiveServer, make_config, running_server

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from server.cluster.redis_store import RedisSessionStore
-from server.errors import SessionNotFound, SidecoachError
-from server.roles import SessionState
-from server.store import RecordingDecision, SessionKind, SessionSettings
+from server.core.errors import SessionNotFound, SidecoachError
+from server.core.roles import SessionState
+from server.storage.sessions import RecordingDecision, SessionKind, SessionSettings
 from tests.multinode import RedisProc, redis_unavailable
 
 pytestmark = pytest.mark.skipif(redis_unavailable() is not None, reason=str(redis_unavailable()))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from server.config import Limits
+from server.core.config import Limits
 from tests.conftest import LiveServer, make_config, running_server
 from tests.peers import PatternVideoTrack, ToneTrack, wait_for
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from server.roles import Role
-from server.tokens import issue_invite
+from server.core.roles import Role
+from server.core.tokens import issue_invite
 from tests.conftest import LiveServer
 from tests.peers import Participant, PatternVideoTrack, wait_for
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from server.sqlite_worker import add_missing_columns
+from server.storage.sqlite_worker import add_missing_columns
 
 
 def test_a_column_another_process_added_first_is_fine(tmp_path: Path) -> None:

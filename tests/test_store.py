@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from server.config import Config
-from server.errors import InvalidMessage, SessionNotFound, SidecoachError
-from server.roles import SessionState
-from server.store import (
+from server.core.config import Config
+from server.core.errors import InvalidMessage, SessionNotFound, SidecoachError
+from server.core.roles import SessionState
+from server.storage.sessions import (
     DB_FILE_NAME,
     DEFAULT_PROMPTS,
     DEFAULT_TALLIES,

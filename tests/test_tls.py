@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from server.config import Config, check_network_settings, config_from_env
-from server.errors import ConfigError
-from server.tls import (
+from server.core.config import Config, check_network_settings, config_from_env
+from server.core.errors import ConfigError
+from server.ops.tls import (
     SELF_SIGNED_CERT,
     SELF_SIGNED_KEY,
     CertificateNames,

@@ -7,9 +7,9 @@ import time
 import jwt
 import pytest
 
-from server.errors import TokenExpired, Unauthorized
-from server.roles import Role
-from server.tokens import (
+from server.core.errors import TokenExpired, Unauthorized
+from server.core.roles import Role
+from server.core.tokens import (
     MAX_TOKEN_CHARS,
     InviteClaims,
     issue_admin_token,

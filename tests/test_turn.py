@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from server.config import IceServer
-from server.tokens import verify_invite
-from server.turn import turn_rest_credential
+from server.core.config import IceServer
+from server.core.tokens import verify_invite
+from server.core.turn import turn_rest_credential
 from tests.conftest import TEST_SECRET, make_config, running_server
 
 TURN_SECRET = "north-wing-secret"

@@ -13,8 +13,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from server.roles import Role
-from server.tokens import issue_invite
+from server.core.roles import Role
+from server.core.tokens import issue_invite
 from tests.multinode import SECRET, deployment, redis_unavailable
 from tests.procs import Proc, free_port, sidecoach_cmd, sidecoach_env
 

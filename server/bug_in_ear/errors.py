@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from server.errors import InvalidMessage, SidecoachError
+from server.core.errors import InvalidMessage, SidecoachError
 
 
 class WhisperBusy(SidecoachError):

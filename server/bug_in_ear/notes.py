@@ -9,10 +9,10 @@ import itertools
 from dataclasses import dataclass
 from typing import Any
 
-from server.access import Visibility
+from server.access.policy import Visibility
 from server.bug_in_ear.errors import EmptyNote, UnknownNote
 from server.bug_in_ear.room import Room
-from server.errors import Forbidden
+from server.core.errors import Forbidden
 
 #: a note's text, at most this many characters
 MAX_NOTE_CHARS = 2000

@@ -1,12 +1,12 @@
 """What the bug-in-ear features need from a live session (implemented by
-``server.session.Session``; bug_in_ear never imports sessions)."""
+``server.live.session.Session``; bug_in_ear never imports sessions)."""
 
 from __future__ import annotations
 
 from collections.abc import Coroutine
 from typing import Any, Protocol
 
-from server.access import Item, Visibility
+from server.access.policy import Item, Visibility
 
 #: who sees who is whispering right now (the teacher hears it; coaches see
 #: it so they do not talk over each other)

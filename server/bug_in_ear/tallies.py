@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from server.access import Item
+from server.access.policy import Item
 from server.bug_in_ear.errors import NothingToUndo, UnknownCategory
 from server.bug_in_ear.room import Room
 

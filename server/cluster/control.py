@@ -8,8 +8,8 @@ import logging
 from typing import Any
 
 from server.cluster.node import ClusterNode
-from server.errors import SidecoachError
-from server.session_manager import SessionManager
+from server.core.errors import SidecoachError
+from server.live.manager import SessionManager
 
 logger = logging.getLogger(__name__)
 

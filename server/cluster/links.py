@@ -34,7 +34,7 @@ import jwt
 from aiohttp import web
 
 from server.cluster.errors import LinkRefused, NodeUnavailable
-from server.tasks import TaskOwner
+from server.core.tasks import TaskOwner
 
 logger = logging.getLogger(__name__)
 

@@ -42,15 +42,15 @@ from server.cluster.links import LINK_PATH, LinkHub
 from server.cluster.redis_conn import RedisConn
 from server.cluster.relay import Relay
 from server.cluster.series import RecordingSeries
-from server.config import Config, node_id_of
-from server.errors import SidecoachError
+from server.core.config import Config, node_id_of
+from server.core.errors import SidecoachError
+from server.core.tasks import TaskOwner
+from server.core.tokens import verify_invite
+from server.live.manager import ServerDraining, SessionManager
+from server.live.session import Session
 from server.recording.catalog import RecordingCatalog
 from server.recording.recovery import take_over_node
-from server.session import Session
-from server.session_manager import ServerDraining, SessionManager
 from server.signaling.transport import EdgeServer
-from server.tasks import TaskOwner
-from server.tokens import verify_invite
 
 logger = logging.getLogger(__name__)
 

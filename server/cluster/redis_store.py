@@ -31,17 +31,17 @@ from redis.exceptions import WatchError
 from server.cluster.directory import PREFIX
 from server.cluster.errors import RedisUnavailable
 from server.cluster.redis_conn import RedisConn
-from server.errors import SessionNotFound, SidecoachError
-from server.roles import SessionState
-from server.sqlite_worker import SqliteWorker
-from server.store import (
+from server.core.errors import SessionNotFound, SidecoachError
+from server.core.roles import SessionState
+from server.core.tasks import TaskOwner
+from server.storage.sessions import (
     RecordingDecision,
     SessionKind,
     SessionRecord,
     SessionSettings,
     new_record,
 )
-from server.tasks import TaskOwner
+from server.storage.sqlite_worker import SqliteWorker
 
 logger = logging.getLogger(__name__)
 

@@ -22,9 +22,9 @@ from typing import Any
 
 from server.cluster.errors import NodeUnavailable
 from server.cluster.links import Frame, Link, LinkHub
-from server.errors import SidecoachError
+from server.core.errors import SidecoachError
+from server.core.tasks import TaskOwner
 from server.signaling.transport import EdgeServer
-from server.tasks import TaskOwner
 
 logger = logging.getLogger(__name__)
 

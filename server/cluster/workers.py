@@ -23,7 +23,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from server.config import Config, node_id_of
+from server.core.config import Config, node_id_of
 
 logger = logging.getLogger(__name__)
 

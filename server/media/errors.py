@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from server.errors import SidecoachError
+from server.core.errors import SidecoachError
 
 
 class MediaError(SidecoachError):

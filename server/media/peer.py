@@ -24,15 +24,15 @@ from typing import Any, Protocol
 
 from aiortc import RTCRtpTransceiver, RTCSessionDescription
 
-from server.config import Config
-from server.errors import NegotiationFailed
+from server.core.config import Config
+from server.core.errors import NegotiationFailed
+from server.core.tasks import TaskOwner
 from server.media import aiortc_adapter as adapter
 from server.media import offer_sdp
 from server.media.consumer import Consumer, PacketWriter
 from server.media.errors import UnsupportedCodec
 from server.media.policy import ProducerInfo, Source
 from server.media.producer import CodecInfo, Producer
-from server.tasks import TaskOwner
 
 logger = logging.getLogger(__name__)
 

@@ -34,7 +34,7 @@ class ProducerInfo:
 
 
 class RoutingPolicy(Protocol):
-    """Implemented by ``server.access.AccessPolicy`` (the one policy that
+    """Implemented by ``server.access.policy.AccessPolicy`` (the one policy that
     also answers who reads what afterwards)."""
 
     def can_produce(self, role: str, source: Source) -> bool: ...

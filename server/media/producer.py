@@ -20,13 +20,13 @@ from typing import Any
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
 
+from server.core.tasks import TaskOwner
 from server.media.aiortc_adapter import current_ntp_time
 from server.media.bandwidth import upstream_bitrate
 from server.media.consumer import Consumer
 from server.media.keyframes import starts_keyframe, vp8_keyframe_size
 from server.media.layers import Layer
 from server.media.policy import ProducerInfo
-from server.tasks import TaskOwner
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from server.sqlite_worker import SqliteWorker, add_missing_columns
+from server.storage.sqlite_worker import SqliteWorker, add_missing_columns
 
 CATALOG_FILE = "recordings.sqlite3"
 

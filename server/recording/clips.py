@@ -18,7 +18,7 @@ from typing import Any
 
 import av
 
-from server.errors import LimitReached
+from server.core.errors import LimitReached
 
 logger = logging.getLogger(__name__)
 

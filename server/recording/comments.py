@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from server.sqlite_worker import SqliteWorker
+from server.storage.sqlite_worker import SqliteWorker
 
 COMMENTS_FILE = "comments.sqlite3"
 #: a comment's text, at most this many characters

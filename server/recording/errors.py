@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from server.errors import NotFound, SidecoachError
+from server.core.errors import NotFound, SidecoachError
 
 
 class RecordingError(SidecoachError):

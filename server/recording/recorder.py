@@ -19,7 +19,7 @@ from typing import Any
 
 from aiortc.rtp import RtpPacket
 
-from server.clock import SessionClock
+from server.core.clock import SessionClock
 from server.media.consumer import Consumer, PacketWriter
 from server.media.policy import RECORDER_ROLE, Source
 from server.recording.event_log import EventLogWriter

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from server.config import Limits
+from server.core.config import Limits
 
 #: refusal reasons (metric labels)
 PER_ADDRESS = "unauthenticated_per_address"

@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field
 
-from server.debrief.playback import MAX_POSITION_S, server_ms
-from server.errors import Forbidden
+from server.core.errors import Forbidden
+from server.live.debrief.playback import MAX_POSITION_S, server_ms
 from server.signaling.schemas import Empty, Message
 
 if TYPE_CHECKING:
-    from server.session import Participant, Session
+    from server.live.session import Participant, Session
     from server.signaling.namespace import Connection, Reply, Signaling
 
 MEMBER = frozenset({"member"})

@@ -18,8 +18,8 @@ from typing import Any, Protocol, TypeVar
 import socketio
 from pydantic import BaseModel, ValidationError
 
-from server.config import Config, Limits
-from server.errors import (
+from server.core.config import Config, Limits
+from server.core.errors import (
     Forbidden,
     InvalidMessage,
     MessageTooLarge,
@@ -27,17 +27,17 @@ from server.errors import (
     SidecoachError,
     Unauthorized,
 )
-from server.http_api import session_to_json
-from server.metrics import Metrics
-from server.session import Participant, Session, new_participant_id
-from server.session_manager import SessionManager
+from server.core.ratelimit import LogLimiter, TokenBucket
+from server.core.tasks import TaskOwner
+from server.core.tokens import InviteClaims, verify_invite
+from server.core.turn import ice_config_for
+from server.http.admin import session_to_json
+from server.live.manager import SessionManager
+from server.live.session import Participant, Session, new_participant_id
+from server.ops.metrics import Metrics
 from server.signaling import debrief_routes, schemas
 from server.signaling.admission import TIMEOUT, Admission
-from server.signaling.ratelimit import LogLimiter, TokenBucket
 from server.signaling.transport import EdgeServer
-from server.tasks import TaskOwner
-from server.tokens import InviteClaims, verify_invite
-from server.turn import ice_config_for
 
 logger = logging.getLogger(__name__)
 

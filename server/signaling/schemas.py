@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from server.access import Visibility
+from server.access.policy import Visibility
 from server.media.policy import Source
 
 MAX_TOKEN_CHARS = 4096

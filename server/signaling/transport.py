@@ -39,7 +39,7 @@ from urllib.parse import parse_qs
 import socketio
 from socketio import packet as sio_packet
 
-from server.tasks import TaskOwner
+from server.core.tasks import TaskOwner
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from server.tls import CertificateNames, ensure_self_signed
+from server.ops.tls import CertificateNames, ensure_self_signed
 from tests.browser.conftest import (
     CHROMIUM,
     launched_chromium,

@@ -8,7 +8,7 @@ import re
 
 import aiohttp
 
-from server.pages import NODE_MODULES_DIR, VENDOR_FILES
+from server.http.pages import NODE_MODULES_DIR, VENDOR_FILES
 from tests.conftest import LiveServer
 
 

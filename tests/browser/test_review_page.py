@@ -13,7 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from server.tokens import issue_admin_token
+from server.core.tokens import issue_admin_token
 from tests.browser.conftest import Opener, new_tab, page_errors
 from tests.conftest import TEST_SECRET, LiveServer, make_config, running_server
 from tests.test_recording_access import record_a_lesson

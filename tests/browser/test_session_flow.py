@@ -8,8 +8,8 @@ import re
 import aiohttp
 import pytest
 
-from server.roles import Role
-from server.tokens import issue_admin_token, issue_invite
+from server.core.roles import Role
+from server.core.tokens import issue_admin_token, issue_invite
 from tests.browser.conftest import Opener, Tab, page_errors
 from tests.conftest import TEST_SECRET, LiveServer
 

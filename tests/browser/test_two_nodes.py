@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from server.roles import Role
-from server.tokens import issue_invite
+from server.core.roles import Role
+from server.core.tokens import issue_invite
 from tests.browser.conftest import new_tab, page_errors, teacher_live_and_coach_watching
 from tests.multinode import SECRET, Deployment, deployment, redis_unavailable
 

@@ -20,8 +20,8 @@ import hashlib
 import hmac
 from typing import Any
 
-from server.config import Config, IceServer
-from server.tokens import InviteClaims
+from server.core.config import Config, IceServer
+from server.core.tokens import InviteClaims
 
 
 def turn_rest_credential(secret: str, expires_at: int, user: str) -> tuple[str, str]:

@@ -18,8 +18,8 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from server.config import Config
-from server.errors import (
+from server.core.config import Config
+from server.core.errors import (
     Forbidden,
     InvalidMessage,
     MessageTooLarge,
@@ -29,11 +29,11 @@ from server.errors import (
     SidecoachError,
     Unauthorized,
 )
-from server.metrics import Metrics
-from server.roles import Role, SessionState
-from server.signaling.ratelimit import TokenBucket
-from server.store import SessionRecord, SessionSettings, SessionStore
-from server.tokens import MAX_NAME_CHARS, issue_invite, verify_admin_token
+from server.core.ratelimit import TokenBucket
+from server.core.roles import Role, SessionState
+from server.core.tokens import MAX_NAME_CHARS, issue_invite, verify_admin_token
+from server.ops.metrics import Metrics
+from server.storage.sessions import SessionRecord, SessionSettings, SessionStore
 
 logger = logging.getLogger(__name__)
 

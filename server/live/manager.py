@@ -10,15 +10,15 @@ import logging
 import time
 from typing import Any, Protocol
 
-from server.access import AccessPolicy
-from server.config import Config
-from server.errors import SessionEnded, SidecoachError
+from server.access.policy import AccessPolicy
+from server.core.config import Config
+from server.core.errors import SessionEnded, SidecoachError
+from server.core.roles import SessionState
+from server.core.tasks import TaskOwner
+from server.live.session import Notifier, Session
 from server.recording.catalog import RecordingCatalog
 from server.recording.comments import Comment
-from server.roles import SessionState
-from server.session import Notifier, Session
-from server.store import SessionRecord, SessionStore
-from server.tasks import TaskOwner
+from server.storage.sessions import SessionRecord, SessionStore
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from server.access import AccessPolicy, Item, Reader, Visibility
+from server.access.policy import AccessPolicy, Item, Reader, Visibility
 from server.recording.catalog import RecordingRow
 
 #: fields of tracks a review page needs (no file system details)

@@ -15,8 +15,8 @@ from typing import Any
 
 import jwt
 
-from server.errors import TokenExpired, Unauthorized
-from server.roles import Role
+from server.core.errors import TokenExpired, Unauthorized
+from server.core.roles import Role
 
 logger = logging.getLogger(__name__)
 

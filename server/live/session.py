@@ -10,26 +10,26 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from server.access import AccessPolicy, Item, Reader, Visibility, item_of_source
+from server.access.policy import AccessPolicy, Item, Reader, Visibility, item_of_source
 from server.bug_in_ear.cues import CueBook
 from server.bug_in_ear.notes import Notes
 from server.bug_in_ear.push_to_talk import PushToTalk, is_push_to_talk
 from server.bug_in_ear.tallies import Tallies
-from server.clock import SessionClock
-from server.config import Config
-from server.debrief.room import DebriefRoom, SharedComment
-from server.errors import Forbidden, LimitReached, SessionEnded, SidecoachError
+from server.core.clock import SessionClock
+from server.core.config import Config
+from server.core.errors import Forbidden, LimitReached, SessionEnded, SidecoachError
+from server.core.roles import Role, SessionState
+from server.core.tasks import TaskOwner
+from server.live.debrief.room import DebriefRoom, SharedComment
+from server.live.recording import SessionRecording
+from server.live.seats import Seats
 from server.media.consumer import Consumer
 from server.media.peer import Peer
 from server.media.policy import ProducerInfo, Source
 from server.media.producer import Producer
 from server.media.router import Router
 from server.recording.catalog import RecordingCatalog
-from server.roles import Role, SessionState
-from server.seats import Seats
-from server.session_recording import SessionRecording
-from server.store import SessionKind, SessionRecord, SessionStore
-from server.tasks import TaskOwner
+from server.storage.sessions import SessionKind, SessionRecord, SessionStore
 
 logger = logging.getLogger(__name__)
 

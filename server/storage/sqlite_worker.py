@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from server.errors import SidecoachError
+from server.core.errors import SidecoachError
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -17,15 +17,15 @@ import jinja2
 from aiohttp import web
 
 from server import __version__
-from server.config import Config
-from server.errors import SessionNotFound, TokenExpired, Unauthorized
-from server.roles import Role, SessionState
-from server.store import DEFAULT_PROMPTS, DEFAULT_TALLIES, SessionKind, SessionStore
-from server.tokens import verify_invite
+from server.core.config import Config
+from server.core.errors import SessionNotFound, TokenExpired, Unauthorized
+from server.core.roles import Role, SessionState
+from server.core.tokens import verify_invite
+from server.storage.sessions import DEFAULT_PROMPTS, DEFAULT_TALLIES, SessionKind, SessionStore
 
 logger = logging.getLogger(__name__)
 
-WEB_CLIENT_DIR = Path(__file__).resolve().parent.parent / "web_client"
+WEB_CLIENT_DIR = Path(__file__).resolve().parents[2] / "web_client"
 TEMPLATES_DIR = WEB_CLIENT_DIR / "templates"
 STATIC_DIR = WEB_CLIENT_DIR / "static"
 NODE_MODULES_DIR = WEB_CLIENT_DIR / "node_modules"

@@ -16,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
-from server.config import Limits
-from server.errors import Forbidden, LimitReached
-from server.roles import Role
+from server.core.config import Limits
+from server.core.errors import Forbidden, LimitReached
+from server.core.roles import Role
 
 #: seats of ``max_participants`` only a teacher may take
 TEACHER_SEATS = 1

@@ -14,13 +14,13 @@ import time
 from collections.abc import Coroutine
 from typing import Any, Protocol
 
-from server.clock import SessionClock
-from server.config import Config
-from server.errors import SidecoachError
+from server.core.clock import SessionClock
+from server.core.config import Config
+from server.core.errors import SidecoachError
 from server.media.router import Router
 from server.recording.catalog import RecordingCatalog
 from server.recording.recorder import Recorder, RecordingState, new_recording_id
-from server.store import RecordingDecision, SessionRecord, SessionStore
+from server.storage.sessions import RecordingDecision, SessionRecord, SessionStore
 
 logger = logging.getLogger(__name__)
 

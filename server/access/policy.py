@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from server.core.roles import Role
 from server.media.policy import CLASSROOM_SOURCES, RECORDER_ROLE, ProducerInfo, Source
-from server.roles import Role
 
 
 class Item(StrEnum):

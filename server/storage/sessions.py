@@ -18,10 +18,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from server.config import Config
-from server.errors import InvalidMessage, SessionNotFound, SidecoachError
-from server.roles import SessionState
-from server.sqlite_worker import SqliteWorker, add_missing_columns
+from server.core.config import Config
+from server.core.errors import InvalidMessage, SessionNotFound, SidecoachError
+from server.core.roles import SessionState
+from server.storage.sqlite_worker import SqliteWorker, add_missing_columns
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from server.errors import Forbidden, InvalidMessage
+from server.core.errors import Forbidden, InvalidMessage
 
 #: slowest and fastest shared playback rate
 MIN_RATE, MAX_RATE = 0.25, 4.0

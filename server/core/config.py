@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from server.errors import ConfigError
+from server.core.errors import ConfigError
 
 DEFAULT_HOST = "0.0.0.0"
 DEFAULT_PORT = 8080

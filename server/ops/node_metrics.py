@@ -18,9 +18,9 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from server.live.session import Session
 from server.media.router import CONSUMER_COUNTERS, PRODUCER_COUNTERS, Router
 from server.recording.recorder import RECORDER_PARTICIPANT, Recorder
-from server.session import Session
 
 logger = logging.getLogger(__name__)
 

@@ -25,9 +25,12 @@ from typing import Annotated, Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from server.access import Item, Reader, Visibility
-from server.errors import Forbidden, InvalidMessage, LimitReached, NotFound, SidecoachError
-from server.http_api import error_response, invite_ttl_s, invite_url, session_to_json
+from server.access.policy import Item, Reader, Visibility
+from server.core.errors import Forbidden, InvalidMessage, LimitReached, NotFound, SidecoachError
+from server.core.roles import Role, SessionState
+from server.core.tokens import MAX_NAME_CHARS, issue_invite
+from server.http.admin import error_response, invite_ttl_s, invite_url, session_to_json
+from server.http.recordings import RecordingAccess, json_response
 from server.recording.catalog import RecordingRow
 from server.recording.clips import CLIP_NAME, MAX_CLIP_MS, ClipMaker
 from server.recording.comments import (
@@ -38,12 +41,9 @@ from server.recording.comments import (
     TooManyComments,
 )
 from server.recording.event_log import read_events
+from server.recording.exports import rates_csv, tallies_csv, webvtt
 from server.recording.manifest import EVENTS_FILE, read_manifest
-from server.recording_http import RecordingAccess, json_response
-from server.review_exports import rates_csv, tallies_csv, webvtt
-from server.roles import Role, SessionState
-from server.store import MAX_TITLE_CHARS, SessionKind, SessionSettings, SessionStore
-from server.tokens import MAX_NAME_CHARS, issue_invite
+from server.storage.sessions import MAX_TITLE_CHARS, SessionKind, SessionSettings, SessionStore
 
 logger = logging.getLogger(__name__)
 

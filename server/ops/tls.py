@@ -27,8 +27,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from server.config import Config
-from server.errors import ConfigError
+from server.core.config import Config
+from server.core.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 

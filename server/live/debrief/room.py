@@ -9,8 +9,8 @@ import logging
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Protocol
 
-from server.access import AccessPolicy, Reader, Visibility
-from server.debrief.playback import Playback
+from server.access.policy import AccessPolicy, Reader, Visibility
+from server.live.debrief.playback import Playback
 
 logger = logging.getLogger(__name__)
 

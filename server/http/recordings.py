@@ -26,21 +26,21 @@ from typing import Any
 
 from aiohttp import web
 
-from server.access import AccessPolicy, Item, Reader
-from server.audit import AuditLog
-from server.config import Config
-from server.errors import Forbidden, InvalidMessage, SidecoachError, Unauthorized
-from server.http_api import error_response
+from server.access.audit import AuditLog
+from server.access.policy import AccessPolicy, Item, Reader
+from server.access.views import manifest_view, readable_files, timeline_view
+from server.core.config import Config
+from server.core.errors import Forbidden, InvalidMessage, SidecoachError, Unauthorized
+from server.core.roles import Role
+from server.core.tokens import verify_admin_token, verify_invite
+from server.http.admin import error_response
 from server.recording.catalog import RECORDING, RecordingCatalog, RecordingRow
 from server.recording.clips import CLIP_NAME
 from server.recording.errors import RecordingNotFound
 from server.recording.event_log import read_events
 from server.recording.manifest import EVENTS_FILE, MANIFEST_FILE, TRACKS_FILE, read_manifest
 from server.recording.retention import remove_tree
-from server.recording_views import manifest_view, readable_files, timeline_view
-from server.roles import Role
-from server.store import SessionKind, SessionStore
-from server.tokens import verify_admin_token, verify_invite
+from server.storage.sessions import SessionKind, SessionStore
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,3 @@
+"""The HTTP edge: the error middleware, token -> reader, the admin API,
+recordings, review and the pages.
+"""

@@ -1,0 +1,1 @@
+"""Running it: /metrics, /readyz, log format, the redacting access log, TLS."""
