@@ -206,7 +206,8 @@ class SidecoachTarget(Target):
         self.clients: list[Any] = []
 
     async def start(self, workdir: Path) -> None:
-        from server.storage.sessions import DB_FILE_NAME, SessionSettings, SqliteSessionStore
+        from server.storage.sessions import SessionSettings
+        from server.storage.sqlite_sessions import DB_FILE_NAME, SqliteSessionStore
 
         data_dir = workdir / "sidecoach-data"
         data_dir.mkdir()

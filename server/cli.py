@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from server import __version__
+from server.access.invites import invite_links, invite_ttl_s, invite_url
 from server.core.config import (
     Config,
     check_cluster_settings,
@@ -27,11 +28,10 @@ from server.core.config import (
     node_id_of,
     with_overrides,
 )
-from server.core.errors import ConfigError, SessionEnded, SidecoachError
+from server.core.errors import ConfigError, InvalidMessage, SessionEnded, SidecoachError
 from server.core.roles import Role, SessionState
 from server.core.tokens import issue_admin_token, issue_invite
-from server.http.admin import invite_links, invite_ttl_s, invite_url, parse_when, session_to_json
-from server.storage.sessions import SessionSettings, SessionStore, ensure_demo_session, open_store
+from server.storage.sessions import SessionSettings, SessionStore, ensure_demo_session, parse_when
 
 logger = logging.getLogger(__name__)
 
@@ -189,6 +189,8 @@ def _print_json(data: Any) -> None:
 
 
 def _with_store(config: Config, fn: Callable[[SessionStore], Awaitable[int]]) -> int:
+    from server.app import open_store  # the app (and aiortc) load only here
+
     async def run() -> int:
         store = await open_store(config)
         try:
@@ -219,10 +221,9 @@ def _cmd_serve(args: argparse.Namespace, config: Config) -> int:
 
         return run_workers(config, args.workers, args.argv)
     # Imported here: the app (and aiortc with it) loads only when serving.
-    # (ignore: server/app.py is written alongside this module)
-    from server.app import serve  # type: ignore[import-not-found, unused-ignore]
+    from server.serve import serve
 
-    return asyncio.run(serve(config, demo=args.demo, reuse_port=args.reuse_port))  # type: ignore[no-any-return, unused-ignore]
+    return asyncio.run(serve(config, demo=args.demo, reuse_port=args.reuse_port))
 
 
 def _cmd_session(args: argparse.Namespace, config: Config) -> int:
@@ -240,7 +241,7 @@ def _cmd_session(args: argparse.Namespace, config: Config) -> int:
                 scheduled_for=scheduled_for,
             )
             links = invite_links(config, record)
-            _print_json({"session": session_to_json(record), "invites": links})
+            _print_json({"session": record.to_json(), "invites": links})
             return 0
 
         return _with_store(config, create)
@@ -250,14 +251,14 @@ def _cmd_session(args: argparse.Namespace, config: Config) -> int:
 
         async def listing(store: SessionStore) -> int:
             records = await store.list(states)
-            _print_json({"sessions": [session_to_json(r) for r in records]})
+            _print_json({"sessions": [r.to_json() for r in records]})
             return 0
 
         return _with_store(config, listing)
 
     async def end(store: SessionStore) -> int:
         record = await store.set_state(args.session_id, SessionState.ENDED, at=time.time())
-        _print_json({"session": session_to_json(record)})
+        _print_json({"session": record.to_json()})
         return 0
 
     return _with_store(config, end)
@@ -271,7 +272,7 @@ def _cmd_invite(args: argparse.Namespace, config: Config) -> int:
         max_ttl = invite_ttl_s(config, record)
         ttl_s = max_ttl if args.ttl_s is None else args.ttl_s
         if not 1 <= ttl_s <= max_ttl:
-            raise SidecoachError(f"--ttl-s must be 1..{max_ttl}", code="invalid_message")
+            raise InvalidMessage(f"--ttl-s must be 1..{max_ttl}")
         token = issue_invite(config.secret, record.id, Role(args.role), ttl_s=ttl_s, name=args.name)
         print(invite_url(config, token))
         return 0

@@ -18,7 +18,8 @@ from server.core.roles import Role
 from server.core.tokens import issue_invite
 from server.live.manager import SessionManager
 from server.recording.catalog import RecordingCatalog
-from server.storage.sessions import SessionRecord, SessionSettings, SqliteSessionStore
+from server.storage.sessions import SessionRecord, SessionSettings
+from server.storage.sqlite_sessions import SqliteSessionStore
 from tests.netns import Netlab, unavailable_reason
 from tests.peers import Participant, PatternVideoTrack, ToneTrack, wait_for
 

@@ -17,7 +17,8 @@ import av
 import pytest
 
 from server.recording.manifest import read_manifest
-from server.storage.sessions import SessionSettings, SqliteSessionStore
+from server.storage.sessions import SessionSettings
+from server.storage.sqlite_sessions import SqliteSessionStore
 from tests.conftest import TEST_SECRET
 from tests.peers import Participant, PatternVideoTrack, ToneTrack, wait_for
 from tests.test_recording import ffprobe_frames

@@ -16,7 +16,10 @@ from server.core.config import Config
 from server.core.roles import Role, SessionState
 from server.core.tokens import issue_admin_token, issue_invite, verify_invite
 from server.http.admin import setup_http_api
-from server.storage.sessions import SessionStore, SqliteSessionStore
+from server.http.errors import error_middleware
+from server.ops.metrics import Metrics
+from server.storage.sessions import SessionStore
+from server.storage.sqlite_sessions import SqliteSessionStore
 
 SECRET = "http-api-test-secret-0123456789-abcdefghijklmnop"
 BASE_URL = "https://coach.example.org"
@@ -33,7 +36,7 @@ class RecordingControl:
         self.ended: list[str] = []
         self.live: dict[str, dict[str, Any]] = {}
 
-    async def end_session(self, session_id: str) -> None:
+    async def end_session(self, session_id: str, reason: str) -> None:
         self.ended.append(session_id)
         record = await self.store.get(session_id)
         if record.state is SessionState.LIVE:
@@ -65,8 +68,8 @@ def control(store: SessionStore) -> RecordingControl:
 async def client(
     aiohttp_client: ClientFactory, config: Config, store: SessionStore, control: RecordingControl
 ) -> Client:
-    app = web.Application()
-    setup_http_api(app, config=config, store=store, control=control)
+    app = web.Application(middlewares=[error_middleware(Metrics())])
+    setup_http_api(app, config=config, store=store, deployment=control)  # type: ignore[arg-type]
     return await aiohttp_client(app)
 
 
@@ -297,4 +300,4 @@ async def test_end_calls_control_and_marks_ended(
 
 async def test_setup_requires_secret(store: SessionStore, control: RecordingControl) -> None:
     with pytest.raises(ValueError):
-        setup_http_api(web.Application(), config=Config(), store=store, control=control)
+        setup_http_api(web.Application(), config=Config(), store=store, deployment=control)  # type: ignore[arg-type]

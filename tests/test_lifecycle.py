@@ -17,7 +17,8 @@ from server.core.config import Config, Limits
 from server.core.roles import SessionState
 from server.recording.manifest import read_manifest
 from server.recording.retention import sweep
-from server.storage.sessions import SessionSettings, SqliteSessionStore
+from server.storage.sessions import SessionSettings
+from server.storage.sqlite_sessions import SqliteSessionStore
 from tests.conftest import TEST_SECRET, LiveServer, make_config, running_server
 from tests.peers import Participant, PatternVideoTrack, ToneTrack, wait_for
 from tests.test_crash_recovery import ServerProcess, free_port

@@ -7,19 +7,18 @@ from pathlib import Path
 
 import pytest
 
+from server.app import open_store
 from server.core.config import Config
 from server.core.errors import InvalidMessage, SessionNotFound, SidecoachError
 from server.core.roles import SessionState
 from server.storage.sessions import (
-    DB_FILE_NAME,
     DEFAULT_PROMPTS,
     DEFAULT_TALLIES,
     SessionSettings,
     SessionStore,
-    SqliteSessionStore,
     ensure_demo_session,
-    open_store,
 )
+from server.storage.sqlite_sessions import DB_FILE_NAME, SqliteSessionStore
 
 
 @pytest.fixture

@@ -7,7 +7,11 @@ cue, a tally, a note...). Two tables answer every question:
   asks ``can_consume`` before a Consumer exists; the session addresses its
   messages with ``live_roles``);
 * ``READ``: which roles may read it afterwards (recorded files, the review
-  timeline, exports).
+  timeline, exports);
+* ``MAY``: which roles may *do* what (whisper, send a cue, decide the
+  recording, delete it, make a clip...): the signaling routes and the HTTP
+  routes ask ``may`` and nothing else, and pages learn what to offer from
+  ``permissions``.
 
 Notes and comments carry their own ``Visibility`` on top: private to their
 author (by invite), shared with the coaching team, or with everyone.
@@ -26,6 +30,8 @@ from typing import Any
 
 from server.core.roles import Role
 from server.media.policy import CLASSROOM_SOURCES, RECORDER_ROLE, ProducerInfo, Source
+from server.recording.clips import CLIP_NAME
+from server.recording.manifest import EVENTS_FILE, MANIFEST_FILE, TRACKS_FILE
 
 
 class Item(StrEnum):
@@ -39,6 +45,27 @@ class Item(StrEnum):
     PRESENCE = "presence"  # who joined and left
     RECORDING = "recording"  # recording started/paused/resumed/stopped, tracks, gaps
     RAW = "raw"  # the raw event log and manifest: admins only
+    WHISPER_STATE = "whisper-state"  # who is whispering right now
+    CUE_STATE = "cue-state"  # a cue's delivery and acknowledgement, as it happens
+
+
+class Action(StrEnum):
+    """What a participant or reader may do (``MAY``)."""
+
+    WHISPER = "whisper"  # push-to-talk into the teacher's ear
+    SEND_CUE = "send-cue"
+    ACK_CUE = "ack-cue"  # the teacher acknowledges a cue on their screen
+    TALLY = "tally"
+    NOTE = "note"  # a coach's live note (and sharing it)
+    DECIDE_RECORDING = "decide-recording"  # plan, pause, resume the recording
+    END_SESSION = "end-session"
+    DRIVE_PLAYBACK = "drive-playback"  # a debrief's shared player
+    COMMENT = "comment"  # review comments and replies
+    MAKE_CLIP = "make-clip"
+    START_DEBRIEF = "start-debrief"
+    DELETE_RECORDING = "delete-recording"
+    READ_AUDIT = "read-audit"  # who read this recording
+    READ_RAW = "read-raw"  # the raw event log, manifest and track list
 
 
 class Visibility(StrEnum):
@@ -48,6 +75,8 @@ class Visibility(StrEnum):
 
 
 TEACHER, COACH, OBSERVER, MEMBER = Role.TEACHER, Role.COACH, Role.OBSERVER, Role.MEMBER
+#: a debrief's owner (the member whose link started it) acts as its teacher
+OWNER = "owner"
 _NOBODY: frozenset[str] = frozenset()
 
 #: roles that receive each item live ("recorder" is the Recorder endpoint)
@@ -55,10 +84,13 @@ LIVE: dict[Item, frozenset[str]] = {
     Item.CLASSROOM: frozenset({COACH, OBSERVER, RECORDER_ROLE}),
     Item.WHISPER: frozenset({TEACHER, RECORDER_ROLE}),
     Item.MEMBER_MEDIA: frozenset({MEMBER, RECORDER_ROLE}),
-    Item.CUE: frozenset({TEACHER, COACH}),
+    Item.CUE: frozenset({TEACHER}),  # on the teacher's screen
+    Item.CUE_STATE: frozenset({COACH}),  # sent / delivered / acknowledged
     Item.TALLY: frozenset({COACH}),
     Item.PRESENCE: frozenset({TEACHER, COACH, OBSERVER, MEMBER}),
     Item.RECORDING: frozenset({TEACHER, COACH, OBSERVER, MEMBER}),
+    # the teacher hears it; coaches see it, so they do not talk over each other
+    Item.WHISPER_STATE: frozenset({TEACHER, COACH}),
     Item.RAW: _NOBODY,
 }
 
@@ -70,11 +102,45 @@ READ: dict[Item, frozenset[str]] = {
     # a debrief's members (invited by the lesson's teacher) discuss the cues
     # and counts with the video; whispers stay with who heard them live
     Item.CUE: frozenset({TEACHER, COACH, MEMBER}),
+    Item.CUE_STATE: frozenset({TEACHER, COACH, MEMBER}),
     Item.TALLY: frozenset({TEACHER, COACH, MEMBER}),
     Item.PRESENCE: frozenset({TEACHER, COACH}),
     Item.RECORDING: frozenset({TEACHER, COACH, OBSERVER, MEMBER}),
+    Item.WHISPER_STATE: frozenset({TEACHER, COACH}),
     Item.RAW: _NOBODY,
 }
+
+#: who may do what (an admin may do every action that is not live: it never
+#: joins a lesson). ``OWNER``: a debrief's owner.
+MAY: dict[Action, frozenset[str]] = {
+    Action.WHISPER: frozenset({COACH}),
+    Action.SEND_CUE: frozenset({COACH}),
+    Action.ACK_CUE: frozenset({TEACHER}),
+    Action.TALLY: frozenset({COACH}),
+    Action.NOTE: frozenset({COACH}),
+    Action.DECIDE_RECORDING: frozenset({TEACHER, OWNER}),
+    Action.END_SESSION: frozenset({TEACHER, OWNER}),
+    Action.DRIVE_PLAYBACK: frozenset({MEMBER}),
+    Action.COMMENT: frozenset({TEACHER, COACH, MEMBER}),
+    Action.MAKE_CLIP: frozenset({TEACHER, COACH}),
+    Action.START_DEBRIEF: frozenset({TEACHER}),
+    Action.DELETE_RECORDING: frozenset({TEACHER}),
+    Action.READ_AUDIT: frozenset({TEACHER}),
+    Action.READ_RAW: _NOBODY,
+}
+#: actions taken in a live lesson (an admin never joins one)
+LIVE_ACTIONS = frozenset(
+    {
+        Action.WHISPER,
+        Action.SEND_CUE,
+        Action.ACK_CUE,
+        Action.TALLY,
+        Action.NOTE,
+        Action.DECIDE_RECORDING,
+        Action.END_SESSION,
+        Action.DRIVE_PLAYBACK,
+    }
+)
 
 #: who sees a note or comment of each visibility (besides its author)
 VISIBLE_TO: dict[Visibility, frozenset[str]] = {
@@ -82,6 +148,9 @@ VISIBLE_TO: dict[Visibility, frozenset[str]] = {
     Visibility.TEAM: frozenset({TEACHER, COACH, MEMBER}),
     Visibility.EVERYONE: frozenset({TEACHER, COACH, OBSERVER, MEMBER}),
 }
+
+#: files only an admin may fetch as they are
+RAW_FILES = frozenset({EVENTS_FILE, MANIFEST_FILE, TRACKS_FILE})
 
 #: roles whose pages show shared notes live
 LIVE_NOTE_ROLES = frozenset({COACH, MEMBER})
@@ -136,6 +205,8 @@ class Reader:
     role: Role | None
     invite_id: str | None = None
     name: str | None = None
+    #: a debrief's owner (decides its recording, ends it)
+    owner: bool = False
 
     @classmethod
     def admin(cls) -> Reader:
@@ -149,6 +220,13 @@ class Reader:
         if self.is_admin:
             return {"admin": True}
         return {"role": str(self.role), "name": self.name, "invite": self.invite_id}
+
+    @property
+    def roles(self) -> frozenset[str]:
+        """The roles the tables know this reader by (its role, and ``OWNER``)."""
+        if self.role is None:
+            return _NOBODY
+        return frozenset({str(self.role), OWNER}) if self.owner else frozenset({str(self.role)})
 
 
 class AccessPolicy:
@@ -167,6 +245,10 @@ class AccessPolicy:
 
     def live_roles(self, item: Item) -> frozenset[str]:
         return LIVE.get(item, _NOBODY)
+
+    def receives(self, role: str, item: Item) -> bool:
+        """Whether a participant of ``role`` is sent ``item`` live."""
+        return role in LIVE.get(item, _NOBODY)
 
     def receives_note(self, role: str, *, is_author: bool, visibility: Visibility) -> bool:
         """Whether a participant is sent a note live: its author, and the
@@ -197,15 +279,59 @@ class AccessPolicy:
     def event_item(self, event_type: str) -> Item:
         return EVENT_ITEMS.get(event_type, Item.RAW)
 
+    # -- actions -------------------------------------------------------------
+
+    def may(self, reader: Reader, action: Action) -> bool:
+        """Whether this participant or reader may do ``action``."""
+        if reader.is_admin:
+            return action not in LIVE_ACTIONS
+        return bool(reader.roles & MAY[action])
+
+    def files(self, reader: Reader, manifest: dict[str, Any]) -> set[str]:
+        """The files of a recording (described by its manifest) this reader
+        may fetch: the tracks of what it may read, the review files and
+        clips of the classroom, and the raw logs for admins."""
+        files = {
+            str(t["file"])
+            for t in manifest.get("tracks", [])
+            if "file" in t and self.can_read_track(reader, t.get("source", ""), t.get("role", ""))
+        }
+        review = manifest.get("review") or {}
+        if self.can_read(reader, Item.CLASSROOM):
+            for name in (review.get("classroom"), review.get("thumbnail")):
+                if name:
+                    files.add(str(name))
+            files |= {str(c["file"]) for c in review.get("cameras", []) if c.get("file")}
+        if self.may(reader, Action.READ_RAW):
+            files |= RAW_FILES
+        return files
+
+    def may_fetch(self, reader: Reader, manifest: dict[str, Any], name: str) -> bool:
+        """Whether this reader may fetch the file ``name`` of a recording: one
+        of ``files``, or a clip (a stretch of the classroom video)."""
+        if CLIP_NAME.match(name):
+            return self.can_read(reader, Item.CLASSROOM)
+        return name in self.files(reader, manifest)
+
     def permissions(self, reader: Reader) -> dict[str, bool]:
-        """What a review page may offer this reader."""
+        """What a page may offer this reader (the pages ask nothing else)."""
         return {
             "whispers": self.can_read(reader, Item.WHISPER),
             "cues": self.can_read(reader, Item.CUE),
             "tallies": self.can_read(reader, Item.TALLY),
             "presence": self.can_read(reader, Item.PRESENCE),
-            "raw": reader.is_admin,
-            "delete": reader.is_admin or reader.role == TEACHER,
-            "audit": reader.is_admin or reader.role == TEACHER,
-            "comment": reader.is_admin or str(reader.role) in (TEACHER, COACH, MEMBER),
+            "raw": self.may(reader, Action.READ_RAW),
+            "delete": self.may(reader, Action.DELETE_RECORDING),
+            "audit": self.may(reader, Action.READ_AUDIT),
+            "comment": self.may(reader, Action.COMMENT),
+            "clip": self.may(reader, Action.MAKE_CLIP),
+            "debrief": self.may(reader, Action.START_DEBRIEF),
+            # live
+            "whisper": self.may(reader, Action.WHISPER),
+            "sendCue": self.may(reader, Action.SEND_CUE),
+            "tally": self.may(reader, Action.TALLY),
+            "note": self.may(reader, Action.NOTE),
+            "decideRecording": self.may(reader, Action.DECIDE_RECORDING),
+            "endSession": self.may(reader, Action.END_SESSION),
+            "drivePlayback": self.may(reader, Action.DRIVE_PLAYBACK),
         }

@@ -29,22 +29,6 @@ TRACK_FIELDS = (
 )
 
 
-def readable_files(policy: AccessPolicy, reader: Reader, manifest: dict[str, Any]) -> set[str]:
-    """The files of a recording this reader may fetch."""
-    files = {
-        str(t["file"])
-        for t in manifest.get("tracks", [])
-        if "file" in t and policy.can_read_track(reader, t.get("source", ""), t.get("role", ""))
-    }
-    review = manifest.get("review") or {}
-    if policy.can_read(reader, Item.CLASSROOM):
-        for name in (review.get("classroom"), review.get("thumbnail")):
-            if name:
-                files.add(str(name))
-        files |= {str(c["file"]) for c in review.get("cameras", []) if c.get("file")}
-    return files
-
-
 def _participants(events: Iterable[dict[str, Any]]) -> dict[str, dict[str, str]]:
     people: dict[str, dict[str, str]] = {}
     for e in events:
@@ -65,7 +49,7 @@ def manifest_view(
     *,
     retention_days: float,
 ) -> dict[str, Any]:
-    files = readable_files(policy, reader, manifest)
+    files = policy.files(reader, manifest)
     tracks = []
     for t in manifest.get("tracks", []):
         if t.get("file") in files:

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
+from server.access.policy import Item
 from server.bug_in_ear.errors import UnknownCue
 from server.bug_in_ear.room import Room
 
@@ -89,7 +90,7 @@ class CueBook:
         )
         cue = Cue(cue_id, coach, name, body, icon, color, tone, event["t"])
         self.cues[cue.id] = cue
-        for teacher in self._room.members("teacher"):
+        for teacher in self._room.audience(Item.CUE):
             self._room.spawn(self._deliver(cue, teacher))
         return cue
 
@@ -101,7 +102,8 @@ class CueBook:
             await self._tell_coaches(cue)
 
     def redeliver(self, teacher: str) -> None:
-        """A teacher (re)joined: hand over what has not been delivered."""
+        """Someone who receives cues (the teacher) (re)joined: hand over what
+        has not been delivered."""
         for cue in self.cues.values():
             if cue.state == CueState.SENT:
                 self._room.spawn(self._deliver(cue, teacher))
@@ -120,4 +122,4 @@ class CueBook:
         return cue
 
     async def _tell_coaches(self, cue: Cue) -> None:
-        await self._room.send(self._room.members("coach"), "cue-state", cue.to_client())
+        await self._room.send(self._room.audience(Item.CUE_STATE), "cue-state", cue.to_client())

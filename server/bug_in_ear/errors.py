@@ -2,34 +2,34 @@
 
 from __future__ import annotations
 
-from server.core.errors import InvalidMessage, SidecoachError
+from server.core.errors import Conflict, InvalidMessage, NotFound
 
 
-class WhisperBusy(SidecoachError):
+class WhisperBusy(Conflict):
     """Only one coach may whisper at a time in this session."""
 
     code = "whisper_busy"
 
 
-class NoWhisperTrack(SidecoachError):
+class NoWhisperTrack(Conflict):
     code = "no_whisper_track"
 
 
-class UnknownCue(SidecoachError):
+class UnknownCue(NotFound):
     code = "unknown_cue"
 
 
-class UnknownCategory(SidecoachError):
+class UnknownCategory(InvalidMessage):
     code = "unknown_category"
 
 
-class NothingToUndo(SidecoachError):
+class NothingToUndo(Conflict):
     code = "nothing_to_undo"
 
 
-class UnknownNote(SidecoachError):
+class UnknownNote(NotFound):
     code = "unknown_note"
 
 
 class EmptyNote(InvalidMessage):
-    code = "invalid_message"
+    """A note with no text."""

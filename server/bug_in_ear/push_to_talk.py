@@ -6,8 +6,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from server.access.policy import Item
 from server.bug_in_ear.errors import NoWhisperTrack, WhisperBusy
-from server.bug_in_ear.room import COACHING_ROLES, Room
+from server.bug_in_ear.room import Room
 from server.media.policy import Source
 from server.media.producer import Producer
 
@@ -80,4 +81,5 @@ class PushToTalk:
         await self._announce()
 
     async def _announce(self) -> None:
-        await self._room.send(self._room.members(*COACHING_ROLES), "whisper-state", self.state())
+        audience = self._room.audience(Item.WHISPER_STATE)
+        await self._room.send(audience, "whisper-state", self.state())

@@ -8,10 +8,6 @@ from typing import Any, Protocol
 
 from server.access.policy import Item, Visibility
 
-#: who sees who is whispering right now (the teacher hears it; coaches see
-#: it so they do not talk over each other)
-COACHING_ROLES = ("teacher", "coach")
-
 
 class Room(Protocol):
     def now_ms(self) -> int:
@@ -20,10 +16,6 @@ class Room(Protocol):
 
     def log_event(self, event_type: str, **data: Any) -> dict[str, Any]:
         """Append to the session's event log, on the session clock."""
-        ...
-
-    def members(self, *roles: str) -> list[str]:
-        """Participant ids currently in the session with one of ``roles``."""
         ...
 
     def audience(self, item: Item) -> list[str]:

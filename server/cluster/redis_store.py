@@ -57,13 +57,6 @@ CREATE TABLE IF NOT EXISTS journal (
 );
 """
 
-_NEXT: dict[SessionState, frozenset[SessionState]] = {
-    SessionState.SCHEDULED: frozenset({SessionState.LIVE, SessionState.ENDED}),
-    SessionState.LIVE: frozenset({SessionState.ENDED}),
-    SessionState.ENDED: frozenset(),
-}
-
-
 def record_key(session_id: str) -> str:
     return f"{PREFIX}record:{session_id}"
 
@@ -73,72 +66,11 @@ def state_key(state: SessionState) -> str:
 
 
 def record_to_json(record: SessionRecord) -> str:
-    return json.dumps(
-        {
-            "id": record.id,
-            "title": record.title,
-            "teacher_name": record.teacher_name,
-            "state": record.state.value,
-            "created_at": record.created_at,
-            "scheduled_for": record.scheduled_for,
-            "started_at": record.started_at,
-            "ended_at": record.ended_at,
-            "settings": record.settings.to_json(),
-            "recording_decisions": [d.to_json() for d in record.recording_decisions],
-            "kind": str(record.kind),
-            "recording_id": record.recording_id,
-        }
-    )
+    return json.dumps(record.to_json())
 
 
 def record_from_json(raw: str) -> SessionRecord:
-    data = json.loads(raw)
-    settings = data.get("settings") or {}
-    return SessionRecord(
-        id=data["id"],
-        title=data["title"],
-        teacher_name=data["teacher_name"],
-        state=SessionState(data["state"]),
-        created_at=float(data["created_at"]),
-        scheduled_for=data.get("scheduled_for"),
-        started_at=data.get("started_at"),
-        ended_at=data.get("ended_at"),
-        settings=SessionSettings(
-            recording=bool(settings.get("recording", True)),
-            whisper_single=bool(settings.get("whisper_single", False)),
-            prompts=tuple(settings.get("prompts") or SessionSettings().prompts),
-            tally_categories=tuple(
-                settings.get("tally_categories") or SessionSettings().tally_categories
-            ),
-        ),
-        recording_decisions=tuple(
-            RecordingDecision.from_json(d) for d in data.get("recording_decisions") or []
-        ),
-        kind=SessionKind(data.get("kind") or SessionKind.LESSON),
-        recording_id=data.get("recording_id"),
-    )
-
-
-def moved(record: SessionRecord, state: SessionState, at: float) -> SessionRecord | None:
-    """``record`` in ``state`` (None: no change); raises for an impossible change."""
-    if record.state == state:
-        return None
-    if state not in _NEXT[record.state]:
-        raise SidecoachError(
-            f"session {record.id!r} cannot go from {record.state} to {state}",
-            code="invalid_state",
-        )
-    fields: dict[str, Any] = {"started_at": at} if state == SessionState.LIVE else {"ended_at": at}
-    data = {**record.__dict__, "state": state, **fields}
-    return SessionRecord(**data)
-
-
-def with_decision(record: SessionRecord, decision: RecordingDecision) -> SessionRecord | None:
-    """``record`` with ``decision`` appended (None: it is there already)."""
-    if decision in record.recording_decisions:
-        return None
-    decisions = tuple(sorted((*record.recording_decisions, decision), key=lambda d: d.at))
-    return SessionRecord(**{**record.__dict__, "recording_decisions": decisions})
+    return SessionRecord.from_json(json.loads(raw))
 
 
 class RedisSessionStore:
@@ -232,13 +164,13 @@ class RedisSessionStore:
             state, at = SessionState(args["state"]), float(args["at"])
 
             def change(rec: SessionRecord) -> SessionRecord | None:
-                return moved(rec, state, at)
+                return rec.moved_to(state, at)
 
         else:
             decision = RecordingDecision.from_json(args["decision"])
 
             def change(rec: SessionRecord) -> SessionRecord | None:
-                return with_decision(rec, decision)
+                return rec.with_decision(decision)
 
         try:
             await self._change(session_id, change)
@@ -352,10 +284,10 @@ class RedisSessionStore:
     async def set_state(self, session_id: str, state: SessionState, *, at: float) -> SessionRecord:
         state = SessionState(state)
         try:
-            record = await self._change(session_id, lambda rec: moved(rec, state, at))
+            record = await self._change(session_id, lambda rec: rec.moved_to(state, at))
         except RedisUnavailable:
             current = await self._mirrored(session_id)
-            new = moved(current, state, at)
+            new = current.moved_to(state, at)
             if new is None:
                 return current
             await self._mirror([new])
@@ -368,10 +300,10 @@ class RedisSessionStore:
         self, session_id: str, decision: RecordingDecision
     ) -> SessionRecord:
         try:
-            return await self._change(session_id, lambda rec: with_decision(rec, decision))
+            return await self._change(session_id, lambda rec: rec.with_decision(decision))
         except RedisUnavailable:
             current = await self._mirrored(session_id)
-            new = with_decision(current, decision) or current
+            new = current.with_decision(decision) or current
             await self._mirror([new])
             await self._journal("decision", session_id, {"decision": decision.to_json()})
             return new

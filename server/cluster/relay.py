@@ -20,7 +20,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from server.cluster.errors import NodeUnavailable
+from server.cluster.errors import NodeUnavailable, RemoteError, UnknownRequest
 from server.cluster.links import Frame, Link, LinkHub
 from server.core.errors import SidecoachError
 from server.core.tasks import TaskOwner
@@ -107,7 +107,7 @@ class Relay:
         handler = self.handlers.get(str(method))
         try:
             if handler is None:
-                raise SidecoachError(f"unknown request {method!r}")
+                raise UnknownRequest(f"unknown request {method!r}")
             result = await handler(params if isinstance(params, dict) else {})
             link.send(["res", request_id, True, result])
         except SidecoachError as exc:
@@ -152,7 +152,7 @@ class Relay:
                 else:
                     err = frame[3] if isinstance(frame[3], dict) else {}
                     waiting[1].set_exception(
-                        SidecoachError(str(err.get("message", "failed")), code=str(err.get("code")))
+                        RemoteError(str(err.get("message", "failed")), str(err.get("code")))
                     )
         else:
             logger.warning("link to node %s: unexpected frame %.20s", link.peer, kind)

@@ -1,21 +1,19 @@
-"""Root of every Sidecoach error; each carries a stable code for clients.
-
-Packages raise these; only the signaling and HTTP edges turn them into
-client-visible error replies.
+"""Root of every Sidecoach error. Each class carries its stable ``code``
+(what clients get) and its HTTP ``status``; the HTTP edge's one middleware
+(``server/http/errors.py``) and the signaling dispatcher turn them into
+replies, and nothing else does. Every code a client can receive is listed in
+``docs/PROTOCOL.md`` (a test checks it).
 """
 
 from __future__ import annotations
 
 
 class SidecoachError(Exception):
-    """Base class. ``code`` is the machine-readable error code sent to clients."""
+    """Base class. ``code`` is the machine-readable error code sent to
+    clients; ``status`` the HTTP status of a refusal with it."""
 
     code = "internal"
-
-    def __init__(self, message: str, *, code: str | None = None) -> None:
-        super().__init__(message)
-        if code is not None:
-            self.code = code
+    status = 500
 
     @property
     def message(self) -> str:
@@ -24,14 +22,25 @@ class SidecoachError(Exception):
 
 class InvalidMessage(SidecoachError):
     code = "invalid_message"
+    status = 400
+
+
+class ReservedEvent(InvalidMessage):
+    code = "reserved_event"
+
+
+class UnknownEvent(InvalidMessage):
+    code = "unknown_event"
 
 
 class MessageTooLarge(SidecoachError):
     code = "message_too_large"
+    status = 413
 
 
 class Unauthorized(SidecoachError):
     code = "unauthorized"
+    status = 401
 
 
 class TokenExpired(Unauthorized):
@@ -40,30 +49,89 @@ class TokenExpired(Unauthorized):
 
 class Forbidden(SidecoachError):
     code = "forbidden"
+    status = 403
+
+
+class WrongSession(Forbidden):
+    """An invite used for another session than the page means."""
+
+    code = "wrong_session"
 
 
 class NotFound(SidecoachError):
     code = "not_found"
+    status = 404
 
 
 class SessionNotFound(NotFound):
     code = "session_not_found"
 
 
-class SessionEnded(SidecoachError):
+class Conflict(SidecoachError):
+    """The request does not fit the current state of what it is about."""
+
+    code = "conflict"
+    status = 409
+
+
+class SessionEnded(Conflict):
     code = "session_ended"
+
+
+class InvalidState(Conflict):
+    """A session state change its lifecycle does not allow."""
+
+    code = "invalid_state"
+
+
+class AlreadyJoined(Conflict):
+    code = "already_joined"
+
+
+class NotJoined(Conflict):
+    """A participant that is no longer in the session."""
+
+    code = "not_joined"
+
+
+class Disconnected(Conflict):
+    """The client's connection closed while its request was handled."""
+
+    code = "disconnected"
 
 
 class RateLimited(SidecoachError):
     code = "rate_limited"
+    status = 429
+
+
+class LimitReached(SidecoachError):
+    """A named limit is reached (a full session, queue or list)."""
+
+    code = "limit_reached"
+    status = 429
 
 
 class NegotiationFailed(SidecoachError):
     code = "negotiation_failed"
+    status = 409
 
 
-class LimitReached(SidecoachError):
-    code = "limit_reached"
+class StaleAnswer(NegotiationFailed):
+    """An SDP answer to an offer that is no longer open."""
+
+    code = "stale_answer"
+
+
+class Unavailable(SidecoachError):
+    """Something the server needs is not there right now: try again."""
+
+    code = "unavailable"
+    status = 503
+
+
+class StoreClosed(Unavailable):
+    code = "store_closed"
 
 
 class ConfigError(SidecoachError, ValueError):

@@ -27,50 +27,27 @@ from typing import Any
 from aiohttp import web
 
 from server.access.audit import AuditLog
-from server.access.policy import AccessPolicy, Item, Reader
-from server.access.views import manifest_view, readable_files, timeline_view
+from server.access.policy import AccessPolicy, Action, Reader
+from server.access.views import manifest_view, timeline_view
 from server.core.config import Config
-from server.core.errors import Forbidden, InvalidMessage, SidecoachError, Unauthorized
+from server.core.errors import Forbidden, InvalidMessage
 from server.core.roles import Role
-from server.core.tokens import verify_admin_token, verify_invite
-from server.http.admin import error_response
+from server.http import auth
+from server.http.replies import JSON_HEADERS, json_response
 from server.recording.catalog import RECORDING, RecordingCatalog, RecordingRow
-from server.recording.clips import CLIP_NAME
-from server.recording.errors import RecordingNotFound
+from server.recording.errors import RecordingBusy, RecordingNotFound
 from server.recording.event_log import read_events
-from server.recording.manifest import EVENTS_FILE, MANIFEST_FILE, TRACKS_FILE, read_manifest
+from server.recording.manifest import EVENTS_FILE, read_manifest
 from server.recording.retention import remove_tree
 from server.storage.sessions import SessionKind, SessionStore
 
 logger = logging.getLogger(__name__)
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-#: files only an admin may fetch as they are
-RAW_FILES = frozenset({EVENTS_FILE, MANIFEST_FILE, TRACKS_FILE})
-JSON_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
-
-
-class RecordingBusy(SidecoachError):
-    code = "recording_in_progress"
-
-
-def _token(request: web.Request) -> str:
-    header = request.headers.get("Authorization", "")
-    if header.startswith("Bearer "):
-        return header[7:].strip()
-    token = request.query.get("token", "")
-    if not token:
-        raise Unauthorized("a token is required")
-    return token
 
 
 #: called with a recording's id once its files are deleted (its comments go too)
 DeleteHook = Callable[[str], Awaitable[None]]
-
-
-def json_response(body: Any, status: int = 200) -> web.Response:
-    """JSON with nosniff and no caching (every recording API answer)."""
-    return web.json_response(body, status=status, headers=JSON_HEADERS)
 
 
 class RecordingAccess:
@@ -93,13 +70,7 @@ class RecordingAccess:
 
     def reader(self, request: web.Request) -> tuple[Reader, str | None]:
         """Who is asking, and the session their invite is for (None: admin)."""
-        token = _token(request)
-        try:
-            verify_admin_token(self.config.secret, token)
-            return Reader.admin(), None
-        except Unauthorized:
-            claims = verify_invite(self.config.secret, token)
-            return Reader(claims.role, claims.invite_id, claims.name), claims.session_id
+        return auth.reader(request, self.config.secret)
 
     async def recording(
         self, request: web.Request
@@ -177,18 +148,12 @@ class _RecordingApi:
     # -- handlers ---------------------------------------------------------------
 
     async def list_recordings(self, request: web.Request) -> web.Response:
-        try:
-            reader, session_id = self._reader(request)
-            rows = await self._catalog.recordings(session_id)
-        except SidecoachError as exc:
-            return error_response(exc)
+        reader, session_id = self._reader(request)
+        rows = await self._catalog.recordings(session_id)
         return json_response({"recordings": [r.to_json() for r in rows]})
 
     async def get_view(self, request: web.Request) -> web.Response:
-        try:
-            row, manifest, reader = await self._recording(request)
-        except SidecoachError as exc:
-            return error_response(exc)
+        row, manifest, reader = await self._recording(request)
         view = manifest_view(
             self._policy, reader, row, manifest, retention_days=self._config.retention_days
         )
@@ -199,34 +164,23 @@ class _RecordingApi:
         return json_response(body)
 
     async def get_timeline(self, request: web.Request) -> web.Response:
-        try:
-            row, manifest, reader = await self._recording(request)
-        except SidecoachError as exc:
-            return error_response(exc)
+        row, manifest, reader = await self._recording(request)
         timeline = await self._access.timeline(row, manifest, reader)
         await self._audited(reader, "timeline", row)
         return json_response({"recording": row.id, "timeline": timeline})
 
     async def get_file(self, request: web.Request) -> web.StreamResponse:
-        try:
-            row, manifest, reader = await self._recording(request)
-            name = request.match_info["name"]
-            if not SAFE_NAME.match(name):
-                raise RecordingNotFound("no such file in this recording")
-            allowed = readable_files(self._policy, reader, manifest)
-            if reader.is_admin:
-                allowed |= RAW_FILES
-            if CLIP_NAME.match(name) and self._policy.can_read(reader, Item.CLASSROOM):
-                allowed.add(name)  # a clip is a stretch of the classroom video
-            if name not in allowed:
-                # a file this reader may not read does not exist for them
-                raise RecordingNotFound("no such file in this recording")
-            path = row.directory / name
-            if not path.is_file():
-                raise RecordingNotFound("file is missing")
-            size = path.stat().st_size
-        except SidecoachError as exc:
-            return error_response(exc)
+        row, manifest, reader = await self._recording(request)
+        name = request.match_info["name"]
+        if not SAFE_NAME.match(name):
+            raise RecordingNotFound("no such file in this recording")
+        if not self._policy.may_fetch(reader, manifest, name):
+            # a file this reader may not read does not exist for them
+            raise RecordingNotFound("no such file in this recording")
+        path = row.directory / name
+        if not path.is_file():
+            raise RecordingNotFound("file is missing")
+        size = path.stat().st_size
         try:
             start, stop, _ = request.http_range.indices(size)
         except ValueError:  # a malformed Range: aiohttp answers it with 416
@@ -243,14 +197,11 @@ class _RecordingApi:
         return web.FileResponse(path, headers=headers)
 
     async def delete(self, request: web.Request) -> web.Response:
-        try:
-            row, _, reader = await self._recording(request)
-            if not (reader.is_admin or reader.role == Role.TEACHER):
-                raise Forbidden("only the teacher of this lesson or an admin can delete it")
-            if row.state == RECORDING:
-                raise RecordingBusy("this recording is still being made: stop it first")
-        except SidecoachError as exc:
-            return error_response(exc)
+        row, _, reader = await self._recording(request)
+        if not self._policy.may(reader, Action.DELETE_RECORDING):
+            raise Forbidden("only the teacher of this lesson or an admin can delete it")
+        if row.state == RECORDING:
+            raise RecordingBusy("this recording is still being made: stop it first")
         await asyncio.get_running_loop().run_in_executor(None, remove_tree, row.directory)
         who = "admin" if reader.is_admin else f"{reader.role}: {reader.name}"
         await self._catalog.mark_deleted(row.id, by=who, at=time.time())
@@ -261,31 +212,25 @@ class _RecordingApi:
         return json_response({"recording": deleted.to_json() if deleted else None})
 
     async def recording_audit(self, request: web.Request) -> web.Response:
-        try:
-            row, _, reader = await self._recording(request)
-            if not (reader.is_admin or reader.role == Role.TEACHER):
-                raise Forbidden("only the teacher of this lesson or an admin can see this")
-        except SidecoachError as exc:
-            return error_response(exc)
+        row, _, reader = await self._recording(request)
+        if not self._policy.may(reader, Action.READ_AUDIT):
+            raise Forbidden("only the teacher of this lesson or an admin can see this")
         entries = await self._audit.query(recording=row.id)
         return json_response({"recording": row.id, "entries": [_public(e) for e in entries]})
 
     async def audit(self, request: web.Request) -> web.Response:
-        try:
-            reader, _ = self._reader(request)
-            if not reader.is_admin:
-                raise Forbidden("the audit log is for admins")
-            q = request.query
-            entries = await self._audit.query(
-                recording=q.get("recording"),
-                session=q.get("session"),
-                since=_float(q.get("since")),
-                until=_float(q.get("until")),
-                action=q.get("action"),
-                limit=int(_float(q.get("limit")) or 200),
-            )
-        except SidecoachError as exc:
-            return error_response(exc)
+        reader, _ = self._reader(request)
+        if not reader.is_admin:  # the whole district's log, not one recording's
+            raise Forbidden("the audit log is for admins")
+        q = request.query
+        entries = await self._audit.query(
+            recording=q.get("recording"),
+            session=q.get("session"),
+            since=_float(q.get("since")),
+            until=_float(q.get("until")),
+            action=q.get("action"),
+            limit=int(_float(q.get("limit")) or 200),
+        )
         return json_response({"entries": entries})
 
 

@@ -23,14 +23,15 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from server.access.policy import Item, Reader, Visibility
-from server.core.errors import Forbidden, InvalidMessage, LimitReached, NotFound, SidecoachError
+from server.access.invites import invite_ttl_s, invite_url
+from server.access.policy import Action, Item, Reader, Visibility
+from server.core.errors import Forbidden, InvalidMessage, NotFound
 from server.core.roles import Role, SessionState
 from server.core.tokens import MAX_NAME_CHARS, issue_invite
-from server.http.admin import error_response, invite_ttl_s, invite_url, session_to_json
-from server.http.recordings import RecordingAccess, json_response
+from server.http.recordings import RecordingAccess
+from server.http.replies import json_response, read_model
 from server.recording.catalog import RecordingRow
 from server.recording.clips import CLIP_NAME, MAX_CLIP_MS, ClipMaker
 from server.recording.comments import (
@@ -38,7 +39,6 @@ from server.recording.comments import (
     MAX_TAG_CHARS,
     Comment,
     CommentStore,
-    TooManyComments,
 )
 from server.recording.event_log import read_events
 from server.recording.exports import rates_csv, tallies_csv, webvtt
@@ -114,6 +114,7 @@ class ReviewApi:
         self._comments = comments
         self._clips = clips
         self._policy = access.policy
+        self._limit = access.config.limits.max_message_bytes
         self.on_comment = on_comment
 
     # -- comments -----------------------------------------------------------------
@@ -128,24 +129,16 @@ class ReviewApi:
         ]
 
     async def list_comments(self, request: web.Request) -> web.Response:
-        try:
-            row, _, reader = await self._access.recording(request)
-        except SidecoachError as exc:
-            return error_response(exc)
+        row, _, reader = await self._access.recording(request)
         comments = self.visible(reader, await self._comments.for_recording(row.id))
         return json_response({"recording": row.id, "comments": comments})
 
     async def add_comment(self, request: web.Request) -> web.Response:
-        try:
-            row, manifest, reader = await self._access.recording(request)
-            if not self._policy.permissions(reader)["comment"]:
-                raise Forbidden("your role can watch this lesson but not comment on it")
-            msg = await _body(request, NewComment)
-            comment = await self._add(row, manifest, reader, msg)
-        except SidecoachError as exc:
-            return error_response(exc)
-        except TooManyComments as exc:
-            return error_response(LimitReached(str(exc)))
+        row, manifest, reader = await self._access.recording(request)
+        if not self._policy.may(reader, Action.COMMENT):
+            raise Forbidden("your role can watch this lesson but not comment on it")
+        msg = await read_model(request, NewComment, self._limit)
+        comment = await self._add(row, manifest, reader, msg)
         await self.on_comment(row.id, comment)
         return json_response({"comment": comment.to_client(mine=True)}, status=201)
 
@@ -204,13 +197,10 @@ class ReviewApi:
     # -- exports --------------------------------------------------------------------
 
     async def export(self, request: web.Request) -> web.StreamResponse:
-        try:
-            row, manifest, reader = await self._access.recording(request)
-            name = request.match_info["name"]
-            if name not in EXPORTS:
-                raise NotFound(f"exports: {', '.join(EXPORTS)}")
-        except SidecoachError as exc:
-            return error_response(exc)
+        row, manifest, reader = await self._access.recording(request)
+        name = request.match_info["name"]
+        if name not in EXPORTS:
+            raise NotFound(f"exports: {', '.join(EXPORTS)}")
         timeline = await self._access.timeline(row, manifest, reader)
         comments = self.visible(reader, await self._comments.for_recording(row.id))
         offset = int((manifest.get("review") or {}).get("offset_ms") or 0)
@@ -241,33 +231,27 @@ class ReviewApi:
     # -- clips ------------------------------------------------------------------------
 
     async def start_clip(self, request: web.Request) -> web.Response:
-        try:
-            row, manifest, reader = await self._access.recording(request)
-            if not (reader.is_admin or reader.role in (Role.TEACHER, Role.COACH)):
-                raise Forbidden("the teacher or a coach can make clips")
-            msg = await _body(request, NewClip)
-            review = manifest.get("review") or {}
-            source = review.get("classroom")
-            if not source:
-                raise NotFound("this recording has no classroom video to clip")
-            if not 0 < msg.to_ms - msg.from_ms <= MAX_CLIP_MS:
-                raise InvalidMessage(f"a clip is 1 ms to {MAX_CLIP_MS // 60000} minutes long")
-            offset = int(review.get("offset_ms") or 0)
-            job = self._clips.start(
-                row.id, row.directory, str(source), msg.from_ms - offset, msg.to_ms - offset
-            )
-        except SidecoachError as exc:
-            return error_response(exc)
+        row, manifest, reader = await self._access.recording(request)
+        if not self._policy.may(reader, Action.MAKE_CLIP):
+            raise Forbidden("the teacher or a coach can make clips")
+        msg = await read_model(request, NewClip, self._limit)
+        review = manifest.get("review") or {}
+        source = review.get("classroom")
+        if not source:
+            raise NotFound("this recording has no classroom video to clip")
+        if not 0 < msg.to_ms - msg.from_ms <= MAX_CLIP_MS:
+            raise InvalidMessage(f"a clip is 1 ms to {MAX_CLIP_MS // 60000} minutes long")
+        offset = int(review.get("offset_ms") or 0)
+        job = self._clips.start(
+            row.id, row.directory, str(source), msg.from_ms - offset, msg.to_ms - offset
+        )
         await self._access.audited(reader, "clip", row, item=job.file)
         return json_response({"clip": job.to_client()}, status=202)
 
     async def list_clips(self, request: web.Request) -> web.Response:
-        try:
-            row, _, reader = await self._access.recording(request)
-            if not self._policy.can_read(reader, Item.CLASSROOM):
-                raise Forbidden("clips are of the classroom video")
-        except SidecoachError as exc:
-            return error_response(exc)
+        row, _, reader = await self._access.recording(request)
+        if not self._policy.can_read(reader, Item.CLASSROOM):
+            raise Forbidden("clips are of the classroom video")
         jobs = {j.file: j.to_client() for j in self._clips.for_recording(row.id)}
         on_disk = await asyncio.get_running_loop().run_in_executor(
             None, lambda: sorted(p.name for p in row.directory.iterdir() if CLIP_NAME.match(p.name))
@@ -278,7 +262,7 @@ class ReviewApi:
         if wanted is not None:
             found = [j for j in jobs.values() if j.get("id") == wanted]
             if not found:
-                return error_response(NotFound("no such clip"))
+                raise NotFound("no such clip")
             return json_response({"clip": found[0]})
         return json_response({"clips": list(jobs.values())})
 
@@ -287,21 +271,18 @@ class ReviewApi:
     async def start_debrief(self, request: web.Request) -> web.Response:
         """A debrief room for this recording: its owner's link (the teacher,
         or an admin) and one link per member named."""
-        try:
-            row, manifest, reader = await self._access.recording(request)
-            if not (reader.is_admin or reader.role == Role.TEACHER):
-                raise Forbidden("the teacher of this lesson (or an admin) starts its debriefs")
-            msg = await _body(request, NewDebrief)
-            lesson = await self._store.get(row.session_id)
-            record = await self._store.create(
-                title=f"Debrief: {lesson.title}"[:MAX_TITLE_CHARS],
-                teacher_name=lesson.teacher_name,
-                settings=SessionSettings(recording=msg.record),
-                kind=SessionKind.DEBRIEF,
-                recording_id=row.id,
-            )
-        except SidecoachError as exc:
-            return error_response(exc)
+        row, manifest, reader = await self._access.recording(request)
+        if not self._policy.may(reader, Action.START_DEBRIEF):
+            raise Forbidden("the teacher of this lesson (or an admin) starts its debriefs")
+        msg = await read_model(request, NewDebrief, self._limit)
+        lesson = await self._store.get(row.session_id)
+        record = await self._store.create(
+            title=f"Debrief: {lesson.title}"[:MAX_TITLE_CHARS],
+            teacher_name=lesson.teacher_name,
+            settings=SessionSettings(recording=msg.record),
+            kind=SessionKind.DEBRIEF,
+            recording_id=row.id,
+        )
         config = self._access.config
         ttl = invite_ttl_s(config, record)
         owner_name = (reader.name if not reader.is_admin else None) or lesson.teacher_name
@@ -315,7 +296,7 @@ class ReviewApi:
         await self._access.audited(reader, "debrief", row, item=record.id)
         logger.info("debrief %s of recording %s started", record.id, row.id)
         body = {
-            "session": session_to_json(record),
+            "session": record.to_json(),
             "owner": {"name": owner_name, "url": invite_url(config, owner)},
             "members": members,
         }
@@ -324,14 +305,11 @@ class ReviewApi:
     # -- the library ----------------------------------------------------------------------
 
     async def lessons(self, request: web.Request) -> web.Response:
-        try:
-            reader, session_id = self._access.reader(request)
-            if session_id is not None:
-                records = [await self._store.get(session_id)]
-            else:
-                records = await self._store.list()
-        except SidecoachError as exc:
-            return error_response(exc)
+        reader, session_id = self._access.reader(request)
+        if session_id is not None:
+            records = [await self._store.get(session_id)]
+        else:
+            records = await self._store.list()
         rows = await self._access.catalog.recordings(session_id)
         by_session: dict[str, list[RecordingRow]] = {}
         for row in rows:
@@ -375,7 +353,7 @@ class ReviewApi:
             for d in await self._debriefs_of({r["id"] for r in recordings})
         ]
         return {
-            "session": session_to_json(record),
+            "session": record.to_json(),
             "recordings": recordings,
             "coaches": sorted(c for c in coaches if c),
             "debriefs": debriefs,
@@ -389,21 +367,6 @@ class ReviewApi:
             for r in await self._store.list()
             if r.kind == SessionKind.DEBRIEF and r.recording_id in recording_ids
         ]
-
-
-async def _body(request: web.Request, model: type[Any]) -> Any:
-    try:
-        data = await request.json()
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise InvalidMessage("the body must be a JSON object") from exc
-    if not isinstance(data, dict):
-        raise InvalidMessage("the body must be a JSON object")
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "body"
-        raise InvalidMessage(f"{where}: {first['msg']}") from None
 
 
 def setup_review_api(app: web.Application, api: ReviewApi) -> None:

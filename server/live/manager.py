@@ -8,13 +8,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Protocol
+from typing import Any
 
 from server.access.policy import AccessPolicy
 from server.core.config import Config
 from server.core.errors import SessionEnded, SidecoachError
 from server.core.roles import SessionState
 from server.core.tasks import TaskOwner
+from server.live.deployment import Deployment
 from server.live.session import Notifier, Session
 from server.recording.catalog import RecordingCatalog
 from server.recording.comments import Comment
@@ -30,21 +31,8 @@ class ServerDraining(SidecoachError):
     code = "server_draining"
 
 
-class Deployment(Protocol):
-    """What a deployment of several nodes (server/cluster) adds to this
-    node's sessions; a single node has none."""
-
-    def hosted_elsewhere(self, session_id: str) -> bool:
-        """Whether another (live) node hosts this session."""
-        ...
-
-    async def opening(self, session: Session) -> None:
-        """A session opens on this node (it may have lived on another)."""
-        ...
-
-
 class SessionManager:
-    """Implements ``http_api.SessionControl``."""
+    """The sessions live on this node."""
 
     def __init__(
         self,
@@ -53,7 +41,7 @@ class SessionManager:
         catalog: RecordingCatalog,
         notifier: Notifier,
         policy: AccessPolicy,
-        deployment: Deployment | None = None,
+        deployment: Deployment,
     ) -> None:
         self.config = config
         self.store = store
@@ -93,8 +81,7 @@ class SessionManager:
                 notifier=self.notifier,
                 policy=self.policy,
             )
-            if self.deployment is not None:
-                await self.deployment.opening(session)
+            await self.deployment.opening(session)
             self.sessions[session_id] = session
             self._orphans.pop(session_id, None)
             return session
@@ -197,7 +184,7 @@ class SessionManager:
 
     def hosted_elsewhere(self, session_id: str) -> bool:
         """Whether another node hosts this session (single node: never)."""
-        return self.deployment is not None and self.deployment.hosted_elsewhere(session_id)
+        return self.deployment.hosted_elsewhere(session_id)
 
     async def release(self, session_id: str, message: str) -> None:
         """Stop hosting a session here without ending it (it lives on

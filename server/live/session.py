@@ -10,20 +10,34 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from server.access.policy import AccessPolicy, Item, Reader, Visibility, item_of_source
+from server.access.policy import (
+    AccessPolicy,
+    Action,
+    Item,
+    Reader,
+    Visibility,
+    item_of_source,
+)
 from server.bug_in_ear.cues import CueBook
 from server.bug_in_ear.notes import Notes
 from server.bug_in_ear.push_to_talk import PushToTalk, is_push_to_talk
 from server.bug_in_ear.tallies import Tallies
 from server.core.clock import SessionClock
 from server.core.config import Config
-from server.core.errors import Forbidden, LimitReached, SessionEnded, SidecoachError
+from server.core.errors import (
+    Forbidden,
+    InvalidMessage,
+    LimitReached,
+    NotJoined,
+    SessionEnded,
+)
 from server.core.roles import Role, SessionState
 from server.core.tasks import TaskOwner
 from server.live.debrief.room import DebriefRoom, SharedComment
 from server.live.recording import SessionRecording
 from server.live.seats import Seats
 from server.media.consumer import Consumer
+from server.media.errors import UnknownProducer
 from server.media.peer import Peer
 from server.media.policy import ProducerInfo, Source
 from server.media.producer import Producer
@@ -80,7 +94,7 @@ class Participant:
 
     @property
     def reader(self) -> Reader:
-        return Reader(self.role, self.invite_id, self.name)
+        return Reader(self.role, self.invite_id, self.name, owner=self.owner)
 
 
 class _PeerEvents:
@@ -272,7 +286,7 @@ class Session:
         )
         for old in replaced:
             await self.remove(old, code="replaced", message="this invite joined again elsewhere")
-        if role == Role.TEACHER:
+        if self.policy.receives(str(role), Item.CUE):
             self.cues.redeliver(pid)
         return participant
 
@@ -306,7 +320,7 @@ class Session:
     def get(self, participant_id: str) -> Participant:
         participant = self.participants.get(participant_id)
         if participant is None:
-            raise SidecoachError("not in this session", code="not_joined")
+            raise NotJoined("not in this session")
         return participant
 
     # -- media ----------------------------------------------------------
@@ -318,7 +332,7 @@ class Session:
             raise Forbidden(f"a {participant.role} may not publish {source}")
         expected_kind = "video" if source in (Source.CAMERA, Source.SCREEN) else "audio"
         if kind != expected_kind:
-            raise SidecoachError(f"{source} must be {expected_kind}", code="invalid_message")
+            raise InvalidMessage(f"{source} must be {expected_kind}")
         if len(participant.producer_ids) >= self.config.limits.max_producers_per_participant:
             raise LimitReached("too many tracks published")
         producer_id = "t-" + secrets.token_hex(6)
@@ -336,7 +350,7 @@ class Session:
 
     async def unpublish(self, participant: Participant, producer_id: str) -> None:
         if producer_id not in participant.producer_ids:
-            raise SidecoachError("no such track", code="unknown_producer")
+            raise UnknownProducer("no such track")
         participant.producer_ids.discard(producer_id)
         participant.peer.unpublish(producer_id)
         await self.router.close_producer(producer_id)
@@ -392,7 +406,7 @@ class Session:
         return self.recording.to_client()
 
     def _decides_recording(self, participant: Participant) -> None:
-        if not (participant.role == Role.TEACHER or participant.owner):
+        if not self.policy.may(participant.reader, Action.DECIDE_RECORDING):
             raise Forbidden("only the teacher (or the debrief's owner) decides the recording")
 
     def pause_recording(self, participant: Participant) -> None:
@@ -416,19 +430,21 @@ class Session:
 
     def coaching_state(self, participant: Participant) -> dict[str, Any]:
         """What a joining participant's page needs for whispers, cues,
-        tallies and notes: each role sees what the access policy lets it."""
-        role = participant.role
-        state: dict[str, Any] = {}
-        if role in (Role.TEACHER, Role.COACH):
+        tallies and notes: what the access policy lets its role receive and
+        do, and ``permissions`` (the page offers nothing else)."""
+        reader, role, policy = participant.reader, str(participant.role), self.policy
+        state: dict[str, Any] = {"permissions": policy.permissions(reader)}
+        if policy.receives(role, Item.WHISPER_STATE):
             state["whispering"] = self.push_to_talk.state()["whispering"]
-        if role == Role.COACH:
-            state.update(
-                prompts=self.cues.prompts,
-                tallyCategories=self.tallies.categories,
-                counts=self.tallies.counts(),
-                cues=[c.to_client() for c in self.cues.cues.values()],
-            )
-        if role == Role.COACH:
+        if policy.may(reader, Action.SEND_CUE):
+            state["prompts"] = self.cues.prompts
+        if policy.receives(role, Item.CUE_STATE):
+            state["cues"] = [c.to_client() for c in self.cues.cues.values()]
+        if policy.may(reader, Action.TALLY):
+            state["tallyCategories"] = self.tallies.categories
+        if policy.receives(role, Item.TALLY):
+            state["counts"] = self.tallies.counts()
+        if policy.may(reader, Action.NOTE):
             state["notes"] = self.notes.visible_to(participant.id)
         return state
 

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-from server.core.errors import SidecoachError
+from server.core.errors import InvalidMessage, NotFound
 
 
-class MediaError(SidecoachError):
-    code = "media_error"
+class UnsupportedCodec(InvalidMessage):
+    """A publish asked for a codec the server does not forward."""
 
-
-class NotPermitted(MediaError):
-    """The routing policy refused a consumer."""
-
-    code = "not_permitted"
-
-
-class ProducerClosed(MediaError):
-    code = "producer_closed"
-
-
-class UnsupportedCodec(MediaError):
     code = "unsupported_codec"
+
+
+class UnknownProducer(NotFound):
+    """No such track of this participant."""
+
+    code = "unknown_producer"

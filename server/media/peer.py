@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from aiortc import RTCRtpTransceiver, RTCSessionDescription
 
 from server.core.config import Config
-from server.core.errors import NegotiationFailed
+from server.core.errors import NegotiationFailed, StaleAnswer
 from server.core.tasks import TaskOwner
 from server.media import aiortc_adapter as adapter
 from server.media import offer_sdp
@@ -344,7 +344,7 @@ class Peer:
         """Apply the client's answer. A bad answer raises and changes nothing;
         the offer stays open for a correct one."""
         if self._answer is None or self._answer.done() or negotiation_id != self._negotiation_id:
-            raise NegotiationFailed(f"no open offer with id {negotiation_id}", code="stale_answer")
+            raise StaleAnswer(f"no open offer with id {negotiation_id}")
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
         except Exception as exc:  # aiortc raises ValueError and its own errors

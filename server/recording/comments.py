@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from server.core.errors import LimitReached
 from server.storage.sqlite_worker import SqliteWorker
 
 COMMENTS_FILE = "comments.sqlite3"
@@ -84,7 +85,7 @@ def _row(r: tuple[Any, ...]) -> Comment:
     return Comment(*r)
 
 
-class TooManyComments(Exception):
+class TooManyComments(LimitReached):
     pass
 
 

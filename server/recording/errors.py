@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from server.core.errors import NotFound, SidecoachError
-
-
-class RecordingError(SidecoachError):
-    code = "recording_error"
-
-
-class StorageFull(RecordingError):
-    """The disk is full or unwritable: recording stopped, nothing written is lost."""
-
-    code = "storage_unavailable"
+from server.core.errors import Conflict, NotFound
 
 
 class RecordingNotFound(NotFound):
     code = "recording_not_found"
+
+
+class RecordingBusy(Conflict):
+    """The recording is still being made (e.g. a delete while recording)."""
+
+    code = "recording_in_progress"

@@ -1,31 +1,22 @@
-"""Session metadata storage behind a Protocol.
-
-The embedded implementation is SQLite in ``data_dir/sidecoach.sqlite3``, so
-scheduled sessions (and the invites minted for them) survive restarts. A
-Redis-backed store can implement the same Protocol; ``open_store`` chooses.
+"""Session records (one coached lesson or debrief: title, teacher,
+state, settings, recording decisions) and the ``SessionStore`` Protocol that
+keeps them. The embedded store is SQLite (``sqlite_sessions.py``); several
+boxes keep them in Redis (``server/cluster/redis_store.py``); the
+composition root (``server/app.py``) chooses one.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import secrets
-import sqlite3
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from enum import StrEnum
-from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
-from server.core.config import Config
-from server.core.errors import InvalidMessage, SessionNotFound, SidecoachError
+from server.core.errors import InvalidMessage, InvalidState
 from server.core.roles import SessionState
-from server.storage.sqlite_worker import SqliteWorker, add_missing_columns
-
-logger = logging.getLogger(__name__)
-
-DB_FILE_NAME = "sidecoach.sqlite3"
 
 DEFAULT_PROMPTS: tuple[str, ...] = (
     "Praise specific behaviour",
@@ -51,13 +42,11 @@ MAX_TALLIES = 12
 MAX_TALLY_CHARS = 40
 
 #: legal state changes; setting the current state again is a no-op
-_TRANSITIONS: dict[SessionState, frozenset[SessionState]] = {
+TRANSITIONS: dict[SessionState, frozenset[SessionState]] = {
     SessionState.SCHEDULED: frozenset({SessionState.LIVE, SessionState.ENDED}),
     SessionState.LIVE: frozenset({SessionState.ENDED}),
     SessionState.ENDED: frozenset(),
 }
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -161,6 +150,73 @@ class SessionRecord:
             return self.recording_decisions[-1].recording
         return self.settings.recording
 
+    def to_json(self) -> dict[str, Any]:
+        """As JSON (times in unix seconds, or null): what pages and the API
+        get, and what the Redis store keeps."""
+        return {
+            "id": self.id,
+            "title": self.title,
+            "teacher_name": self.teacher_name,
+            "state": self.state.value,
+            "created_at": self.created_at,
+            "scheduled_for": self.scheduled_for,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "settings": self.settings.to_json(),
+            "kind": str(self.kind),
+            "recording_id": self.recording_id,
+            "recording_planned": self.recording_planned,
+            "recording_decisions": [d.to_json() for d in self.recording_decisions],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SessionRecord:
+        """The inverse of ``to_json`` (fields it derives are ignored; settings
+        missing from older records take their defaults)."""
+        settings = data.get("settings") or {}
+        defaults = SessionSettings()
+        return cls(
+            id=data["id"],
+            title=data["title"],
+            teacher_name=data["teacher_name"],
+            state=SessionState(data["state"]),
+            created_at=float(data["created_at"]),
+            scheduled_for=data.get("scheduled_for"),
+            started_at=data.get("started_at"),
+            ended_at=data.get("ended_at"),
+            settings=SessionSettings(
+                recording=bool(settings.get("recording", True)),
+                whisper_single=bool(settings.get("whisper_single", False)),
+                prompts=tuple(settings.get("prompts") or defaults.prompts),
+                tally_categories=tuple(
+                    settings.get("tally_categories") or defaults.tally_categories
+                ),
+            ),
+            recording_decisions=tuple(
+                RecordingDecision.from_json(d) for d in data.get("recording_decisions") or []
+            ),
+            kind=SessionKind(data.get("kind") or SessionKind.LESSON),
+            recording_id=data.get("recording_id"),
+        )
+
+    def moved_to(self, state: SessionState, at: float) -> SessionRecord | None:
+        """This record in ``state`` (None: it is in it already); raises
+        ``invalid_state`` for a move the lifecycle does not allow."""
+        if self.state == state:
+            return None
+        if state not in TRANSITIONS[self.state]:
+            raise InvalidState(f"session {self.id!r} cannot go from {self.state} to {state}")
+        if state == SessionState.LIVE:
+            return replace(self, state=state, started_at=at)
+        return replace(self, state=state, ended_at=at)
+
+    def with_decision(self, decision: RecordingDecision) -> SessionRecord | None:
+        """This record with ``decision`` appended (None: it is there already)."""
+        if decision in self.recording_decisions:
+            return None
+        decisions = tuple(sorted((*self.recording_decisions, decision), key=lambda d: d.at))
+        return replace(self, recording_decisions=decisions)
+
 
 def new_session_id() -> str:
     """12 url-safe characters that never start with '-' (a CLI would read
@@ -220,61 +276,6 @@ def validate_settings(settings: SessionSettings) -> None:
     _check_list(settings.tally_categories, "tally_categories", MAX_TALLIES, MAX_TALLY_CHARS)
 
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS sessions (
-    id TEXT PRIMARY KEY,
-    title TEXT NOT NULL,
-    teacher_name TEXT NOT NULL,
-    state TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    scheduled_for REAL,
-    started_at REAL,
-    ended_at REAL,
-    settings TEXT NOT NULL,
-    recording_decisions TEXT NOT NULL DEFAULT '[]',
-    kind TEXT NOT NULL DEFAULT 'lesson',
-    recording_id TEXT
-);
-CREATE INDEX IF NOT EXISTS sessions_state ON sessions(state);
-"""
-#: columns added after the first release: (name, definition) for ALTER TABLE
-_ADDED_COLUMNS = (
-    ("recording_decisions", "TEXT NOT NULL DEFAULT '[]'"),
-    ("kind", "TEXT NOT NULL DEFAULT 'lesson'"),
-    ("recording_id", "TEXT"),
-)
-_COLUMNS = (
-    "id, title, teacher_name, state, created_at, scheduled_for, started_at, ended_at, settings,"
-    " recording_decisions, kind, recording_id"
-)
-
-
-def _row_to_record(row: tuple[Any, ...]) -> SessionRecord:
-    raw = json.loads(row[8])
-    settings = SessionSettings(
-        recording=bool(raw.get("recording", True)),
-        whisper_single=bool(raw.get("whisper_single", False)),
-        prompts=tuple(raw.get("prompts", DEFAULT_PROMPTS)),
-        tally_categories=tuple(raw.get("tally_categories", DEFAULT_TALLIES)),
-    )
-    return SessionRecord(
-        id=row[0],
-        title=row[1],
-        teacher_name=row[2],
-        state=SessionState(row[3]),
-        created_at=row[4],
-        scheduled_for=row[5],
-        started_at=row[6],
-        ended_at=row[7],
-        settings=settings,
-        recording_decisions=tuple(
-            RecordingDecision.from_json(d) for d in json.loads(row[9] or "[]")
-        ),
-        kind=SessionKind(row[10] or SessionKind.LESSON),
-        recording_id=row[11],
-    )
-
-
 def new_record(
     *,
     title: str,
@@ -301,182 +302,6 @@ def new_record(
     )
 
 
-class SqliteSessionStore:
-    """SessionStore on one SQLite file (see ``SqliteWorker``)."""
-
-    def __init__(self, db: SqliteWorker) -> None:
-        self._db = db
-
-    @classmethod
-    async def open(cls, path: Path) -> SqliteSessionStore:
-        db = await SqliteWorker.open(path, _SCHEMA)
-        await db.run(lambda conn: add_missing_columns(conn, "sessions", _ADDED_COLUMNS))
-        return cls(db)
-
-    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return await self._db.run(fn)
-
-    async def create(
-        self,
-        *,
-        title: str,
-        teacher_name: str,
-        settings: SessionSettings,
-        scheduled_for: float | None = None,
-        kind: SessionKind = SessionKind.LESSON,
-        recording_id: str | None = None,
-    ) -> SessionRecord:
-        record = new_record(
-            title=title,
-            teacher_name=teacher_name,
-            settings=settings,
-            scheduled_for=scheduled_for,
-            kind=kind,
-            recording_id=recording_id,
-        )
-
-        def _insert(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                f"INSERT INTO sessions ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    record.id,
-                    record.title,
-                    record.teacher_name,
-                    record.state.value,
-                    record.created_at,
-                    record.scheduled_for,
-                    None,
-                    None,
-                    json.dumps(settings.to_json()),
-                    "[]",
-                    str(kind),
-                    recording_id,
-                ),
-            )
-
-        await self._run(_insert)
-        logger.info("session %s created: %r", record.id, record.title)
-        return record
-
-    async def get(self, session_id: str) -> SessionRecord:
-        def _get(conn: sqlite3.Connection) -> tuple[Any, ...] | None:
-            cur = conn.execute(f"SELECT {_COLUMNS} FROM sessions WHERE id = ?", (session_id,))
-            row: tuple[Any, ...] | None = cur.fetchone()
-            return row
-
-        row = await self._run(_get)
-        if row is None:
-            raise SessionNotFound(f"no session {session_id!r}")
-        return _row_to_record(row)
-
-    async def list(self, states: Iterable[SessionState] | None = None) -> list[SessionRecord]:
-        wanted = None if states is None else [SessionState(s).value for s in states]
-
-        def _list(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
-            sql = f"SELECT {_COLUMNS} FROM sessions"
-            params: list[str] = []
-            if wanted is not None:
-                if not wanted:
-                    return []
-                sql += f" WHERE state IN ({', '.join('?' for _ in wanted)})"
-                params = wanted
-            sql += " ORDER BY created_at, id"
-            return list(conn.execute(sql, params).fetchall())
-
-        return [_row_to_record(row) for row in await self._run(_list)]
-
-    async def set_state(self, session_id: str, state: SessionState, *, at: float) -> SessionRecord:
-        state = SessionState(state)
-
-        def _set(conn: sqlite3.Connection) -> tuple[Any, ...] | None:
-            # BEGIN IMMEDIATE: read-check-write is atomic even with other
-            # processes (e.g. the CLI) writing the same file.
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                row: tuple[Any, ...] | None = conn.execute(
-                    f"SELECT {_COLUMNS} FROM sessions WHERE id = ?", (session_id,)
-                ).fetchone()
-                if row is None:
-                    conn.execute("ROLLBACK")
-                    return None
-                current = SessionState(row[3])
-                if current == state:
-                    conn.execute("ROLLBACK")
-                    return row
-                if state not in _TRANSITIONS[current]:
-                    raise SidecoachError(
-                        f"session {session_id!r} cannot go from {current} to {state}",
-                        code="invalid_state",
-                    )
-                if state == SessionState.LIVE:
-                    conn.execute(
-                        "UPDATE sessions SET state = ?, started_at = ? WHERE id = ?",
-                        (state.value, at, session_id),
-                    )
-                else:
-                    conn.execute(
-                        "UPDATE sessions SET state = ?, ended_at = ? WHERE id = ?",
-                        (state.value, at, session_id),
-                    )
-                row = conn.execute(
-                    f"SELECT {_COLUMNS} FROM sessions WHERE id = ?", (session_id,)
-                ).fetchone()
-                conn.execute("COMMIT")
-                return row
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-
-        row = await self._run(_set)
-        if row is None:
-            raise SessionNotFound(f"no session {session_id!r}")
-        record = _row_to_record(row)
-        logger.info("session %s is %s", session_id, record.state)
-        return record
-
-    async def add_recording_decision(
-        self, session_id: str, decision: RecordingDecision
-    ) -> SessionRecord:
-        def _add(conn: sqlite3.Connection) -> tuple[Any, ...] | None:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                row = conn.execute(
-                    "SELECT recording_decisions FROM sessions WHERE id = ?", (session_id,)
-                ).fetchone()
-                if row is None:
-                    conn.execute("ROLLBACK")
-                    return None
-                decisions = [*json.loads(row[0] or "[]"), decision.to_json()]
-                conn.execute(
-                    "UPDATE sessions SET recording_decisions = ? WHERE id = ?",
-                    (json.dumps(decisions), session_id),
-                )
-                out: tuple[Any, ...] | None = conn.execute(
-                    f"SELECT {_COLUMNS} FROM sessions WHERE id = ?", (session_id,)
-                ).fetchone()
-                conn.execute("COMMIT")
-                return out
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-
-        row = await self._run(_add)
-        if row is None:
-            raise SessionNotFound(f"no session {session_id!r}")
-        logger.info(
-            "session %s: recording %s by %s",
-            session_id,
-            "on" if decision.recording else "off",
-            decision.by_role,
-        )
-        return _row_to_record(row)
-
-    async def close(self) -> None:
-        await self._db.close()
-
-
 DEMO_TITLE = "Demo lesson"
 DEMO_TEACHER = "Demo teacher"
 
@@ -491,12 +316,13 @@ async def ensure_demo_session(store: SessionStore) -> SessionRecord:
     )
 
 
-async def open_store(config: Config) -> SessionStore:
-    """The session store for ``config``: SQLite in ``config.data_dir``
-    (shared by the nodes of one box), or Redis (``SIDECOACH_STORE=redis``:
-    nodes on several boxes; each keeps a mirror for Redis outages)."""
-    if config.store == "redis" and config.redis_url:
-        from server.cluster.redis_store import RedisSessionStore
-
-        return await RedisSessionStore.open(config.redis_url, Path(config.data_dir))
-    return await SqliteSessionStore.open(Path(config.data_dir) / DB_FILE_NAME)
+def parse_when(value: object) -> float | None:
+    """ISO-8601 date-time (or null) -> unix seconds. Naive times are local time."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > 64:
+        raise InvalidMessage("scheduled_for must be an ISO-8601 date-time")
+    try:
+        return datetime.fromisoformat(value.strip()).timestamp()
+    except ValueError as exc:
+        raise InvalidMessage("scheduled_for must be an ISO-8601 date-time") from exc

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from server.core.errors import SidecoachError
+from server.core.errors import StoreClosed
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -75,7 +75,7 @@ class SqliteWorker:
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._closed:
-            raise SidecoachError("database is closed", code="store_closed")
+            raise StoreClosed("database is closed")
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, self._conn)
 
     async def close(self) -> None:
