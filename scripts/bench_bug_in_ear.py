@@ -216,15 +216,15 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 def serve(port: int, data_dir: Path, control_dir: Path, gc_freeze: bool = False) -> int:
-    """Run the real server (``server.app.serve``, configured by the real CLI
+    """Run the real server (``server.serve.serve``, configured by the real CLI
     parser) with the ServerProbe installed. SIGUSR1 starts a window, SIGUSR2
     ends it and writes its numbers to ``control_dir/stats.json``.
 
     ``gc_freeze`` (an experiment, not the server's behaviour): at each window
     start, ``gc.collect(); gc.freeze()`` so the cyclic GC no longer traverses
     the objects of the sessions already set up."""
-    from server.app import serve as serve_app
     from server.cli import build_config, build_parser, configure_logging
+    from server.serve import serve as serve_app
 
     cli = build_parser().parse_args(benchlib.sidecoach_serve_args(port, data_dir))
     config = build_config(cli)

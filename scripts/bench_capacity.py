@@ -125,8 +125,8 @@ def rss_kb(pid: int) -> int:
 
 
 def serve(control_dir: Path, serve_argv: list[str], gc_freeze: bool, use_uvloop: bool) -> int:
-    from server.app import serve as serve_app
     from server.cli import build_config, build_parser, configure_logging
+    from server.serve import serve as serve_app
 
     cli = build_parser().parse_args(serve_argv)
     config = build_config(cli)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from server.app import drain
 from server.recording.manifest import read_manifest
+from server.serve import drain
 from tests.conftest import LiveServer
 from tests.multinode import SECRET, Node, deployment, http, redis_unavailable, wait_async
 from tests.peers import Participant, PatternVideoTrack, wait_for

@@ -150,7 +150,12 @@ class _RecordingApi:
     async def list_recordings(self, request: web.Request) -> web.Response:
         reader, session_id = self._reader(request)
         rows = await self._catalog.recordings(session_id)
-        return json_response({"recordings": [r.to_json() for r in rows]})
+        body = {
+            "recordings": [r.to_json() for r in rows],
+            # what this reader may do with them (the same for each: one session)
+            "permissions": self._policy.permissions(reader),
+        }
+        return json_response(body)
 
     async def get_view(self, request: web.Request) -> web.Response:
         row, manifest, reader = await self._recording(request)

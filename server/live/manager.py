@@ -12,11 +12,11 @@ from typing import Any
 
 from server.access.policy import AccessPolicy
 from server.core.config import Config
-from server.core.errors import SessionEnded, SidecoachError
+from server.core.errors import SessionEnded, Unavailable
 from server.core.roles import SessionState
 from server.core.tasks import TaskOwner
 from server.live.deployment import Deployment
-from server.live.session import Notifier, Session
+from server.live.session import Notifier, Removal, Session
 from server.recording.catalog import RecordingCatalog
 from server.recording.comments import Comment
 from server.storage.sessions import SessionRecord, SessionStore
@@ -24,7 +24,7 @@ from server.storage.sessions import SessionRecord, SessionStore
 logger = logging.getLogger(__name__)
 
 
-class ServerDraining(SidecoachError):
+class ServerDraining(Unavailable):
     """The server is shutting down: try again in a moment (another node, or
     this one once restarted, will take the join)."""
 
@@ -195,7 +195,7 @@ class SessionManager:
         if session is None:
             return
         for participant_id in list(session.participants):
-            await session.remove(participant_id, code="moved", message=message)
+            await session.remove(participant_id, code=Removal.MOVED, message=message)
         await session.close(reason="moved to another node")
         logger.warning("session %s released: %s", session_id, message)
 

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from server.core.clock import SessionClock
 from server.core.config import Config
-from server.core.errors import SidecoachError
+from server.core.errors import Conflict
 from server.media.router import Router
 from server.recording.catalog import RecordingCatalog
 from server.recording.recorder import Recorder, RecordingState, new_recording_id
@@ -25,11 +25,11 @@ from server.storage.sessions import RecordingDecision, SessionRecord, SessionSto
 logger = logging.getLogger(__name__)
 
 
-class NotRecording(SidecoachError):
+class NotRecording(Conflict):
     code = "not_recording"
 
 
-class NotPaused(SidecoachError):
+class NotPaused(Conflict):
     code = "not_paused"
 
 

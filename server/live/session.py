@@ -8,6 +8,7 @@ import secrets
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Protocol
 
 from server.access.policy import (
@@ -49,6 +50,17 @@ logger = logging.getLogger(__name__)
 
 #: events kept in memory per session (the Recorder persists them)
 MAX_EVENTS_IN_MEMORY = 10_000
+
+
+class Removal(StrEnum):
+    """Why the server removed a participant: the code of ``removed``."""
+
+    #: the media connection failed, or an offer went unanswered
+    PEER_FAILED = "peer_failed"
+    #: the same invite joined again elsewhere
+    REPLACED = "replaced"
+    #: several nodes: the lesson continues on another node
+    MOVED = "moved"
 
 
 def new_participant_id() -> str:
@@ -118,7 +130,8 @@ class _PeerEvents:
         )
 
     def peer_failed(self, reason: str) -> None:
-        self._session.spawn(self._session.remove(self._pid, code="peer_failed", message=reason))
+        removal = self._session.remove(self._pid, code=Removal.PEER_FAILED, message=reason)
+        self._session.spawn(removal)
 
 
 class Session:
@@ -285,12 +298,13 @@ class Session:
             self.id, "participant-joined", participant.describe(), exclude=pid
         )
         for old in replaced:
-            await self.remove(old, code="replaced", message="this invite joined again elsewhere")
+            again = "this invite joined again elsewhere"
+            await self.remove(old, code=Removal.REPLACED, message=again)
         if self.policy.receives(str(role), Item.CUE):
             self.cues.redeliver(pid)
         return participant
 
-    async def remove(self, participant_id: str, *, code: str, message: str) -> None:
+    async def remove(self, participant_id: str, *, code: Removal, message: str) -> None:
         """Remove a participant the server gives up on (``code``: e.g.
         ``replaced``, ``peer_failed``); it is told why."""
         if participant_id not in self.participants or self.closed:

@@ -25,21 +25,23 @@ aiortc has no public API for that, so this module
   another address if asked (``restrict_ice``), because aioice skips
   loopback and has no notion of an announced address.
 
-The private names used here are those of aiortc ``PINNED_AIORTC``; the
-version is checked at import and the adapter has its own tests
-(tests/test_aiortc_adapter.py) so an upgrade fails loudly, not silently.
+The private names used here are those of the versions in ``PINNED``
+(aiortc, aioice: the ICE connection's candidates and nominated pair;
+pylibsrtp: the SRTP session's ``protect``); each version is checked at
+import and the adapter has its own tests (tests/test_aiortc_adapter.py),
+so an upgrade fails loudly, not silently.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import logging
 import struct
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import aiortc
 from aiortc import (
     RTCBundlePolicy,
     RTCConfiguration,
@@ -78,11 +80,14 @@ from aiortc.rtp import (
 logger = logging.getLogger(__name__)
 
 PINNED_AIORTC = "1.16.0"
-if aiortc.__version__ != PINNED_AIORTC:  # pragma: no cover - guards upgrades
-    raise ImportError(
-        f"server.media.aiortc_adapter is written against aiortc {PINNED_AIORTC}, "
-        f"found {aiortc.__version__}: re-check the private APIs it uses"
-    )
+#: the other packages whose private APIs are used here (pyproject pins them)
+PINNED = {"aiortc": PINNED_AIORTC, "aioice": "0.13.0", "pylibsrtp": "1.0.0"}
+for _dist, _pinned in PINNED.items():
+    if importlib.metadata.version(_dist) != _pinned:  # pragma: no cover - guards upgrades
+        raise ImportError(
+            f"server.media.aiortc_adapter is written against {_dist} {_pinned}, "
+            f"found {importlib.metadata.version(_dist)}: re-check the private APIs it uses"
+        )
 
 MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
 RID_URI = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"

@@ -49,7 +49,7 @@ function watchers(entries) {
   return [...byWho.values()].sort((a, b) => b.last - a.last);
 }
 
-function recordingCard(rec, ctx, refresh) {
+function recordingCard(rec, ctx, perms, refresh) {
   const keptUntil = rec.started_at + ctx.retentionDays * 86400;
   const status = h("p", { class: "hint", role: "status" });
   const watched = h("ul", { class: "watchers", hidden: true });
@@ -69,8 +69,10 @@ function recordingCard(rec, ctx, refresh) {
   );
   const review = `/review/${encodeURIComponent(rec.id)}?token=${encodeURIComponent(ctx.token)}`;
   actions.append(h("a", { class: "btn btn-primary btn-small review-link", href: review }, "Review it"));
-  if (ctx.role === "teacher") {
+  if (perms.debrief) {
     actions.append(h("a", { class: "btn btn-small", href: `${review}#debrief-panel` }, "Start a debrief"));
+  }
+  if (perms.delete) {
     const del = h("button", { type: "button", class: "btn btn-danger btn-small delete-recording" }, "Delete this recording");
     const sure = h("span", { class: "confirm-inline", hidden: true },
       "Delete it for everyone, for good? ",
@@ -96,6 +98,9 @@ function recordingCard(rec, ctx, refresh) {
       del.hidden = true;
       sure.hidden = false;
     });
+    actions.append(del, sure);
+  }
+  if (perms.audit) {
     const who = h("button", {
       type: "button",
       class: "btn btn-small show-watchers",
@@ -118,7 +123,7 @@ function recordingCard(rec, ctx, refresh) {
         }
       },
     }, "Who watched it");
-    actions.append(who, del, sure);
+    actions.append(who);
   }
   return card;
 }
@@ -139,7 +144,7 @@ export async function showAfter(container, ctx) {
       const recs = data.recordings || [];
       list.replaceChildren(
         ...(recs.length
-          ? recs.map((r) => recordingCard(r, ctx, refresh))
+          ? recs.map((r) => recordingCard(r, ctx, data.permissions || {}, refresh))
           : [h("p", { class: "no-recordings" }, "This lesson has no recordings.")]),
       );
     } catch (err) {

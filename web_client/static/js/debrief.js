@@ -201,7 +201,7 @@ conn.onstate = () => render();
 conn.onjoined = async (reply, isRejoin) => {
   state.joined = true;
   state.selfId = reply.participantId;
-  state.owner = Boolean(reply.owner);
+  state.owner = Boolean(reply.permissions?.decideRecording);
   state.participants = new Map(reply.participants.map((p) => [p.id, p]));
   state.participants.set(reply.participantId, { id: reply.participantId, role: reply.role, name: reply.name });
   state.recordingInfo = reply.recording || null;

@@ -155,7 +155,7 @@ async function main() {
   state.player.video.addEventListener("timeupdate", () => state.comments.showTime());
   state.comments.showTime();
   renderMyNotes();
-  $("#clip-panel").hidden = !(perms.delete || v.reader.role === "coach");
+  $("#clip-panel").hidden = !perms.clip;
   $("#clip-start").addEventListener("click", () => {
     clip.from = state.player.nowMs();
     renderClipRange();
@@ -165,7 +165,7 @@ async function main() {
     renderClipRange();
   });
   $("#clip-make").addEventListener("click", makeClip);
-  $("#debrief-panel").hidden = !perms.delete;
+  $("#debrief-panel").hidden = !perms.debrief;
   $("#debrief-form").addEventListener("submit", startDebrief);
   renderExports();
   state.loaded = true;
