@@ -106,7 +106,7 @@ def qr_lines(text: str) -> list[str]:
     qr.make(fit=True)
     out = io.StringIO()
     qr.print_ascii(out=out, invert=True)
-    return out.getvalue().rstrip("\n").splitlines()
+    return out.getvalue().replace("\xa0", " ").rstrip("\n").splitlines()
 
 
 def banner(plan: LanPlan, fingerprint: str, cert_path: Path) -> list[str]:
