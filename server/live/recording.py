@@ -9,6 +9,7 @@ resume; closing the session finalizes it at once.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Coroutine
@@ -17,6 +18,7 @@ from typing import Any, Protocol
 from server.core.clock import SessionClock
 from server.core.config import Config
 from server.core.errors import Conflict
+from server.core.tasks import TaskOwner
 from server.media.router import Router
 from server.recording.catalog import RecordingCatalog
 from server.recording.recorder import Recorder, RecordingState, new_recording_id
@@ -97,6 +99,7 @@ class SessionRecording:
         #: the node writing this session's recordings (catalog, manifest)
         self.node = ""
         self._log = logging.LoggerAdapter(logger, {"session": record.id})
+        self._tasks = TaskOwner(f"recording {record.id}")
 
     # -- state -------------------------------------------------------------
 
@@ -216,8 +219,20 @@ class SessionRecording:
             self._host.spawn(self._parts.started(self._record.id, series, part, recording_id))
         self._host.log_event("recording-started", recording=recorder.recording_id)
         self._router.add_endpoint(recorder)
+        self._tasks.spawn(
+            self._ask_keyframes(recorder), name=f"keyframes {recorder.recording_id}"
+        )
         self._log.info("recording %s started", recorder.recording_id)
         self._host.recording_changed()
+
+    async def _ask_keyframes(self, recorder: Recorder) -> None:
+        """Every ``recording_keyframe_interval_s``, a keyframe of each
+        recorded camera: browsers and aiortc send one only when asked (or
+        every ~100 s), so without this a clip could start minutes early."""
+        interval = self._config.limits.recording_keyframe_interval_s
+        while not recorder.closed:
+            await asyncio.sleep(interval)
+            recorder.request_keyframes()
 
     def _failed(self, reason: str) -> None:
         self._host.log_event("recording-error", reason=reason)
@@ -239,3 +254,4 @@ class SessionRecording:
             return
         await self._stop()
         self._closed = True
+        await self._tasks.aclose()

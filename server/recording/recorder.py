@@ -295,6 +295,23 @@ class Recorder:
                 track.consumer.producer.request_keyframe()
         return True
 
+    def request_keyframes(self) -> int:
+        """Ask every recorded video for a keyframe of the layer recorded
+        (while recording): what makes clips start where asked and seeks
+        land fast. Returns how many were asked."""
+        if self.closed or self.state != RecordingState.RECORDING:
+            return 0
+        asked = 0
+        for track in self.tracks.values():
+            consumer = track.consumer
+            if consumer.producer.kind == "video" and not track.writer.closed:
+                layer = consumer.current_layer
+                consumer.producer.request_keyframe(
+                    layer if layer is not None else consumer.chooser.target
+                )
+                asked += 1
+        return asked
+
     def _fail_from_thread(self, exc: BaseException) -> None:
         self._loop.call_soon_threadsafe(self._fail, f"{type(exc).__name__}: {exc}")
 
