@@ -74,7 +74,7 @@ async def test_a_cut_teacher_link_comes_back_and_the_recording_marks_the_gap(
         finally:
             await coach.close()
             teacher.stop()
-    events = recorded_events(server.core.config.recordings_dir / session.id)
+    events = recorded_events(server.config.recordings_dir / session.id)
     gaps = [e for e in events if e["type"] == "media-gap"]
     camera_gaps = [g for g in gaps if g["source"] == "camera"]
     # the cut is on the timeline, where it happened, as a camera gap

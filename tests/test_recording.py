@@ -72,7 +72,7 @@ def first_beep_ms(path: Path) -> float | None:
 
 
 def recording_dir(server: LiveServer, session_id: str) -> Path:
-    dirs = list((server.core.config.recordings_dir / session_id).iterdir())
+    dirs = list((server.config.recordings_dir / session_id).iterdir())
     assert len(dirs) == 1, dirs
     return dirs[0]
 

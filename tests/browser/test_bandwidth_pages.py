@@ -204,7 +204,7 @@ async def _not(check: Any) -> bool:
 
 def recorded_camera_widths(server: LiveServer, session_id: str) -> list[int]:
     """The width of every keyframe in the recorded camera file."""
-    (directory,) = list((server.core.config.recordings_dir / session_id).iterdir())
+    (directory,) = list((server.config.recordings_dir / session_id).iterdir())
     (path,) = [p for p in directory.iterdir() if "-camera-" in p.name]
     widths = []
     with av.open(str(path)) as container:

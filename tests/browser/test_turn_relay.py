@@ -146,7 +146,7 @@ async def _teacher_and_coach_through_turn(server: LiveServer, chromium: Path) ->
             pair = await selected_pair(tab)
             assert pair["policy"] == "relay", pair
             assert pair["local"] == "relay" and pair["relayProtocol"] == "tcp", pair
-            assert pair["remoteAddress"] == server.core.config.ice_listen_ips[0], pair
+            assert pair["remoteAddress"] == server.config.ice_listen_ips[0], pair
         await coach.screenshot("coach-through-turn")
         assert page_errors(teacher, coach) == []
     return [
