@@ -1,5 +1,5 @@
 """Several nodes, one deployment: real redis-server, real Sidecoach
-processes on loopback ports, real aiortc peers (tests/multinode.py)."""
+processes on loopback ports, real aiortc peers (testkit/multinode.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 from server.core.tokens import issue_admin_token
-from tests.multinode import (
+from testkit.multinode import (
     SECRET,
     Deployment,
     Node,
@@ -22,7 +22,7 @@ from tests.multinode import (
     redis_unavailable,
     wait_async,
 )
-from tests.peers import Participant, PatternVideoTrack, ToneTrack, wait_for
+from testkit.peers import Participant, PatternVideoTrack, ToneTrack, wait_for
 
 pytestmark = [
     pytest.mark.integration,

@@ -1,11 +1,11 @@
-"""A 5 s cut of the teacher's or a coach's link (tests/netns.py): nothing
+"""A 5 s cut of the teacher's or a coach's link (testkit/netns.py): nothing
 is torn down (ICE consent survives a short cut), the picture comes back by
 itself when the link does, nobody is duplicated, and the recording goes on
 with the cut marked as a ``media-gap`` on its timeline, while a whisper
 released on purpose (push-to-talk) is no gap.
 
 Real aiortc peers: the participant whose link is cut runs in its own
-namespace (tests/netns_peer.py); the other one in this process. How fast a
+namespace (testkit/netns_peer.py); the other one in this process. How fast a
 page notices and recovers is measured by scripts/bench_network.py and the
 browser test tests/browser/test_network_pages.py.
 """
@@ -17,10 +17,10 @@ import json
 import time
 from pathlib import Path
 
-from tests.conftest import make_config, running_server
-from tests.netns import Netlab
-from tests.netns_peer import PeerAgent
-from tests.peers import PatternVideoTrack, ToneTrack, wait_for
+from testkit.netns import Netlab
+from testkit.netns_peer import PeerAgent
+from testkit.peers import PatternVideoTrack, ToneTrack, wait_for
+from testkit.server import make_config, running_server
 
 CUT_S = 5.0
 
@@ -74,7 +74,7 @@ async def test_a_cut_teacher_link_comes_back_and_the_recording_marks_the_gap(
         finally:
             await coach.close()
             teacher.stop()
-    events = recorded_events(server.core.config.recordings_dir / session.id)
+    events = recorded_events(server.config.recordings_dir / session.id)
     gaps = [e for e in events if e["type"] == "media-gap"]
     camera_gaps = [g for g in gaps if g["source"] == "camera"]
     # the cut is on the timeline, where it happened, as a camera gap

@@ -19,8 +19,8 @@ import pytest
 
 from server.recording.manifest import read_manifest
 from server.recording.retention import sweep
-from tests.conftest import LiveServer, make_config, running_server
-from tests.peers import PatternVideoTrack, ToneTrack, wait_for
+from testkit.peers import PatternVideoTrack, ToneTrack, wait_for
+from testkit.server import LiveServer, make_config, running_server
 
 pytestmark = pytest.mark.integration
 
@@ -72,7 +72,7 @@ def first_beep_ms(path: Path) -> float | None:
 
 
 def recording_dir(server: LiveServer, session_id: str) -> Path:
-    dirs = list((server.core.config.recordings_dir / session_id).iterdir())
+    dirs = list((server.config.recordings_dir / session_id).iterdir())
     assert len(dirs) == 1, dirs
     return dirs[0]
 

@@ -19,8 +19,8 @@ import pytest
 from server.core.config import Limits
 from server.recording import track_writer
 from server.recording.manifest import read_manifest
-from tests.conftest import LiveServer, make_config, running_server
-from tests.peers import wait_for
+from testkit.peers import wait_for
+from testkit.server import LiveServer, make_config, running_server
 from tests.test_recording import recording_dir
 
 pytestmark = pytest.mark.integration

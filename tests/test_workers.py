@@ -15,8 +15,8 @@ import pytest
 
 from server.core.roles import Role
 from server.core.tokens import issue_invite
-from tests.multinode import SECRET, deployment, redis_unavailable
-from tests.procs import Proc, free_port, sidecoach_cmd, sidecoach_env
+from testkit.multinode import SECRET, deployment, redis_unavailable
+from testkit.procs import Proc, free_port, sidecoach_cmd, sidecoach_env
 
 pytestmark = [
     pytest.mark.integration,

@@ -8,8 +8,8 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from tests.browser.conftest import Opener, Tab, page_errors
-from tests.conftest import LiveServer
+from testkit.browser import Opener, Tab, page_errors
+from testkit.server import LiveServer
 from tests.test_recording_access import record_a_lesson
 
 pytestmark = pytest.mark.browser

@@ -16,14 +16,14 @@ from pathlib import Path
 import pytest
 
 from server.ops.tls import CertificateNames, ensure_self_signed
-from tests.browser.conftest import (
+from testkit.browser import (
     CHROMIUM,
     launched_chromium,
     page_errors,
     teacher_live_and_coach_watching,
 )
-from tests.conftest import make_config, running_server
-from tests.procs import REPO, Proc, free_port, running, sidecoach_cmd, sidecoach_env
+from testkit.procs import REPO, Proc, free_port, running, sidecoach_cmd, sidecoach_env
+from testkit.server import make_config, running_server
 
 pytestmark = pytest.mark.browser
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.conftest import Opener, Tab, new_tab, page_errors
-from tests.conftest import LiveServer
+from testkit.browser import Opener, Tab, new_tab, page_errors
+from testkit.server import LiveServer
 
 pytestmark = pytest.mark.browser
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.conftest import SILENCE, Opener, page_errors
-from tests.conftest import LiveServer
+from testkit.browser import SILENCE, Opener, page_errors
+from testkit.server import LiveServer
 
 pytestmark = pytest.mark.browser
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.conftest import Opener
-from tests.conftest import LiveServer
-from tests.peers import PatternVideoTrack, wait_for
+from testkit.browser import Opener
+from testkit.peers import PatternVideoTrack, wait_for
+from testkit.server import LiveServer
 
 pytestmark = pytest.mark.browser
 

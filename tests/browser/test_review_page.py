@@ -14,8 +14,8 @@ import aiohttp
 import pytest
 
 from server.core.tokens import issue_admin_token
-from tests.browser.conftest import Opener, new_tab, page_errors
-from tests.conftest import TEST_SECRET, LiveServer, make_config, running_server
+from testkit.browser import Opener, new_tab, page_errors
+from testkit.server import TEST_SECRET, LiveServer, make_config, running_server
 from tests.test_recording_access import record_a_lesson
 
 pytestmark = pytest.mark.browser
@@ -157,7 +157,7 @@ async def test_an_h264_lesson_plays_on_the_review_page(
     live_server: LiveServer, open_tab: Opener
 ) -> None:
     """H.264 is remuxed (never transcoded) into MP4, which Chromium plays."""
-    from tests.peers import PatternVideoTrack, ToneTrack, wait_for
+    from testkit.peers import PatternVideoTrack, ToneTrack, wait_for
 
     session = await live_server.create_session()
     teacher = live_server.participant(session.id, "teacher")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from server.recording.manifest import read_manifest
-from tests.browser.conftest import Opener
-from tests.conftest import LiveServer
-from tests.peers import wait_for
+from testkit.browser import Opener
+from testkit.peers import wait_for
+from testkit.server import LiveServer
 
 pytestmark = pytest.mark.browser
 

@@ -10,8 +10,8 @@ import pytest
 
 from server.core.roles import Role
 from server.core.tokens import issue_admin_token, issue_invite
-from tests.browser.conftest import Opener, Tab, page_errors
-from tests.conftest import TEST_SECRET, LiveServer
+from testkit.browser import Opener, Tab, page_errors
+from testkit.server import TEST_SECRET, LiveServer
 
 pytestmark = pytest.mark.browser
 
