@@ -388,19 +388,30 @@ export interface LiveSession extends SessionJson {
 /** role → invite link */
 export type Invites = Record<string, string>;
 
-// -- the page's data (the template's #sidecoach-page JSON) -----------------------
+// -- the page's data (the template's #sidecoach-page JSON, server/pages.py) ------
 
-export interface PageData {
-  token?: string;
-  role?: Role;
-  name?: string | null;
-  sessionId?: string;
-  title?: string;
-  teacherName?: string;
-  recording?: boolean;
-  retentionDays?: number;
+/** A page an invite opens (/join?token=...): teacher, coach, observer, debrief, ended. */
+export interface JoinPage {
+  token: string;
+  role: Role;
+  name: string | null;
+  sessionId: string;
+  title: string;
+  teacherName: string;
+  /** is the lesson planned to be recorded */
+  recording: boolean;
+  retentionDays: number;
+  /** a debrief room: the recording it watches */
   recordingId?: string;
-  defaults?: { prompts: string[]; tallyCategories: string[] };
+}
+
+export interface ReviewPage {
+  recordingId: string;
+  retentionDays: number;
+}
+
+export interface LobbyPage {
+  defaults: { prompts: string[]; tallyCategories: string[] };
 }
 
 // -- protocol.js names every request and event above (and no other) -------------

@@ -18,7 +18,7 @@ import { ERROR, EVENT, REMOVAL, REQUEST, TRANSPORT } from "./protocol.js";
 
 /** @import { Socket } from "/vendor/socket.io.esm.min.js" */
 /**
- * @import { ClientToServer, EventName, JoinReply, Kind, Offer, PageData, Participant, RecordingInfo,
+ * @import { ClientToServer, EventName, JoinReply, Kind, Offer, Participant, RecordingInfo,
  *   RequestMessage, RequestName, RequestReply, ServerToClient, Source, TrackInfo, Whisperer } from "../../types/wire"
  */
 /** @import { ErrorCode, RemovalCode } from "./protocol.js" */
@@ -119,7 +119,7 @@ function iceGatheringComplete(pc, timeoutMs = ICE_GATHER_TIMEOUT_MS) {
  */
 export class Connection {
   /**
-   * @param {{token?: string, sessionId?: string, name?: string}} opts
+   * @param {{token: string, sessionId: string, name?: string}} opts
    */
   constructor({ token, sessionId, name }) {
     this.token = token;
@@ -267,7 +267,7 @@ export class Connection {
       }
     }
     if (pub.producerId && this.state === "joined") {
-      return this.call("unpublish", { producerId: pub.producerId });
+      return this.call(REQUEST.UNPUBLISH, { producerId: pub.producerId });
     }
     return { ok: true };
   }
@@ -365,7 +365,7 @@ export class Connection {
    */
   async _join(socket, readyResolve) {
     /** @type {RequestMessage<"join">} */
-    const msg = { token: this.token ?? "", sessionId: this.sessionId };
+    const msg = { token: this.token, sessionId: this.sessionId };
     if (this.name) msg.name = this.name;
     const reply = await this.call(REQUEST.JOIN, msg);
     if (socket !== this.socket) return;
@@ -644,10 +644,11 @@ export function followRoom(conn, state, render) {
 
 /**
  * The page's data from the server (token, role, session...): the template's
- * #sidecoach-page JSON.
- * @returns {PageData}
+ * #sidecoach-page JSON, of the type the caller declares (JoinPage, ReviewPage...).
+ * @template {object} T
+ * @returns {T}
  */
 export function readPage() {
   const el = document.getElementById("sidecoach-page");
-  return el ? JSON.parse(el.textContent ?? "") : {};
+  return el ? JSON.parse(el.textContent ?? "") : /** @type {T} */ ({});
 }

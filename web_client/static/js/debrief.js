@@ -10,7 +10,7 @@ import { RemoteMedia } from "./media.js";
 import { ReviewPlayer } from "./player.js";
 import { CommentPanel } from "./comment_panel.js";
 import { Review } from "./review_core.js";
-import { $, describeError, exposeHooks, renderConnection, renderPresence, renderRecording, toast } from "./ui.js";
+import { $, copy, describeError, exposeHooks, renderConnection, renderPresence, renderRecording, toast } from "./ui.js";
 
 const page = readPage();
 const review = new Review(page.recordingId, page.token);
@@ -290,7 +290,6 @@ async function main() {
   render();
 }
 
-const copy = (x) => (x == null ? x : structuredClone(x));
 exposeHooks({
   role: () => "member",
   state: () => conn.state,

@@ -7,7 +7,7 @@ import { readPage } from "./conn.js";
 import { ReviewPlayer } from "./player.js";
 import { CommentPanel } from "./comment_panel.js";
 import { lessonFacts, pageToken, Review } from "./review_core.js";
-import { $, clock, describeError, exposeHooks, h, toast } from "./ui.js";
+import { $, clock, copy, describeError, exposeHooks, h, toast } from "./ui.js";
 
 const page = readPage();
 const review = new Review(page.recordingId, pageToken());
@@ -171,7 +171,6 @@ async function main() {
   state.loaded = true;
 }
 
-const copy = (x) => (x == null ? x : structuredClone(x));
 exposeHooks({
   loaded: () => state.loaded,
   error: () => state.error,

@@ -7,6 +7,7 @@ import { fillSelect, listDevices, safePlay } from "./media.js";
 import {
   $,
   clock,
+  copy,
   describeError,
   exposeHooks,
   h,
@@ -563,7 +564,6 @@ document.addEventListener("pointerdown", () => {
 });
 navigator.mediaDevices?.addEventListener?.("devicechange", refreshDevices);
 
-const copy = (x) => (x == null ? x : structuredClone(x));
 exposeHooks({
   role: () => "teacher",
   state: () => conn.state,

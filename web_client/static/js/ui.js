@@ -140,6 +140,34 @@ export function describeError(error) {
 }
 
 /**
+ * Is the user typing into `target` (so a key is text, not a shortcut)?
+ * @param {EventTarget | null} target
+ */
+export function isTyping(target) {
+  if (!(target instanceof HTMLElement)) return false;
+  if (target.isContentEditable) return true;
+  const tag = target.tagName;
+  if (tag === "TEXTAREA" || tag === "SELECT") return true;
+  return target instanceof HTMLInputElement && !["checkbox", "radio", "button", "submit"].includes(target.type);
+}
+
+/**
+ * The message of something thrown: an Error's (DOMExceptions are Errors), else its text.
+ * @param {unknown} err
+ */
+export function errorText(err) {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * A deep copy for the test hooks (null and undefined as they are).
+ * @template T
+ * @param {T} x
+ * @returns {T}
+ */
+export const copy = (x) => (x == null ? x : structuredClone(x));
+
+/**
  * Define window.sidecoach: read-only getters for tests and debugging.
  * @param {Record<string, () => unknown>} getters
  */
