@@ -476,6 +476,7 @@ export class Connection {
       }
     }
     // Incoming tracks: the latest offer says what each m-line carries.
+    /** @type {Set<string>} */
     const seen = new Set();
     for (const t of pc.getTransceivers()) {
       const mid = t.mid;
