@@ -23,6 +23,7 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.mark.skipif(redis_unavailable() is not None, reason=str(redis_unavailable()))
+@pytest.mark.slow
 async def test_draining_node_keeps_its_lesson_sends_new_ones_elsewhere_and_exits(
     tmp_path: Path,
 ) -> None:

@@ -127,6 +127,7 @@ async def fuzz_server(tmp_path: Path) -> AsyncIterator[LiveServer]:
         yield server
 
 
+@pytest.mark.slow
 async def test_fuzzed_messages_and_frames(
     fuzz_server: LiveServer, caplog: pytest.LogCaptureFixture
 ) -> None:

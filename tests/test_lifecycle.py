@@ -145,6 +145,7 @@ async def test_an_end_racing_rejoins_never_opens_a_second_lesson(live_server: Li
             await p.close()
 
 
+@pytest.mark.slow
 async def test_sigterm_drains_live_sessions_and_finalizes_their_recordings(
     tmp_path: Path,
 ) -> None:

@@ -17,6 +17,8 @@ import json
 import time
 from pathlib import Path
 
+import pytest
+
 from testkit.netns import Netlab
 from testkit.netns_peer import PeerAgent
 from testkit.peers import PatternVideoTrack, ToneTrack, wait_for
@@ -25,6 +27,7 @@ from testkit.server import make_config, running_server
 CUT_S = 5.0
 
 
+@pytest.mark.slow
 async def test_a_cut_teacher_link_comes_back_and_the_recording_marks_the_gap(
     netlab: Netlab, tmp_path: Path
 ) -> None:
@@ -86,6 +89,7 @@ async def test_a_cut_teacher_link_comes_back_and_the_recording_marks_the_gap(
     assert [g for g in gaps if g["source"] == "whisper"] == []
 
 
+@pytest.mark.slow
 async def test_a_cut_coach_link_comes_back_by_itself(netlab: Netlab, tmp_path: Path) -> None:
     home = netlab.namespace("home")
     link = netlab.link(None, home, subnet=6)

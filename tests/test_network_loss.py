@@ -13,12 +13,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from testkit.netns import Netlab
 from testkit.netns_peer import PeerAgent, inbound_stats
 from testkit.peers import PatternVideoTrack, wait_for
 from testkit.server import make_config, running_server
 
 
+@pytest.mark.slow
 async def test_coach_keeps_decoding_with_5_percent_loss_on_the_teacher_uplink(
     netlab: Netlab, tmp_path: Path
 ) -> None:
@@ -58,6 +61,7 @@ async def test_coach_keeps_decoding_with_5_percent_loss_on_the_teacher_uplink(
     assert lost_at_coach < dropped / 2, (lost_at_coach, dropped)
 
 
+@pytest.mark.slow
 async def test_loss_toward_one_coach_is_recovered_from_the_server_cache_and_no_one_else_sees_it(
     netlab: Netlab, tmp_path: Path
 ) -> None:

@@ -29,6 +29,7 @@ def m_lines(sdp: str) -> int:
     return sum(1 for line in sdp.splitlines() if line.startswith("m="))
 
 
+@pytest.mark.slow
 async def test_sdp_stays_flat_over_publish_unpublish_cycles(fast_server: LiveServer) -> None:
     session = await fast_server.create_session(recording=False)
     async with fast_server.classroom(session.id) as (teacher, coach):

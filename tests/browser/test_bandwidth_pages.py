@@ -119,6 +119,7 @@ def consumers(producer: Producer) -> list[dict[str, object]]:
     return [c.describe() for c in producer.consumers.values()]
 
 
+@pytest.mark.slow
 async def test_a_coach_on_a_thin_link_gets_a_smaller_layer_and_nobody_else_does(
     netlab: Netlab, tmp_path: Path
 ) -> None:

@@ -43,6 +43,7 @@ async def in_step(tabs: list[Tab], what: str) -> None:
     assert max(times) - min(times) < 2 * IN_STEP_S + 0.5, (what, times)
 
 
+@pytest.mark.slow
 async def test_three_members_follow_the_driver(live_server: LiveServer, open_tab: Opener) -> None:
     _, tokens = await record_a_lesson(live_server, before_s=3, after_s=14)
     rid, links = await start_debrief(live_server, tokens["teacher"])

@@ -68,6 +68,7 @@ def nginx_conf(tmp: Path, https_port: int, http_port: int, backend: str, cert: P
     return conf
 
 
+@pytest.mark.slow
 async def test_pages_work_through_nginx_over_https(tmp_path: Path) -> None:
     if not CHROMIUM.exists() or not Path(NGINX).exists():
         pytest.skip("needs /usr/bin/chromium and Debian's nginx")
@@ -120,6 +121,7 @@ def _wait_listening(nginx: Proc, port: int) -> None:
             time.sleep(0.05)
 
 
+@pytest.mark.slow
 async def test_teacher_goes_live_on_the_self_signed_certificate(tmp_path: Path) -> None:
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is not installed")

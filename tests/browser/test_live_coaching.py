@@ -18,6 +18,7 @@ def join_path(server: LiveServer, session_id: str, role: str, **kw: object) -> s
     return "/join?token=" + server.invite(session_id, role, **kw)
 
 
+@pytest.mark.slow
 async def test_classroom_whisper_and_cue(live_server: LiveServer, open_tab: Opener) -> None:
     session = await live_server.create_session("Fractions, period 3")
     teacher = await open_tab(

@@ -52,6 +52,7 @@ async def frames_shown(tab: Tab) -> int:
     return int(await tab.page.evaluate("() => window.__framesShown"))
 
 
+@pytest.mark.slow
 async def test_the_coach_page_sees_the_classroom_again_after_the_teacher_link_is_cut(
     netlab: Netlab, tmp_path: Path
 ) -> None:

@@ -18,6 +18,7 @@ def join_path(server: LiveServer, session_id: str, role: str) -> str:
     return "/join?token=" + server.invite(session_id, role)
 
 
+@pytest.mark.slow
 async def test_teacher_page_goes_live_again_on_reused_m_lines(
     live_server: LiveServer, open_tab: Opener
 ) -> None:

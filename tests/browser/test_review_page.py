@@ -33,6 +33,7 @@ async def recording_of(server: LiveServer, token: str) -> str:
         return str(rec["id"])
 
 
+@pytest.mark.slow
 async def test_the_review_page_plays_seeks_and_shows_each_role_its_lesson(
     live_server: LiveServer, open_tab: Opener
 ) -> None:
@@ -86,6 +87,7 @@ async def test_the_review_page_plays_seeks_and_shows_each_role_its_lesson(
     assert page_errors(teacher, observer) == []
 
 
+@pytest.mark.slow
 async def test_comments_make_the_round_trip_and_survive_a_restart(
     tmp_path: Path, browser: object
 ) -> None:
@@ -153,6 +155,7 @@ async def test_the_lessons_library_lists_past_lessons(
     assert page_errors(lobby) == []
 
 
+@pytest.mark.slow
 async def test_an_h264_lesson_plays_on_the_review_page(
     live_server: LiveServer, open_tab: Opener
 ) -> None:

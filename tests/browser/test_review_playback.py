@@ -12,6 +12,7 @@ from testkit.server import LiveServer
 pytestmark = pytest.mark.browser
 
 
+@pytest.mark.slow
 async def test_classroom_review_file_plays_in_chromium(
     live_server: LiveServer, open_tab: Opener
 ) -> None:

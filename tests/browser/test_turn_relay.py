@@ -92,6 +92,7 @@ async def selected_pair(tab: Tab) -> dict[str, Any]:
     return pair
 
 
+@pytest.mark.slow
 async def test_pages_behind_a_udp_blocking_firewall_go_through_turn(
     netlab: Netlab, tmp_path: Path
 ) -> None:

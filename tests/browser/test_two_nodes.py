@@ -30,6 +30,7 @@ def two_nodes(tmp_path: Path) -> Iterator[Deployment]:
         yield dep
 
 
+@pytest.mark.slow
 async def test_teacher_on_a_coach_through_b(browser: Any, two_nodes: Deployment) -> None:
     dep = two_nodes
     a, b = dep.nodes["a"], dep.nodes["b"]

@@ -58,6 +58,7 @@ WHISPER_STATS = """async () => {
 }"""
 
 
+@pytest.mark.slow
 async def test_whisper_under_loss_and_jitter_is_heard_and_never_held_by_the_server(
     netlab: Netlab, tmp_path: Path
 ) -> None:
