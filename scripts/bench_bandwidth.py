@@ -1,7 +1,7 @@
 """Bandwidth benchmark: the picture a coach on a 300 kbit/s link gets,
 against a coach on a clean link in the same lesson, with the recording on.
 
-Topology (tests/netns.py; re-runs itself under ``unshare -n`` like
+Topology (testkit/netns.py; re-runs itself under ``unshare -n`` like
 bench_network.py):
 
     this (private) namespace                      home namespace
@@ -47,7 +47,7 @@ from bench_network import reexec_in_private_netns  # noqa: E402
 from benchlib import fmt  # noqa: E402
 
 from server.media.producer import Producer  # noqa: E402
-from tests.browser.conftest import (  # noqa: E402
+from testkit.browser import (  # noqa: E402
     CHROMIUM,
     KEEP_PEER_CONNECTIONS,
     Tab,
@@ -55,9 +55,9 @@ from tests.browser.conftest import (  # noqa: E402
     new_tab,
     teacher_gone_live,
 )
-from tests.conftest import LiveServer, make_config, running_server  # noqa: E402
-from tests.netns import Link, Netlab, unavailable_reason  # noqa: E402
-from tests.peers import Participant, wait_for  # noqa: E402
+from testkit.netns import Link, Netlab, unavailable_reason  # noqa: E402
+from testkit.peers import Participant, wait_for  # noqa: E402
+from testkit.server import LiveServer, make_config, running_server  # noqa: E402
 
 #: a coach page's classroom video: frames decoded, and their size
 DECODED = """async () => {

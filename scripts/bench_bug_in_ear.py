@@ -2,7 +2,7 @@
 at N = 1, 20 and 100 concurrent coaching sessions, all on 127.0.0.1.
 
 Each session is a real Sidecoach session with two real aiortc/socket.io
-participants (``tests.peers.Participant``):
+participants (``testkit.peers.Participant``):
 
 * a **coach** that publishes a ``whisper`` track of PRE-ENCODED Opus (a
   60 s tone + light noise clip made once with ffmpeg, 32 kbit/s, 20 ms
@@ -512,7 +512,7 @@ async def _connect(participant: Any, attempts: int = 3) -> None:
 
 
 async def setup_session(session: BenchSession, url: str, clip: list[bytes], timeout: float) -> None:
-    from tests.peers import Participant
+    from testkit.peers import Participant
 
     def invite(role: str) -> str:
         return benchlib.invite(BENCH_SECRET, session.session_id, role)

@@ -214,7 +214,7 @@ class Servers:
     def start(self) -> None:
         extra: list[str] = []
         if self.workers > 1:
-            from tests.multinode import RedisProc
+            from testkit.multinode import RedisProc
 
             self.redis = RedisProc(self.workdir / "redis")
             extra = ["--redis-url", self.redis.url, "--reuse-port"]

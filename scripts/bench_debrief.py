@@ -32,8 +32,8 @@ from benchlib import ROOT
 
 sys.path.insert(0, str(ROOT))
 
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
-from tests.peers import Participant  # noqa: E402
+from testkit.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from testkit.peers import Participant  # noqa: E402
 
 SECRET = "bench-debrief-secret-" + "d" * 40
 MEMBERS = ("Driver", "Ana", "Ben")

@@ -30,7 +30,7 @@ from benchlib import ROOT
 sys.path.insert(0, str(ROOT))
 
 from server.recording.manifest import read_manifest  # noqa: E402
-from tests.peers import Participant  # noqa: E402
+from testkit.peers import Participant  # noqa: E402
 
 SECRET = "bench-drain-secret-" + "d" * 40
 DRAINED = re.compile(r"drained (\d+) live sessions in ([0-9.]+) s")

@@ -227,7 +227,7 @@ class SidecoachTarget(Target):
         await self.server.start()
 
     async def add_publisher(self, track: MediaStreamTrack, probe: PublisherProbe) -> None:
-        from tests.peers import Participant, wait_for
+        from testkit.peers import Participant, wait_for
 
         teacher = Participant(self.url, self._invite("teacher"), decode=False)
         self.clients.append(teacher)
@@ -238,7 +238,7 @@ class SidecoachTarget(Target):
         probe.install(senders[0].transport)
 
     async def add_subscriber(self, probe: SubscriberProbe) -> None:
-        from tests.peers import Participant
+        from testkit.peers import Participant
 
         viewer = Participant(self.url, self._invite("observer"), decode=False)
         self.clients.append(viewer)

@@ -30,8 +30,8 @@ sys.path.insert(0, str(ROOT))
 import av  # noqa: E402
 
 from server.core.config import Limits  # noqa: E402
-from tests.conftest import LiveServer, make_config, running_server  # noqa: E402
-from tests.peers import PatternVideoTrack, wait_for  # noqa: E402
+from testkit.server import LiveServer, make_config, running_server  # noqa: E402
+from testkit.peers import PatternVideoTrack, wait_for  # noqa: E402
 
 OFF_S = 3600.0
 
@@ -94,7 +94,7 @@ class ChromiumTeacher:
         self._cm: Any = None
 
     async def __aenter__(self) -> None:
-        from tests.browser.conftest import CHROMIUM, launched_chromium, teacher_gone_live
+        from testkit.browser import CHROMIUM, launched_chromium, teacher_gone_live
 
         self._cm = launched_chromium(CHROMIUM)
         browser = await self._cm.__aenter__()

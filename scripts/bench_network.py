@@ -1,13 +1,13 @@
 """Network benchmark: what a coach sees and what a teacher hears when the
 teacher's link loses packets, against a clean link in the same invocation.
 
-Topology (tests/netns.py; the script re-runs itself under ``unshare -n``
+Topology (testkit/netns.py; the script re-runs itself under ``unshare -n``
 unless it already is in a private network namespace, so nothing touches the
 machine's network):
 
     classroom namespace                       this (private) namespace
     teacher: aiortc peer process  --veth--    Sidecoach server (own process)
-    (tests/netns_peer.py, 640x480             coach: aiortc peer in this process,
+    (testkit/netns_peer.py, 640x480             coach: aiortc peer in this process,
      synthetic camera, aiortc VP8)            decoding, whispering (440 Hz tone,
                                               push-to-talk held)
 
@@ -63,13 +63,13 @@ sys.path[:0] = [str(SCRIPTS), str(SCRIPTS.parent)]  # benchlib; the server and t
 import benchlib  # noqa: E402
 from benchlib import ROOT, ServerProcess, fmt  # noqa: E402
 
-from tests.netns import Link, Netlab, in_private_netns, unavailable_reason  # noqa: E402
-from tests.netns_peer import PeerAgent, freeze_metrics, inbound_stats  # noqa: E402
-from tests.peers import Participant, ToneTrack, wait_for  # noqa: E402
+from testkit.netns import Link, Netlab, in_private_netns, unavailable_reason  # noqa: E402
+from testkit.netns_peer import PeerAgent, freeze_metrics, inbound_stats  # noqa: E402
+from testkit.peers import Participant, ToneTrack, wait_for  # noqa: E402
 
 SECRET = benchlib.BENCH_SECRET
 #: the whisper-on-a-bad-network window: this loss, and each packet held
-#: JITTER_MS ± JITTER_MS (tests/netns_delay.py)
+#: JITTER_MS ± JITTER_MS (testkit/netns_delay.py)
 JITTER_LOSS_PCT = 3.0
 JITTER_MS = 50.0
 #: after a cut, how long to wait for video and whisper to come back

@@ -4,7 +4,7 @@ run with the cost of one forwarding Consumer of the same stream.
 One Sidecoach server runs in its own process (``python -m server serve``,
 started by this script, killed by PID at the end). For every measurement a
 fresh session is created through the admin HTTP API, with
-``settings.recording`` on or off; a teacher (``tests.peers.Participant``)
+``settings.recording`` on or off; a teacher (``testkit.peers.Participant``)
 publishes the same PRE-ENCODED VP8 clip as ``scripts/bench_forwarding.py``
 (640x480, 30 fps, ~1 Mbit/s, keyframe every 2 s; never encoded by the
 bench) and, in the audio configurations, the pre-encoded 32 kbit/s Opus clip
@@ -269,7 +269,7 @@ class Run:
 
 
 async def set_up(run: Run, server: Server, media: Media, settings: Settings) -> None:
-    from tests.peers import Participant
+    from testkit.peers import Participant
 
     cfg = run.config
     run.session_id = await server.create_session(f"bench {cfg.key} r{run.round}", cfg.recording)

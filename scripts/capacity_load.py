@@ -32,7 +32,7 @@ sys.path[:0] = [str(SCRIPTS), str(SCRIPTS.parent)]
 import benchlib  # noqa: E402
 from aiortc.rtp import RtpPacket  # noqa: E402
 
-from tests.peers import Participant  # noqa: E402
+from testkit.peers import Participant  # noqa: E402
 
 COACHES = 3
 PTT_ON_S = 2.0

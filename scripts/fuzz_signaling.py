@@ -2,7 +2,7 @@
 Sidecoach server in its own process, while a legitimate coach watches a
 legitimate teacher.
 
-Workers (raw websocket clients, ``tests/rawsio.py``) loop over attack
+Workers (raw websocket clients, ``testkit/rawsio.py``) loop over attack
 rounds, each on a fresh socket: reserved events (``connect``,
 ``disconnect``, ``connect_error``) between joins, message floods,
 near-schema and random payloads for every event, binary attachments (1 MB
@@ -43,8 +43,8 @@ import aiohttp  # noqa: E402
 import benchlib  # noqa: E402
 from benchlib import BENCH_SECRET, fmt  # noqa: E402
 
-from tests.peers import Participant, PatternVideoTrack  # noqa: E402
-from tests.rawsio import CLOSED, RawSocket  # noqa: E402
+from testkit.peers import Participant, PatternVideoTrack  # noqa: E402
+from testkit.rawsio import CLOSED, RawSocket  # noqa: E402
 
 EVENTS = [
     "join", "publish", "unpublish", "answer", "leave", "whisper-start", "whisper-stop", "cue",

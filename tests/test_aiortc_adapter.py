@@ -8,7 +8,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.rtp import RtpPacket
 
 from server.media import aiortc_adapter as adapter
-from tests.peers import PatternVideoTrack, wait_for
+from testkit.peers import PatternVideoTrack, wait_for
 
 
 def candidates(sdp: str) -> list[str]:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from testkit.multinode import redis_unavailable
 from tests.bench_smoke import run_quick
-from tests.multinode import redis_unavailable
 
 pytestmark = [
     pytest.mark.integration,

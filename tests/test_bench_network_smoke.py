@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.netns import unavailable_reason
+from testkit.netns import unavailable_reason
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.integration

@@ -9,8 +9,8 @@ import asyncio
 import pytest
 
 from server.media.policy import Source
-from tests.conftest import LiveServer
-from tests.peers import PatternVideoTrack, ToneTrack, wait_for
+from testkit.peers import PatternVideoTrack, ToneTrack, wait_for
+from testkit.server import LiveServer
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from server.core.config import Limits
-from tests.conftest import LiveServer, make_config, running_server
-from tests.peers import PatternVideoTrack, ToneTrack, wait_for
+from testkit.peers import PatternVideoTrack, ToneTrack, wait_for
+from testkit.server import LiveServer, make_config, running_server
 
 pytestmark = pytest.mark.integration
 

@@ -80,6 +80,7 @@ def test_session_create_prints_session_and_working_links(data_dir: Path) -> None
         assert (claims.session_id, claims.role) == (session["id"], role)
 
 
+@pytest.mark.slow
 def test_session_list_and_end(data_dir: Path) -> None:
     a = create(data_dir)["session"]
     b = create(data_dir)["session"]

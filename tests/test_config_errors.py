@@ -15,7 +15,7 @@ import pytest
 from server.cluster.errors import RedisUnavailable
 from server.cluster.redis_conn import RedisConn
 from server.core.settings import load
-from tests.procs import free_port, sidecoach_cmd, sidecoach_env
+from testkit.procs import free_port, sidecoach_cmd, sidecoach_env
 
 #: an address of no machine here (TEST-NET-2)
 NOT_MINE = "198.51.100.77"

@@ -19,8 +19,8 @@ import pytest
 from server.recording.manifest import read_manifest
 from server.storage.sessions import SessionSettings
 from server.storage.sqlite_sessions import SqliteSessionStore
-from tests.conftest import TEST_SECRET
-from tests.peers import Participant, PatternVideoTrack, ToneTrack, wait_for
+from testkit.peers import Participant, PatternVideoTrack, ToneTrack, wait_for
+from testkit.server import TEST_SECRET
 from tests.test_recording import ffprobe_frames
 
 pytestmark = pytest.mark.integration

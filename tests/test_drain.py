@@ -13,16 +13,17 @@ import pytest
 
 from server.recording.manifest import read_manifest
 from server.serve import drain
-from tests.conftest import LiveServer
-from tests.multinode import SECRET, Node, deployment, http, redis_unavailable, wait_async
-from tests.peers import Participant, PatternVideoTrack, wait_for
-from tests.procs import Proc, free_port, sidecoach_cmd, sidecoach_env
+from testkit.multinode import SECRET, Node, deployment, http, redis_unavailable, wait_async
+from testkit.peers import Participant, PatternVideoTrack, wait_for
+from testkit.procs import Proc, free_port, sidecoach_cmd, sidecoach_env
+from testkit.server import LiveServer
 from tests.test_multinode import frames_flow, wait_until_live_on
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.mark.skipif(redis_unavailable() is not None, reason=str(redis_unavailable()))
+@pytest.mark.slow
 async def test_draining_node_keeps_its_lesson_sends_new_ones_elsewhere_and_exits(
     tmp_path: Path,
 ) -> None:

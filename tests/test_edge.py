@@ -17,9 +17,9 @@ import pytest
 from server.app import METRICS_KEY, SIGNALING_KEY
 from server.core.config import Limits
 from server.live.session import Session
-from tests.conftest import LiveServer, make_config, running_server
-from tests.peers import wait_for
-from tests.rawsio import CLOSED, RawSocket
+from testkit.peers import wait_for
+from testkit.rawsio import CLOSED, RawSocket
+from testkit.server import LiveServer, make_config, running_server
 
 pytestmark = pytest.mark.integration
 

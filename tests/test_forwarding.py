@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import LiveServer
-from tests.peers import PatternVideoTrack, ToneTrack, wait_for
+from testkit.peers import PatternVideoTrack, ToneTrack, wait_for
+from testkit.server import LiveServer
 
 pytestmark = pytest.mark.integration
 

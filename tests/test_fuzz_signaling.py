@@ -26,9 +26,9 @@ from hypothesis import strategies as st
 
 from server.core.config import Limits
 from server.signaling import schemas
-from tests.conftest import LiveServer, make_config, running_server
-from tests.peers import wait_for
-from tests.rawsio import CLOSED, RawSocket
+from testkit.peers import wait_for
+from testkit.rawsio import CLOSED, RawSocket
+from testkit.server import LiveServer, make_config, running_server
 
 pytestmark = [
     pytest.mark.integration,
@@ -127,6 +127,7 @@ async def fuzz_server(tmp_path: Path) -> AsyncIterator[LiveServer]:
         yield server
 
 
+@pytest.mark.slow
 async def test_fuzzed_messages_and_frames(
     fuzz_server: LiveServer, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -13,8 +13,8 @@ import pytest
 from server.core.config import Limits
 from server.core.tokens import issue_admin_token
 from server.ops.access_log import redact_url
-from tests.conftest import TEST_SECRET, LiveServer, make_config, running_server
-from tests.peers import Participant, PatternVideoTrack, wait_for
+from testkit.peers import Participant, PatternVideoTrack, wait_for
+from testkit.server import TEST_SECRET, LiveServer, make_config, running_server
 
 pytestmark = pytest.mark.integration
 

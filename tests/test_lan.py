@@ -14,8 +14,8 @@ from pathlib import Path
 import qrcode
 
 from server.ops import lan
-from tests.netns import Netlab
-from tests.procs import sidecoach_cmd, sidecoach_env
+from testkit.netns import Netlab
+from testkit.procs import sidecoach_cmd, sidecoach_env
 
 FETCH = """
 import hashlib, http.client, json, ssl, sys

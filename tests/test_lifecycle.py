@@ -19,8 +19,8 @@ from server.recording.manifest import read_manifest
 from server.recording.retention import sweep
 from server.storage.sessions import SessionSettings
 from server.storage.sqlite_sessions import SqliteSessionStore
-from tests.conftest import TEST_SECRET, LiveServer, make_config, running_server
-from tests.peers import Participant, PatternVideoTrack, ToneTrack, wait_for
+from testkit.peers import Participant, PatternVideoTrack, ToneTrack, wait_for
+from testkit.server import TEST_SECRET, LiveServer, make_config, running_server
 from tests.test_crash_recovery import ServerProcess, free_port
 
 pytestmark = pytest.mark.integration
@@ -35,7 +35,7 @@ def quick_config(tmp_path: Path, **limits: float) -> Config:
 
 
 async def state_of(server: LiveServer, session_id: str) -> SessionState:
-    return (await server.storage.sessions.get(session_id)).state
+    return (await server.store.get(session_id)).state
 
 
 async def test_everyone_leaves_and_the_session_ends_with_its_recording_finalized(
@@ -145,6 +145,7 @@ async def test_an_end_racing_rejoins_never_opens_a_second_lesson(live_server: Li
             await p.close()
 
 
+@pytest.mark.slow
 async def test_sigterm_drains_live_sessions_and_finalizes_their_recordings(
     tmp_path: Path,
 ) -> None:

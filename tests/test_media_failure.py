@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-import tests.peers
+import testkit.peers
 from server.core.config import Limits
 from server.live.media_failure import (
     REASONS,
@@ -27,9 +27,9 @@ from server.live.media_failure import (
     turn_server,
 )
 from server.media.aiortc_adapter import restrict_ice
-from tests.conftest import make_config, running_server
-from tests.peers import PatternVideoTrack, wait_for
-from tests.procs import Proc, free_port, running
+from testkit.server import make_config, running_server
+from testkit.peers import PatternVideoTrack, wait_for
+from testkit.procs import Proc, free_port, running
 
 pytestmark = pytest.mark.integration
 
@@ -48,7 +48,7 @@ def unroutable_page(monkeypatch: pytest.MonkeyPatch) -> None:
     def restrict(pc: Any, ips: tuple[str, ...], announced: str | None) -> None:
         restrict_ice(pc, ips, PAGE_ANNOUNCES)
 
-    monkeypatch.setattr(tests.peers, "restrict_ice", restrict)
+    monkeypatch.setattr(testkit.peers, "restrict_ice", restrict)
 
 
 @pytest.fixture

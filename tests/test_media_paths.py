@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import LiveServer
-from tests.peers import PatternVideoTrack, ToneTrack, wait_for
+from testkit.peers import PatternVideoTrack, ToneTrack, wait_for
+from testkit.server import LiveServer
 
 pytestmark = pytest.mark.integration
 

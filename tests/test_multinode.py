@@ -1,5 +1,5 @@
 """Several nodes, one deployment: real redis-server, real Sidecoach
-processes on loopback ports, real aiortc peers (tests/multinode.py)."""
+processes on loopback ports, real aiortc peers (testkit/multinode.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 from server.core.tokens import issue_admin_token
-from tests.multinode import (
+from testkit.multinode import (
     SECRET,
     Deployment,
     Node,
@@ -22,7 +22,7 @@ from tests.multinode import (
     redis_unavailable,
     wait_async,
 )
-from tests.peers import Participant, PatternVideoTrack, ToneTrack, wait_for
+from testkit.peers import Participant, PatternVideoTrack, ToneTrack, wait_for
 
 pytestmark = [
     pytest.mark.integration,
@@ -153,6 +153,7 @@ async def frames_flow(receiver: Participant, source: str = "camera", more: int =
     await wait_for(lambda: track.frames > start + more, timeout=20)
 
 
+@pytest.mark.slow
 async def test_kill_9_node_b_session_moves_and_recording_continues(
     two_nodes: Deployment,
 ) -> None:
@@ -219,6 +220,7 @@ async def test_kill_9_node_b_session_moves_and_recording_continues(
             await p.close()
 
 
+@pytest.mark.slow
 async def test_redis_killed_and_restarted(two_boxes: Deployment) -> None:
     """Redis (the directory and the session store) dies: the lesson on B
     carries on (media, and a cue relayed from A over the node link), a

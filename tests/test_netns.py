@@ -1,4 +1,4 @@
-"""The network-namespace harness itself (tests/netns.py): a link carries
+"""The network-namespace harness itself (testkit/netns.py): a link carries
 packets, loss drops a share of them and only in the shaped direction, delay
 holds them (and jitter reorders them) in the userspace box, a cut drops
 all, and nothing outlives the lab."""
@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.netns import Netlab
+from testkit.netns import Netlab
 
 ECHO = """
 import socket, sys

@@ -1,11 +1,11 @@
-"""A 5 s cut of the teacher's or a coach's link (tests/netns.py): nothing
+"""A 5 s cut of the teacher's or a coach's link (testkit/netns.py): nothing
 is torn down (ICE consent survives a short cut), the picture comes back by
 itself when the link does, nobody is duplicated, and the recording goes on
 with the cut marked as a ``media-gap`` on its timeline, while a whisper
 released on purpose (push-to-talk) is no gap.
 
 Real aiortc peers: the participant whose link is cut runs in its own
-namespace (tests/netns_peer.py); the other one in this process. How fast a
+namespace (testkit/netns_peer.py); the other one in this process. How fast a
 page notices and recovers is measured by scripts/bench_network.py and the
 browser test tests/browser/test_network_pages.py.
 """
@@ -17,14 +17,17 @@ import json
 import time
 from pathlib import Path
 
-from tests.conftest import make_config, running_server
-from tests.netns import Netlab
-from tests.netns_peer import PeerAgent
-from tests.peers import PatternVideoTrack, ToneTrack, wait_for
+import pytest
+
+from testkit.netns import Netlab
+from testkit.netns_peer import PeerAgent
+from testkit.peers import PatternVideoTrack, ToneTrack, wait_for
+from testkit.server import make_config, running_server
 
 CUT_S = 5.0
 
 
+@pytest.mark.slow
 async def test_a_cut_teacher_link_comes_back_and_the_recording_marks_the_gap(
     netlab: Netlab, tmp_path: Path
 ) -> None:
@@ -86,6 +89,7 @@ async def test_a_cut_teacher_link_comes_back_and_the_recording_marks_the_gap(
     assert [g for g in gaps if g["source"] == "whisper"] == []
 
 
+@pytest.mark.slow
 async def test_a_cut_coach_link_comes_back_by_itself(netlab: Netlab, tmp_path: Path) -> None:
     home = netlab.namespace("home")
     link = netlab.link(None, home, subnet=6)

@@ -1,9 +1,9 @@
-"""5 % packet loss on the teacher's uplink (tests/netns.py): the server asks
+"""5 % packet loss on the teacher's uplink (testkit/netns.py): the server asks
 the teacher again (NACK), the teacher's sender retransmits, and the coach
 keeps decoding the classroom with (almost) none of the loss left.
 
 Real aiortc peers, not Chromium: the teacher runs in its own namespace as a
-process (tests/netns_peer.py), so its uplink alone is shaped, and the coach
+process (testkit/netns_peer.py), so its uplink alone is shaped, and the coach
 runs in this process, where every decoded frame and RTP counter is at hand.
 Chromium's recovery is the same protocol (NACK answered from the sender's
 history); what is under test here is the SFU's half of it.
@@ -13,12 +13,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.conftest import make_config, running_server
-from tests.netns import Netlab
-from tests.netns_peer import PeerAgent, inbound_stats
-from tests.peers import PatternVideoTrack, wait_for
+import pytest
+
+from testkit.netns import Netlab
+from testkit.netns_peer import PeerAgent, inbound_stats
+from testkit.peers import PatternVideoTrack, wait_for
+from testkit.server import make_config, running_server
 
 
+@pytest.mark.slow
 async def test_coach_keeps_decoding_with_5_percent_loss_on_the_teacher_uplink(
     netlab: Netlab, tmp_path: Path
 ) -> None:
@@ -58,6 +61,7 @@ async def test_coach_keeps_decoding_with_5_percent_loss_on_the_teacher_uplink(
     assert lost_at_coach < dropped / 2, (lost_at_coach, dropped)
 
 
+@pytest.mark.slow
 async def test_loss_toward_one_coach_is_recovered_from_the_server_cache_and_no_one_else_sees_it(
     netlab: Netlab, tmp_path: Path
 ) -> None:

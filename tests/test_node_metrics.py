@@ -5,8 +5,8 @@ from __future__ import annotations
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import LiveServer
-from tests.peers import wait_for
+from testkit.peers import wait_for
+from testkit.server import LiveServer
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 

@@ -18,7 +18,7 @@ from server.access.policy import (
 )
 from server.core.roles import Role
 from server.media.policy import RECORDER_ROLE, ProducerInfo, Source
-from tests.conftest import LiveServer
+from testkit.server import LiveServer
 
 #: who is asking, by the names the tables below use
 READERS: dict[str, Reader] = {

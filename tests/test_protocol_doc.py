@@ -55,3 +55,22 @@ def test_every_removal_code_is_documented() -> None:
     assert {code for code, _ in REMOVAL_ROW.findall(table)} == {str(r) for r in Removal}
     documented = {code for code, _ in REMOVAL_ROW.findall(text[causes:])}
     assert documented == {str(c) for c in Cause}
+
+
+PROTOCOL_JS = PROTOCOL.parents[1] / "web_client" / "static" / "js" / "protocol.js"
+#: codes a page's own Connection makes (never sent by the server)
+PAGE_MADE = {"offline", "timeout"}
+
+
+def _js_block(name: str) -> set[str]:
+    text = PROTOCOL_JS.read_text()
+    block = text[text.index(f"export const {name} = Object.freeze({{") :]
+    block = block[: block.index("});")]
+    return set(re.findall(r'^\s+[A-Z_]+: "([a-z_]+)",$', block, re.MULTILINE))
+
+
+def test_the_pages_know_every_code_and_no_other() -> None:
+    text = PROTOCOL.read_text()
+    documented = {code for code, _, _ in ROW.findall(text[text.index("## Error codes") :])}
+    assert _js_block("ERROR") - PAGE_MADE == documented
+    assert _js_block("REMOVAL") == {str(r) for r in Removal}

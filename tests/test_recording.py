@@ -19,8 +19,8 @@ import pytest
 
 from server.recording.manifest import read_manifest
 from server.recording.retention import sweep
-from tests.conftest import LiveServer, make_config, running_server
-from tests.peers import PatternVideoTrack, ToneTrack, wait_for
+from testkit.peers import PatternVideoTrack, ToneTrack, wait_for
+from testkit.server import LiveServer, make_config, running_server
 
 pytestmark = pytest.mark.integration
 
@@ -154,6 +154,7 @@ async def test_a_recorded_lesson_plays_back_aligned_with_its_events(
     assert manifest["review"]["whispers"] == [whisper_track["file"]]
 
 
+@pytest.mark.slow
 async def test_pause_and_resume_leave_a_gap_and_tell_everyone(live_server: LiveServer) -> None:
     session = await live_server.create_session()
     async with live_server.classroom(session.id) as (teacher, coach):
@@ -185,6 +186,7 @@ async def test_pause_and_resume_leave_a_gap_and_tell_everyone(live_server: LiveS
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("mount"), reason="needs root to mount")
+@pytest.mark.slow
 async def test_a_full_disk_stops_recording_visibly_and_the_lesson_goes_on(tmp_path: Path) -> None:
     config = make_config(tmp_path)
     config.recordings_dir.mkdir(parents=True)

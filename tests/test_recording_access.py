@@ -15,8 +15,8 @@ import aiohttp
 import pytest
 
 from server.core.tokens import issue_admin_token, issue_invite
-from tests.conftest import TEST_SECRET, LiveServer
-from tests.peers import Participant, PatternVideoTrack, ToneTrack, wait_for
+from testkit.peers import Participant, PatternVideoTrack, ToneTrack, wait_for
+from testkit.server import TEST_SECRET, LiveServer
 
 pytestmark = pytest.mark.integration
 

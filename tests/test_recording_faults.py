@@ -19,8 +19,8 @@ import pytest
 from server.core.config import Limits
 from server.recording import track_writer
 from server.recording.manifest import read_manifest
-from tests.conftest import LiveServer, make_config, running_server
-from tests.peers import wait_for
+from testkit.peers import wait_for
+from testkit.server import LiveServer, make_config, running_server
 from tests.test_recording import recording_dir
 
 pytestmark = pytest.mark.integration
@@ -48,6 +48,7 @@ def packet_stamps(path: Path, kind: str) -> list[int]:
         return [int(p.pts) for p in f.demux(stream) if p.pts is not None and p.size]
 
 
+@pytest.mark.slow
 async def test_resume_under_load_stamps_nothing_inside_the_pause(live_server: LiveServer) -> None:
     """Packets captured during a pause can still be waiting in the socket
     when the resume is handled (a loaded machine, a stalled event loop):
@@ -82,6 +83,7 @@ async def test_resume_under_load_stamps_nothing_inside_the_pause(live_server: Li
         assert any(t < start for t in stamps) and any(t >= end for t in stamps)
 
 
+@pytest.mark.slow
 async def test_any_writer_failure_is_the_recordings_visible_error(
     live_server: LiveServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -108,6 +110,7 @@ async def test_any_writer_failure_is_the_recordings_visible_error(
     assert events["state"] == "finalized"
 
 
+@pytest.mark.slow
 async def test_a_stalled_disk_stops_the_recording_instead_of_filling_memory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -16,8 +16,8 @@ import pytest
 
 from server.recording.clips import cut
 from server.recording.manifest import read_manifest
-from tests.conftest import LiveServer, make_config, running_server
-from tests.peers import PatternVideoTrack, ToneTrack, wait_for
+from testkit.server import LiveServer, make_config, running_server
+from testkit.peers import PatternVideoTrack, ToneTrack, wait_for
 
 pytestmark = pytest.mark.integration
 

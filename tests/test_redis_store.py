@@ -13,7 +13,7 @@ from server.cluster.redis_store import RedisSessionStore
 from server.core.errors import SessionNotFound, SidecoachError
 from server.core.roles import SessionState
 from server.storage.sessions import RecordingDecision, SessionKind, SessionSettings
-from tests.multinode import RedisProc, redis_unavailable
+from testkit.multinode import RedisProc, redis_unavailable
 
 pytestmark = pytest.mark.skipif(redis_unavailable() is not None, reason=str(redis_unavailable()))
 

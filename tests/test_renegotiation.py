@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from server.core.config import Limits
-from tests.conftest import LiveServer, make_config, running_server
-from tests.peers import PatternVideoTrack, ToneTrack, wait_for
+from testkit.peers import PatternVideoTrack, ToneTrack, wait_for
+from testkit.server import LiveServer, make_config, running_server
 
 pytestmark = pytest.mark.integration
 
@@ -29,6 +29,7 @@ def m_lines(sdp: str) -> int:
     return sum(1 for line in sdp.splitlines() if line.startswith("m="))
 
 
+@pytest.mark.slow
 async def test_sdp_stays_flat_over_publish_unpublish_cycles(fast_server: LiveServer) -> None:
     session = await fast_server.create_session(recording=False)
     async with fast_server.classroom(session.id) as (teacher, coach):

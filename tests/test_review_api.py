@@ -17,8 +17,8 @@ import aiohttp
 import pytest
 
 from server.recording.manifest import read_manifest
-from tests.conftest import LiveServer, make_config, running_server
-from tests.peers import Participant, PatternVideoTrack, ToneTrack, wait_for
+from testkit.peers import Participant, PatternVideoTrack, ToneTrack, wait_for
+from testkit.server import LiveServer, make_config, running_server
 from tests.test_recording_access import record_a_lesson
 
 pytestmark = pytest.mark.integration

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from server.core.config import Limits
-from tests.conftest import LiveServer, make_config, running_server
-from tests.peers import Participant, wait_for
+from testkit.peers import Participant, wait_for
+from testkit.server import LiveServer, make_config, running_server
 
 pytestmark = pytest.mark.integration
 

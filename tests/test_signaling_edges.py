@@ -7,8 +7,8 @@ import pytest
 
 from server.core.roles import Role
 from server.core.tokens import issue_invite
-from tests.conftest import LiveServer
-from tests.peers import Participant, PatternVideoTrack, wait_for
+from testkit.peers import Participant, PatternVideoTrack, wait_for
+from testkit.server import LiveServer
 
 pytestmark = pytest.mark.integration
 

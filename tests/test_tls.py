@@ -26,7 +26,7 @@ from server.ops.tls import (
     certificate_names,
     ensure_self_signed,
 )
-from tests.procs import Proc, free_port, running, sidecoach_cmd, sidecoach_env
+from testkit.procs import Proc, free_port, running, sidecoach_cmd, sidecoach_env
 
 
 def served_fingerprint(port: int) -> str:

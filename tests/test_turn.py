@@ -11,7 +11,7 @@ import pytest
 from server.core.config import IceServer
 from server.core.tokens import verify_invite
 from server.core.turn import turn_rest_credential
-from tests.conftest import TEST_SECRET, make_config, running_server
+from testkit.server import TEST_SECRET, make_config, running_server
 
 TURN_SECRET = "north-wing-secret"
 TURN_URLS = ("turn:turn.school.example:3478?transport=udp", "turns:turn.school.example:443")

@@ -15,8 +15,8 @@ import pytest
 
 from server.core.roles import Role
 from server.core.tokens import issue_invite
-from tests.multinode import SECRET, deployment, redis_unavailable
-from tests.procs import Proc, free_port, sidecoach_cmd, sidecoach_env
+from testkit.multinode import SECRET, deployment, redis_unavailable
+from testkit.procs import Proc, free_port, sidecoach_cmd, sidecoach_env
 
 pytestmark = [
     pytest.mark.integration,
@@ -24,6 +24,7 @@ pytestmark = [
 ]
 
 
+@pytest.mark.slow
 async def test_long_polling_through_the_wrong_node_is_forwarded(tmp_path: Path) -> None:
     """A client on long-polling opens its socket on node A, then every
     request reaches node B (no sticky load balancer): B forwards them to A,
@@ -65,6 +66,7 @@ async def test_long_polling_through_the_wrong_node_is_forwarded(tmp_path: Path) 
             assert refused.value.status == 400
 
 
+@pytest.mark.slow
 async def test_workers_share_a_port_and_are_restarted(tmp_path: Path) -> None:
     """``serve --workers 2``: two nodes answer on one port; a worker killed
     with kill -9 is started again; SIGTERM drains and stops them all."""

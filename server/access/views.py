@@ -116,6 +116,90 @@ def tally_rates(
     return {"bin_ms": RATE_BIN_MS, "start_ms": start_ms, "categories": names, "series": series}
 
 
+class _Lanes:
+    """The timeline's lanes, filled event by event with what one reader may
+    see (items it may not read are never collected)."""
+
+    def __init__(self, can: dict[Item, bool], people: dict[str, dict[str, str]]) -> None:
+        self.can = can
+        self.people = people
+        self.cues: dict[str, dict[str, Any]] = {}
+        self.whispers: list[dict[str, Any]] = []
+        self.open_whispers: dict[str, dict[str, Any]] = {}
+        self.taps: dict[Any, dict[str, Any]] = {}
+        self.notes: dict[str, dict[str, Any]] = {}
+        self.pauses: list[dict[str, Any]] = []
+        self.presence: list[dict[str, Any]] = []
+        self.gaps: list[dict[str, Any]] = []
+
+    def who(self, pid: Any) -> dict[str, str]:
+        p = self.people.get(str(pid), {})
+        return {"name": p.get("name", ""), "role": p.get("role", "")}
+
+    def add(self, e: dict[str, Any]) -> None:
+        kind, t = e.get("type"), e.get("t", 0)
+        if kind in ("cue", "cue-delivered", "cue-ack") and self.can[Item.CUE]:
+            self._cue(kind, t, e)
+        elif kind in ("whisper-start", "whisper-stop") and self.can[Item.WHISPER]:
+            self._whisper(kind, t, e)
+        elif kind == "tally" and self.can[Item.TALLY]:
+            tap = {"t": t, "category": e.get("category"), **self.who(e.get("by"))}
+            self.taps[e.get("tap")] = tap
+        elif kind == "tally-undo" and self.can[Item.TALLY]:
+            self.taps.pop(e.get("tap"), None)
+        elif kind in ("note", "note-shared"):
+            self._note(kind, t, e)
+        elif kind == "recording-pause":
+            self.pauses.append({"start": t, "end": None})
+        elif kind == "recording-resume" and self.pauses and self.pauses[-1]["end"] is None:
+            self.pauses[-1]["end"] = t
+        elif kind in ("join", "leave") and self.can[Item.PRESENCE]:
+            self.presence.append({"t": t, "type": kind, **self.who(e.get("participant"))})
+        elif kind == "media-gap":
+            gap = {"start": e.get("start", t), "end": e.get("end"), "source": e.get("source")}
+            self.gaps.append(gap)
+
+    def _cue(self, kind: Any, t: int, e: dict[str, Any]) -> None:
+        cue_id = str(e.get("cue"))
+        if kind == "cue":
+            self.cues[cue_id] = {
+                "id": e.get("cue"),
+                "t": t,
+                "text": e.get("text"),
+                "icon": e.get("icon"),
+                "color": e.get("color"),
+                "by": e.get("by_name") or self.who(e.get("by"))["name"],
+                "delivered_t": None,
+                "acknowledged_t": None,
+            }
+        elif cue_id in self.cues:
+            field = "delivered_t" if kind == "cue-delivered" else "acknowledged_t"
+            self.cues[cue_id][field] = t
+
+    def _whisper(self, kind: Any, t: int, e: dict[str, Any]) -> None:
+        coach = str(e.get("participant"))
+        if kind == "whisper-start":
+            whisper = {"start": t, "end": None, **self.who(e.get("participant"))}
+            self.open_whispers[coach] = whisper
+            self.whispers.append(whisper)
+        elif (whisper := self.open_whispers.pop(coach, {})):
+            whisper["end"] = t
+
+    def _note(self, kind: Any, t: int, e: dict[str, Any]) -> None:
+        note_id = str(e.get("note"))
+        if kind == "note":
+            self.notes[note_id] = {
+                "id": e.get("note"),
+                "t": t,
+                "text": e.get("text"),
+                "name": e.get("name") or self.who(e.get("by"))["name"],
+                "author": e.get("author"),
+                "visibility": e.get("visibility", Visibility.PRIVATE),
+            }
+        elif note_id in self.notes:
+            self.notes[note_id]["visibility"] = e.get("visibility", Visibility.PRIVATE)
+
+
 def timeline_view(
     policy: AccessPolicy,
     reader: Reader,
@@ -126,92 +210,32 @@ def timeline_view(
 ) -> dict[str, Any]:
     """The lesson on the session clock, lane by lane, as this reader may see it;
     ``span`` is the recording's (start, end) in session ms."""
-    people = _participants(events)
-
-    def who(pid: Any) -> dict[str, str]:
-        p = people.get(str(pid), {})
-        return {"name": p.get("name", ""), "role": p.get("role", "")}
-
     can = {item: policy.can_read(reader, item) for item in Item}
-    cues: dict[str, dict[str, Any]] = {}
-    whispers: list[dict[str, Any]] = []
-    open_whispers: dict[str, dict[str, Any]] = {}
-    taps: dict[Any, dict[str, Any]] = {}
-    notes: dict[str, dict[str, Any]] = {}
-    pauses: list[dict[str, Any]] = []
-    presence: list[dict[str, Any]] = []
-    gaps: list[dict[str, Any]] = []
-    for e in events:
-        kind, t = e.get("type"), e.get("t", 0)
-        if kind == "cue" and can[Item.CUE]:
-            cues[str(e.get("cue"))] = {
-                "id": e.get("cue"),
-                "t": t,
-                "text": e.get("text"),
-                "icon": e.get("icon"),
-                "color": e.get("color"),
-                "by": e.get("by_name") or who(e.get("by"))["name"],
-                "delivered_t": None,
-                "acknowledged_t": None,
-            }
-        elif kind in ("cue-delivered", "cue-ack") and str(e.get("cue")) in cues:
-            field = "delivered_t" if kind == "cue-delivered" else "acknowledged_t"
-            cues[str(e.get("cue"))][field] = t
-        elif kind == "whisper-start" and can[Item.WHISPER]:
-            whisper = {"start": t, "end": None, **who(e.get("participant"))}
-            open_whispers[str(e.get("participant"))] = whisper
-            whispers.append(whisper)
-        elif kind == "whisper-stop" and can[Item.WHISPER]:
-            whisper = open_whispers.pop(str(e.get("participant")), {})
-            if whisper:
-                whisper["end"] = t
-        elif kind == "tally" and can[Item.TALLY]:
-            taps[e.get("tap")] = {"t": t, "category": e.get("category"), **who(e.get("by"))}
-        elif kind == "tally-undo" and can[Item.TALLY]:
-            taps.pop(e.get("tap"), None)
-        elif kind == "note":
-            notes[str(e.get("note"))] = {
-                "id": e.get("note"),
-                "t": t,
-                "text": e.get("text"),
-                "name": e.get("name") or who(e.get("by"))["name"],
-                "author": e.get("author"),
-                "visibility": e.get("visibility", Visibility.PRIVATE),
-            }
-        elif kind == "note-shared" and str(e.get("note")) in notes:
-            notes[str(e.get("note"))]["visibility"] = e.get("visibility", Visibility.PRIVATE)
-        elif kind == "recording-pause":
-            pauses.append({"start": t, "end": None})
-        elif kind == "recording-resume" and pauses and pauses[-1]["end"] is None:
-            pauses[-1]["end"] = t
-        elif kind in ("join", "leave") and can[Item.PRESENCE]:
-            presence.append({"t": t, "type": kind, **who(e.get("participant"))})
-        elif kind == "media-gap":
-            gaps.append(
-                {"start": e.get("start", t), "end": e.get("end"), "source": e.get("source")}
-            )
+    lanes = _Lanes(can, _participants(events))
+    for event in events:
+        lanes.add(event)
     visible_notes = []
-    for note in notes.values():
+    for note in lanes.notes.values():
         author = note.pop("author", None)
         visibility = Visibility(note["visibility"])
         if policy.can_read_authored(reader, author_invite=author, visibility=visibility):
             note["mine"] = author is not None and author == reader.invite_id
             visible_notes.append(note)
-    tallies = sorted(taps.values(), key=lambda x: x["t"])
+    tallies = sorted(lanes.taps.values(), key=lambda x: x["t"])
     last = max((e.get("t", 0) for e in events), default=0)
     start, end = span if span is not None else (0, last)
     return {
-        "cues": list(cues.values()),
-        "whispers": whispers,
+        "cues": list(lanes.cues.values()),
+        "whispers": lanes.whispers,
         "tallies": tallies,
         "tally_categories": list(categories or []) if can[Item.TALLY] else [],
         "rates": tally_rates(tallies, list(categories or []), start, max(end, start + 1))
         if can[Item.TALLY]
         else None,
         "notes": visible_notes,
-        "pauses": pauses,
-        "presence": presence,
-        "gaps": gaps,
+        "pauses": lanes.pauses,
+        "presence": lanes.presence,
+        "gaps": lanes.gaps,
         "start_ms": start,
         "end_ms": max(end, last),
     }

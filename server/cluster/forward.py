@@ -66,7 +66,13 @@ class PollingForwarder:
                 request.method, url + request.rel_url.path_qs, data=body or None, headers=headers
             ) as resp:
                 data = await resp.read()
-                out = {k: v for k, v in resp.headers.items() if k.lower() == "content-type"}
+                # the body is passed as it came (auto_decompress is off): so is
+                # its encoding (Engine.IO compresses larger payloads)
+                out = {
+                    k: v
+                    for k, v in resp.headers.items()
+                    if k.lower() in ("content-type", "content-encoding")
+                }
                 return web.Response(status=resp.status, body=data, headers=out)
         except (aiohttp.ClientError, TimeoutError) as exc:
             logger.warning("forwarding a long-poll to %s failed: %s", url, exc)

@@ -1,4 +1,4 @@
-"""A coach on a 300 kbit/s link (tests/netns.py: tc tbf on that coach's
+"""A coach on a 300 kbit/s link (testkit/netns.py: tc tbf on that coach's
 namespace link), with a real teacher page sending simulcast (l 320x180,
 m 640x360, h 1280x720 from Chromium's fake 720p camera):
 
@@ -13,7 +13,7 @@ m 640x360, h 1280x720 from Chromium's fake 720p camera):
    is 1280x720.
 
 The teacher's page runs in this namespace, the thin coach's Chromium in
-its own; the clean coach is an aiortc peer in a third (tests/netns_peer.py).
+its own; the clean coach is an aiortc peer in a third (testkit/netns_peer.py).
 Layer choices are read from the server's Consumers, pictures from the
 pages' getStats; no timing is asserted.
 """
@@ -29,7 +29,7 @@ import av
 import pytest
 
 from server.media.producer import Producer
-from tests.browser.conftest import (
+from testkit.browser import (
     CHROMIUM,
     KEEP_PEER_CONNECTIONS,
     Tab,
@@ -38,9 +38,9 @@ from tests.browser.conftest import (
     page_errors,
     teacher_gone_live,
 )
-from tests.conftest import LiveServer, make_config, running_server
-from tests.netns import Netlab
-from tests.netns_peer import PeerAgent
+from testkit.netns import Netlab
+from testkit.netns_peer import PeerAgent
+from testkit.server import LiveServer, make_config, running_server
 
 pytestmark = pytest.mark.browser
 
@@ -119,6 +119,7 @@ def consumers(producer: Producer) -> list[dict[str, object]]:
     return [c.describe() for c in producer.consumers.values()]
 
 
+@pytest.mark.slow
 async def test_a_coach_on_a_thin_link_gets_a_smaller_layer_and_nobody_else_does(
     netlab: Netlab, tmp_path: Path
 ) -> None:

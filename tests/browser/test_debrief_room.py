@@ -8,8 +8,8 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from tests.browser.conftest import Opener, Tab, page_errors
-from tests.conftest import LiveServer
+from testkit.browser import Opener, Tab, page_errors
+from testkit.server import LiveServer
 from tests.test_recording_access import record_a_lesson
 
 pytestmark = pytest.mark.browser
@@ -43,6 +43,7 @@ async def in_step(tabs: list[Tab], what: str) -> None:
     assert max(times) - min(times) < 2 * IN_STEP_S + 0.5, (what, times)
 
 
+@pytest.mark.slow
 async def test_three_members_follow_the_driver(live_server: LiveServer, open_tab: Opener) -> None:
     _, tokens = await record_a_lesson(live_server, before_s=3, after_s=14)
     rid, links = await start_debrief(live_server, tokens["teacher"])

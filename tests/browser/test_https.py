@@ -16,14 +16,14 @@ from pathlib import Path
 import pytest
 
 from server.ops.tls import CertificateNames, ensure_self_signed
-from tests.browser.conftest import (
+from testkit.browser import (
     CHROMIUM,
     launched_chromium,
     page_errors,
     teacher_live_and_coach_watching,
 )
-from tests.conftest import make_config, running_server
-from tests.procs import REPO, Proc, free_port, running, sidecoach_cmd, sidecoach_env
+from testkit.procs import REPO, Proc, free_port, running, sidecoach_cmd, sidecoach_env
+from testkit.server import make_config, running_server
 
 pytestmark = pytest.mark.browser
 
@@ -69,6 +69,7 @@ def nginx_conf(tmp: Path, https_port: int, http_port: int, backend: str, cert: P
     return conf
 
 
+@pytest.mark.slow
 async def test_pages_work_through_nginx_over_https(tmp_path: Path) -> None:
     if not CHROMIUM.exists() or not Path(NGINX).exists():
         pytest.skip("needs /usr/bin/chromium and Debian's nginx")
@@ -121,6 +122,7 @@ def _wait_listening(nginx: Proc, port: int) -> None:
             time.sleep(0.05)
 
 
+@pytest.mark.slow
 async def test_teacher_goes_live_on_the_self_signed_certificate(tmp_path: Path) -> None:
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is not installed")

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.conftest import Opener, Tab, new_tab, page_errors
-from tests.conftest import LiveServer
+from testkit.browser import Opener, Tab, new_tab, page_errors
+from testkit.server import LiveServer
 
 pytestmark = pytest.mark.browser
 
@@ -25,6 +25,7 @@ async def visible_text(tab: Tab) -> str:
     return str(await tab.page.inner_text("body"))
 
 
+@pytest.mark.slow
 async def test_before_live_the_teacher_sees_the_plan_and_decides(
     live_server: LiveServer, open_tab: Opener
 ) -> None:
@@ -71,6 +72,7 @@ async def test_before_live_the_teacher_sees_the_plan_and_decides(
     assert page_errors(teacher, coach) == []
 
 
+@pytest.mark.slow
 async def test_stop_asks_first_and_the_ended_lesson_shows_no_recording_controls(
     live_server: LiveServer, open_tab: Opener
 ) -> None:
@@ -176,6 +178,7 @@ BLOCK_AUTOPLAY = """
 """
 
 
+@pytest.mark.slow
 async def test_a_blocked_autoplay_is_impossible_to_miss(
     live_server: LiveServer, open_tab: Opener, browser: object
 ) -> None:

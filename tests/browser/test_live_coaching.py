@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.conftest import SILENCE, Opener, page_errors
-from tests.conftest import LiveServer
+from testkit.browser import SILENCE, Opener, page_errors
+from testkit.server import LiveServer
 
 pytestmark = pytest.mark.browser
 
@@ -18,6 +18,7 @@ def join_path(server: LiveServer, session_id: str, role: str, **kw: object) -> s
     return "/join?token=" + server.invite(session_id, role, **kw)
 
 
+@pytest.mark.slow
 async def test_classroom_whisper_and_cue(live_server: LiveServer, open_tab: Opener) -> None:
     session = await live_server.create_session("Fractions, period 3")
     teacher = await open_tab(

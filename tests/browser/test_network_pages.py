@@ -1,4 +1,4 @@
-"""The teacher page's link is cut (tests/netns.py), and the coach page sees
+"""The teacher page's link is cut (testkit/netns.py), and the coach page sees
 the classroom again by itself, with no duplicate teacher:
 
 * 5 s: nothing is torn down (ICE consent holds on both sides), the server
@@ -9,7 +9,7 @@ the classroom again by itself, with no duplicate teacher:
   while the link is down, and the server's seats replace the old teacher.
 
 The teacher's Chromium runs in its own namespace (the wrapper of
-tests/netns.py), the coach's in this one. How long each recovery takes is
+testkit/netns.py), the coach's in this one. How long each recovery takes is
 printed by scripts/bench_network.py, not asserted here.
 """
 
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.conftest import (
+from testkit.browser import (
     CHROMIUM,
     Tab,
     launched_chromium,
@@ -28,8 +28,8 @@ from tests.browser.conftest import (
     page_errors,
     teacher_gone_live,
 )
-from tests.conftest import LiveServer, make_config, running_server
-from tests.netns import Link, Netlab
+from testkit.netns import Link, Netlab
+from testkit.server import LiveServer, make_config, running_server
 
 pytestmark = pytest.mark.browser
 
@@ -52,6 +52,7 @@ async def frames_shown(tab: Tab) -> int:
     return int(await tab.page.evaluate("() => window.__framesShown"))
 
 
+@pytest.mark.slow
 async def test_the_coach_page_sees_the_classroom_again_after_the_teacher_link_is_cut(
     netlab: Netlab, tmp_path: Path
 ) -> None:

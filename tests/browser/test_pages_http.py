@@ -9,7 +9,7 @@ import re
 import aiohttp
 
 from server.http.pages import NODE_MODULES_DIR, VENDOR_FILES
-from tests.conftest import LiveServer
+from testkit.server import LiveServer
 
 
 async def fetch(url: str, **params: str) -> tuple[int, dict[str, str], str]:

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from server.recording.manifest import read_manifest
-from tests.browser.conftest import CHROMIUM, launched_chromium, teacher_gone_live
-from tests.conftest import make_config, running_server
-from tests.peers import wait_for
+from testkit.browser import CHROMIUM, launched_chromium, teacher_gone_live
+from testkit.server import make_config, running_server
+from testkit.peers import wait_for
 
 pytestmark = pytest.mark.browser
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.conftest import Opener
-from tests.conftest import LiveServer
-from tests.peers import PatternVideoTrack, wait_for
+from testkit.browser import Opener
+from testkit.peers import PatternVideoTrack, wait_for
+from testkit.server import LiveServer
 
 pytestmark = pytest.mark.browser
 
@@ -18,6 +18,7 @@ def join_path(server: LiveServer, session_id: str, role: str) -> str:
     return "/join?token=" + server.invite(session_id, role)
 
 
+@pytest.mark.slow
 async def test_teacher_page_goes_live_again_on_reused_m_lines(
     live_server: LiveServer, open_tab: Opener
 ) -> None:

@@ -14,8 +14,8 @@ import aiohttp
 import pytest
 
 from server.core.tokens import issue_admin_token
-from tests.browser.conftest import Opener, new_tab, page_errors
-from tests.conftest import TEST_SECRET, LiveServer, make_config, running_server
+from testkit.browser import Opener, new_tab, page_errors
+from testkit.server import TEST_SECRET, LiveServer, make_config, running_server
 from tests.test_recording_access import record_a_lesson
 
 pytestmark = pytest.mark.browser
@@ -33,6 +33,7 @@ async def recording_of(server: LiveServer, token: str) -> str:
         return str(rec["id"])
 
 
+@pytest.mark.slow
 async def test_the_review_page_plays_seeks_and_shows_each_role_its_lesson(
     live_server: LiveServer, open_tab: Opener
 ) -> None:
@@ -86,6 +87,7 @@ async def test_the_review_page_plays_seeks_and_shows_each_role_its_lesson(
     assert page_errors(teacher, observer) == []
 
 
+@pytest.mark.slow
 async def test_comments_make_the_round_trip_and_survive_a_restart(
     tmp_path: Path, browser: object
 ) -> None:
@@ -153,11 +155,12 @@ async def test_the_lessons_library_lists_past_lessons(
     assert page_errors(lobby) == []
 
 
+@pytest.mark.slow
 async def test_an_h264_lesson_plays_on_the_review_page(
     live_server: LiveServer, open_tab: Opener
 ) -> None:
     """H.264 is remuxed (never transcoded) into MP4, which Chromium plays."""
-    from tests.peers import PatternVideoTrack, ToneTrack, wait_for
+    from testkit.peers import PatternVideoTrack, ToneTrack, wait_for
 
     session = await live_server.create_session()
     teacher = live_server.participant(session.id, "teacher")

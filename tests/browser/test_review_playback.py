@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 
 from server.recording.manifest import read_manifest
-from tests.browser.conftest import Opener
-from tests.conftest import LiveServer
-from tests.peers import wait_for
+from testkit.browser import Opener
+from testkit.peers import wait_for
+from testkit.server import LiveServer
 
 pytestmark = pytest.mark.browser
 
 
+@pytest.mark.slow
 async def test_classroom_review_file_plays_in_chromium(
     live_server: LiveServer, open_tab: Opener
 ) -> None:

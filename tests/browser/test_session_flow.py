@@ -10,8 +10,8 @@ import pytest
 
 from server.core.roles import Role
 from server.core.tokens import issue_admin_token, issue_invite
-from tests.browser.conftest import Opener, Tab, page_errors
-from tests.conftest import TEST_SECRET, LiveServer
+from testkit.browser import Opener, Tab, page_errors
+from testkit.server import TEST_SECRET, LiveServer
 
 pytestmark = pytest.mark.browser
 
@@ -20,6 +20,7 @@ def join_path(server: LiveServer, session_id: str, role: str, **kw: object) -> s
     return "/join?token=" + server.invite(session_id, role, **kw)
 
 
+@pytest.mark.slow
 async def test_tallies_from_two_coaches_add_up_on_both(
     live_server: LiveServer, open_tab: Opener
 ) -> None:
@@ -71,6 +72,7 @@ async def live_teacher_and_coach(server: LiveServer, open_tab: Opener) -> tuple[
     return session.id, teacher, coach
 
 
+@pytest.mark.slow
 async def test_teacher_pauses_recording_and_both_pages_show_it(
     live_server: LiveServer, open_tab: Opener
 ) -> None:
@@ -89,6 +91,7 @@ async def test_teacher_pauses_recording_and_both_pages_show_it(
     assert page_errors(teacher, coach) == []
 
 
+@pytest.mark.slow
 async def test_pages_rejoin_on_their_own_after_a_network_drop(
     live_server: LiveServer, open_tab: Opener
 ) -> None:

@@ -3,7 +3,7 @@ their own network namespace) reach Sidecoach only through Debian's coturn,
 authenticated with the per-join TURN REST credential, and the coach sees
 the classroom.
 
-Topology (tests/netns.py), all inside the test run's private namespace:
+Topology (testkit/netns.py), all inside the test run's private namespace:
 
     school ns: Chromium 198.18.1.2 --veth-- 198.18.1.1 this ns: Sidecoach (HTTP + ICE), coturn
     school firewall: no UDP out at all -> TURN over TCP to coturn:3478,
@@ -21,7 +21,7 @@ import pytest
 
 from server.core.tokens import verify_invite
 from server.core.turn import turn_rest_credential
-from tests.browser.conftest import (
+from testkit.browser import (
     CHROMIUM,
     KEEP_PEER_CONNECTIONS,
     Tab,
@@ -29,9 +29,9 @@ from tests.browser.conftest import (
     page_errors,
     teacher_live_and_coach_watching,
 )
-from tests.conftest import TEST_SECRET, LiveServer, make_config, running_server
-from tests.netns import Netlab
-from tests.procs import Proc, free_port, running
+from testkit.netns import Netlab
+from testkit.procs import Proc, free_port, running
+from testkit.server import TEST_SECRET, LiveServer, make_config, running_server
 
 pytestmark = pytest.mark.browser
 
@@ -92,6 +92,7 @@ async def selected_pair(tab: Tab) -> dict[str, Any]:
     return pair
 
 
+@pytest.mark.slow
 async def test_pages_behind_a_udp_blocking_firewall_go_through_turn(
     netlab: Netlab, tmp_path: Path
 ) -> None:

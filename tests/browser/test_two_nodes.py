@@ -11,8 +11,8 @@ import pytest
 
 from server.core.roles import Role
 from server.core.tokens import issue_invite
-from tests.browser.conftest import new_tab, page_errors, teacher_live_and_coach_watching
-from tests.multinode import SECRET, Deployment, deployment, redis_unavailable
+from testkit.browser import new_tab, page_errors, teacher_live_and_coach_watching
+from testkit.multinode import SECRET, Deployment, deployment, redis_unavailable
 
 pytestmark = [
     pytest.mark.browser,
@@ -30,6 +30,7 @@ def two_nodes(tmp_path: Path) -> Iterator[Deployment]:
         yield dep
 
 
+@pytest.mark.slow
 async def test_teacher_on_a_coach_through_b(browser: Any, two_nodes: Deployment) -> None:
     dep = two_nodes
     a, b = dep.nodes["a"], dep.nodes["b"]

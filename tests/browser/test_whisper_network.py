@@ -1,5 +1,5 @@
 """A whisper on a bad school network: 3 % loss and 50 ms of jitter on the
-way to the teacher's tablet (tests/netns.py, the userspace delay box).
+way to the teacher's tablet (testkit/netns.py, the userspace delay box).
 
 * The teacher's Chromium still hears the coach, and conceals what was lost
   (its own jitter buffer and Opus decoder do, with in-band FEC negotiated:
@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from server.media.offer_sdp import codec_fmtp
-from tests.browser.conftest import (
+from testkit.browser import (
     CHROMIUM,
     KEEP_PEER_CONNECTIONS,
     SILENCE,
@@ -30,9 +30,9 @@ from tests.browser.conftest import (
     page_errors,
     teacher_gone_live,
 )
-from tests.conftest import make_config, running_server
-from tests.netns import Netlab
-from tests.peers import ToneTrack, wait_for
+from testkit.netns import Netlab
+from testkit.peers import ToneTrack, wait_for
+from testkit.server import make_config, running_server
 
 pytestmark = pytest.mark.browser
 
@@ -58,6 +58,7 @@ WHISPER_STATS = """async () => {
 }"""
 
 
+@pytest.mark.slow
 async def test_whisper_under_loss_and_jitter_is_heard_and_never_held_by_the_server(
     netlab: Netlab, tmp_path: Path
 ) -> None:

@@ -2,8 +2,16 @@
 // can delete a recording and see who watched it. Shown on the teacher page
 // once the session ends and on the page an invite opens afterwards.
 
-import { h } from "./ui.js";
+import { errorText, h } from "./ui.js";
 
+/** @import { AuditEntry, HttpError, Permissions, RecordingRow, Role } from "../../types/wire" */
+
+/**
+ * Who is looking: the invite's token and role, and how long recordings are kept.
+ * @typedef {{token: string, role: Role, retentionDays: number}} AfterContext
+ */
+
+/** @param {number} unixSeconds */
 function when(unixSeconds) {
   return new Date(unixSeconds * 1000).toLocaleString([], {
     dateStyle: "medium",
@@ -11,17 +19,27 @@ function when(unixSeconds) {
   });
 }
 
+/** @param {number} unixSeconds */
 function day(unixSeconds) {
   return new Date(unixSeconds * 1000).toLocaleDateString([], { dateStyle: "medium" });
 }
 
+/** @param {number | null | undefined} ms */
 function minutes(ms) {
   const m = Math.round((ms || 0) / 60000);
   return m < 1 ? "under a minute" : m === 1 ? "1 minute" : `${m} minutes`;
 }
 
+/**
+ * Call the HTTP API with the invite's token; throws an Error with the server's message.
+ * @param {string} token
+ * @param {"GET" | "DELETE"} method
+ * @param {string} path
+ * @returns {Promise<any>} the JSON body
+ */
 async function api(token, method, path) {
   const r = await fetch(path, { method, headers: { Authorization: `Bearer ${token}` } });
+  /** @type {(HttpError & Record<string, unknown>) | null} */
   let body = null;
   try {
     body = await r.json();
@@ -32,8 +50,12 @@ async function api(token, method, path) {
   return body;
 }
 
-/** Who read a recording, one line per person: name, role, when, how much. */
+/**
+ * Who read a recording, one line per person: name, role, when, how much.
+ * @param {AuditEntry[]} entries
+ */
 function watchers(entries) {
+  /** @type {Map<string, {who: string, role: string, first: number, last: number, bytes: number}>} */
   const byWho = new Map();
   for (const e of entries) {
     if (e.action === "delete") continue;
@@ -49,6 +71,12 @@ function watchers(entries) {
   return [...byWho.values()].sort((a, b) => b.last - a.last);
 }
 
+/**
+ * @param {RecordingRow} rec
+ * @param {AfterContext} ctx
+ * @param {Permissions} perms what this reader may do (from the server's policy)
+ * @param {() => Promise<void>} refresh
+ */
 function recordingCard(rec, ctx, perms, refresh) {
   const keptUntil = rec.started_at + ctx.retentionDays * 86400;
   const status = h("p", { class: "hint", role: "status" });
@@ -85,7 +113,7 @@ function recordingCard(rec, ctx, perms, refresh) {
             status.textContent = "Deleted.";
             await refresh();
           } catch (err) {
-            status.textContent = `Couldn't delete it: ${err.message}`;
+            status.textContent = `Couldn't delete it: ${errorText(err)}`;
           }
         },
       }, "Delete forever"),
@@ -119,7 +147,7 @@ function recordingCard(rec, ctx, perms, refresh) {
           );
           watched.hidden = false;
         } catch (err) {
-          status.textContent = `Couldn't load who watched: ${err.message}`;
+          status.textContent = `Couldn't load who watched: ${errorText(err)}`;
         }
       },
     }, "Who watched it");
@@ -128,7 +156,12 @@ function recordingCard(rec, ctx, perms, refresh) {
   return card;
 }
 
-/** Fill `container` with the lesson's recordings for this invite. */
+/**
+ * Fill `container` with the lesson's recordings for this invite.
+ * @param {HTMLElement} container
+ * @param {AfterContext} ctx
+ * @returns {Promise<() => Promise<void>>} refresh: load them again
+ */
 export async function showAfter(container, ctx) {
   container.hidden = false;
   const list = h("div", { class: "recording-list" });
@@ -141,6 +174,7 @@ export async function showAfter(container, ctx) {
   const refresh = async () => {
     try {
       const data = await api(ctx.token, "GET", "/api/recordings");
+      /** @type {RecordingRow[]} */
       const recs = data.recordings || [];
       list.replaceChildren(
         ...(recs.length
@@ -148,7 +182,7 @@ export async function showAfter(container, ctx) {
           : [h("p", { class: "no-recordings" }, "This lesson has no recordings.")]),
       );
     } catch (err) {
-      list.replaceChildren(h("p", { class: "form-error" }, `Couldn't load the recordings: ${err.message}`));
+      list.replaceChildren(h("p", { class: "form-error" }, `Couldn't load the recordings: ${errorText(err)}`));
     }
   };
   await refresh();

@@ -1,27 +1,46 @@
 // The coach's page: watch and hear the classroom; push-to-talk whisper; cues
 // with delivery/ack state; shared tallies with undo; notes.
 
-import { $, clock, describeError, exposeHooks, h, toast } from "./ui.js";
+import { ERROR, EVENT, REQUEST } from "./protocol.js";
+import { $, clock, copy, describeError, exposeHooks, h, isTyping, toast } from "./ui.js";
 import { startViewer } from "./viewer.js";
 
+/** @import { Counts, Cue, CueStateName, Note, RequestMessage, TallyEvent, Visibility } from "../../types/wire" */
+/** @import { Publication } from "./conn.js" */
+
 const viewer = startViewer({ role: "coach" });
-const { conn, state: vs, copy } = viewer;
+const { conn, state: vs } = viewer;
+
+/** @typedef {"pending" | "connecting" | "ready" | "blocked" | "unavailable"} MicState */
+/** @typedef {"idle" | "starting" | "live" | "stopping"} PttPhase */
 
 const state = {
+  /** @type {string[]} */
   prompts: [],
+  /** @type {string[]} */
   categories: [],
+  /** @type {Counts} */
   counts: {},
+  /** @type {TallyEvent | null} */
   lastTally: null,
-  cues: new Map(), // id -> cue (latest state)
+  /** id -> cue (latest state) @type {Map<string, Cue>} */
+  cues: new Map(),
+  /** @type {Note[]} */
   notes: [],
-  myNotes: new Set(), // ids of notes this page wrote
-  mic: "pending", // pending | ready | blocked | unavailable
+  /** ids of notes this page wrote @type {Set<string>} */
+  myNotes: new Set(),
+  /** @type {MicState} */
+  mic: "pending",
+  /** @type {MediaStreamTrack | null} */
   whisperTrack: null,
+  /** @type {Publication | null} */
   whisperPub: null,
-  ptt: { held: false, phase: "idle" }, // idle | starting | live | stopping
+  /** @type {{held: boolean, phase: PttPhase}} */
+  ptt: { held: false, phase: "idle" },
   pttErrors: 0,
 };
 
+/** @param {string} id */
 const nameOf = (id) => vs.participants.get(id)?.name || "a coach";
 
 // -- whisper (push-to-talk) ----------------------------------------------------
@@ -45,7 +64,7 @@ async function enableMic() {
       toast(`Whisper microphone: ${describeError(r.error)}`, "error");
     }
   } catch (err) {
-    state.mic = err?.name === "NotAllowedError" ? "blocked" : "unavailable";
+    state.mic = err instanceof DOMException && err.name === "NotAllowedError" ? "blocked" : "unavailable";
   }
   renderTools();
 }
@@ -59,17 +78,18 @@ async function pressTalk() {
   state.ptt.held = true;
   if (!micReady()) {
     state.ptt.held = false;
-    toast(describeError({ code: "no_whisper_track" }), "error");
+    toast(describeError({ code: ERROR.NO_WHISPER_TRACK }), "error");
     return;
   }
-  state.whisperTrack.enabled = true;
+  const track = /** @type {MediaStreamTrack} */ (state.whisperTrack); // micReady: published
+  track.enabled = true;
   state.ptt.phase = "starting";
   renderTools();
-  const reply = await conn.call("whisper-start", {});
+  const reply = await conn.call(REQUEST.WHISPER_START, {});
   if (!reply.ok) {
     state.ptt.held = false;
     state.ptt.phase = "idle";
-    state.whisperTrack.enabled = false;
+    track.enabled = false;
     state.pttErrors += 1;
     toast(`Can't whisper: ${describeError(reply.error)}`, "error");
     renderTools();
@@ -94,20 +114,12 @@ async function stopTalking() {
   state.ptt.phase = "stopping";
   if (state.whisperTrack) state.whisperTrack.enabled = false;
   renderTools();
-  await conn.call("whisper-stop", {});
+  await conn.call(REQUEST.WHISPER_STOP, {});
   state.ptt.phase = "idle";
   renderTools();
 }
 
-function isTyping(target) {
-  if (!(target instanceof HTMLElement)) return false;
-  if (target.isContentEditable) return true;
-  const tag = target.tagName;
-  if (tag === "TEXTAREA" || tag === "SELECT") return true;
-  return tag === "INPUT" && !["checkbox", "radio", "button", "submit"].includes(target.type);
-}
-
-const ptt = $("#ptt");
+const ptt = $("#ptt", HTMLButtonElement);
 ptt.addEventListener("pointerdown", (e) => {
   if (e.button !== 0) return;
   e.preventDefault();
@@ -142,8 +154,12 @@ $("#enable-mic").addEventListener("click", enableMic);
 
 // -- cues --------------------------------------------------------------------
 
+/**
+ * @param {RequestMessage<"cue">} msg
+ * @returns {Promise<boolean>} sent
+ */
 async function sendCue(msg) {
-  const reply = await conn.call("cue", msg);
+  const reply = await conn.call(REQUEST.CUE, msg);
   if (!reply.ok) {
     toast(`Cue not sent: ${describeError(reply.error)}`, "error");
     return false;
@@ -152,15 +168,21 @@ async function sendCue(msg) {
   return true;
 }
 
+/**
+ * A cue's newer state; a late, older state (sent after delivered) changes nothing.
+ * @param {Cue} cue
+ */
 function mergeCue(cue) {
-  const prev = state.cues.get(cue.id) || {};
+  const prev = state.cues.get(cue.id);
+  /** @type {Record<CueStateName, number>} */
   const order = { sent: 0, delivered: 1, acknowledged: 2 };
   const merged = { ...prev, ...cue };
-  if (prev.state && order[prev.state] > order[cue.state]) merged.state = prev.state;
+  if (prev?.state && order[prev.state] > order[cue.state]) merged.state = prev.state;
   state.cues.set(cue.id, merged);
   renderCueLog();
 }
 
+/** @type {Record<string, string>} */
 const CUE_STATE_WORDS = {
   sent: "sent · waiting for the teacher's screen",
   delivered: "✓ on the teacher's screen",
@@ -196,7 +218,11 @@ function renderPrompts() {
           class: "btn prompt-button",
           dataset: { promptIndex: i },
           onclick: () =>
-            sendCue({ promptIndex: i, color: $("#cue-color").value, tone: $("#cue-tone").checked }),
+            sendCue({
+              promptIndex: i,
+              color: $("#cue-color", HTMLSelectElement).value,
+              tone: $("#cue-tone", HTMLInputElement).checked,
+            }),
         },
         text,
       ),
@@ -206,25 +232,33 @@ function renderPrompts() {
 
 $("#cue-form").addEventListener("submit", async (e) => {
   e.preventDefault();
-  const input = $("#cue-text");
+  const input = $("#cue-text", HTMLInputElement);
   const text = input.value.trim();
   if (!text) {
     input.focus();
     return;
   }
-  const msg = { text, color: $("#cue-color").value, tone: $("#cue-tone").checked };
-  if ($("#cue-icon").value) msg.icon = $("#cue-icon").value;
+  /** @type {RequestMessage<"cue">} */
+  const msg = {
+    text,
+    color: $("#cue-color", HTMLSelectElement).value,
+    tone: $("#cue-tone", HTMLInputElement).checked,
+  };
+  const icon = $("#cue-icon", HTMLSelectElement).value;
+  if (icon) msg.icon = icon;
   if (await sendCue(msg)) input.value = "";
 });
 
 // -- tallies -------------------------------------------------------------------
 
+/** @param {string} category */
 async function tally(category) {
-  const reply = await conn.call("tally", { category });
+  const reply = await conn.call(REQUEST.TALLY, { category });
   if (reply.ok) setCounts(reply.counts);
   else toast(`Tally not counted: ${describeError(reply.error)}`, "error");
 }
 
+/** @param {Counts} counts */
 function setCounts(counts) {
   state.counts = { ...counts };
   renderTallies();
@@ -252,7 +286,9 @@ function renderTallies() {
     );
   }
   for (const btn of wrap.children) {
-    btn.querySelector(".tally-count").textContent = String(state.counts[btn.dataset.category] ?? 0);
+    const count = btn.querySelector(".tally-count");
+    const category = btn instanceof HTMLElement ? btn.dataset.category : undefined;
+    if (count && category != null) count.textContent = String(state.counts[category] ?? 0);
   }
   const last = state.lastTally;
   $("#tally-last").textContent = last
@@ -261,13 +297,14 @@ function renderTallies() {
 }
 
 $("#tally-undo").addEventListener("click", async () => {
-  const reply = await conn.call("tally-undo", {});
+  const reply = await conn.call(REQUEST.TALLY_UNDO, {});
   if (reply.ok) setCounts(reply.counts);
   else toast(`Nothing undone: ${describeError(reply.error)}`, "error");
 });
 
 // -- notes ---------------------------------------------------------------------
 
+/** @type {Record<string, string>} */
 const VISIBILITY_WORDS = { private: "only you", team: "coaching team", everyone: "everyone" };
 
 function renderNotes() {
@@ -296,6 +333,7 @@ function renderNotes() {
   );
 }
 
+/** @param {Note} note */
 function upsertNote(note) {
   const i = state.notes.findIndex((n) => n.id === note.id);
   if (i >= 0) state.notes[i] = note;
@@ -303,18 +341,22 @@ function upsertNote(note) {
   renderNotes();
 }
 
+/**
+ * @param {string} noteId
+ * @param {Visibility} visibility
+ */
 async function shareNote(noteId, visibility) {
-  const reply = await conn.call("note-share", { noteId, visibility });
+  const reply = await conn.call(REQUEST.NOTE_SHARE, { noteId, visibility });
   if (reply.ok) upsertNote(reply.note);
   else toast(`Not shared: ${describeError(reply.error)}`, "error");
 }
 
 async function addNote() {
-  const box = $("#note-text");
+  const box = $("#note-text", HTMLTextAreaElement);
   const text = box.value.trim();
   if (!text) return;
-  const visibility = $("#note-visibility").value;
-  const reply = await conn.call("note", { text, visibility });
+  const visibility = /** @type {Visibility} */ ($("#note-visibility", HTMLSelectElement).value);
+  const reply = await conn.call(REQUEST.NOTE, { text, visibility });
   if (reply.ok) {
     box.value = "";
     state.myNotes.add(reply.note.id);
@@ -337,12 +379,14 @@ $("#note-text").addEventListener("keydown", (e) => {
 
 // -- rendering -------------------------------------------------------------------
 
+/** @type {Record<PttPhase, string>} */
 const PTT_WORDS = {
   idle: "Hold to whisper",
   starting: "Connecting…",
   live: "● Live — release to stop",
   stopping: "Stopping…",
 };
+/** @type {Record<MicState, string>} */
 const MIC_WORDS = {
   pending: "Asking for your microphone…",
   connecting: "Connecting your microphone…",
@@ -395,12 +439,12 @@ viewer.listeners.joined.push((reply, isRejoin) => {
 });
 
 conn
-  .on("cue-state", (cue) => mergeCue(cue))
-  .on("tally-counts", (data) => {
+  .on(EVENT.CUE_STATE, (cue) => mergeCue(cue))
+  .on(EVENT.TALLY_COUNTS, (data) => {
     state.lastTally = data.last || null;
     setCounts(data.counts || {});
   })
-  .on("note", (note) => upsertNote(note));
+  .on(EVENT.NOTE, (note) => upsertNote(note));
 
 exposeHooks({
   ...viewer.baseHooks,

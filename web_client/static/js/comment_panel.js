@@ -3,26 +3,33 @@
 // moment, or a reply, with a tag and who may see it.
 
 import { renderComments } from "./review_core.js";
-import { $, clock, h, toast } from "./ui.js";
+import { $, clock, errorText, h, toast } from "./ui.js";
+
+/** @import { NewComment, ReviewComment, Visibility } from "../../types/wire" */
+/** @import { Review } from "./review_core.js" */
 
 export class CommentPanel {
   /**
-   * @param review a loaded Review
-   * @param opts.nowMs () => session ms the player shows
-   * @param opts.onSeek (ms) => go there
-   * @param opts.onChange () => the comments changed (redraw the timeline)
+   * @param {Review} review a loaded Review
+   * @param {object} opts
+   * @param {() => number} opts.nowMs session ms the player shows
+   * @param {(ms: number) => void} opts.onSeek go there
+   * @param {() => void} opts.onChange the comments changed (redraw the timeline)
    */
   constructor(review, { nowMs, onSeek, onChange }) {
     this.review = review;
     this.nowMs = nowMs;
     this.onSeek = onSeek;
     this.onChange = onChange;
+    /** @type {ReviewComment | null} */
     this.replyTo = null;
+    this.canComment = false;
   }
 
+  /** @param {{canComment: boolean}} opts */
   mount({ canComment }) {
-    const tl = this.review.timeline || {};
-    const tags = [...(tl.tally_categories || []), ...(this.review.view.prompts || [])];
+    const tl = this.review.timeline;
+    const tags = [...(tl?.tally_categories || []), ...(this.review.view?.prompts || [])];
     $("#comment-tag").append(...tags.map((t) => h("option", { value: t }, t)));
     $("#comment-form").hidden = !canComment;
     this.canComment = canComment;
@@ -44,7 +51,10 @@ export class CommentPanel {
     });
   }
 
-  /** A comment arrived (from this page or from someone else in the room). */
+  /**
+   * A comment arrived (from this page or from someone else in the room).
+   * @param {ReviewComment} comment
+   */
   added(comment) {
     if (this.review.merge(comment)) this.changed();
   }
@@ -54,6 +64,7 @@ export class CommentPanel {
     this.onChange?.();
   }
 
+  /** @param {ReviewComment} comment */
   reply(comment) {
     this.replyTo = comment;
     $("#replying").hidden = false;
@@ -68,20 +79,24 @@ export class CommentPanel {
     $("#cancel-reply").hidden = true;
   }
 
+  /** @param {SubmitEvent} e */
   async post(e) {
     e.preventDefault();
-    const text = $("#comment-text").value.trim();
+    const text = $("#comment-text", HTMLTextAreaElement).value.trim();
     if (!text) return;
-    const body = { t: Math.round(this.nowMs()), text, visibility: $("#comment-visibility").value };
-    if ($("#comment-tag").value) body.tag = $("#comment-tag").value;
+    const visibility = /** @type {Visibility} */ ($("#comment-visibility", HTMLSelectElement).value);
+    /** @type {NewComment & {tag?: string, parent?: string}} */
+    const body = { t: Math.round(this.nowMs()), text, visibility };
+    const tag = $("#comment-tag", HTMLSelectElement).value;
+    if (tag) body.tag = tag;
     if (this.replyTo) body.parent = this.replyTo.id;
     try {
       await this.review.addComment(body);
-      $("#comment-text").value = "";
+      $("#comment-text", HTMLTextAreaElement).value = "";
       this.cancelReply();
       this.changed();
     } catch (err) {
-      toast(`Comment not saved: ${err.message}`, "error");
+      toast(`Comment not saved: ${errorText(err)}`, "error");
     }
   }
 }

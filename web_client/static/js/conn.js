@@ -14,20 +14,47 @@
 // so the first one after the link returns succeeds quickly.
 
 import { io } from "/vendor/socket.io.esm.min.js";
+import { ERROR, EVENT, REMOVAL, REQUEST, TRANSPORT } from "./protocol.js";
 
-/** Join errors that no retry can fix. */
+/** @import { Socket } from "/vendor/socket.io.esm.min.js" */
+/**
+ * @import { ClientToServer, EventName, JoinReply, Kind, Offer, Participant, RecordingInfo,
+ *   RequestMessage, RequestName, RequestReply, ServerToClient, Source, TrackInfo, Whisperer } from "../../types/wire"
+ */
+/** @import { ErrorCode, RemovalCode } from "./protocol.js" */
+
+/** @typedef {"idle" | "connecting" | "joined" | "reconnecting" | "ended" | "failed" | "closed"} ConnState */
+/** @typedef {"unknown" | "good" | "fair" | "poor"} Quality */
+
+/**
+ * A local track this page publishes (again after every rejoin).
+ * @typedef {object} Publication
+ * @property {Source} source
+ * @property {Kind} kind
+ * @property {MediaStreamTrack} track
+ * @property {string | null} producerId the server's id, once `publish` is answered
+ * @property {boolean} published media is flowing (the server said `published`)
+ * @property {RTCRtpSender | null} sender the sender of its m-line, once offered
+ */
+
+/**
+ * A track the server forwards to this page, on m-line `mid`.
+ * @typedef {{mid: string, info: TrackInfo, track: MediaStreamTrack}} Remote
+ */
+
+/** Join errors that no retry can fix. @type {ReadonlySet<ErrorCode>} */
 const FATAL_JOIN_ERRORS = new Set([
-  "unauthorized",
-  "token_expired",
-  "session_not_found",
-  "session_ended",
-  "wrong_session",
-  "forbidden",
-  "invalid_message",
+  ERROR.UNAUTHORIZED,
+  ERROR.TOKEN_EXPIRED,
+  ERROR.SESSION_NOT_FOUND,
+  ERROR.SESSION_ENDED,
+  ERROR.WRONG_SESSION,
+  ERROR.FORBIDDEN,
+  ERROR.INVALID_MESSAGE,
 ]);
 
-/** `removed` codes after which rejoining would only fight another tab. */
-const FATAL_REMOVALS = new Set(["replaced"]);
+/** `removed` codes after which rejoining would only fight another tab. @type {ReadonlySet<RemovalCode>} */
+const FATAL_REMOVALS = new Set([REMOVAL.REPLACED]);
 
 const CALL_TIMEOUT_MS = 10000;
 const ICE_GATHER_TIMEOUT_MS = 5000;
@@ -41,6 +68,7 @@ const DISCONNECTED_REJOIN_MS = 5000;
  * (a=simulcast:recv l;m;h): each coach gets the one its link can take and
  * the recording the best. Sizes are of the camera's picture (720p: 320x180,
  * 640x360, 1280x720); bitrates stay under the server's cap (b=AS).
+ * @type {Record<string, Partial<RTCRtpEncodingParameters>>}
  */
 const SIMULCAST_LAYERS = {
   l: { scaleResolutionDownBy: 4, maxBitrate: 150_000, maxFramerate: 15 },
@@ -58,8 +86,9 @@ const SIMULCAST_LAYERS = {
  * @returns {Record<string, Partial<RTCRtpEncodingParameters>>}
  */
 function simulcastLayersFor(track, rids) {
-  const { width = 1280, height = 720 } = track ? track.getSettings() : {};
-  const pixels = width * height;
+  /** @type {MediaTrackSettings} */
+  const settings = track ? track.getSettings() : {};
+  const pixels = (settings.width ?? 1280) * (settings.height ?? 720);
   const sent = Math.min(rids.length, pixels >= 960 * 540 ? 3 : pixels >= 480 * 270 ? 2 : 1);
   const best = ["l", "m", "h"].slice(3 - sent);
   /** @type {Record<string, Partial<RTCRtpEncodingParameters>>} */
@@ -70,7 +99,10 @@ function simulcastLayersFor(track, rids) {
   return out;
 }
 
-/** Give a sender's simulcast encodings (made from the offer) their layer settings. */
+/**
+ * Give a sender's simulcast encodings (made from the offer) their layer settings.
+ * @param {RTCRtpSender} sender
+ */
 async function configureSimulcast(sender) {
   const params = sender.getParameters();
   if (!params.encodings || params.encodings.length < 2) return;
@@ -83,7 +115,11 @@ async function configureSimulcast(sender) {
   }
 }
 
-/** Resolve when ICE gathering is complete (no trickle), or after a timeout. */
+/**
+ * Resolve when ICE gathering is complete (no trickle), or after a timeout.
+ * @param {RTCPeerConnection} pc
+ * @returns {Promise<void>}
+ */
 function iceGatheringComplete(pc, timeoutMs = ICE_GATHER_TIMEOUT_MS) {
   if (pc.iceGatheringState === "complete") return Promise.resolve();
   return new Promise((resolve) => {
@@ -100,44 +136,83 @@ function iceGatheringComplete(pc, timeoutMs = ICE_GATHER_TIMEOUT_MS) {
   });
 }
 
+/**
+ * One participant's signaling socket and peer connection, rejoined after
+ * every drop. The page sets the callbacks it needs (each optional) and
+ * subscribes to server events with on(event, fn) before start().
+ */
 export class Connection {
   /**
    * @param {{token: string, sessionId: string, name?: string}} opts
-   * Callbacks (all optional): onstate(state, detail), onjoined(reply, isRejoin),
-   * ontrack(remote), ontrackremoved(remote), onpublished(pub), onquality(q).
-   * Server events are subscribed with on(event, fn(data, ack?)).
    */
   constructor({ token, sessionId, name }) {
     this.token = token;
     this.sessionId = sessionId;
+    /** the name to join with (else the invite's) */
     this.name = name || undefined;
-    this.state = "idle"; // connecting | joined | reconnecting | ended | failed | closed
+    /** @type {ConnState} */
+    this.state = "idle";
+    /** words for the state (why it dropped, why it failed) */
     this.detail = "";
+    /** @type {Socket<ServerToClient, ClientToServer> | null} */
     this.socket = null;
+    /** @type {RTCPeerConnection | null} */
     this.pc = null;
+    /** @type {JoinReply | null} */
     this.joinReply = null;
     this.joins = 0;
     this.drops = 0;
     this.negotiations = 0;
+    /** @type {Quality} */
     this.quality = "unknown";
+    /** @type {Publication[]} */
     this.publications = [];
-    this._pending = new Map(); // producerId -> publication awaiting its m-line
-    this._inflight = new Set(); // publish calls not yet answered
-    this.remote = new Map(); // mid -> {mid, info, track}
+    /** producerId -> publication awaiting its m-line @type {Map<string, Publication>} */
+    this._pending = new Map();
+    /** publish calls not yet answered @type {Set<Promise<unknown>>} */
+    this._inflight = new Set();
+    /** mid -> what the server forwards on it @type {Map<string, Remote>} */
+    this.remote = new Map();
+    /** @type {Map<EventName, (...args: any[]) => void>} */
     this._handlers = new Map();
     this._attempt = 0;
-    this._retryTimer = null;
+    /** @type {ReturnType<typeof setTimeout> | undefined} */
+    this._retryTimer = undefined;
+    /** @type {Promise<unknown>} */
     this._offerChain = Promise.resolve();
+    /** resolved once this socket's peer connection exists @type {Promise<void> | null} */
     this._pcReady = null;
-    this._statsTimer = null;
-    this._stallTimer = null;
+    /** @type {ReturnType<typeof setInterval> | undefined} */
+    this._statsTimer = undefined;
+    /** @type {ReturnType<typeof setTimeout> | undefined} */
+    this._stallTimer = undefined;
+    /** @type {{lost: number, received: number} | null} */
     this._lastStats = null;
+    /** @type {((state: ConnState, detail: string) => void) | undefined} */
+    this.onstate = undefined;
+    /** @type {((reply: JoinReply, isRejoin: boolean) => void) | undefined} */
+    this.onjoined = undefined;
+    /** @type {((remote: Remote) => void) | undefined} */
+    this.ontrack = undefined;
+    /** @type {((remote: Remote) => void) | undefined} */
+    this.ontrackremoved = undefined;
+    /** @type {((pub: Publication) => void) | undefined} */
+    this.onpublished = undefined;
+    /** @type {((quality: Quality) => void) | undefined} */
+    this.onquality = undefined;
     window.addEventListener("online", () => {
       if (this.state === "reconnecting") this._retryNow();
     });
     window.addEventListener("pagehide", () => this.close());
   }
 
+  /**
+   * Handle a server event on every socket of this connection (one handler per event).
+   * @template {EventName} K
+   * @param {K} event
+   * @param {ServerToClient[K]} fn
+   * @returns {this}
+   */
   on(event, fn) {
     this._handlers.set(event, fn);
     return this;
@@ -153,27 +228,45 @@ export class Connection {
     const socket = this.socket;
     this._teardown();
     if (socket) {
-      socket.emit("leave", {});
+      socket.emit(REQUEST.LEAVE, {});
       socket.disconnect();
     }
     this._setState("closed");
   }
 
-  /** Send a message with an acknowledgement; never throws. */
-  async call(event, data = {}) {
+  /**
+   * Send a request with an acknowledgement and wait for its reply (or a
+   * timeout); never throws.
+   * @template {RequestName} K
+   * @param {K} event
+   * @param {RequestMessage<K>} data
+   * @returns {Promise<RequestReply<K>>}
+   */
+  async call(event, data) {
     const socket = this.socket;
     if (!socket || !socket.connected) {
-      return { ok: false, error: { code: "offline", message: "Not connected right now" } };
+      return { ok: false, error: { code: ERROR.OFFLINE, message: "Not connected right now" } };
     }
+    // socket.io's types cannot follow a generic event name through emitWithAck
+    const emitter = /** @type {{emitWithAck(event: K, data: RequestMessage<K>): Promise<RequestReply<K>>}} */ (
+      /** @type {unknown} */ (socket.timeout(CALL_TIMEOUT_MS))
+    );
     try {
-      return await socket.timeout(CALL_TIMEOUT_MS).emitWithAck(event, data);
+      return await emitter.emitWithAck(event, data);
     } catch {
-      return { ok: false, error: { code: "timeout", message: "The server did not answer" } };
+      return { ok: false, error: { code: ERROR.TIMEOUT, message: "The server did not answer" } };
     }
   }
 
-  /** Publish a local track now (or as soon as joined) and after every rejoin. */
+  /**
+   * Publish a local track now (or as soon as joined) and after every rejoin.
+   * @param {Source} source
+   * @param {Kind} kind
+   * @param {MediaStreamTrack} track
+   * @returns {Promise<(RequestReply<"publish"> | {ok: true, queued: true}) & {pub: Publication}>}
+   */
   async publish(source, kind, track) {
+    /** @type {Publication} */
     const pub = { source, kind, track, producerId: null, published: false, sender: null };
     this.publications.push(pub);
     if (this.state !== "joined") return { ok: true, queued: true, pub };
@@ -182,6 +275,11 @@ export class Connection {
     return { ...reply, pub };
   }
 
+  /**
+   * Stop publishing (and stop republishing after a rejoin).
+   * @param {Publication} pub
+   * @returns {Promise<RequestReply<"unpublish">>}
+   */
   async unpublish(pub) {
     this.publications = this.publications.filter((p) => p !== pub);
     if (pub.producerId) this._pending.delete(pub.producerId);
@@ -193,12 +291,16 @@ export class Connection {
       }
     }
     if (pub.producerId && this.state === "joined") {
-      return this.call("unpublish", { producerId: pub.producerId });
+      return this.call(REQUEST.UNPUBLISH, { producerId: pub.producerId });
     }
     return { ok: true };
   }
 
-  /** Swap the track of a publication (e.g. another camera) without renegotiating. */
+  /**
+   * Swap the track of a publication (e.g. another camera) without renegotiating.
+   * @param {Publication} pub
+   * @param {MediaStreamTrack} track
+   */
   async replaceTrack(pub, track) {
     pub.track = track;
     if (pub.sender) await pub.sender.replaceTrack(track);
@@ -206,6 +308,10 @@ export class Connection {
 
   // -- internals ---------------------------------------------------------
 
+  /**
+   * @param {ConnState} state
+   * @param {string} [detail]
+   */
   _setState(state, detail = "") {
     this.state = state;
     this.detail = detail;
@@ -213,9 +319,10 @@ export class Connection {
   }
 
   _connect() {
-    this._retryTimer = null;
+    this._retryTimer = undefined;
     if (this.state === "closed" || this.state === "ended" || this.state === "failed") return;
     this._setState(this.joins ? "reconnecting" : "connecting", this.joins ? "Rejoining…" : "");
+    /** @type {Socket<ServerToClient, ClientToServer>} */
     const socket = io({
       path: "/socket.io",
       transports: ["websocket", "polling"],
@@ -225,19 +332,22 @@ export class Connection {
       forceNew: true,
     });
     this.socket = socket;
-    let readyResolve;
-    this._pcReady = new Promise((resolve) => (readyResolve = resolve));
-    socket.on("connect", () => this._join(socket, readyResolve));
-    socket.on("connect_error", () =>
+    /** @type {() => void} */
+    let readyResolve = () => {};
+    this._pcReady = new Promise((resolve) => {
+      readyResolve = resolve;
+    });
+    socket.on(TRANSPORT.CONNECT, () => this._join(socket, readyResolve));
+    socket.on(TRANSPORT.CONNECT_ERROR, () =>
       this._dropped(socket, "Can't reach the server. Trying again automatically…"),
     );
-    socket.on("disconnect", () => this._dropped(socket, "Connection lost. Rejoining automatically…"));
-    socket.on("offer", (offer) => {
+    socket.on(TRANSPORT.DISCONNECT, () => this._dropped(socket, "Connection lost. Rejoining automatically…"));
+    socket.on(EVENT.OFFER, (offer) => {
       this._offerChain = this._offerChain
         .then(() => this._onOffer(socket, offer))
         .catch((err) => console.error("sidecoach: negotiation failed", err));
     });
-    socket.on("published", (data) => {
+    socket.on(EVENT.PUBLISHED, (data) => {
       const pub = this.publications.find((p) => p.producerId === data?.producerId);
       if (pub) {
         pub.published = true;
@@ -247,7 +357,7 @@ export class Connection {
     // The server gave up on this participant (its media failed, or its seat
     // was taken over by the same invite elsewhere): rejoin like after a drop,
     // unless rejoining cannot help.
-    socket.on("removed", (data) => {
+    socket.on(EVENT.REMOVED, (data) => {
       if (socket !== this.socket) return;
       const message = data?.message || "Removed by the server";
       if (FATAL_REMOVALS.has(data?.code)) {
@@ -258,32 +368,37 @@ export class Connection {
       }
       this._dropped(socket, `${message}. Rejoining automatically…`);
     });
-    socket.on("session-ended", (data) => {
+    socket.on(EVENT.SESSION_ENDED, (data) => {
       if (socket !== this.socket) return;
-      this._handlers.get("session-ended")?.(data);
+      this._handlers.get(EVENT.SESSION_ENDED)?.(data);
       this._teardown();
       socket.disconnect();
       this._setState("ended", "The session has ended");
     });
     for (const [event, fn] of this._handlers) {
-      if (event === "session-ended") continue;
-      socket.on(event, (...args) => {
+      if (event === EVENT.SESSION_ENDED) continue;
+      socket.on(event, /** @param {any[]} args */ (...args) => {
         if (socket === this.socket) fn(...args);
       });
     }
   }
 
+  /**
+   * @param {Socket<ServerToClient, ClientToServer>} socket
+   * @param {() => void} readyResolve
+   */
   async _join(socket, readyResolve) {
+    /** @type {RequestMessage<"join">} */
     const msg = { token: this.token, sessionId: this.sessionId };
     if (this.name) msg.name = this.name;
-    const reply = await this.call("join", msg);
+    const reply = await this.call(REQUEST.JOIN, msg);
     if (socket !== this.socket) return;
     if (!reply.ok) {
       const code = reply.error?.code;
       if (FATAL_JOIN_ERRORS.has(code)) {
         this._teardown();
         socket.disconnect();
-        this._setState(code === "session_ended" ? "ended" : "failed", reply.error.message);
+        this._setState(code === ERROR.SESSION_ENDED ? "ended" : "failed", reply.error.message);
         return;
       }
       this._dropped(socket, reply.error?.message || "Could not join");
@@ -306,6 +421,10 @@ export class Connection {
     }
   }
 
+  /**
+   * @param {RTCIceServer[]} iceServers
+   * @returns {RTCPeerConnection}
+   */
   _newPeerConnection(iceServers) {
     const pc = new RTCPeerConnection({
       iceServers,
@@ -315,7 +434,7 @@ export class Connection {
     pc.addEventListener("connectionstatechange", () => {
       if (pc !== this.pc) return;
       clearTimeout(this._stallTimer);
-      this._stallTimer = null;
+      this._stallTimer = undefined;
       if (pc.connectionState === "failed") {
         this._dropped(this.socket, "The video connection failed. Rejoining automatically…");
       } else if (pc.connectionState === "disconnected") {
@@ -334,9 +453,13 @@ export class Connection {
     return pc;
   }
 
+  /**
+   * @param {Publication} pub
+   * @returns {Promise<RequestReply<"publish">>}
+   */
   async _publish(pub) {
     const task = (async () => {
-      const reply = await this.call("publish", { source: pub.source, kind: pub.kind });
+      const reply = await this.call(REQUEST.PUBLISH, { source: pub.source, kind: pub.kind });
       if (reply.ok) {
         pub.producerId = reply.producerId;
         this._pending.set(reply.producerId, pub);
@@ -351,6 +474,10 @@ export class Connection {
     }
   }
 
+  /**
+   * @param {Socket<ServerToClient, ClientToServer>} socket
+   * @param {Offer} offer
+   */
   async _onOffer(socket, offer) {
     await this._pcReady;
     if (socket !== this.socket || !this.pc) return;
@@ -362,26 +489,29 @@ export class Connection {
     }
     await pc.setRemoteDescription({ type: "offer", sdp: offer.sdp });
     for (const t of pc.getTransceivers()) {
-      const pub = t.mid != null ? this._pending.get(publish[t.mid]) : undefined;
-      if (pub) {
+      const producerId = t.mid != null ? publish[t.mid] : undefined;
+      const pub = producerId ? this._pending.get(producerId) : undefined;
+      if (producerId && pub) {
         await t.sender.replaceTrack(pub.track);
         t.direction = "sendonly";
         if (pub.kind === "video") await configureSimulcast(t.sender);
         pub.sender = t.sender;
-        this._pending.delete(pub.producerId);
+        this._pending.delete(producerId);
       }
     }
     // Incoming tracks: the latest offer says what each m-line carries.
+    /** @type {Set<string>} */
     const seen = new Set();
     for (const t of pc.getTransceivers()) {
-      const info = t.mid != null ? tracks[t.mid] : undefined;
-      if (!info) continue;
-      seen.add(t.mid);
-      const prev = this.remote.get(t.mid);
+      const mid = t.mid;
+      const info = mid != null ? tracks[mid] : undefined;
+      if (mid == null || !info) continue;
+      seen.add(mid);
+      const prev = this.remote.get(mid);
       if (prev && prev.info.consumerId === info.consumerId) continue;
       if (prev) this.ontrackremoved?.(prev);
-      const remote = { mid: t.mid, info, track: t.receiver.track };
-      this.remote.set(t.mid, remote);
+      const remote = { mid, info, track: t.receiver.track };
+      this.remote.set(mid, remote);
       this.ontrack?.(remote);
     }
     for (const [mid, remote] of [...this.remote]) {
@@ -393,14 +523,19 @@ export class Connection {
     await pc.setLocalDescription(await pc.createAnswer());
     await iceGatheringComplete(pc);
     if (socket !== this.socket || pc !== this.pc) return;
-    const reply = await this.call("answer", {
+    const reply = await this.call(REQUEST.ANSWER, {
       negotiationId: offer.negotiationId,
-      sdp: pc.localDescription.sdp,
+      sdp: pc.localDescription?.sdp ?? "",
     });
     if (reply.ok) this.negotiations += 1;
     else console.warn("sidecoach: answer refused", reply.error);
   }
 
+  /**
+   * The socket (or its media) is gone: tear down and rejoin after a backoff.
+   * @param {Socket<ServerToClient, ClientToServer> | null} socket
+   * @param {string} reason
+   */
   _dropped(socket, reason) {
     if (!socket || socket !== this.socket) return;
     if (["closed", "ended", "failed"].includes(this.state)) return;
@@ -423,11 +558,11 @@ export class Connection {
 
   _teardown() {
     if (this._retryTimer) clearTimeout(this._retryTimer);
-    this._retryTimer = null;
+    this._retryTimer = undefined;
     clearInterval(this._statsTimer);
-    this._statsTimer = null;
+    this._statsTimer = undefined;
     clearTimeout(this._stallTimer);
-    this._stallTimer = null;
+    this._stallTimer = undefined;
     this.socket?.off();
     this.socket = null;
     if (this.pc) {
@@ -444,14 +579,17 @@ export class Connection {
     this._setQuality("unknown");
   }
 
+  /** @param {Quality} q */
   _setQuality(q) {
     if (q === this.quality) return;
     this.quality = q;
     this.onquality?.(q);
   }
 
+  /** @param {RTCPeerConnection} pc */
   async _sampleStats(pc) {
     if (pc !== this.pc || pc.connectionState !== "connected") return;
+    /** @type {number | null} */
     let rtt = null;
     let lost = 0;
     let received = 0;
@@ -475,6 +613,7 @@ export class Connection {
     if (prev && received > prev.received) {
       lossRate = Math.max(0, lost - prev.lost) / (received - prev.received + Math.max(0, lost - prev.lost));
     }
+    /** @type {Quality} */
     let q = "good";
     if ((rtt != null && rtt > 0.4) || lossRate > 0.08) q = "poor";
     else if ((rtt != null && rtt > 0.2) || lossRate > 0.02) q = "fair";
@@ -482,37 +621,59 @@ export class Connection {
   }
 }
 
-/** The page's data from the server (token, role, session...). */
-/** Keep the room's shared state (presence, who is whispering, recording)
- * up to date on `state` and re-render on every change. */
+/**
+ * What followRoom keeps up to date.
+ * @typedef {object} RoomState
+ * @property {Map<string, Participant>} participants
+ * @property {Whisperer[]} whispering
+ * @property {string} recording the recording's state ("unknown" before the join)
+ * @property {RecordingInfo | null} recordingInfo
+ * @property {string} [recordingReason]
+ * @property {boolean} [draining]
+ */
+
+/**
+ * Keep the room's shared state (presence, who is whispering, recording)
+ * up to date on `state` and re-render on every change.
+ * @param {Connection} conn
+ * @param {RoomState} state
+ * @param {() => void} render
+ * @returns {Connection}
+ */
 export function followRoom(conn, state, render) {
   return conn
-    .on("participant-joined", (p) => {
+    .on(EVENT.PARTICIPANT_JOINED, (p) => {
       state.participants.set(p.id, p);
       render();
     })
-    .on("participant-left", (p) => {
+    .on(EVENT.PARTICIPANT_LEFT, (p) => {
       state.participants.delete(p.id);
       render();
     })
-    .on("whisper-state", (data) => {
+    .on(EVENT.WHISPER_STATE, (data) => {
       state.whispering = data.whispering || [];
       render();
     })
-    .on("recording-state", (data) => {
+    .on(EVENT.RECORDING_STATE, (data) => {
       state.recording = data.state;
       state.recordingInfo = data;
       state.recordingReason = data.reason || "";
       render();
     })
-    .on("server-draining", (data) => {
+    .on(EVENT.SERVER_DRAINING, (data) => {
       state.draining = true;
       conn.detail = data?.message || "The server is restarting.";
       render();
     });
 }
 
+/**
+ * The page's data from the server (token, role, session...): the template's
+ * #sidecoach-page JSON, of the type the caller declares (JoinPage, ReviewPage...).
+ * @template {object} T
+ * @returns {T}
+ */
 export function readPage() {
   const el = document.getElementById("sidecoach-page");
-  return el ? JSON.parse(el.textContent) : {};
+  return el ? JSON.parse(el.textContent ?? "") : /** @type {T} */ ({});
 }

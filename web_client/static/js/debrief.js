@@ -10,10 +10,25 @@ import { RemoteMedia } from "./media.js";
 import { ReviewPlayer } from "./player.js";
 import { CommentPanel } from "./comment_panel.js";
 import { Review } from "./review_core.js";
-import { $, describeError, exposeHooks, renderConnection, renderPresence, renderRecording, toast } from "./ui.js";
+import { EVENT, REQUEST } from "./protocol.js";
+import {
+  $,
+  copy,
+  describeError,
+  errorText,
+  exposeHooks,
+  renderConnection,
+  renderPresence,
+  renderRecording,
+  toast,
+} from "./ui.js";
 
+/** @import { JoinPage, Participant, PlaybackState, RecordingInfo, RequestMessage, Whisperer } from "../../types/wire" */
+/** @import { Intent } from "./player.js" */
+
+/** @type {JoinPage} */
 const page = readPage();
-const review = new Review(page.recordingId, page.token);
+const review = new Review(page.recordingId ?? "", page.token);
 const NAME_KEY = "sidecoach.debriefName";
 
 /** Above this drift (s) a player seeks; above DRIFT_NUDGE_S it nudges its rate. */
@@ -24,35 +39,44 @@ const NUDGE_GAIN = 1.2;
 const NUDGE_MAX = 0.12;
 const FOLLOW_MS = 100;
 /** "naive": apply each state once, no continuous correction (the benchmark's baseline) */
-const SYNC_MODE = globalThis.SIDECOACH_SYNC === "naive" ? "naive" : "follow";
+const SYNC_MODE = /** @type {{SIDECOACH_SYNC?: string}} */ (globalThis).SIDECOACH_SYNC === "naive" ? "naive" : "follow";
 const SYNC_SAMPLES = 7;
 const RESYNC_MS = 5000;
 
 const state = {
   joined: false,
+  /** @type {Map<string, Participant>} */
   participants: new Map(),
+  /** @type {Whisperer[]} */
   whispering: [],
+  /** @type {string | null} */
   selfId: null,
+  /** the room's playback, the latest seen @type {PlaybackState | null} */
   playback: null,
   owner: false,
   recording: "unknown",
+  /** @type {RecordingInfo | null} */
   recordingInfo: null,
   buffering: false,
   lastDrift: 0,
   seeks: 0,
+  /** @type {MediaStream | null} */
   stream: null,
+  /** @type {ReviewPlayer | null} */
   player: null,
+  /** @type {CommentPanel | null} */
   comments: null,
 };
 
 // -- the shared clock ------------------------------------------------------------------------
 
 const clockSync = {
-  samples: [], // {rtt, offset}
+  /** @type {{rtt: number, offset: number}[]} */
+  samples: [],
   offset: 0,
   async sample() {
     const t0 = performance.now();
-    const reply = await conn.call("time-sync", {});
+    const reply = await conn.call(REQUEST.TIME_SYNC, {});
     const t1 = performance.now();
     if (!reply.ok) return;
     const rtt = t1 - t0;
@@ -67,6 +91,7 @@ const clockSync = {
   now() {
     return performance.now() + this.offset;
   },
+  /** @returns {number | null} the shortest round trip (ms) */
   get rtt() {
     return this.samples.length ? Math.min(...this.samples.map((s) => s.rtt)) : null;
   },
@@ -74,6 +99,7 @@ const clockSync = {
 
 // -- following the room -------------------------------------------------------------------------
 
+/** Where the room's playback is now (s of the review video), or null before any. */
 function target() {
   const pb = state.playback;
   if (!pb) return null;
@@ -84,7 +110,7 @@ function follow() {
   const v = state.player?.video;
   const pb = state.playback;
   if (!v || !pb || v.readyState < 1) return;
-  const want = target();
+  const want = /** @type {number} */ (target()); // pb is set
   const drift = v.currentTime - want;
   state.lastDrift = drift;
   if (!pb.moving) {
@@ -108,8 +134,13 @@ function follow() {
 }
 
 /** How long this player's seeks take (ms, smoothed), to aim them ahead. */
+/** @type {{ms: number, started: number | null}} */
 const seekLag = { ms: 80, started: null };
 
+/**
+ * @param {HTMLMediaElement} v
+ * @param {number} seconds
+ */
 function seekTo(v, seconds) {
   seekLag.started = performance.now();
   v.currentTime = seconds;
@@ -122,6 +153,7 @@ function onSeeked() {
   if (took < 2000) seekLag.ms = 0.7 * seekLag.ms + 0.3 * took;
 }
 
+/** @param {PlaybackState} pb */
 function onPlayback(pb) {
   if (state.playback && pb.seq < state.playback.seq) return; // an older state
   const prev = state.playback;
@@ -134,38 +166,46 @@ function onPlayback(pb) {
 }
 
 /** The naive way (the benchmark's baseline): apply a command once, then let
- * the player run; a hold (someone buffering) only pauses and resumes. */
+ * the player run; a hold (someone buffering) only pauses and resumes.
+ * @param {boolean} commanded a new command (not only a hold or a release)
+ */
 function applyOnce(commanded) {
   const v = state.player?.video;
   const pb = state.playback;
   if (!v || !pb) return;
   if (commanded) {
-    v.currentTime = target();
+    v.currentTime = /** @type {number} */ (target()); // pb is set
     v.playbackRate = pb.rate;
   }
   if (pb.moving && v.paused) v.play().catch(() => {});
   if (!pb.moving && !v.paused) v.pause();
 }
 
+/**
+ * The user asked the player for something: ask the room (if this page drives).
+ * @param {Intent} intent
+ */
 async function onIntent({ action, ms, rate }) {
   if (state.playback?.driver && state.playback.driver !== state.selfId) {
     toast("Only the driver controls the playback. Click “Drive the playback” to take over.");
     $("#take-wheel").focus();
     return;
   }
-  const v = state.player.video;
+  const v = /** @type {ReviewPlayer} */ (state.player).video; // intents come from the player
+  /** @type {RequestMessage<"playback">} */
   const msg = { action };
-  msg.position = action === "seek" ? review.mediaTime(ms) : v.currentTime;
-  if (action === "rate") msg.rate = rate;
-  const reply = await conn.call("playback", msg);
+  msg.position = action === "seek" ? review.mediaTime(ms ?? 0) : v.currentTime;
+  if (action === "rate") msg.rate = rate ?? undefined;
+  const reply = await conn.call(REQUEST.PLAYBACK, msg);
   if (reply.ok) onPlayback(reply.playback);
   else toast(`Playback: ${describeError(reply.error)}`, "error");
 }
 
+/** @param {boolean} buffering */
 async function reportBuffering(buffering) {
   if (buffering === state.buffering || !state.joined) return;
   state.buffering = buffering;
-  const reply = await conn.call("playback-buffering", { buffering });
+  const reply = await conn.call(REQUEST.PLAYBACK_BUFFERING, { buffering });
   if (reply.ok) onPlayback(reply.playback);
 }
 
@@ -217,25 +257,27 @@ conn.ontrack = (remote) => {
 };
 conn.ontrackremoved = (remote) => media.remove(remote);
 followRoom(conn, state, render)
-  .on("playback-state", (pb) => onPlayback(pb))
-  .on("comment", (c) => state.comments?.added(c));
+  .on(EVENT.PLAYBACK_STATE, (pb) => onPlayback(pb))
+  .on(EVENT.COMMENT, (c) => state.comments?.added(c));
 
 async function join() {
-  const name = $("#my-name").value.trim();
+  const name = $("#my-name", HTMLInputElement).value.trim();
   if (name) localStorage.setItem(NAME_KEY, name);
   conn.name = name || undefined;
-  $("#join").disabled = true;
+  $("#join", HTMLButtonElement).disabled = true;
   try {
     state.stream = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
   } catch (err) {
-    toast(`No camera or microphone (${err.name}): you can still watch and talk in comments.`, "error");
+    const why = err instanceof Error ? err.name : String(err);
+    toast(`No camera or microphone (${why}): you can still watch and talk in comments.`, "error");
   }
   $("#lobby").hidden = true;
   $("#room").hidden = false;
   $("#side").hidden = false;
-  state.player = new ReviewPlayer(review, { controlled: true, onIntent });
-  state.player.mount();
-  const v = state.player.video;
+  const player = new ReviewPlayer(review, { controlled: true, onIntent });
+  state.player = player;
+  player.mount();
+  const v = player.video;
   v.addEventListener("seeked", onSeeked);
   v.addEventListener("waiting", () => reportBuffering(true));
   for (const ev of ["playing", "canplay", "seeked"]) {
@@ -243,16 +285,18 @@ async function join() {
       if (v.readyState >= 3) reportBuffering(false);
     });
   }
-  state.comments = new CommentPanel(review, {
-    nowMs: () => state.player.nowMs(),
-    onSeek: (ms) => onIntent({ action: "seek", ms }),
-    onChange: () => state.player.redrawTimeline(),
+  const comments = new CommentPanel(review, {
+    nowMs: () => player.nowMs(),
+    onSeek: (ms) => onIntent({ action: "seek", ms, rate: null }),
+    onChange: () => player.redrawTimeline(),
   });
-  state.comments.mount({ canComment: true });
-  v.addEventListener("timeupdate", () => state.comments.showTime());
+  state.comments = comments;
+  comments.mount({ canComment: true });
+  v.addEventListener("timeupdate", () => comments.showTime());
   conn.start();
   for (const track of state.stream?.getTracks() || []) {
-    await conn.publish(track.kind === "video" ? "camera" : "mic", track.kind, track);
+    const kind = track.kind === "video" ? "video" : "audio";
+    await conn.publish(kind === "video" ? "camera" : "mic", kind, track);
   }
   if (SYNC_MODE === "follow") setInterval(follow, FOLLOW_MS);
   // a player held still (the room waits) fires no "playing": look for itself
@@ -263,21 +307,22 @@ async function join() {
 }
 
 async function main() {
-  $("#my-name").value = $("#my-name").value || localStorage.getItem(NAME_KEY) || "";
+  const myName = $("#my-name", HTMLInputElement);
+  myName.value = myName.value || localStorage.getItem(NAME_KEY) || "";
   try {
     await review.load();
   } catch (err) {
-    $("#join-error").textContent = `This recording can't be opened: ${err.message}`;
-    $("#join").disabled = true;
+    $("#join-error").textContent = `This recording can't be opened: ${errorText(err)}`;
+    $("#join", HTMLButtonElement).disabled = true;
     return;
   }
   $("#join").addEventListener("click", join);
   $("#take-wheel").addEventListener("click", async () => {
-    const reply = await conn.call("playback-drive", {});
+    const reply = await conn.call(REQUEST.PLAYBACK_DRIVE, {});
     if (reply.ok) onPlayback(reply.playback);
   });
   $("#plan-toggle").addEventListener("click", async () => {
-    const reply = await conn.call("recording-plan", { record: !state.recordingInfo?.planned });
+    const reply = await conn.call(REQUEST.RECORDING_PLAN, { record: !state.recordingInfo?.planned });
     if (reply.ok) {
       state.recordingInfo = reply.recording;
       state.recording = reply.recording.state;
@@ -285,12 +330,11 @@ async function main() {
     }
   });
   $("#end-debrief").addEventListener("click", async () => {
-    if (confirm("End the debrief for everyone?")) await conn.call("end-session", {});
+    if (confirm("End the debrief for everyone?")) await conn.call(REQUEST.END_SESSION, {});
   });
   render();
 }
 
-const copy = (x) => (x == null ? x : structuredClone(x));
 exposeHooks({
   role: () => "member",
   state: () => conn.state,

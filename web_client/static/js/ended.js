@@ -5,6 +5,9 @@ import { showAfter } from "./after.js";
 import { readPage } from "./conn.js";
 import { $, exposeHooks } from "./ui.js";
 
+/** @import { JoinPage } from "../../types/wire" */
+
+/** @type {JoinPage} */
 const page = readPage();
 const ready = showAfter($("#after"), {
   token: page.token,

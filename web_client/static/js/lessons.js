@@ -4,13 +4,18 @@
 // its own.
 
 import { pageToken } from "./review_core.js";
-import { $, exposeHooks, h } from "./ui.js";
+import { $, errorText, exposeHooks, h } from "./ui.js";
+
+/** @import { Lesson } from "../../types/wire" */
 
 const token = pageToken();
+/** @type {{lessons: Lesson[], loaded: boolean, error: string | null}} */
 const state = { lessons: [], loaded: false, error: null };
+/** @param {string} path */
 const withToken = (path) =>
   new URL(location.href).searchParams.get("token") ? `${path}?token=${encodeURIComponent(token)}` : path;
 
+/** @param {Lesson} lesson */
 function card(lesson) {
   const s = lesson.session;
   const rec = lesson.recordings[0];
@@ -18,7 +23,7 @@ function card(lesson) {
     dateStyle: "medium",
     timeStyle: "short",
   });
-  const minutes = rec ? Math.max(1, Math.round(rec.duration_ms / 60000)) : 0;
+  const minutes = rec ? Math.max(1, Math.round((rec.duration_ms ?? 0) / 60000)) : 0;
   const thumb = rec?.thumbnail
     ? h("img", {
         class: "lesson-thumb",
@@ -59,7 +64,7 @@ async function load() {
         : [h("li", { class: "muted" }, "No past lessons yet.")]),
     );
   } catch (err) {
-    state.error = token ? `Couldn't load the lessons: ${err.message}` : "Sign in on the lobby page first.";
+    state.error = token ? `Couldn't load the lessons: ${errorText(err)}` : "Sign in on the lobby page first.";
     $("#lessons-error").hidden = false;
     $("#lessons-error").textContent = state.error;
   }

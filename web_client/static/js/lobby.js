@@ -3,28 +3,56 @@
 
 import qrcode from "/vendor/qrcode.mjs";
 import { readPage } from "./conn.js";
-import { $, clock, exposeHooks, h, plural, toast } from "./ui.js";
+import { ERROR } from "./protocol.js";
+import { $, clock, errorText, exposeHooks, h, plural, toast } from "./ui.js";
 
+/** @import { Invites, LiveSession, LobbyPage, SessionJson } from "../../types/wire" */
+
+/**
+ * One invite link shown: for whom (a named coach, or the role's link).
+ * @typedef {{role: string, name: string, link: string}} InviteRow
+ */
+
+/** @type {LobbyPage} */
 const page = readPage();
 const TOKEN_KEY = "sidecoach.adminToken";
+/** @type {Record<string, string>} */
 const ROLE_WORDS = {
   teacher: "Teacher (the classroom device)",
   coach: "Coach",
   observer: "Observer",
 };
 
-const state = { sessions: [], invites: null, created: null, listError: null };
+const state = {
+  /** @type {LiveSession[]} */
+  sessions: [],
+  /** the links shown, of one session @type {{session: SessionJson, rows: InviteRow[]} | null} */
+  invites: null,
+  /** @type {SessionJson | null} */
+  created: null,
+  /** @type {string | null} */
+  listError: null,
+};
 
 // The admin token arrives once in the URL (?admin=...) and is then kept in
 // this tab's sessionStorage only, and removed from the address bar.
 const url = new URL(location.href);
-if (url.searchParams.has("admin")) {
-  sessionStorage.setItem(TOKEN_KEY, url.searchParams.get("admin"));
+const adminInUrl = url.searchParams.get("admin");
+if (adminInUrl != null) {
+  sessionStorage.setItem(TOKEN_KEY, adminInUrl);
   url.searchParams.delete("admin");
   history.replaceState(null, "", url.pathname + url.search + url.hash);
 }
 const token = () => sessionStorage.getItem(TOKEN_KEY);
 
+/**
+ * Call the admin API with this tab's token; throws an Error with the
+ * server's message (and signs out on 401).
+ * @param {"GET" | "POST"} method
+ * @param {string} path
+ * @param {object} [body] sent as JSON
+ * @returns {Promise<any>} the JSON body
+ */
 async function api(method, path, body) {
   const res = await fetch(path, {
     method,
@@ -34,6 +62,7 @@ async function api(method, path, body) {
     },
     body: body ? JSON.stringify(body) : undefined,
   });
+  /** @type {any} */
   let data = {};
   try {
     data = await res.json();
@@ -41,12 +70,13 @@ async function api(method, path, body) {
     /* not JSON */
   }
   if (res.status === 401) {
-    signOut(data.error?.code === "token_expired" ? "Your admin token has expired." : "That admin token isn't valid.");
+    signOut(data.error?.code === ERROR.TOKEN_EXPIRED ? "Your admin token has expired." : "That admin token isn't valid.");
   }
   if (!res.ok) throw new Error(data.error?.message || `HTTP ${res.status}`);
   return data;
 }
 
+/** @param {boolean} signedIn */
 function showSignedIn(signedIn) {
   $("#auth").hidden = signedIn;
   for (const id of ["#create", "#sessions"]) $(id).hidden = !signedIn;
@@ -54,6 +84,7 @@ function showSignedIn(signedIn) {
   if (!signedIn) $("#invites").hidden = true;
 }
 
+/** @param {string} message why (or "") */
 function signOut(message) {
   sessionStorage.removeItem(TOKEN_KEY);
   showSignedIn(false);
@@ -63,6 +94,10 @@ function signOut(message) {
 
 // -- QR code -----------------------------------------------------------------
 
+/**
+ * The QR code of `text` as an inline SVG (the CSP allows no data: scripts or canvases).
+ * @param {string} text
+ */
 function qrSvg(text) {
   const qr = qrcode(0, "M");
   qr.addData(text);
@@ -97,7 +132,9 @@ function qrSvg(text) {
 
 /** Invite links carry the server's configured base URL. When that is only a
  * loopback default (no public URL configured), the address this page was
- * opened with is a better guess for other devices. */
+ * opened with is a better guess for other devices.
+ * @param {string} link
+ */
 function reachable(link) {
   try {
     const u = new URL(link);
@@ -111,7 +148,11 @@ function reachable(link) {
   return link;
 }
 
-/** One invite row: who it is for, the link, copy and open. */
+/**
+ * One invite row: who it is for, the link, copy and open.
+ * @param {InviteRow} row
+ * @param {number} i
+ */
 function inviteRow({ role, name, link }, i) {
   const id = `invite-${role}-${i}`;
   const label = name ? `${ROLE_WORDS[role] || role}: ${name}` : ROLE_WORDS[role] || role;
@@ -133,7 +174,7 @@ function inviteRow({ role, name, link }, i) {
               await navigator.clipboard.writeText(link);
               toast(`${label} link copied.`);
             } catch {
-              document.getElementById(id).select();
+              $(`#${id}`, HTMLInputElement).select();
               toast("Press Ctrl+C (⌘C) to copy the selected link.");
             }
           },
@@ -146,6 +187,7 @@ function inviteRow({ role, name, link }, i) {
 }
 
 function renderInvites() {
+  if (!state.invites) return;
   const { session, rows } = state.invites;
   $("#invites").hidden = false;
   $("#invites-for").textContent = `For “${session.title}” with ${session.teacher_name}. Each link is for one person: share it only with them. Name each coach so the teacher knows who is whispering.`;
@@ -155,8 +197,13 @@ function renderInvites() {
 }
 
 /** Show a session's links: the teacher's, one per named coach (or an
- * unnamed coach link when none are named yet), the observer's. */
+ * unnamed coach link when none are named yet), the observer's.
+ * @param {SessionJson} session
+ * @param {Invites} rawInvites role -> link
+ * @param {InviteRow[]} [named] links made for named people
+ */
 function showInvites(session, rawInvites, named = []) {
+  /** @type {InviteRow[]} */
   const rows = [];
   for (const [role, link] of Object.entries(rawInvites)) {
     if (role === "coach" && named.some((n) => n.role === "coach")) continue;
@@ -168,6 +215,13 @@ function showInvites(session, rawInvites, named = []) {
   $("#invites").scrollIntoView({ block: "nearest" });
 }
 
+/**
+ * A link for one named person.
+ * @param {SessionJson} session
+ * @param {string} role
+ * @param {string} name
+ * @returns {Promise<InviteRow>}
+ */
 async function addNamedInvite(session, role, name) {
   const data = await api("POST", `/api/sessions/${encodeURIComponent(session.id)}/invites`, { role, name });
   return { role, name, link: data.url };
@@ -175,6 +229,10 @@ async function addNamedInvite(session, role, name) {
 
 // -- sessions ------------------------------------------------------------------
 
+/**
+ * The non-blank lines of a textarea.
+ * @param {string} text
+ */
 function lines(text) {
   return text
     .split("\n")
@@ -182,31 +240,33 @@ function lines(text) {
     .filter(Boolean);
 }
 
+/** @param {SubmitEvent} e */
 async function createSession(e) {
   e.preventDefault();
   $("#create-error").textContent = "";
   const body = {
-    title: $("#title").value.trim(),
-    teacher_name: $("#teacher-name").value.trim(),
+    title: $("#title", HTMLInputElement).value.trim(),
+    teacher_name: $("#teacher-name", HTMLInputElement).value.trim(),
     settings: {
-      recording: $("#recording").checked,
-      whisper_single: $("#whisper-single").checked,
-      prompts: lines($("#prompts").value),
-      tally_categories: lines($("#tallies").value),
+      recording: $("#recording", HTMLInputElement).checked,
+      whisper_single: $("#whisper-single", HTMLInputElement).checked,
+      prompts: lines($("#prompts", HTMLTextAreaElement).value),
+      tally_categories: lines($("#tallies", HTMLTextAreaElement).value),
     },
   };
   try {
+    /** @type {{session: SessionJson, invites: Invites}} */
     const data = await api("POST", "/api/sessions", body);
     state.created = data.session;
     const named = [];
-    for (const name of lines($("#coach-names").value)) {
+    for (const name of lines($("#coach-names", HTMLTextAreaElement).value)) {
       named.push(await addNamedInvite(data.session, "coach", name));
     }
     showInvites(data.session, data.invites, named);
     toast(`Session “${data.session.title}” created.`);
     await refresh();
   } catch (err) {
-    $("#create-error").textContent = `Couldn't create the session: ${err.message}`;
+    $("#create-error").textContent = `Couldn't create the session: ${errorText(err)}`;
   }
 }
 
@@ -217,11 +277,15 @@ async function refresh() {
     state.sessions = data.sessions;
     state.listError = null;
   } catch (err) {
-    state.listError = err.message;
+    state.listError = errorText(err);
   }
   renderSessions();
 }
 
+/**
+ * Who is connected, and for how long the session has been live.
+ * @param {LiveSession} s
+ */
 function summary(s) {
   const live = s.live;
   if (!live) return s.state === "live" ? "live (no one connected)" : "not started";
@@ -262,7 +326,7 @@ function renderSessions() {
                   const data = await api("GET", `/api/sessions/${encodeURIComponent(s.id)}`);
                   showInvites(data.session, data.invites);
                 } catch (err) {
-                  toast(`Couldn't get links: ${err.message}`, "error");
+                  toast(`Couldn't get links: ${errorText(err)}`, "error");
                 }
               },
             },
@@ -280,7 +344,7 @@ function renderSessions() {
                   toast(`“${s.title}” has ended.`);
                   if (state.invites?.session.id === s.id) $("#invites").hidden = true;
                 } catch (err) {
-                  toast(`Couldn't end it: ${err.message}`, "error");
+                  toast(`Couldn't end it: ${errorText(err)}`, "error");
                 }
                 await refresh();
               },
@@ -295,30 +359,32 @@ function renderSessions() {
 
 // -- wiring ----------------------------------------------------------------------
 
-$("#prompts").value = (page.defaults?.prompts || []).join("\n");
-$("#tallies").value = (page.defaults?.tallyCategories || []).join("\n");
+$("#prompts", HTMLTextAreaElement).value = (page.defaults?.prompts || []).join("\n");
+$("#tallies", HTMLTextAreaElement).value = (page.defaults?.tallyCategories || []).join("\n");
 $("#create-form").addEventListener("submit", createSession);
 $("#add-invite-form").addEventListener("submit", async (e) => {
   e.preventDefault();
-  const name = $("#invite-name").value.trim();
-  const role = $("#invite-role").value;
-  if (!state.invites || !name) return;
+  const name = $("#invite-name", HTMLInputElement).value.trim();
+  const role = $("#invite-role", HTMLSelectElement).value;
+  const invites = state.invites;
+  if (!invites || !name) return;
   try {
-    const row = await addNamedInvite(state.invites.session, role, name);
-    state.invites.rows.push({ ...row, link: reachable(row.link) });
-    $("#invite-name").value = "";
+    const row = await addNamedInvite(invites.session, role, name);
+    invites.rows.push({ ...row, link: reachable(row.link) });
+    $("#invite-name", HTMLInputElement).value = "";
     renderInvites();
     toast(`Link for ${name} added.`);
   } catch (err) {
-    toast(`Couldn't make that link: ${err.message}`, "error");
+    toast(`Couldn't make that link: ${errorText(err)}`, "error");
   }
 });
 $("#refresh").addEventListener("click", refresh);
 $("#forget-token").addEventListener("click", () => signOut(""));
 $("#auth-form").addEventListener("submit", async (e) => {
   e.preventDefault();
-  sessionStorage.setItem(TOKEN_KEY, $("#admin-token").value.trim());
-  $("#admin-token").value = "";
+  const input = $("#admin-token", HTMLInputElement);
+  sessionStorage.setItem(TOKEN_KEY, input.value.trim());
+  input.value = "";
   $("#auth-error").textContent = "";
   showSignedIn(true);
   await refresh();

@@ -2,13 +2,21 @@
 
 import { h } from "./ui.js";
 
+/** @import { TrackInfo } from "../../types/wire" */
+/** @import { Remote } from "./conn.js" */
+
+/** @type {AudioContext | null} */
 let audioContext = null;
 
-/** One shared AudioContext (created lazily; resumed on the next gesture). */
+/**
+ * One shared AudioContext (created lazily; resumed on the next gesture).
+ * @returns {AudioContext}
+ */
 export function getAudioContext() {
   if (!audioContext) {
-    audioContext = new AudioContext();
-    const resume = () => audioContext.state === "suspended" && audioContext.resume();
+    const ctx = new AudioContext();
+    audioContext = ctx;
+    const resume = () => ctx.state === "suspended" && ctx.resume();
     document.addEventListener("pointerdown", resume, { capture: true });
     document.addEventListener("keydown", resume, { capture: true });
   }
@@ -16,7 +24,15 @@ export function getAudioContext() {
   return audioContext;
 }
 
-/** A level meter on a stream: level() is the current peak, 0..1. */
+/**
+ * A level meter on a stream: level() is the current peak, 0..1.
+ * @typedef {{level(): number, stop(): void}} LevelMeter
+ */
+
+/**
+ * @param {MediaStream} stream
+ * @returns {LevelMeter}
+ */
 export function levelMeter(stream) {
   const ctx = getAudioContext();
   const source = ctx.createMediaStreamSource(stream);
@@ -37,7 +53,12 @@ export function levelMeter(stream) {
   };
 }
 
-/** Animate a <meter>-like bar element from a level meter until stopped. */
+/**
+ * Animate a <meter>-like bar element from a level meter until stopped.
+ * @param {LevelMeter} meter
+ * @param {HTMLElement} barEl
+ * @returns {() => void} stop
+ */
 export function animateMeter(meter, barEl) {
   let running = true;
   let smoothed = 0;
@@ -54,28 +75,39 @@ export function animateMeter(meter, barEl) {
   };
 }
 
-/** play() that reports autoplay refusals instead of throwing. */
+/**
+ * play() that reports autoplay refusals instead of throwing.
+ * @param {HTMLMediaElement} el
+ * @param {(el: HTMLMediaElement) => void} [onBlocked]
+ * @returns {Promise<boolean>} whether it plays
+ */
 export async function safePlay(el, onBlocked) {
   try {
     await el.play();
     return true;
   } catch (err) {
-    if (err && err.name === "NotAllowedError") onBlocked?.(el);
+    if (err instanceof DOMException && err.name === "NotAllowedError") onBlocked?.(el);
     return false;
   }
 }
 
 /** Remote classroom media (video tiles + audio) for coach and observer pages. */
 export class RemoteMedia {
+  /**
+   * @param {HTMLElement} videoContainer
+   * @param {HTMLElement} audioContainer
+   * @param {{onBlocked?: (el: HTMLMediaElement) => void, labelFor?: (info: TrackInfo) => string}} [opts]
+   */
   constructor(videoContainer, audioContainer, { onBlocked, labelFor } = {}) {
     this.videos = videoContainer;
     this.audios = audioContainer;
     this.onBlocked = onBlocked;
     this.labelFor = labelFor || ((info) => info.source);
-    this.elements = new Map(); // mid -> element (tile or audio)
-    this.meters = new Map();
+    /** mid -> element (tile or audio) @type {Map<string, HTMLElement>} */
+    this.elements = new Map();
   }
 
+  /** @param {Remote} remote */
   add(remote) {
     const { info, track, mid } = remote;
     const stream = new MediaStream([track]);
@@ -110,6 +142,7 @@ export class RemoteMedia {
     this.videos.dataset.count = String(this.videos.children.length);
   }
 
+  /** @param {Remote} remote */
   remove(remote) {
     this.elements.get(remote.mid)?.remove();
     this.elements.delete(remote.mid);
@@ -120,16 +153,27 @@ export class RemoteMedia {
   playAll() {
     for (const el of this.elements.values()) {
       const media = el.tagName === "FIGURE" ? el.querySelector("video") : el;
-      safePlay(media, this.onBlocked); // still refused: the prompt comes back
+      // still refused: the prompt comes back
+      if (media instanceof HTMLMediaElement) safePlay(media, this.onBlocked);
     }
   }
 
+  /** @param {boolean} muted */
   setMuted(muted) {
     for (const el of this.audios.querySelectorAll("audio")) el.muted = muted;
   }
 }
 
-/** Devices of one kind, with readable labels. */
+/**
+ * A device for a <select>.
+ * @typedef {{id: string, label: string}} Device
+ */
+
+/**
+ * Devices of one kind, with readable labels.
+ * @param {MediaDeviceKind} kind
+ * @returns {Promise<Device[]>}
+ */
 export async function listDevices(kind) {
   if (!navigator.mediaDevices?.enumerateDevices) return [];
   const devices = await navigator.mediaDevices.enumerateDevices();
@@ -139,7 +183,12 @@ export async function listDevices(kind) {
     .map((d) => ({ id: d.deviceId, label: d.label || `${kind.replace("input", "").replace("output", "")} ${++n}` }));
 }
 
-/** Fill a <select> with devices, keeping the current choice if still there. */
+/**
+ * Fill a <select> with devices, keeping the current choice if still there.
+ * @param {HTMLSelectElement} select
+ * @param {Device[]} devices
+ * @param {string} [preferred]
+ */
 export function fillSelect(select, devices, preferred) {
   const keep = preferred ?? select.value;
   select.replaceChildren(...devices.map((d) => h("option", { value: d.id }, d.label)));

@@ -5,42 +5,51 @@
 // (``controlled``): the user's actions become intents for the driver.
 
 import { renderRates, renderTimeline } from "./review_core.js";
-import { $, clock, h } from "./ui.js";
+import { $, clock, h, isTyping } from "./ui.js";
+
+/** @import { RecordingView } from "../../types/wire" */
+/** @import { Review } from "./review_core.js" */
 
 const STEP_S = 5;
 const JUMP_S = 10;
 
-function isTyping(target) {
-  if (!(target instanceof HTMLElement)) return false;
-  const tag = target.tagName;
-  return target.isContentEditable || tag === "TEXTAREA" || tag === "SELECT" ||
-    (tag === "INPUT" && !["checkbox", "radio", "button", "submit"].includes(target.type));
-}
+/** @typedef {"play" | "pause" | "seek" | "rate"} Action */
+
+/**
+ * What the user asked the player for (in a debrief, for the driver to do):
+ * `ms` is where (seek) or where the player is now; `rate` the speed asked for.
+ * @typedef {{action: Action, ms: number | null, rate: number | null}} Intent
+ */
 
 export class ReviewPlayer {
   /**
-   * @param review a loaded Review
-   * @param opts.controlled the room decides (debrief): actions go to onIntent
-   * @param opts.onIntent({action, ms, rate}) in controlled mode
+   * @param {Review} review a loaded Review
+   * @param {{controlled?: boolean, onIntent?: ((intent: Intent) => void) | null}} [opts]
+   *   controlled: the room decides (debrief): the user's actions go to onIntent
    */
   constructor(review, { controlled = false, onIntent = null } = {}) {
     this.review = review;
     this.controlled = controlled;
     this.onIntent = onIntent;
-    this.video = $("#player");
+    this.video = $("#player", HTMLVideoElement);
+    /** @type {{el: HTMLVideoElement, offset: number}[]} */
     this.cameras = [];
+    /** @type {{el: HTMLAudioElement, start: number, end: number}[]} */
     this.whispers = [];
+    /** @type {{setTime(ms: number): void} | null} */
     this.timeline = null;
     this.whispersOn = false;
+    /** @type {number | null} */
     this.lastSeekMs = null;
-    /** the speed to show (a debrief shows the room's, not a nudged one) */
+    /** the speed to show (a debrief shows the room's, not a nudged one) @type {number | null} */
     this.displayRate = null;
   }
 
   mount() {
     const r = this.review;
     const v = this.video;
-    const review = r.view.review || {};
+    const view = /** @type {RecordingView} */ (r.view); // loaded
+    const review = view.review || {};
     v.controls = !this.controlled;
     if (review.classroom) {
       v.src = r.fileUrl(review.classroom);
@@ -62,12 +71,14 @@ export class ReviewPlayer {
     }
     const whispers = review.whispers || [];
     const toggle = $("#whisper-toggle-label");
-    toggle.hidden = !(r.view.permissions?.whispers && whispers.length);
-    $("#whisper-toggle").addEventListener("change", (e) => this.setWhispers(e.target.checked));
+    toggle.hidden = !(view.permissions?.whispers && whispers.length);
+    const whisperToggle = $("#whisper-toggle", HTMLInputElement);
+    whisperToggle.addEventListener("change", () => this.setWhispers(whisperToggle.checked));
     this.redrawTimeline();
     renderRates($("#rates"), r);
     $("#play").addEventListener("click", () => this.intent(v.paused ? "play" : "pause"));
-    $("#rate").addEventListener("change", (e) => this.intent("rate", null, Number(e.target.value)));
+    const rate = $("#rate", HTMLSelectElement);
+    rate.addEventListener("change", () => this.intent("rate", null, Number(rate.value)));
     document.addEventListener("keydown", (e) => this.onKey(e));
     for (const ev of ["play", "pause", "ratechange"]) v.addEventListener(ev, () => this.renderBar());
     v.addEventListener("seeked", () => this.follow(true));
@@ -81,10 +92,11 @@ export class ReviewPlayer {
 
   /** Draw the timeline again (the comments changed). */
   redrawTimeline() {
-    this.timeline = renderTimeline($("#timeline"), this.review, {
+    const timeline = renderTimeline($("#timeline"), this.review, {
       onSeek: (ms) => this.intent("seek", ms),
     });
-    this.timeline.setTime(this.nowMs());
+    this.timeline = timeline;
+    timeline.setTime(this.nowMs());
   }
 
   /** Session ms now on the main video. */
@@ -94,6 +106,12 @@ export class ReviewPlayer {
 
   // -- what the user asks for ----------------------------------------------------
 
+  /**
+   * The user asked for something: do it, or (controlled) tell the room.
+   * @param {Action} action
+   * @param {number | null} [ms] where to seek (session ms)
+   * @param {number | null} [rate] the speed
+   */
   intent(action, ms = null, rate = null) {
     if (this.controlled) {
       this.onIntent?.({ action, ms: action === "seek" ? ms : this.nowMs(), rate });
@@ -101,13 +119,15 @@ export class ReviewPlayer {
     }
     if (action === "play") this.video.play().catch(() => {});
     else if (action === "pause") this.video.pause();
-    else if (action === "seek") this.seekMs(ms);
-    else if (action === "rate") this.video.playbackRate = rate;
+    else if (action === "seek" && ms != null) this.seekMs(ms);
+    else if (action === "rate" && rate != null) this.video.playbackRate = rate;
   }
 
+  /** @param {KeyboardEvent} e */
   onKey(e) {
     if (isTyping(e.target) || e.ctrlKey || e.metaKey || e.altKey) return;
     const now = this.nowMs();
+    /** @type {Record<string, () => void>} */
     const keys = {
       Space: () => this.intent(this.video.paused ? "play" : "pause"),
       KeyK: () => this.intent(this.video.paused ? "play" : "pause"),
@@ -124,6 +144,10 @@ export class ReviewPlayer {
 
   // -- doing it ------------------------------------------------------------------------
 
+  /**
+   * Go to a moment of the lesson (session ms), within the recording.
+   * @param {number} ms
+   */
   seekMs(ms) {
     const [start, end] = this.review.span;
     const clamped = Math.min(end, Math.max(start, ms));
@@ -131,10 +155,14 @@ export class ReviewPlayer {
     this.video.currentTime = this.review.mediaTime(clamped);
   }
 
+  /**
+   * Mix the coaches' whispers in (or not).
+   * @param {boolean} on
+   */
   setWhispers(on) {
     this.whispersOn = on;
     if (on && !this.whispers.length) {
-      for (const w of this.review.view.review.whispers || []) {
+      for (const w of this.review.view?.review.whispers || []) {
         const el = h("audio", { preload: "auto", dataset: { file: w.file } });
         el.src = this.review.fileUrl(w.file);
         $("#whisper-audio").append(el);
@@ -145,7 +173,10 @@ export class ReviewPlayer {
     this.follow(true);
   }
 
-  /** Keep cameras, whispers and the playhead with the main video. */
+  /**
+   * Keep cameras, whispers and the playhead with the main video.
+   * @param {boolean} hard after a seek: line everything up now
+   */
   follow(hard) {
     const v = this.video;
     const ms = this.nowMs();
@@ -161,6 +192,12 @@ export class ReviewPlayer {
     return v;
   }
 
+  /**
+   * Keep one more media element with the main video.
+   * @param {HTMLMediaElement} el
+   * @param {number} seconds where `el` should be
+   * @param {boolean} hard
+   */
   keepWith(el, seconds, hard) {
     const v = this.video;
     if (hard || Math.abs(el.currentTime - seconds) > 0.25) el.currentTime = Math.max(0, seconds);
@@ -172,6 +209,6 @@ export class ReviewPlayer {
   renderBar() {
     const v = this.video;
     $("#play").textContent = v.paused ? "Play" : "Pause";
-    $("#rate").value = String(this.displayRate ?? v.playbackRate);
+    $("#rate", HTMLSelectElement).value = String(this.displayRate ?? v.playbackRate);
   }
 }

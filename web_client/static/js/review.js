@@ -6,22 +6,37 @@
 import { readPage } from "./conn.js";
 import { ReviewPlayer } from "./player.js";
 import { CommentPanel } from "./comment_panel.js";
-import { lessonFacts, pageToken, Review } from "./review_core.js";
-import { $, clock, describeError, exposeHooks, h, toast } from "./ui.js";
+import { ApiError, lessonFacts, pageToken, Review } from "./review_core.js";
+import { $, clock, copy, describeError, errorText, exposeHooks, h, toast } from "./ui.js";
 
+/** @import { Clip, RecordingView, ReviewPage } from "../../types/wire" */
+
+/** @type {ReviewPage} */
 const page = readPage();
 const review = new Review(page.recordingId, pageToken());
-const state = { loaded: false, error: null, clips: [], player: null, comments: null };
+const state = {
+  loaded: false,
+  /** @type {string | null} */
+  error: null,
+  /** @type {Clip[]} */
+  clips: [],
+  /** @type {ReviewPlayer | null} */
+  player: null,
+  /** @type {CommentPanel | null} */
+  comments: null,
+};
 
 // -- your notes from the lesson ---------------------------------------------------------
 
+/** The reader's own notes from the lesson, to share as comments (once loaded and mounted). */
 function renderMyNotes() {
-  const mine = (review.timeline.notes || []).filter((n) => n.mine);
+  const player = /** @type {ReviewPlayer} */ (state.player);
+  const mine = (review.timeline?.notes || []).filter((n) => n.mine);
   $("#notes-panel").hidden = !mine.length;
   $("#my-notes").replaceChildren(
     ...mine.map((n) =>
       h("li", { class: "note" },
-        h("button", { type: "button", class: "comment-time", onclick: () => state.player.seekMs(n.t) }, clock(n.t)),
+        h("button", { type: "button", class: "comment-time", onclick: () => player.seekMs(n.t) }, clock(n.t)),
         " ", h("span", { class: "note-text" }, n.text), " ",
         h("span", { class: "chip chip-muted" }, n.visibility),
         h("button", {
@@ -31,9 +46,9 @@ function renderMyNotes() {
             try {
               await review.addComment({ fromNote: n.id });
               toast("Shared with the teacher and coaches as a comment.");
-              state.comments.changed();
+              state.comments?.changed();
             } catch (err) {
-              toast(`Not shared: ${err.message}`, "error");
+              toast(`Not shared: ${errorText(err)}`, "error");
             }
           },
         }, "Share as a comment"),
@@ -43,34 +58,40 @@ function renderMyNotes() {
 
 // -- clips ------------------------------------------------------------------------------
 
+/** The clip's range (session ms), as marked. @type {{from: number | null, to: number | null}} */
 const clip = { from: null, to: null };
 
 function renderClipRange() {
   $("#clip-from").textContent = clip.from == null ? "–" : clock(clip.from);
   $("#clip-to").textContent = clip.to == null ? "–" : clock(clip.to);
-  $("#clip-make").disabled = !(clip.from != null && clip.to != null && clip.to > clip.from);
+  $("#clip-make", HTMLButtonElement).disabled = !(clip.from != null && clip.to != null && clip.to > clip.from);
 }
 
 async function makeClip() {
+  const { from, to } = clip;
+  if (from == null || to == null) return; // the button is disabled
   const base = `/api/recordings/${encodeURIComponent(review.id)}/clips`;
+  /** @type {Clip} */
   let job;
   try {
-    job = (await review.api("POST", base, { from_ms: Math.round(clip.from), to_ms: Math.round(clip.to) })).clip;
+    job = (await review.api("POST", base, { from_ms: Math.round(from), to_ms: Math.round(to) })).clip;
   } catch (err) {
-    toast(`No clip: ${err.message}`, "error");
+    toast(`No clip: ${errorText(err)}`, "error");
     return;
   }
-  const bar = $("#clip-progress");
+  const bar = $("#clip-progress", HTMLProgressElement);
   bar.hidden = false;
   $("#clip-status").textContent = "Making the clip (no re-encoding: it starts at the nearest keyframe)…";
   while (job.state === "queued" || job.state === "making") {
     bar.value = job.progress;
-    await new Promise((r) => setTimeout(r, 300));
+    await new Promise((r) => {
+      setTimeout(r, 300);
+    });
     job = (await review.api("GET", `${base}/${job.id}`)).clip;
   }
   bar.value = job.progress;
   if (job.state === "done") {
-    $("#clip-status").textContent = `Clip ready: ${clock(job.start_ms + review.offsetMs)}–${clock(clip.to)}.`;
+    $("#clip-status").textContent = `Clip ready: ${clock(job.start_ms + review.offsetMs)}–${clock(to)}.`;
     state.clips.push(job);
     renderClips();
   } else {
@@ -88,13 +109,15 @@ function renderClips() {
 
 // -- debrief ------------------------------------------------------------------------------
 
+/** @param {SubmitEvent} e */
 async function startDebrief(e) {
   e.preventDefault();
-  const members = $("#debrief-members").value.split("\n").map((s) => s.trim()).filter(Boolean);
+  const members = $("#debrief-members", HTMLTextAreaElement).value.split("\n").map((s) => s.trim()).filter(Boolean);
   try {
+    /** @type {{owner: {name: string, url: string}, members: {name: string, url: string}[]}} */
     const data = await review.api("POST", `/api/recordings/${encodeURIComponent(review.id)}/debriefs`, {
       members,
-      record: $("#debrief-record").checked,
+      record: $("#debrief-record", HTMLInputElement).checked,
     });
     const rows = [{ name: `${data.owner.name} (you, the owner)`, url: data.owner.url }, ...data.members];
     $("#debrief-links").replaceChildren(
@@ -107,7 +130,7 @@ async function startDebrief(e) {
     );
     toast("Debrief room ready: send each person their link.");
   } catch (err) {
-    toast(`No debrief: ${err.message}`, "error");
+    toast(`No debrief: ${errorText(err)}`, "error");
   }
 }
 
@@ -129,39 +152,42 @@ async function main() {
   try {
     await review.load();
   } catch (err) {
-    state.error = err.status === 401 || err.status === 403
+    const status = err instanceof ApiError ? err.status : null;
+    state.error = status === 401 || status === 403
       ? "This link can't open this recording."
-      : err.status === 404 ? "This recording doesn't exist (any more)." : describeError({ message: err.message });
+      : status === 404 ? "This recording doesn't exist (any more)." : describeError({ message: errorText(err) });
     $("#load-error").hidden = false;
     $("#load-error").textContent = state.error;
     for (const el of [".player-area", ".review-side"]) $(el).hidden = true;
     return;
   }
-  const v = review.view;
+  const v = /** @type {RecordingView} */ (review.view); // loaded
   document.title = `${v.title} · Review · Sidecoach`;
   $("#lesson-title").textContent = v.title || "Review";
   $("#reader-role").textContent = v.reader.role ? v.reader.role : "admin";
-  $("#facts").replaceChildren(...lessonFacts(review).filter(Boolean));
+  $("#facts").replaceChildren(...lessonFacts(review).filter((x) => x != null));
   $("#retention").textContent = `Kept until ${new Date(v.retention.delete_after * 1000).toLocaleDateString()}, then deleted automatically.`;
-  state.player = new ReviewPlayer(review);
-  state.player.mount();
+  const player = new ReviewPlayer(review);
+  state.player = player;
+  player.mount();
   const perms = v.permissions;
-  state.comments = new CommentPanel(review, {
-    nowMs: () => state.player.nowMs(),
-    onSeek: (ms) => state.player.seekMs(ms),
-    onChange: () => state.player.redrawTimeline(), // the comment lane changed
+  const comments = new CommentPanel(review, {
+    nowMs: () => player.nowMs(),
+    onSeek: (ms) => player.seekMs(ms),
+    onChange: () => player.redrawTimeline(), // the comment lane changed
   });
-  state.comments.mount({ canComment: perms.comment });
-  state.player.video.addEventListener("timeupdate", () => state.comments.showTime());
-  state.comments.showTime();
+  state.comments = comments;
+  comments.mount({ canComment: perms.comment });
+  player.video.addEventListener("timeupdate", () => comments.showTime());
+  comments.showTime();
   renderMyNotes();
   $("#clip-panel").hidden = !perms.clip;
   $("#clip-start").addEventListener("click", () => {
-    clip.from = state.player.nowMs();
+    clip.from = player.nowMs();
     renderClipRange();
   });
   $("#clip-end").addEventListener("click", () => {
-    clip.to = state.player.nowMs();
+    clip.to = player.nowMs();
     renderClipRange();
   });
   $("#clip-make").addEventListener("click", makeClip);
@@ -171,7 +197,6 @@ async function main() {
   state.loaded = true;
 }
 
-const copy = (x) => (x == null ? x : structuredClone(x));
 exposeHooks({
   loaded: () => state.loaded,
   error: () => state.error,

@@ -2,12 +2,16 @@
 // always-visible live/recording state, whispers on a chosen output, cues.
 
 import { showAfter } from "./after.js";
+import { ERROR, EVENT, REQUEST } from "./protocol.js";
 import { Connection, followRoom, readPage } from "./conn.js";
 import { fillSelect, listDevices, safePlay } from "./media.js";
 import {
   $,
+  $maybe,
   clock,
+  copy,
   describeError,
+  errorText,
   exposeHooks,
   h,
   renderConnection,
@@ -16,28 +20,49 @@ import {
   toast,
 } from "./ui.js";
 
+/** @import { Cue, JoinPage, Participant, RecordingInfo, ServerToClient, Whisperer } from "../../types/wire" */
+/** @import { Publication } from "./conn.js" */
+
+/** @type {JoinPage} */
 const page = readPage();
 const conn = new Connection({ token: page.token, sessionId: page.sessionId });
 const OUTPUT_KEY = "sidecoach.whisperOutput";
+
+/**
+ * A cue on the teacher's screen: shown (painted, so "delivered"), acked (tapped).
+ * @typedef {{cue: Cue, shown: boolean, acked: boolean}} ShownCue
+ */
 
 const state = {
   wantLive: false,
   everLive: false,
   recording: "unknown",
+  /** @type {RecordingInfo | null} */
   recordingInfo: null,
   recordingReason: "",
   afterShown: false,
+  /** @type {Whisperer[]} */
   whispering: [],
+  /** @type {Map<string, Participant>} */
   participants: new Map(),
+  /** @type {string | null} */
   selfId: null,
-  cues: new Map(), // id -> {cue, shown, acked}
+  /** id -> the cue as shown @type {Map<string, ShownCue>} */
+  cues: new Map(),
+  /** @type {ShownCue | null} */
   lastCue: null,
+  /** @type {MediaStream | null} */
   previewStream: null,
+  /** @type {Publication | null} */
   cameraPub: null,
+  /** @type {Publication | null} */
   micPub: null,
-  extraCameras: [], // {pub, stream, tile}
-  whisperAudio: new Map(), // mid -> <audio>
+  /** @type {{pub: Publication, stream: MediaStream, tile: HTMLElement}[]} */
+  extraCameras: [],
+  /** mid -> <audio> of a whisper @type {Map<string, HTMLAudioElement>} */
+  whisperAudio: new Map(),
   outputId: localStorage.getItem(OUTPUT_KEY) || "",
+  /** @type {WakeLockSentinel | null} */
   wakeLock: null,
   tones: 0,
 };
@@ -54,6 +79,7 @@ function liveState() {
   return pubs.some((p) => p && p.published) ? "live" : "starting";
 }
 
+/** @type {Record<string, string>} */
 const LIVE_WORDS = {
   off: "Not live",
   starting: "Going live…",
@@ -72,17 +98,17 @@ function render() {
   const info = state.recordingInfo || { state: state.recording };
   renderRecording(info, { ended: over, whoGoesLive: "you go" });
   renderPlan(info, over);
-  const goLive = $("#go-live");
-  goLive.hidden = state.wantLive || over || conn.state === "failed";
-  goLive.textContent = state.everLive ? "Go live again" : "Go live";
-  goLive.disabled = !["joined", "connecting", "reconnecting"].includes(conn.state);
+  const goLiveButton = $("#go-live", HTMLButtonElement);
+  goLiveButton.hidden = state.wantLive || over || conn.state === "failed";
+  goLiveButton.textContent = state.everLive ? "Go live again" : "Go live";
+  goLiveButton.disabled = !["joined", "connecting", "reconnecting"].includes(conn.state);
   $("#stop").hidden = !state.wantLive || over;
   $("#end-lesson").hidden = state.wantLive || !state.everLive || over || conn.state !== "joined";
-  const pause = $("#pause-recording");
+  const pause = $("#pause-recording", HTMLButtonElement);
   pause.hidden = over || !(state.recording === "recording" || state.recording === "paused");
   pause.textContent = state.recording === "paused" ? "Resume recording" : "Pause recording";
   pause.setAttribute("aria-pressed", String(state.recording === "paused"));
-  $("#add-camera").disabled = !state.wantLive || !$("#camera2-select").value;
+  $("#add-camera", HTMLButtonElement).disabled = !state.wantLive || !$("#camera2-select", HTMLSelectElement).value;
   const who = state.whispering.map((w) => w.name || "A coach");
   const wi = $("#whisper-indicator");
   wi.hidden = who.length === 0 || over;
@@ -94,7 +120,8 @@ function render() {
     state.selfId,
   );
   for (const sel of [".setup", ".previews-section", "#people-heading"]) {
-    $(sel).closest("section").hidden = over;
+    const section = $(sel).closest("section");
+    if (section) section.hidden = over;
   }
   if (conn.state === "ended" || conn.state === "failed") {
     const banner = $("#ended-banner");
@@ -112,7 +139,11 @@ function retentionDays() {
   return state.recordingInfo?.retentionDays ?? page.retentionDays ?? 30;
 }
 
-/** Before anything is recorded: will this lesson be recorded? The teacher decides. */
+/**
+ * Before anything is recorded: will this lesson be recorded? The teacher decides.
+ * @param {RecordingInfo | {state: string, planned?: undefined}} info
+ * @param {boolean} over
+ */
 function renderPlan(info, over) {
   const panel = $("#recording-plan");
   const deciding = !over && info.state === "off" && conn.state === "joined";
@@ -133,10 +164,10 @@ function renderPlan(info, over) {
 }
 
 async function setPlan() {
-  const toggle = $("#plan-toggle");
+  const toggle = $("#plan-toggle", HTMLButtonElement);
   const record = toggle.dataset.record === "true";
   toggle.disabled = true;
-  const reply = await conn.call("recording-plan", { record });
+  const reply = await conn.call(REQUEST.RECORDING_PLAN, { record });
   toggle.disabled = false;
   if (reply.ok) {
     state.recordingInfo = reply.recording;
@@ -148,9 +179,15 @@ async function setPlan() {
   render();
 }
 
-/** Ask before something the teacher cannot take back; resolves true on yes. */
+/**
+ * Ask before something the teacher cannot take back; resolves true on yes.
+ * @param {string} title
+ * @param {string} text
+ * @param {string} yes the button's words
+ * @returns {Promise<boolean>}
+ */
 function confirmWith(title, text, yes) {
-  const dialog = $("#confirm");
+  const dialog = $("#confirm", HTMLDialogElement);
   $("#confirm-title").textContent = title;
   $("#confirm-text").textContent = text;
   $("#confirm-yes").textContent = yes;
@@ -163,6 +200,10 @@ function confirmWith(title, text, yes) {
 
 // -- camera, mic, preview ----------------------------------------------------
 
+/**
+ * Say why the camera or microphone is not available (null: hide that).
+ * @param {{name: string, message?: string} | null} err
+ */
 function showMediaError(err) {
   const el = $("#media-error");
   if (!err) {
@@ -176,6 +217,26 @@ function showMediaError(err) {
       : `Camera or microphone unavailable: ${err.message || err.name}`;
 }
 
+/**
+ * @param {MediaStream} stream
+ * @param {string} label
+ * @param {string} id
+ */
+/**
+ * What showMediaError needs of a getUserMedia failure (a DOMException).
+ * @param {unknown} err
+ * @returns {{name: string, message?: string}}
+ */
+function mediaError(err) {
+  return err instanceof Error ? err : { name: String(err) };
+}
+
+/**
+ * A preview tile of a local stream.
+ * @param {MediaStream} stream
+ * @param {string} label
+ * @param {string} id
+ */
 function previewTile(stream, label, id) {
   const video = h("video", { autoplay: true, playsinline: true, muted: true, class: "preview-video" });
   video.muted = true;
@@ -185,32 +246,44 @@ function previewTile(stream, label, id) {
   return tile;
 }
 
+/**
+ * @param {string} deviceId the chosen device, or "" for the fallback
+ * @param {MediaTrackConstraints | boolean} fallback
+ * @returns {MediaTrackConstraints | boolean}
+ */
 function constraintsFor(deviceId, fallback) {
   return deviceId ? { deviceId: { exact: deviceId } } : fallback;
 }
 
 async function openPreview() {
-  const video = constraintsFor($("#camera-select").value, { width: { ideal: 1280 }, height: { ideal: 720 } });
-  const audio = constraintsFor($("#mic-select").value, true);
+  const video = constraintsFor($("#camera-select", HTMLSelectElement).value, {
+    width: { ideal: 1280 },
+    height: { ideal: 720 },
+  });
+  const audio = constraintsFor($("#mic-select", HTMLSelectElement).value, true);
   try {
     const stream = await navigator.mediaDevices.getUserMedia({ video, audio });
     stopStream(state.previewStream);
     state.previewStream = stream;
     showMediaError(null);
-    const main = $("[data-preview=main]");
+    const main = $maybe("[data-preview=main]");
     const tile = previewTile(stream, "Classroom camera", "main");
     if (main) main.replaceWith(tile);
     else $("#previews").prepend(tile);
     await refreshDevices();
     return true;
   } catch (err) {
-    showMediaError(err);
+    showMediaError(mediaError(err));
     return false;
   } finally {
     render();
   }
 }
 
+/**
+ * Stop a stream's tracks (its camera light goes out).
+ * @param {MediaStream | null | undefined} stream
+ */
 function stopStream(stream) {
   for (const t of stream?.getTracks() || []) t.stop();
 }
@@ -221,14 +294,14 @@ async function refreshDevices() {
   const outs = await listDevices("audiooutput");
   const currentCam = state.previewStream?.getVideoTracks()[0]?.getSettings().deviceId;
   const currentMic = state.previewStream?.getAudioTracks()[0]?.getSettings().deviceId;
-  fillSelect($("#camera-select"), cams, currentCam);
-  fillSelect($("#mic-select"), mics, currentMic);
-  const others = cams.filter((c) => c.id !== $("#camera-select").value);
-  fillSelect($("#camera2-select"), others);
+  fillSelect($("#camera-select", HTMLSelectElement), cams, currentCam);
+  fillSelect($("#mic-select", HTMLSelectElement), mics, currentMic);
+  const others = cams.filter((c) => c.id !== $("#camera-select", HTMLSelectElement).value);
+  fillSelect($("#camera2-select", HTMLSelectElement), others);
   if (!others.length) {
     $("#camera2-select").replaceChildren(h("option", { value: "" }, "No other camera found"));
   }
-  const out = $("#output-select");
+  const out = $("#output-select", HTMLSelectElement);
   if (sinkSupported && outs.length) {
     fillSelect(out, outs, state.outputId || "default");
   } else {
@@ -242,27 +315,32 @@ async function refreshDevices() {
   render();
 }
 
+/**
+ * Another camera or microphone was chosen: swap it in (and into what is published).
+ * @param {"video" | "audio"} kind
+ */
 async function switchTrack(kind) {
-  if (!state.previewStream) return;
-  const deviceId = kind === "video" ? $("#camera-select").value : $("#mic-select").value;
+  const preview = state.previewStream;
+  if (!preview) return;
+  const deviceId = $(kind === "video" ? "#camera-select" : "#mic-select", HTMLSelectElement).value;
   try {
     const stream = await navigator.mediaDevices.getUserMedia({ [kind]: { deviceId: { exact: deviceId } } });
     const track = stream.getTracks()[0];
-    const old = kind === "video" ? state.previewStream.getVideoTracks()[0] : state.previewStream.getAudioTracks()[0];
+    const old = kind === "video" ? preview.getVideoTracks()[0] : preview.getAudioTracks()[0];
     if (old) {
-      state.previewStream.removeTrack(old);
+      preview.removeTrack(old);
       old.stop();
     }
-    state.previewStream.addTrack(track);
+    preview.addTrack(track);
     const pub = kind === "video" ? state.cameraPub : state.micPub;
     if (pub) await conn.replaceTrack(pub, track);
-    const v = $("[data-preview=main] video");
+    const v = $maybe("[data-preview=main] video", HTMLVideoElement);
     if (v) {
-      v.srcObject = state.previewStream;
+      v.srcObject = preview;
       safePlay(v);
     }
   } catch (err) {
-    showMediaError(err);
+    showMediaError(mediaError(err));
   }
 }
 
@@ -272,11 +350,12 @@ async function goLive() {
   if (state.wantLive) return;
   const hasLive = state.previewStream?.getTracks().some((t) => t.readyState === "live");
   if (!hasLive && !(await openPreview())) return;
+  const preview = /** @type {MediaStream} */ (state.previewStream); // openPreview made it
   state.wantLive = true;
   state.everLive = true;
   render();
-  const video = state.previewStream.getVideoTracks()[0];
-  const audio = state.previewStream.getAudioTracks()[0];
+  const video = preview.getVideoTracks()[0];
+  const audio = preview.getAudioTracks()[0];
   if (video) {
     const r = await conn.publish("camera", "video", video);
     if (r.ok) state.cameraPub = r.pub;
@@ -293,7 +372,7 @@ async function goLive() {
 }
 
 async function addCamera() {
-  const deviceId = $("#camera2-select").value;
+  const deviceId = $("#camera2-select", HTMLSelectElement).value;
   if (!deviceId || !state.wantLive) return;
   try {
     const stream = await navigator.mediaDevices.getUserMedia({ video: { deviceId: { exact: deviceId } } });
@@ -307,7 +386,7 @@ async function addCamera() {
     $("#previews").append(tile);
     state.extraCameras.push({ pub: r.pub, stream, tile });
   } catch (err) {
-    showMediaError(err);
+    showMediaError(mediaError(err));
   }
   render();
 }
@@ -328,7 +407,7 @@ async function askEnd() {
     "End the lesson",
   );
   if (!ok) return;
-  const reply = await conn.call("end-session", {});
+  const reply = await conn.call(REQUEST.END_SESSION, {});
   // the server ends the session before its answer arrives: that is success
   if (!reply.ok && conn.state !== "ended") {
     toast(`Couldn't end the lesson: ${describeError(reply.error)}`, "error");
@@ -348,7 +427,7 @@ async function stopLive() {
   // stop means the camera is off: its light goes out
   stopStream(state.previewStream);
   state.previewStream = null;
-  $("[data-preview=main]")?.remove();
+  $maybe("[data-preview=main]")?.remove();
   releaseWakeLock();
   toast("You're no longer live. Coaches can't see or hear the classroom.");
   render();
@@ -357,8 +436,9 @@ async function stopLive() {
 async function requestWakeLock() {
   if (!("wakeLock" in navigator) || state.wakeLock || !state.wantLive) return;
   try {
-    state.wakeLock = await navigator.wakeLock.request("screen");
-    state.wakeLock.addEventListener("release", () => (state.wakeLock = null));
+    const lock = await navigator.wakeLock.request("screen");
+    state.wakeLock = lock;
+    lock.addEventListener("release", () => (state.wakeLock = null));
   } catch {
     /* not allowed right now (e.g. page hidden); retried on visibility change */
   }
@@ -377,14 +457,14 @@ document.addEventListener("visibilitychange", () => {
 
 async function toggleRecording() {
   const pausing = state.recording !== "paused";
-  const btn = $("#pause-recording");
+  const btn = $("#pause-recording", HTMLButtonElement);
   btn.disabled = true;
-  const reply = await conn.call(pausing ? "recording-pause" : "recording-resume", {});
+  const reply = await conn.call(pausing ? REQUEST.RECORDING_PAUSE : REQUEST.RECORDING_RESUME, {});
   btn.disabled = false;
   if (reply.ok) {
     state.recordingInfo = reply.recording;
     state.recording = reply.recording.state;
-  } else if (reply.error?.code === "unknown_event") {
+  } else if (reply.error.code === ERROR.UNKNOWN_EVENT) {
     toast(`Sorry — this server can't ${pausing ? "pause" : "resume"} recordings yet.`, "error");
   } else {
     toast(`Couldn't ${pausing ? "pause" : "resume"} the recording: ${describeError(reply.error)}`, "error");
@@ -394,16 +474,22 @@ async function toggleRecording() {
 
 // -- whispers and cues ----------------------------------------------------------
 
+/**
+ * Play a whisper on the chosen output (the teacher's earpiece).
+ * @param {HTMLMediaElement} el
+ */
 async function applySink(el) {
   if (!sinkSupported || !state.outputId) return;
   try {
     await el.setSinkId(state.outputId);
   } catch (err) {
-    toast(`Can't play on that output: ${err.message}`, "error");
+    toast(`Can't play on that output: ${errorText(err)}`, "error");
   }
 }
 
+/** @type {AudioContext | null} */
 let toneCtx = null;
+/** Two short beeps on the chosen output: a cue with a tone, or "Test". */
 async function playTone() {
   if (!toneCtx) {
     toneCtx = new AudioContext();
@@ -433,15 +519,23 @@ async function playTone() {
   state.tones += 1;
 }
 
+/**
+ * Dark or light text, whichever reads on a cue of colour `hex` (#rrggbb).
+ * @param {string | null} hex
+ */
 function textColorFor(hex) {
   const m = /^#([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(hex || "");
   if (!m) return "#111";
   const [r, g, b] = m.slice(1).map((x) => parseInt(x, 16) / 255);
-  const lin = (c) => (c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4);
+  const lin = (/** @type {number} */ c) => (c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4);
   const lum = 0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b);
   return lum > 0.25 ? "#111" : "#fff";
 }
 
+/**
+ * A cue arrived: show it, then acknowledge its delivery once it is painted.
+ * @type {ServerToClient["cue"]}
+ */
 function showCue(cue, ack) {
   const known = state.cues.get(cue.id);
   if (known) {
@@ -449,6 +543,7 @@ function showCue(cue, ack) {
     ack?.({ ok: true });
     return;
   }
+  /** @type {ShownCue} */
   const entry = { cue, shown: false, acked: cue.state === "acknowledged" };
   state.cues.set(cue.id, entry);
   state.lastCue = entry;
@@ -478,15 +573,19 @@ function showCue(cue, ack) {
   });
 }
 
+/**
+ * The teacher tapped a cue: tell its coach ("acknowledged").
+ * @param {string} cueId
+ */
 async function acknowledge(cueId) {
   const entry = state.cues.get(cueId);
-  const card = $(`.cue-card[data-cue-id="${CSS.escape(cueId)}"]`);
+  const card = $maybe(`.cue-card[data-cue-id="${CSS.escape(cueId)}"]`);
   if (!entry || entry.acked) {
     card?.remove();
     return;
   }
   card?.classList.add("cue-acking");
-  const reply = await conn.call("cue-ack", { cueId });
+  const reply = await conn.call(REQUEST.CUE_ACK, { cueId });
   if (reply.ok) {
     entry.acked = true;
     card?.remove();
@@ -533,8 +632,8 @@ conn.ontrackremoved = (remote) => {
 };
 
 followRoom(conn, state, render)
-  .on("cue", (cue, ack) => showCue(cue, ack))
-  .on("session-ended", () => {
+  .on(EVENT.CUE, (cue, ack) => showCue(cue, ack))
+  .on(EVENT.SESSION_ENDED, () => {
     state.wantLive = false;
     stopStream(state.previewStream);
     for (const c of state.extraCameras) stopStream(c.stream);
@@ -552,8 +651,9 @@ $("#add-camera").addEventListener("click", addCamera);
 $("#camera-select").addEventListener("change", () => switchTrack("video"));
 $("#mic-select").addEventListener("change", () => switchTrack("audio"));
 $("#camera2-select").addEventListener("change", render);
-$("#output-select").addEventListener("change", async (e) => {
-  state.outputId = e.target.value;
+const outputSelect = $("#output-select", HTMLSelectElement);
+outputSelect.addEventListener("change", async () => {
+  state.outputId = outputSelect.value;
   localStorage.setItem(OUTPUT_KEY, state.outputId);
   for (const el of state.whisperAudio.values()) await applySink(el);
 });
@@ -563,7 +663,6 @@ document.addEventListener("pointerdown", () => {
 });
 navigator.mediaDevices?.addEventListener?.("devicechange", refreshDevices);
 
-const copy = (x) => (x == null ? x : structuredClone(x));
 exposeHooks({
   role: () => "teacher",
   state: () => conn.state,

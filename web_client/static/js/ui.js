@@ -1,10 +1,64 @@
 // Small DOM helpers shared by the pages. User-provided text is only ever
 // set with textContent, never parsed as HTML.
 
-export const $ = (sel, root = document) => root.querySelector(sel);
-export const $$ = (sel, root = document) => [...root.querySelectorAll(sel)];
+import { ERROR } from "./protocol.js";
 
-/** h("button", {class: "x", onclick}, "text", child...) */
+/** @import { Participant, RecordingInfo, WireError, Whisperer } from "../../types/wire" */
+/** @import { ErrorCode } from "./protocol.js" */
+/** @import { Connection } from "./conn.js" */
+
+/**
+ * The element of the page's template that matches `selector`, checked to be
+ * a `type` (HTMLElement unless said otherwise): throws, naming the selector,
+ * when the template has no such element. For one that may be absent: $maybe.
+ * @template {Element} [T=HTMLElement]
+ * @param {string} selector
+ * @param {new (...args: any[]) => T} [type]
+ * @returns {T}
+ */
+export function $(selector, type) {
+  const el = $maybe(selector, type);
+  if (!el) throw new Error(`sidecoach: the page has no ${selector}`);
+  return el;
+}
+
+/**
+ * The element that matches `selector`, or null when there is none; throws
+ * if it is not a `type` (HTMLElement unless said otherwise).
+ * @template {Element} [T=HTMLElement]
+ * @param {string} selector
+ * @param {new (...args: any[]) => T} [type]
+ * @returns {T | null}
+ */
+export function $maybe(selector, type) {
+  const el = document.querySelector(selector);
+  const want = type ?? /** @type {new (...args: any[]) => T} */ (/** @type {unknown} */ (HTMLElement));
+  if (el && !(el instanceof want)) throw new Error(`sidecoach: ${selector} is not a ${want.name}`);
+  return /** @type {T | null} */ (el);
+}
+
+/**
+ * Every HTML element that matches `selector`.
+ * @param {string} selector
+ * @returns {HTMLElement[]}
+ */
+export const $$ = (selector) => [...document.querySelectorAll(selector)].filter((el) => el instanceof HTMLElement);
+
+/**
+ * A child of h(): a node, text, or nothing (null/false are skipped); arrays are flattened.
+ * @typedef {Node | string | number | null | undefined | false | Child[]} Child
+ */
+
+/**
+ * `h("button", {class: "x", onclick}, "text", child...)`: an element with
+ * attributes (`on*` functions become listeners; `class`, `dataset`, `style`
+ * as CSSOM properties; true: present, null/false: absent) and children.
+ * @template {keyof HTMLElementTagNameMap} K
+ * @param {K} tag
+ * @param {Record<string, any> | null} [attrs]
+ * @param {...Child} children
+ * @returns {HTMLElementTagNameMap[K]}
+ */
 export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) {
@@ -19,14 +73,17 @@ export function h(tag, attrs = {}, ...children) {
     else if (v === true) el.setAttribute(k, "");
     else el.setAttribute(k, String(v));
   }
-  for (const c of children.flat()) {
+  for (const c of /** @type {unknown[]} */ (children).flat()) {
     if (c == null || c === false) continue;
     el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
   return el;
 }
 
-/** Session-clock milliseconds as m:ss (or h:mm:ss). */
+/**
+ * Session-clock milliseconds as m:ss (or h:mm:ss); "–" for none.
+ * @param {number | null | undefined} ms
+ */
 export function clock(ms) {
   if (ms == null) return "–";
   const s = Math.max(0, Math.floor(ms / 1000));
@@ -36,9 +93,14 @@ export function clock(ms) {
   return hh ? `${hh}:${String(mm).padStart(2, "0")}:${ss}` : `${mm}:${ss}`;
 }
 
-/** A short message in the page's live region (announced by screen readers). */
+/**
+ * A short message in the page's live region (announced by screen readers).
+ * @param {string} message
+ * @param {"info" | "error"} [kind]
+ * @param {number} [ms] how long it stays
+ */
 export function toast(message, kind = "info", ms = 5000) {
-  let region = $("#toasts");
+  let region = $maybe("#toasts");
   if (!region) {
     region = h("div", { id: "toasts", class: "toasts", role: "status", "aria-live": "polite" });
     document.body.append(region);
@@ -48,31 +110,67 @@ export function toast(message, kind = "info", ms = 5000) {
   setTimeout(() => el.remove(), ms);
 }
 
-/** Human words for error codes the server sends. */
+/** Human words for the error codes a page may see; @type {Partial<Record<ErrorCode, string>>} */
+const ERROR_WORDS = {
+  [ERROR.OFFLINE]: "You're offline right now; this will work again once reconnected.",
+  [ERROR.TIMEOUT]: "The server didn't answer in time. Please try again.",
+  [ERROR.UNKNOWN_EVENT]: "This server doesn't support that yet.",
+  [ERROR.RATE_LIMITED]: "Too many taps at once; please wait a moment.",
+  [ERROR.WHISPER_BUSY]: "Another coach is whispering right now.",
+  [ERROR.NO_WHISPER_TRACK]: "Your microphone isn't connected yet.",
+  [ERROR.FORBIDDEN]: "Your role can't do that.",
+  [ERROR.UNAUTHORIZED]: "This invite isn't valid.",
+  [ERROR.TOKEN_EXPIRED]: "This invite has expired.",
+  [ERROR.SESSION_ENDED]: "This session has ended.",
+  [ERROR.SESSION_NOT_FOUND]: "This session no longer exists.",
+  [ERROR.LIMIT_REACHED]: "The session is full.",
+  [ERROR.SERVER_DRAINING]: "The server is restarting; this page reconnects by itself.",
+  [ERROR.RECORDING_IN_PROGRESS]: "This recording is still being made.",
+  [ERROR.NOT_RECORDING]: "The recording isn't running.",
+  [ERROR.NOT_PAUSED]: "The recording isn't paused.",
+};
+
+/**
+ * Human words for an error the server (or the Connection) reported.
+ * @param {Partial<WireError> | null | undefined} error
+ */
 export function describeError(error) {
   const code = error?.code;
-  const words = {
-    offline: "You're offline right now; this will work again once reconnected.",
-    timeout: "The server didn't answer in time. Please try again.",
-    unknown_event: "This server doesn't support that yet.",
-    rate_limited: "Too many taps at once; please wait a moment.",
-    whisper_busy: "Another coach is whispering right now.",
-    no_whisper_track: "Your microphone isn't connected yet.",
-    forbidden: "Your role can't do that.",
-    unauthorized: "This invite isn't valid.",
-    token_expired: "This invite has expired.",
-    session_ended: "This session has ended.",
-    session_not_found: "This session no longer exists.",
-    limit_reached: "The session is full.",
-    server_draining: "The server is restarting; this page reconnects by itself.",
-    recording_in_progress: "This recording is still being made.",
-    not_recording: "The recording isn't running.",
-    not_paused: "The recording isn't paused.",
-  };
-  return words[code] || error?.message || "Something went wrong.";
+  return (code && ERROR_WORDS[code]) || error?.message || "Something went wrong.";
 }
 
-/** Define window.sidecoach: read-only getters for tests and debugging. */
+/**
+ * Is the user typing into `target` (so a key is text, not a shortcut)?
+ * @param {EventTarget | null} target
+ */
+export function isTyping(target) {
+  if (!(target instanceof HTMLElement)) return false;
+  if (target.isContentEditable) return true;
+  const tag = target.tagName;
+  if (tag === "TEXTAREA" || tag === "SELECT") return true;
+  return target instanceof HTMLInputElement && !["checkbox", "radio", "button", "submit"].includes(target.type);
+}
+
+/**
+ * The message of something thrown: an Error's (DOMExceptions are Errors), else its text.
+ * @param {unknown} err
+ */
+export function errorText(err) {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * A deep copy for the test hooks (null and undefined as they are).
+ * @template T
+ * @param {T} x
+ * @returns {T}
+ */
+export const copy = (x) => (x == null ? x : structuredClone(x));
+
+/**
+ * Define window.sidecoach: read-only getters for tests and debugging.
+ * @param {Record<string, () => unknown>} getters
+ */
 export function exposeHooks(getters) {
   const hooks = {};
   for (const [name, get] of Object.entries(getters)) {
@@ -83,7 +181,7 @@ export function exposeHooks(getters) {
   return hooks;
 }
 
-/** Connection state words and classes for the status banner. */
+/** Connection state words for the status banner; @type {Record<string, string>} */
 export const CONNECTION_WORDS = {
   idle: "Starting…",
   connecting: "Connecting…",
@@ -94,6 +192,7 @@ export const CONNECTION_WORDS = {
   closed: "Left the session",
 };
 
+/** Recording state words for the recording pill; @type {Record<string, string>} */
 export const RECORDING_WORDS = {
   recording: "Recording",
   paused: "Recording paused",
@@ -102,24 +201,31 @@ export const RECORDING_WORDS = {
   unknown: "Recording: unknown",
 };
 
-/** "1 coach", "2 coaches", "3 observers". */
+/**
+ * "1 coach", "2 coaches", "3 observers".
+ * @param {number} n
+ * @param {string} word
+ */
 export function plural(n, word) {
   if (n === 1) return `${n} ${word}`;
   return `${n} ${/(s|sh|ch|x|z)$/.test(word) ? `${word}es` : `${word}s`}`;
 }
 
-/** Show the connection state in the shared status bar elements. */
+/**
+ * Show the connection state in the shared status bar elements.
+ * @param {Connection} conn
+ */
 export function renderConnection(conn) {
-  const el = $("#conn-state");
+  const el = $maybe("#conn-state");
   if (el) {
     el.textContent = CONNECTION_WORDS[conn.state] || conn.state;
     el.dataset.state = conn.state;
     el.title = conn.detail || "";
   }
-  const detail = $("#conn-detail");
+  const detail = $maybe("#conn-detail");
   // an ended session has its own banner
   if (detail) detail.textContent = ["joined", "ended"].includes(conn.state) ? "" : conn.detail || "";
-  const q = $("#conn-quality");
+  const q = $maybe("#conn-quality");
   if (q) {
     q.dataset.quality = conn.quality;
     q.textContent = conn.quality === "unknown" ? "" : `Connection: ${conn.quality}`;
@@ -133,12 +239,14 @@ export function renderConnection(conn) {
  * recorded the pill says what will happen ("Will be recorded when ... goes
  * live" or "Not recorded"); once the session is over it is hidden: nothing
  * is being recorded any more. `whoGoesLive` words the plan for this page.
+ * @param {Partial<RecordingInfo> | {state: string} | null} rec
+ * @param {{ended?: boolean, whoGoesLive?: string}} [opts]
  */
 export function renderRecording(rec, { ended = false, whoGoesLive = "the teacher goes" } = {}) {
   const state = rec?.state || "unknown";
   let words = RECORDING_WORDS[state] || state;
   let shown = state;
-  if (state === "off" && rec?.planned) {
+  if (state === "off" && rec && "planned" in rec && rec.planned) {
     words = `Will be recorded when ${whoGoesLive} live`;
     shown = "planned";
   }
@@ -146,11 +254,17 @@ export function renderRecording(rec, { ended = false, whoGoesLive = "the teacher
     el.hidden = ended || state === "ended";
     el.dataset.state = shown;
     el.textContent = words;
-    el.title = rec?.reason || "";
+    el.title = (rec && "reason" in rec && rec.reason) || "";
   }
 }
 
-/** Participants list ("who's here"), with who is whispering. */
+/**
+ * Participants list ("who's here"), with who is whispering.
+ * @param {HTMLElement | null} listEl
+ * @param {Participant[]} participants
+ * @param {Whisperer[] | null} whispering
+ * @param {string | null} selfId
+ */
 export function renderPresence(listEl, participants, whispering, selfId) {
   if (!listEl) return;
   const talking = new Set((whispering || []).map((w) => w.participantId));

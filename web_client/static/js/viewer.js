@@ -4,11 +4,38 @@
 import { Connection, followRoom, readPage } from "./conn.js";
 import { animateMeter, levelMeter, RemoteMedia } from "./media.js";
 import { showAfter } from "./after.js";
-import { $, h, renderConnection, renderPresence, renderRecording, toast } from "./ui.js";
+import { $, copy, h, renderConnection, renderPresence, renderRecording, toast } from "./ui.js";
 
+/** @import { JoinPage, JoinReply, Participant, RecordingInfo, Whisperer } from "../../types/wire" */
+/** @import { Remote } from "./conn.js" */
+
+/**
+ * A viewer page's state (what followRoom keeps, and the page's own).
+ * @typedef {object} ViewerState
+ * @property {JoinPage} page
+ * @property {"coach" | "observer"} role
+ * @property {string | null} selfId
+ * @property {Map<string, Participant>} participants
+ * @property {Whisperer[]} whispering
+ * @property {string} recording
+ * @property {RecordingInfo | null} recordingInfo
+ * @property {string} recordingReason
+ * @property {boolean} audioBlocked the browser refused to play sound before a tap
+ * @property {boolean} muted
+ * @property {(() => void) | null} meterStop
+ * @property {boolean} afterShown the recordings are shown (the lesson is over)
+ */
+
+/**
+ * Start what coach and observer pages share; the page adds its own parts
+ * through `listeners` and `baseHooks`, then calls render() and conn.start().
+ * @param {{role: "coach" | "observer"}} opts
+ */
 export function startViewer({ role }) {
+  /** @type {JoinPage} */
   const page = readPage();
   const conn = new Connection({ token: page.token, sessionId: page.sessionId });
+  /** @type {ViewerState} */
   const state = {
     page,
     role,
@@ -21,7 +48,9 @@ export function startViewer({ role }) {
     audioBlocked: false,
     muted: false,
     meterStop: null,
+    afterShown: false,
   };
+  /** @type {{render: (() => void)[], joined: ((reply: JoinReply, isRejoin: boolean) => void)[]}} */
   const listeners = { render: [], joined: [] };
 
   const media = new RemoteMedia($("#videos"), $("#audios"), {
@@ -63,7 +92,8 @@ export function startViewer({ role }) {
     el.dataset.state = ts;
     el.textContent = TEACHER_WORDS[ts];
     renderPresence($("#people"), [...state.participants.values()], state.whispering, state.selfId);
-    $("#people").closest("section").hidden = over;
+    const people = $("#people").closest("section");
+    if (people) people.hidden = over;
     if (conn.state === "ended" || conn.state === "failed") {
       const banner = $("#ended-banner");
       banner.hidden = false;
@@ -80,6 +110,7 @@ export function startViewer({ role }) {
     for (const fn of listeners.render) fn();
   }
 
+  /** @param {Remote} remote */
   function startMeter(remote) {
     state.meterStop?.();
     try {
@@ -135,14 +166,14 @@ export function startViewer({ role }) {
   // any tap on the page counts: the browser allows sound after a gesture
   document.addEventListener("pointerdown", unblock);
   document.addEventListener("keydown", unblock);
-  $("#sound-toggle").addEventListener("click", (e) => {
+  const soundToggle = $("#sound-toggle");
+  soundToggle.addEventListener("click", () => {
     state.muted = !state.muted;
     media.setMuted(state.muted);
-    e.currentTarget.setAttribute("aria-pressed", String(state.muted));
-    e.currentTarget.textContent = state.muted ? "Unmute classroom" : "Mute classroom";
+    soundToggle.setAttribute("aria-pressed", String(state.muted));
+    soundToggle.textContent = state.muted ? "Unmute classroom" : "Mute classroom";
   });
 
-  const copy = (x) => (x == null ? x : structuredClone(x));
   const baseHooks = {
     role: () => role,
     state: () => conn.state,
@@ -160,5 +191,5 @@ export function startViewer({ role }) {
     remoteTracks: () => [...conn.remote.values()].map((r) => ({ mid: r.mid, ...copy(r.info) })),
     teacherState: () => teacherState(),
   };
-  return { conn, state, media, render, listeners, baseHooks, copy };
+  return { conn, state, media, render, listeners, baseHooks };
 }

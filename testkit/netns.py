@@ -26,7 +26,7 @@ How it works, and why:
   Loss uses an nftables ``netdev`` egress chain dropping a random share
   of IP packets (``numgen random``), which needs only nf_tables; rate uses
   ``tc tbf``; delay and jitter use a userspace box in namespace ``b``
-  (tests/netns_delay.py: TUN devices, a policy route and a ``tc mirred``
+  (testkit/netns_delay.py: TUN devices, a policy route and a ``tc mirred``
   redirect), not ``tc netem``, which this CI's kernel lacks: one way on
   every kernel.
 * Everything refuses to run in the machine's initial network namespace
@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from tests.procs import Proc, _die_with_parent
+from testkit.procs import Proc, _die_with_parent
 
 #: the first two octets of every lab address (RFC 2544 benchmarking range)
 NET_PREFIX = "198.18"
@@ -233,7 +233,7 @@ class Link:
 
         Delay and jitter (each packet held ``delay ± jitter`` ms, drawn
         independently, so they may reorder) come from the userspace box of
-        tests/netns_delay.py, started the first time they are asked for."""
+        testkit/netns_delay.py, started the first time they are asked for."""
         ns, dev = self._side(direction)
         self._set_loss(direction, loss_pct)
         if delay_ms or jitter_ms or self._box is not None:
@@ -254,7 +254,10 @@ class Link:
             out = _run(args if self.a is None else self.a.cmd(*args))
             mac = out.split("link/ether")[1].split()[0]
             self._box = self.b.popen(
-                [sys.executable, "-m", "tests.netns_delay", "--dev", self.b_dev, "--peer-mac", mac],
+                [
+                    sys.executable, "-m", "testkit.netns_delay",
+                    "--dev", self.b_dev, "--peer-mac", mac,
+                ],
                 self.tmp_dir / f"delay-{self.b_dev}.log",
                 stdin_pipe=True,
             )

@@ -1,6 +1,6 @@
 """A deployment of several nodes for tests: a real ``redis-server`` and real
 Sidecoach processes on loopback ports, each started with a log file and
-stopped by PID (tests/procs.py). ``kill()`` is ``kill -9``."""
+stopped by PID (testkit/procs.py). ``kill()`` is ``kill -9``."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ import aiohttp
 
 from server.core.roles import Role
 from server.core.tokens import issue_admin_token, issue_invite
-from tests.peers import Participant
-from tests.procs import Proc, free_port, sidecoach_cmd, sidecoach_env
+from testkit.peers import Participant
+from testkit.procs import Proc, free_port, sidecoach_cmd, sidecoach_env
 
 SECRET = "multinode-secret-" + "m" * 40
 

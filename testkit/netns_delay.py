@@ -1,6 +1,6 @@
 """Delay and jitter for a lab link without ``tc netem``: a small userspace
 box inside the participant's namespace that holds every IPv4 packet of the
-link for ``delay ± jitter`` ms before passing it on (tests/netns.py uses it
+link for ``delay ± jitter`` ms before passing it on (testkit/netns.py uses it
 when the kernel has no ``sch_netem``, as this CI's has not).
 
 How packets reach it, in namespace ``b`` of a Link (``b_dev`` its veth end):
@@ -25,7 +25,7 @@ packets are dropped and counted). ARP and IPv6 are not delayed. The box is
 driven by lines on stdin (``up DELAY JITTER``, ``down DELAY JITTER``,
 ``stats``) and answers with JSON lines.
 
-    python -m tests.netns_delay --dev B_DEV --peer-mac 02:..  (inside namespace b)
+    python -m testkit.netns_delay --dev B_DEV --peer-mac 02:..  (inside namespace b)
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """A Sidecoach participant in a process of its own, so that it can run inside
-a network namespace (tests/netns.py) while the test drives it: a real aiortc
-peer (tests/peers.py) that joins, may publish a synthetic camera or a
+a network namespace (testkit/netns.py) while the test drives it: a real aiortc
+peer (testkit/peers.py) that joins, may publish a synthetic camera or a
 whisper (a 440 Hz tone, push-to-talk held), decodes what it receives, and
 answers line commands on stdin with JSON lines on stdout.
 
-    python -m tests.netns_peer --url http://198.18.1.1:8080 --token T \\
+    python -m testkit.netns_peer --url http://198.18.1.1:8080 --token T \\
         --ice-ip 198.18.1.2 --camera
 
 prints ``{"event": "joined"}``, then ``{"event": "published"}`` once the
@@ -28,8 +28,8 @@ import sys
 import time
 from typing import Any
 
-from tests.netns import Namespace, Netlab
-from tests.procs import Proc
+from testkit.netns import Namespace, Netlab
+from testkit.procs import Proc
 
 
 async def inbound_stats(pc: Any) -> dict[str, dict[str, int]]:
@@ -71,7 +71,7 @@ def _say(**data: Any) -> None:
 
 async def _run(args: argparse.Namespace) -> int:
     # imported here: the module is also imported by the driving side
-    from tests.peers import Participant, PatternVideoTrack, ToneTrack, wait_for
+    from testkit.peers import Participant, PatternVideoTrack, ToneTrack, wait_for
 
     peer = Participant(args.url, args.token, ice_ips=(args.ice_ip,))
     try:
@@ -120,7 +120,7 @@ def main() -> int:
 
 
 class PeerAgent:
-    """Drives a ``tests.netns_peer`` process started in ``ns``."""
+    """Drives a ``testkit.netns_peer`` process started in ``ns``."""
 
     def __init__(
         self,
@@ -136,7 +136,7 @@ class PeerAgent:
         whisper: bool = False,
     ) -> None:
         args = [
-            sys.executable, "-m", "tests.netns_peer", "--url", url, "--token", token,
+            sys.executable, "-m", "testkit.netns_peer", "--url", url, "--token", token,
             "--ice-ip", ice_ip,
         ]  # fmt: skip
         if camera:
