@@ -30,8 +30,8 @@ sys.path.insert(0, str(ROOT))
 import av  # noqa: E402
 
 from server.core.config import Limits  # noqa: E402
-from testkit.server import LiveServer, make_config, running_server  # noqa: E402
 from testkit.peers import PatternVideoTrack, wait_for  # noqa: E402
+from testkit.server import LiveServer, make_config, running_server  # noqa: E402
 
 OFF_S = 3600.0
 

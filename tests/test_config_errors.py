@@ -51,6 +51,7 @@ BAD = [
     ({}, ["--tls-cert", "/etc/hostname", "--tls-key", "/etc/hostname"], "SIDECOACH_TLS_CERT"),
     ({}, ["--host", NOT_MINE], "SIDECOACH_HOST (--host):"),
     ({"SIDECOACH_TURN_SECRET": SECRET}, [], "SIDECOACH_TURN_SECRET"),
+    ({"SIDECOACH_LAN": "1"}, [], "SIDECOACH_LAN (--lan)"),  # with the test's --host
 ]
 
 

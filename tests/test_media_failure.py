@@ -27,9 +27,9 @@ from server.live.media_failure import (
     turn_server,
 )
 from server.media.aiortc_adapter import restrict_ice
-from testkit.server import make_config, running_server
 from testkit.peers import PatternVideoTrack, wait_for
 from testkit.procs import Proc, free_port, running
+from testkit.server import make_config, running_server
 
 pytestmark = pytest.mark.integration
 

@@ -23,8 +23,8 @@ import pytest
 from server.core.config import Config
 from server.live.media_failure import probe_turn, turn_server
 from server.ops.tls import CertificateNames, ensure_self_signed
-from testkit.server import make_config, running_server
 from testkit.procs import Proc, free_port, running
+from testkit.server import make_config, running_server
 
 REPO = Path(__file__).resolve().parent.parent
 README = (REPO / "README.md").read_text()

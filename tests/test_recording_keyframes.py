@@ -16,8 +16,8 @@ import pytest
 
 from server.recording.clips import cut
 from server.recording.manifest import read_manifest
-from testkit.server import LiveServer, make_config, running_server
 from testkit.peers import PatternVideoTrack, ToneTrack, wait_for
+from testkit.server import LiveServer, make_config, running_server
 
 pytestmark = pytest.mark.integration
 

@@ -256,6 +256,11 @@ def check_network_settings(config: Config) -> None:
         if config.tls_cert is None:
             given, missing = missing, given
         raise ConfigError(f"{n[given]} is set but {n[missing]} is not: HTTPS needs both")
+    if config.lan and (config.tls_cert is not None or config.host not in ("0.0.0.0", "::", "")):
+        raise ConfigError(
+            "SIDECOACH_LAN (--lan) listens on the LAN address and localhost with the self-signed"
+            f" certificate: leave {n['tls_cert']} and SIDECOACH_HOST (--host) unset"
+        )
     if config.self_signed and config.tls_cert is not None:
         raise ConfigError(f"{n['self_signed']} and {n['tls_cert']} exclude each other")
     for name in ("tls_cert", "tls_key"):

@@ -13,8 +13,8 @@ import pytest
 
 from server.recording.manifest import read_manifest
 from testkit.browser import CHROMIUM, launched_chromium, teacher_gone_live
-from testkit.server import make_config, running_server
 from testkit.peers import wait_for
+from testkit.server import make_config, running_server
 
 pytestmark = pytest.mark.browser
 
