@@ -90,9 +90,9 @@ class Limits:
     #: packet for longer than this is marked as a ``media-gap`` on the
     #: recording's timeline (a network cut, a frozen publisher)
     media_gap_ms: int = 1000
-    #: while a lesson is recorded, each recorded camera is asked for a
-    #: keyframe this often (s): a clip starts within this of where it was
-    #: asked to, and a seek in review lands as fast
+    #: while a lesson is recorded, the longest a recorded camera goes
+    #: without a keyframe (s; it is asked 1 s before): a clip starts within
+    #: this of where it was asked to, and a seek in review lands as fast
     recording_keyframe_interval_s: float = 2.0
     #: the most a participant may send per video track (kbit/s): in the
     #: offer (b=AS/TIAS) and in the REMB the server sends the publisher

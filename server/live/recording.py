@@ -26,6 +26,11 @@ from server.storage.sessions import RecordingDecision, SessionRecord, SessionSto
 
 logger = logging.getLogger(__name__)
 
+#: how often the recorded cameras' keyframe age is looked at, and how long
+#: before it reaches the interval a keyframe is asked for
+KEYFRAME_TICK_S = 0.25
+KEYFRAME_LEAD_S = 1.0
+
 
 class NotRecording(Conflict):
     code = "not_recording"
@@ -226,13 +231,19 @@ class SessionRecording:
         self._host.recording_changed()
 
     async def _ask_keyframes(self, recorder: Recorder) -> None:
-        """Every ``recording_keyframe_interval_s``, a keyframe of each
-        recorded camera: browsers and aiortc send one only when asked (or
-        every ~100 s), so without this a clip could start minutes early."""
+        """A keyframe of each recorded camera at least every
+        ``recording_keyframe_interval_s``: browsers and aiortc send one only
+        when asked (or every ~100 s), so without this a clip could start
+        minutes early. A camera is asked ``KEYFRAME_LEAD_S`` before its last
+        keyframe is that old (the time a request takes to come back as a
+        keyframe); a keyframe sent for another reason (a join, a layer
+        switch) counts too."""
         interval = self._config.limits.recording_keyframe_interval_s
+        tick = min(KEYFRAME_TICK_S, interval / 2)
+        older_than = max(tick, interval - KEYFRAME_LEAD_S)
         while not recorder.closed:
-            await asyncio.sleep(interval)
-            recorder.request_keyframes()
+            await asyncio.sleep(tick)
+            recorder.request_keyframes(older_than)
 
     def _failed(self, reason: str) -> None:
         self._host.log_event("recording-error", reason=reason)
