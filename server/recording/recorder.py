@@ -90,6 +90,11 @@ class RecordedTrack:
         self.gaps: list[tuple[int, int]] = []
 
     @property
+    def waits_for_keyframe(self) -> bool:
+        """Dropping frames until a keyframe (after a pause): it asks itself."""
+        return self._need_keyframe and self.last_keyframe_at is not None
+
+    @property
     def ready(self) -> bool:
         return self.writer.accepting and not self.writer.closed
 
@@ -311,8 +316,8 @@ class Recorder:
         for track in self.tracks.values():
             consumer = track.consumer
             last = track.last_keyframe_at
-            if last is not None and now - last < older_than_s:
-                continue
+            if track.waits_for_keyframe or (last is not None and now - last < older_than_s):
+                continue  # asks by itself, or had one lately
             if consumer.producer.kind == "video" and not track.writer.closed:
                 layer = consumer.current_layer
                 consumer.producer.request_keyframe(
