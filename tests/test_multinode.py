@@ -107,6 +107,7 @@ async def test_session_on_b_joined_through_a_link(two_boxes: Deployment) -> None
     assert not (a.data_dir / "recordings").exists()
     _, listing = await a.get("/api/recordings")
     (row,) = [r for r in listing["recordings"] if r["session_id"] == session_id]
+    assert row["node"] == "b"
     status, view = await a.get(f"/api/recordings/{row['id']}")
     assert status == 200 and view["manifest"]["node"] == "b", view
     async with (
@@ -210,6 +211,7 @@ async def test_kill_9_node_b_session_moves_and_recording_continues(
         assert [r["part"] for r in parts] == [1, 2]
         assert parts[0]["series"] == parts[1]["series"] == parts[0]["id"]
         assert [r["state"] for r in parts] == ["recovered", "finalized"]
+        assert [r["node"] for r in parts] == ["b", "a"]  # where each part was made
         for row in parts:
             _, view = await a.get(f"/api/recordings/{row['id']}")
             frames = {t["source"]: t["frames"] for t in view["manifest"]["tracks"]}
