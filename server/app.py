@@ -100,6 +100,16 @@ def create_app(config: Config, store: SessionStore, catalog: RecordingCatalog) -
     def more_metrics() -> Iterator[Metric]:
         draining = int(not manager.accepting)
         yield GaugeMetricFamily("sidecoach_draining", "1: no new sessions here", draining)
+        yield GaugeMetricFamily(
+            "sidecoach_signaling_sockets_unauthenticated",
+            "sockets admitted that have not joined (counted until their transport is gone)",
+            signaling.unauthenticated,
+        )
+        yield GaugeMetricFamily(
+            "sidecoach_signaling_websockets",
+            "websockets open now (one the server closed, until it is cut)",
+            signaling.sio.transport_count,
+        )
         yield from deployment.metrics()
 
     metrics.registry.register(NodeCollector(lambda: list(manager.sessions.values()), more_metrics))

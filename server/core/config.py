@@ -66,6 +66,9 @@ class Limits:
     max_unauthenticated_sockets: int = 200
     #: a socket that has not joined within this many seconds is closed
     unauthenticated_timeout_s: float = 15.0
+    #: a socket the server closed whose client has not closed its websocket
+    #: within this many seconds is cut (its TCP connection closed)
+    socket_close_grace_s: float = 1.0
     #: live seats one coach or observer invite holds; a further join with it
     #: replaces its oldest seat (a teacher invite holds one, always replaced)
     seats_per_invite: int = 3
