@@ -2,7 +2,7 @@
 """Clients that ignore the close (issue 22): N token-less websockets from
 one address, each sending ``40/nope,`` (an unknown namespace: the server
 closes it) and then ignoring Engine.IO's CLOSE and the WebSocket close frame
-(tests/stubborn.py: a raw socket that never closes its end).
+(testkit/stubborn.py: a raw socket that never closes its end).
 
 Against a real server process with the default limits, prints: the
 server's open file descriptors and admitted token-less sockets before, at
@@ -32,7 +32,7 @@ from benchlib import ROOT
 
 sys.path.insert(0, str(ROOT))
 
-from tests.stubborn import StubbornSocket  # noqa: E402
+from testkit.stubborn import StubbornSocket  # noqa: E402
 
 SECRET = "bench-closed-secret-" + "c" * 40
 GAUGES = ("sidecoach_signaling_sockets_unauthenticated", "sidecoach_signaling_websockets")

@@ -17,9 +17,9 @@ import pytest
 from server.app import SIGNALING_KEY
 from server.core.config import Limits
 from server.signaling.edge import Signaling
-from tests.conftest import LiveServer, make_config, running_server
-from tests.peers import wait_for
-from tests.stubborn import StubbornSocket
+from testkit.peers import wait_for
+from testkit.server import LiveServer, make_config, running_server
+from testkit.stubborn import StubbornSocket
 
 pytestmark = pytest.mark.integration
 
