@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import random
 import signal
 import sys
@@ -135,7 +136,7 @@ async def wait_exit(proc: Any, give_up: float) -> float | None:
 
 
 async def one_run(i: int, a: benchlib.ServerProcess, redis: RedisProc, work: Path,
-                  give_up: float) -> dict[str, Any]:  # fmt: skip
+                  give_up: float, keep: Path | None) -> dict[str, Any]:  # fmt: skip
     b = node("b", redis.url, work / "data", work / f"b-{i}.log")
     await b.start()
     async with benchlib.admin_client(SECRET, 600, 10) as http:
@@ -152,11 +153,14 @@ async def one_run(i: int, a: benchlib.ServerProcess, redis: RedisProc, work: Pat
     code = b.proc.poll()
     tail = "" if took is not None else b.log_tail(2500)
     b.stop()  # kill -9 after the bound if it hung
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        (keep / f"b-{i}.log").write_bytes(b.log_path.read_bytes())
     return {"run": i, "exit_s": None if took is None else round(took, 2), "code": code,
             "churn": churn.done, "log_tail": tail}  # fmt: skip
 
 
-async def run(runs: int, give_up: float) -> dict[str, Any]:
+async def run(runs: int, give_up: float, keep: Path | None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-churn-") as tmp:
         work = Path(tmp)
         redis = RedisProc(work / "redis")
@@ -165,7 +169,7 @@ async def run(runs: int, give_up: float) -> dict[str, Any]:
         try:
             await a.start()
             for i in range(runs):
-                result = await one_run(i, a, redis, work, give_up)
+                result = await one_run(i, a, redis, work, give_up, keep)
                 results.append(result)
                 print(f"run {i + 1}/{runs}: exit {result['exit_s']} s, code {result['code']}",
                       flush=True)  # fmt: skip
@@ -191,11 +195,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--give-up", type=float, default=DRAIN_TIMEOUT_S + 15)
+    parser.add_argument("--keep-logs", metavar="DIR", help="keep node B's log of each run here")
     benchlib.add_quick_and_json_args(parser, "3 runs")
     benchlib.add_cache_and_verbose_args(parser, "unused (the runs need no media files)")
     args = parser.parse_args()
     benchlib.configure_logging(args.verbose)
-    report = asyncio.run(run(3 if args.quick else args.runs, args.give_up))
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)  # clients cut off mid-connect
+    keep = Path(args.keep_logs) if args.keep_logs else None
+    report = asyncio.run(run(3 if args.quick else args.runs, args.give_up, keep))
     r = report
     print(f"SIGTERM under churn: {r['exited']}/{r['runs']} exited,"
           f" {r['exited_within_drain_timeout']} within the drain timeout"

@@ -7,9 +7,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
+import threading
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from aiohttp import web
@@ -23,6 +26,29 @@ logger = logging.getLogger(__name__)
 
 #: after the drain, open HTTP/WebSocket connections get this long to finish
 SHUTDOWN_GRACE_S = 1.0
+#: on top of the drain deadline and DRAIN_TIMEOUT_S: if the process is still
+#: there after all that, something hangs; it exits anyway (``_exit_watchdog``)
+SHUTDOWN_SLACK_S = 15.0
+
+
+def _exit_watchdog(after_s: float) -> None:
+    """Exit the process in ``after_s`` seconds if it is still running: a
+    stop signal always ends it, whatever hangs (recordings left unfinished
+    are recovered at the next start). A thread, so a blocked event loop
+    cannot hold it up."""
+
+    def fire() -> None:
+        logger.critical(
+            "still shutting down %.0f s after the stop signal: exiting now (unfinished"
+            " recordings are recovered at the next start)",
+            after_s,
+        )
+        logging.shutdown()
+        os._exit(70)
+
+    timer = threading.Timer(after_s, fire)
+    timer.daemon = True
+    timer.start()
 
 
 async def serve(config: Config, *, demo: bool = False, reuse_port: bool = False) -> int:
@@ -55,48 +81,78 @@ async def serve(config: Config, *, demo: bool = False, reuse_port: bool = False)
         reuse_port=reuse_port or None,
     )
     await site.start()
+    sites: list[web.BaseSite] = [site]
     if private is not None:
-        await web.SockSite(runner, private).start()
+        sites.append(web.SockSite(runner, private))
+        await sites[-1].start()
     if tls is not None:
         _announce_tls(tls)
     if config.http_redirect_port is not None:
         redirect = web.AppRunner(https_redirect_app(config), handle_signals=False)
         await redirect.setup()
         runners.append(redirect)
-        await web.TCPSite(
-            redirect, config.host, config.http_redirect_port, reuse_port=reuse_port or None
-        ).start()
+        sites.append(
+            web.TCPSite(
+                redirect, config.host, config.http_redirect_port, reuse_port=reuse_port or None
+            )
+        )
+        await sites[-1].start()
         print(f"Plain HTTP on port {config.http_redirect_port} redirects to HTTPS", flush=True)
     print(f"Sidecoach is listening on {config.base_url}", flush=True)
     stop, now = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
 
+    stopped_at: float | None = None
+    finishing = config.limits.drain_timeout_s + SHUTDOWN_SLACK_S
+
     def on_signal() -> None:
+        nonlocal stopped_at
         if stop.is_set():
             logger.warning("second stop signal: finalizing recordings and exiting now")
             now.set()
+            _exit_watchdog(finishing)
+        else:
+            stopped_at = time.monotonic()
+            _exit_watchdog(config.drain_deadline_s + finishing)
         stop.set()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
+    async def stop_listening() -> None:
+        for one in sites:
+            await one.stop()
+        for r in runners:  # kept-alive connections take no further request
+            if r.server is not None:
+                r.server.pre_shutdown()
+
     try:
         await stop.wait()
-        await drain(app, config.drain_deadline_s, now)
+        await drain(app, config.drain_deadline_s, now, stop_listening)
     finally:
         logger.info("shutting down")
         for r in reversed(runners):
             await r.cleanup()
         await catalog.close()
         await store.close()
+        if stopped_at is not None:
+            logger.info("stopped %.2f s after the stop signal", time.monotonic() - stopped_at)
     return 0
 
 
-async def drain(app: web.Application, deadline_s: float, now: asyncio.Event) -> None:
+async def drain(
+    app: web.Application,
+    deadline_s: float,
+    now: asyncio.Event,
+    stop_listening: Callable[[], Awaitable[None]] | None = None,
+) -> None:
     """No new sessions here (``/readyz`` says so; other nodes take them);
     wait until nobody is in a session here any more, at most ``deadline_s``
     (or until ``now`` is set); then tell the pages, finalize every
-    recording and close every connection (pages reconnect to whichever
-    node answers; their sessions move there, recordings as further parts)."""
+    recording, stop listening (``stop_listening``: no connection arrives
+    that the shutdown would wait for) and close every connection (pages
+    reconnect to whichever node answers; their sessions move there,
+    recordings as further parts). Nothing here waits on a client: closing
+    a connection cuts it after ``SOCKET_CLOSE_GRACE_S``."""
     signaling = app[SIGNALING_KEY]
     manager = signaling.manager
     manager.stop_new_sessions()
@@ -119,6 +175,8 @@ async def drain(app: web.Application, deadline_s: float, now: asyncio.Event) -> 
                 await asyncio.wait_for(now.wait(), min(1.0, max(0.0, end - time.monotonic())))
     logger.info("draining before shutdown")
     await manager.drain()
+    if stop_listening is not None:
+        await stop_listening()
     # close every socket.io connection ourselves: the pages reconnect to
     # whichever server answers next, and the HTTP server need not wait
     await signaling.sio.close_all()

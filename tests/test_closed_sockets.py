@@ -7,11 +7,13 @@ not a moment less (issue 22: 60 such clients kept 60 descriptors open for
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import aiohttp
 import pytest
 
 from server.app import SIGNALING_KEY
@@ -146,4 +148,34 @@ async def test_closing_every_socket_for_a_drain_cuts_them_all(server: LiveServer
     finally:
         for s in sockets:
             await s.abandon()
+    await nothing_left(signaling)
+
+
+async def test_a_long_poll_waiting_on_a_closed_socket_returns_at_once(server: LiveServer) -> None:
+    """A long-polling GET waiting on a socket that closes (here its client
+    closes it from another request, a POST of CLOSE) is answered at once,
+    not after Engine.IO's 45 s poll: a drain never waits for it."""
+    signaling = server.app[SIGNALING_KEY]
+    base = f"{server.url}/socket.io/?EIO=4&transport=polling"
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+        async with http.get(base) as resp:
+            sid = json.loads((await resp.text())[1:])["sid"]
+        url = f"{base}&sid={sid}"
+        async with http.post(url, data=b"40") as resp:
+            assert resp.status == 200
+        async with http.get(url) as resp:  # the CONNECT reply
+            assert (await resp.text()).startswith("40")
+
+        async def poll() -> int:
+            async with http.get(url) as resp:
+                await resp.read()
+                return resp.status
+
+        waiting = asyncio.ensure_future(poll())
+        await wait_for(lambda: signaling.unauthenticated == 1)
+        await asyncio.sleep(0.2)  # the GET is waiting on the socket's queue
+        assert not waiting.done()
+        async with http.post(url, data=b"1") as resp:
+            assert resp.status == 200
+        assert await asyncio.wait_for(waiting, 10) == 200
     await nothing_left(signaling)

@@ -457,6 +457,11 @@ class EdgeServer(socketio.AsyncServer):  # type: ignore[misc]
             if eio_sid in self._transports:
                 self._cut(eio_sid)  # gone when its websocket is
             else:
+                sock = self.eio.sockets.get(eio_sid)
+                if sock is not None:
+                    # a long-poll waiting on it returns now (after the CLOSE
+                    # packet Engine.IO queues next, if any), not in 45 s
+                    asyncio.get_running_loop().call_soon(sock.queue.put_nowait, None)
                 self._hooks.gone(eio_sid)
 
     # -- Socket.IO ------------------------------------------------------
