@@ -54,7 +54,9 @@ async def open_store(config: Config) -> SessionStore:
     (shared by the nodes of one box), or Redis (``SIDECOACH_STORE=redis``:
     nodes on several boxes; each keeps a mirror for Redis outages)."""
     if config.store == "redis" and config.redis_url:
-        return await RedisSessionStore.open(config.redis_url, Path(config.data_dir))
+        return await RedisSessionStore.open(
+            config.redis_url, Path(config.data_dir), config.secret, tls_ca=config.redis_tls_ca
+        )
     return await SqliteSessionStore.open(Path(config.data_dir) / DB_FILE_NAME)
 
 

@@ -118,6 +118,7 @@ async def serve(config: Config, *, demo: bool = False, reuse_port: bool = False)
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
+
     async def stop_listening() -> None:
         for one in sites:
             await one.stop()

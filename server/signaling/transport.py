@@ -516,15 +516,8 @@ class EdgeServer(socketio.AsyncServer):  # type: ignore[misc]
             return await self._close(eio_sid, who, "unexpected packet type")
         self._events.spawn(self._event(eio_sid, sid, pkt.id, pkt.data, data), name="event")
 
-    async def _event(
-        self, eio_sid: str, sid: str, ack_id: int | None, data: Any, raw: str
-    ) -> None:
-        if (
-            eio_sid not in self._virtual
-            and isinstance(data, list)
-            and data
-            and data[0] == "join"
-        ):
+    async def _event(self, eio_sid: str, sid: str, ack_id: int | None, data: Any, raw: str) -> None:
+        if eio_sid not in self._virtual and isinstance(data, list) and data and data[0] == "join":
             routed = await self._hooks.route(sid, eio_sid, self.remote_of(eio_sid), data)
             if isinstance(routed, dict):  # a refusal
                 await self._ack(eio_sid, ack_id, routed)
