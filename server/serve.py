@@ -18,6 +18,7 @@ from dataclasses import replace
 from aiohttp import web
 
 from server.app import ACCESS_LOG_CLASS, DEPLOYMENT_KEY, SIGNALING_KEY, create_app, open_store
+from server.cluster.redis_conn import preflight
 from server.core.config import Config
 from server.ops.tls import TlsSetup, load_tls
 from server.recording.catalog import RecordingCatalog
@@ -61,6 +62,8 @@ async def serve(config: Config, *, demo: bool = False, reuse_port: bool = False)
         private.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         private.bind(("127.0.0.1", 0))
         config = replace(config, node_url=f"http://127.0.0.1:{private.getsockname()[1]}")
+    if config.redis_url:  # a refused password or certificate stops us here, clearly
+        await preflight(config.redis_url, config.secret, config.redis_tls_ca)
     store = await open_store(config)
     catalog = await RecordingCatalog.open(config.data_dir)
     tls = await asyncio.get_running_loop().run_in_executor(None, load_tls, config)

@@ -51,8 +51,9 @@ def two_nodes(tmp_path: Path) -> Iterator[Deployment]:
 
 @pytest.fixture
 def two_boxes(tmp_path: Path) -> Iterator[Deployment]:
-    """Two nodes as on two boxes: a data directory each, sessions in Redis."""
-    with deployment(tmp_path, redis_store=True) as dep:
+    """Two nodes as on two boxes: a data directory each, sessions in Redis,
+    Redis secured as an operator would (TLS only, an ACL user's password)."""
+    with deployment(tmp_path, redis_store=True, secure=True) as dep:
         dep.start_nodes("a", "b")
         yield dep
 
@@ -279,7 +280,9 @@ async def test_redis_killed_and_restarted(two_boxes: Deployment) -> None:
             await wait_async(lambda n=node: ready(n), 15, lambda: "ready again")
         await wait_until_live_on(b, second, "a")
         await frames_flow(coach, more=10)
-        assert "Redis at redis://127.0.0.1" in a.proc.output()
+        assert "Redis at rediss://127.0.0.1" in a.proc.output()
+        for node in (a, b):  # the Redis password is in no log line
+            assert dep.redis.password not in node.proc.output()
     finally:
         for p in people:
             await p.close()

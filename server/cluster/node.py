@@ -39,6 +39,7 @@ import os
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -64,12 +65,18 @@ logger = logging.getLogger(__name__)
 
 
 def _running(pid: int) -> bool:
+    """Whether process ``pid`` (on this box) runs: exists and is no zombie
+    (a node killed a moment ago may not be reaped yet)."""
     try:
         os.kill(pid, 0)  # no signal: only whether the process exists
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
+    with contextlib.suppress(OSError, IndexError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat[stat.rindex(")") + 2] in "ZX":
+            return False
     return pid > 0
 
 
@@ -118,9 +125,9 @@ class ClusterNode:
         self.nodes: dict[str, NodeInfo] = {}
         #: session -> node hosting it, as of the last heartbeat
         self.where: dict[str, str] = {}
-        #: nodes taken for dead before their heartbeat expired -> the last
-        #: heartbeat seen of them (a newer one brings them back)
-        self._dead: dict[str, float] = {}
+        #: nodes taken for dead before their heartbeat expired -> their last
+        #: heartbeat seen (a newer one brings them back)
+        self._dead: dict[str, NodeInfo] = {}
         #: nodes whose heartbeat is not signed with this deployment's secret
         self.unverified: list[str] = []
         self.nodes_lost = 0
@@ -454,7 +461,9 @@ class ClusterNode:
             # to write its heartbeat again before taking any for dead
             self._beat_failed = False
             self._settle_until = now + self.config.limits.node_ttl_s
-        fresh = self._still_dead({n.id: n for n in beat.nodes})
+        fresh, expired = self._still_dead({n.id: n for n in beat.nodes})
+        for info in expired:  # its recordings, if it was still there when it was lost
+            await self._take_over(info)
         fresh[self.node_id] = me
         if now < self._settle_until:
             for node_id, info in self.nodes.items():
@@ -479,18 +488,20 @@ class ClusterNode:
     def ttl_s(self) -> float:
         return self.config.limits.node_ttl_s
 
-    def _still_dead(self, fresh: dict[str, NodeInfo]) -> dict[str, NodeInfo]:
-        """Leave out the nodes taken for dead that wrote no newer heartbeat."""
+    def _still_dead(self, fresh: dict[str, NodeInfo]) -> tuple[dict[str, NodeInfo], list[NodeInfo]]:
+        """Leave out the nodes taken for dead that wrote no newer heartbeat;
+        also returns those whose heartbeat has now expired too."""
+        expired = []
         for node_id, last in list(self._dead.items()):
             info = fresh.get(node_id)
             if info is None:
-                del self._dead[node_id]  # its heartbeat expired too
-            elif info.heartbeat_at <= last:
+                expired.append(self._dead.pop(node_id))
+            elif info.heartbeat_at <= last.heartbeat_at:
                 del fresh[node_id]
             else:
                 del self._dead[node_id]
                 logger.warning("node %s is back (a new heartbeat)", node_id)
-        return fresh
+        return fresh, expired
 
     async def _lost(self, node_id: str) -> None:
         """The link to ``node_id`` broke and it does not answer: it is dead
@@ -500,16 +511,20 @@ class ClusterNode:
         if info is None or node_id == self.node_id:
             return
         self.nodes_lost += 1
-        self._dead[node_id] = info.heartbeat_at
+        self._dead[node_id] = info
         self.where = {s: n for s, n in self.where.items() if n != node_id}
         await self._node_gone(info, "its link broke and it does not answer")
 
     async def _node_gone(self, info: NodeInfo, why: str) -> None:
-        node_id = info.id
         logger.warning(
-            "node %s is gone (%s): its sessions move as their pages rejoin", node_id, why
+            "node %s is gone (%s): its sessions move as their pages rejoin", info.id, why
         )
-        await self.hub.drop(node_id)
+        await self.hub.drop(info.id)
+        await self._take_over(info)
+
+    async def _take_over(self, info: NodeInfo) -> None:
+        """Finalize the recordings a dead node sharing our data directory left."""
+        node_id = info.id
         if info.host == socket.gethostname() and _running(info.pid):
             # same box, process alive: it only lost Redis or its link; its files stay its own
             logger.warning(

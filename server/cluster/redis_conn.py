@@ -155,3 +155,12 @@ class RedisConn:
 
     async def close(self) -> None:
         await self.client.aclose()
+
+
+async def preflight(url: str, secret: str, tls_ca: Path | None) -> None:
+    """Before a node starts: ConfigError if Redis refuses it for good."""
+    conn = RedisConn(url, secret, tls_ca=tls_ca)
+    try:
+        await conn.preflight()
+    finally:
+        await conn.close()
