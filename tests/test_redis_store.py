@@ -122,15 +122,19 @@ async def test_records_not_signed_by_the_deployment_are_ignored(
         fake = await other.create(title="Fake", teacher_name="X", settings=SessionSettings())
         await raw.set(record_key(made.id), json.dumps(forged))  # unsigned
         await raw.zadd(state_key(SessionState.ENDED), {made.id: 1.0})
+        # this node's last believed copy stands; another node never saw it
+        assert (await store.get(made.id)).state == SessionState.LIVE
+        third = await RedisSessionStore.open(redis.url, tmp_path / "third", SECRET)
         with pytest.raises(SessionNotFound):
-            await store.get(made.id)
+            await third.get(made.id)
+        await third.close()
         with pytest.raises(SessionNotFound):
             await store.get(fake.id)  # signed, with another secret
         listed = {r.id for r in await store.list()}
         assert made.id not in listed and fake.id not in listed
         with pytest.raises(SessionNotFound):
             await store.set_state(made.id, SessionState.ENDED, at=102.0)
-        assert store.redis.signer.refused["record"] >= 4
+        assert store.redis.signer.refused["record"] >= 5
     finally:
         await other.close()
         await raw.aclose()

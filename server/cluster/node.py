@@ -248,6 +248,9 @@ class ClusterNode:
                 alive = entry is not None and entry.holder is not None
                 if alive and entry is not None and await self._alive(str(entry.holder)):
                     return str(entry.holder)
+                hosting = self.where.get(session_id)  # a live node's heartbeat says so
+                if hosting is not None and hosting in self.nodes:
+                    return hosting  # its entry is not ours: the host writes it back
                 return await self._claim(session_id, entry)
             except RedisUnavailable:
                 pass

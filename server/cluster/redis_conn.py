@@ -66,7 +66,10 @@ def _refusal(exc: BaseException) -> str | None:
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, AuthenticationError):
-            return "Redis refused the user name or password"
+            return (
+                "Redis refused the user name or password (they go in the URL:"
+                " rediss://USER:PASSWORD@HOST:PORT/DB)"
+            )
         if isinstance(seen, NoPermissionError) or (
             isinstance(seen, ResponseError) and str(seen).startswith(("NOPERM", "NOAUTH"))
         ):

@@ -269,6 +269,9 @@ class RedisSessionStore:
         except RedisUnavailable:
             return await self._mirrored(session_id)
         record = self._opened(session_id, raw)
+        if record is None and raw is not None:
+            # not ours (see signing.py): the last copy we believed, if any
+            return await self._mirrored(session_id)
         if record is None:
             raise SessionNotFound(f"no session {session_id!r}")
         await self._mirror([record])

@@ -281,6 +281,7 @@ def config_from_env(environ: Mapping[str, str] | None = None) -> Config:
         log_level=env.get("SIDECOACH_LOG_LEVEL", "INFO"),
         log_format=env.get("SIDECOACH_LOG_FORMAT", "").strip().lower() or "text",
         retention_days=float(env.get("SIDECOACH_RETENTION_DAYS", DEFAULT_RETENTION_DAYS)),
+        lifecycle_interval_s=_env_float(env, "SIDECOACH_LIFECYCLE_INTERVAL_S") or 15.0,
         limits=_limits_from_env(env),
         turn_secret=env.get("SIDECOACH_TURN_SECRET", ""),
         turn_urls=_split(env.get("SIDECOACH_TURN_URLS", "")),
