@@ -159,7 +159,7 @@ class NodeInfo:
     started_at: float
     heartbeat_at: float = 0.0
     draining: bool = False
-    #: process CPU over the last heartbeat interval, % of one core
+    #: process CPU, % of one core, smoothed over ~10 s (node.CPU_SMOOTHING_S)
     cpu_pct: float = 0.0
     participants: int = 0
     #: session id -> live summary (participants by role, tracks, ...)

@@ -35,6 +35,7 @@ import contextlib
 import dataclasses
 import hashlib
 import logging
+import math
 import os
 import socket
 import time
@@ -78,6 +79,10 @@ def _running(pid: int) -> bool:
         if stat[stat.rindex(")") + 2] in "ZX":
             return False
     return pid > 0
+
+
+#: a node's CPU in its heartbeat is smoothed over about this long
+CPU_SMOOTHING_S = 10.0
 
 
 def sid_tag(node_id: str) -> str:
@@ -134,6 +139,7 @@ class ClusterNode:
         self.draining = False
         self.started_at = time.time()
         self._cpu_mark = (time.monotonic(), time.process_time())
+        self._cpu_pct = 0.0
         self._tasks = TaskOwner("cluster")
         self.heartbeats = 0
         self._beat_failed = False
@@ -414,6 +420,11 @@ class ClusterNode:
         now, cpu = time.monotonic(), time.process_time()
         then, cpu_then = self._cpu_mark
         self._cpu_mark = (now, cpu)
+        # smoothed over ~CPU_SMOOTHING_S: a start-up or a burst of joins is
+        # not "busy" (placement would send everything elsewhere for it)
+        instant = 100 * (cpu - cpu_then) / max(1e-3, now - then)
+        weight = 1 - math.exp(-max(0.0, now - then) / CPU_SMOOTHING_S)
+        self._cpu_pct += (instant - self._cpu_pct) * weight
         manager = self.manager
         sessions = (
             {s.id: s.summary() for s in manager.sessions.values() if not s.closed}
@@ -434,7 +445,7 @@ class ClusterNode:
             ice=ice,
             started_at=self.started_at,
             draining=self.draining or (manager is not None and not manager.accepting),
-            cpu_pct=round(100 * (cpu - cpu_then) / max(1e-3, now - then), 1),
+            cpu_pct=round(self._cpu_pct, 1),
             participants=sum(sum(s.get("participants", {}).values()) for s in sessions.values()),
             sessions=sessions,
             reaches={p: ok for p, ok in self.hub.reaches.items() if p in self.nodes},

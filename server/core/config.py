@@ -83,8 +83,8 @@ class Limits:
     node_heartbeat_interval_s: float = 1.0
     #: a node whose heartbeat is older than this is dead: its sessions move
     node_ttl_s: float = 5.0
-    #: a node using more CPU than this (% of one core) gets no new sessions
-    #: while another node is under it
+    #: a node using more CPU than this (% of one core, over ~10 s) gets no
+    #: new sessions while another node is under it
     node_busy_cpu_pct: float = 85.0
     #: a frame between nodes (a relayed socket.io packet, a request) not
     #: answered within this is given up
