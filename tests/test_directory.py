@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from server.cluster.check import check
 from server.cluster.directory import Directory, NodeInfo, node_key, session_key
 from server.cluster.redis_conn import RedisConn, preflight
+from server.core.config import Config
 from server.core.errors import ConfigError
 from testkit.multinode import RedisProc, redis_unavailable
 
@@ -109,3 +111,19 @@ async def test_a_refused_password_is_a_clear_error_and_never_shown(redis: RedisP
         await preflight(redis.url, SECRET, None)
     assert "certificate is not trusted" in refused.value.message
     await preflight(redis.url, SECRET, redis.tls_ca)  # as configured: fine
+
+
+async def test_cluster_check_says_when_redis_is_not_secured(tmp_path: Path) -> None:
+    plain = RedisProc(tmp_path / "plain")
+    try:
+        config = Config(secret=SECRET, redis_url=plain.url)
+        lines, ok = await check(config)
+    finally:
+        plain.stop()
+    assert not ok
+    assert lines[0].startswith("PROBLEM live nodes: 0")
+    assert lines[-1] == (
+        "PROBLEM Redis secured: no TLS (rediss://): the password and every entry cross the"
+        " network in clear; no password in SIDECOACH_REDIS_URL; it accepts writes without"
+        " a password"
+    )

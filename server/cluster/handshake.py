@@ -93,9 +93,17 @@ class LinkKeys:
             raise LinkRefused("a link token made for another connection")
 
 
+class Abandoned(LinkRefused):
+    """The other side closed during the handshake (e.g. a ``cluster check``
+    probe, which stops once the node proved itself)."""
+
+
 async def _step(ws: Any) -> dict[str, Any]:
     """The other side's next handshake message (a small JSON object)."""
     msg = await ws.receive(timeout=STEP_TIMEOUT_S)
+    closing = (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED)
+    if msg.type in closing:
+        raise Abandoned("the other side closed during the handshake")
     if msg.type != aiohttp.WSMsgType.TEXT or len(msg.data) > _MAX_STEP_BYTES:
         raise LinkRefused("the handshake was not completed")
     try:

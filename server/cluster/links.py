@@ -309,6 +309,11 @@ class LinkHub:
             )
         finally:
             self._pending -= 1
+        if isinstance(peer, handshake.Abandoned):
+            logger.info(
+                "node link handshake from %s stopped after the hello (a probe)", request.remote
+            )
+            return ws
         if isinstance(peer, LinkRefused):
             allowed, suppressed = self._refusals.allow()
             if allowed:
