@@ -70,6 +70,19 @@ def choose_deployment(
     return LocalDeployment()
 
 
+def _socket_metrics(signaling: Signaling) -> Iterator[Metric]:
+    yield GaugeMetricFamily(
+        "sidecoach_signaling_sockets_unauthenticated",
+        "sockets admitted that have not joined (counted until their transport is gone)",
+        signaling.unauthenticated,
+    )
+    yield GaugeMetricFamily(
+        "sidecoach_signaling_websockets",
+        "websockets open now (one the server closed, until it is cut)",
+        signaling.sio.transport_count,
+    )
+
+
 def create_app(config: Config, store: SessionStore, catalog: RecordingCatalog) -> web.Application:
     """Build the app. The store and catalog are owned by the caller;
     everything else the app creates is closed when the app stops."""
@@ -102,16 +115,7 @@ def create_app(config: Config, store: SessionStore, catalog: RecordingCatalog) -
     def more_metrics() -> Iterator[Metric]:
         draining = int(not manager.accepting)
         yield GaugeMetricFamily("sidecoach_draining", "1: no new sessions here", draining)
-        yield GaugeMetricFamily(
-            "sidecoach_signaling_sockets_unauthenticated",
-            "sockets admitted that have not joined (counted until their transport is gone)",
-            signaling.unauthenticated,
-        )
-        yield GaugeMetricFamily(
-            "sidecoach_signaling_websockets",
-            "websockets open now (one the server closed, until it is cut)",
-            signaling.sio.transport_count,
-        )
+        yield from _socket_metrics(signaling)
         yield from deployment.metrics()
 
     metrics.registry.register(NodeCollector(lambda: list(manager.sessions.values()), more_metrics))

@@ -102,25 +102,10 @@ async def serve(config: Config, *, demo: bool = False, reuse_port: bool = False)
         await sites[-1].start()
         print(f"Plain HTTP on port {config.http_redirect_port} redirects to HTTPS", flush=True)
     print(f"Sidecoach is listening on {config.base_url}", flush=True)
-    stop, now = asyncio.Event(), asyncio.Event()
+    stop = StopSignals(config)
     loop = asyncio.get_running_loop()
-
-    stopped_at: float | None = None
-    finishing = config.limits.drain_timeout_s + SHUTDOWN_SLACK_S
-
-    def on_signal() -> None:
-        nonlocal stopped_at
-        if stop.is_set():
-            logger.warning("second stop signal: finalizing recordings and exiting now")
-            now.set()
-            _exit_watchdog(finishing)
-        else:
-            stopped_at = time.monotonic()
-            _exit_watchdog(config.drain_deadline_s + finishing)
-        stop.set()
-
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal)
+        loop.add_signal_handler(sig, stop.on_signal)
 
     async def stop_listening() -> None:
         for one in sites:
@@ -130,17 +115,40 @@ async def serve(config: Config, *, demo: bool = False, reuse_port: bool = False)
                 r.server.pre_shutdown()
 
     try:
-        await stop.wait()
-        await drain(app, config.drain_deadline_s, now, stop_listening)
+        await stop.first.wait()
+        await drain(app, config.drain_deadline_s, stop.second, stop_listening)
     finally:
         logger.info("shutting down")
         for r in reversed(runners):
             await r.cleanup()
         await catalog.close()
         await store.close()
-        if stopped_at is not None:
-            logger.info("stopped %.2f s after the stop signal", time.monotonic() - stopped_at)
+        if stop.at is not None:
+            logger.info("stopped %.2f s after the stop signal", time.monotonic() - stop.at)
     return 0
+
+
+class StopSignals:
+    """SIGTERM/SIGINT: the first drains, a second exits at once; either way
+    the process is gone within the drain deadline, DRAIN_TIMEOUT_S and
+    SHUTDOWN_SLACK_S (``_exit_watchdog``)."""
+
+    def __init__(self, config: Config) -> None:
+        self.first, self.second = asyncio.Event(), asyncio.Event()
+        #: monotonic time of the first signal
+        self.at: float | None = None
+        self._deadline_s = config.drain_deadline_s
+        self._finishing_s = config.limits.drain_timeout_s + SHUTDOWN_SLACK_S
+
+    def on_signal(self) -> None:
+        if self.first.is_set():
+            logger.warning("second stop signal: finalizing recordings and exiting now")
+            self.second.set()
+            _exit_watchdog(self._finishing_s)
+        else:
+            self.at = time.monotonic()
+            _exit_watchdog(self._deadline_s + self._finishing_s)
+        self.first.set()
 
 
 async def drain(
