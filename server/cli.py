@@ -240,9 +240,9 @@ def _cmd_serve(args: argparse.Namespace, config: Config) -> int:
 
         return run_workers(config, args.workers, args.argv)
     # Imported here: the app (and aiortc with it) loads only when serving.
-    from server.serve import serve
+    from server.serve import exit_at_once, serve
 
-    return asyncio.run(serve(config, demo=args.demo, reuse_port=args.reuse_port))
+    exit_at_once(asyncio.run(serve(config, demo=args.demo, reuse_port=args.reuse_port)))
 
 
 def _cmd_session(args: argparse.Namespace, config: Config) -> int:

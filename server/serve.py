@@ -10,10 +10,12 @@ import logging
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from typing import NoReturn
 
 from aiohttp import web
 
@@ -30,6 +32,19 @@ SHUTDOWN_GRACE_S = 1.0
 #: on top of the drain deadline and DRAIN_TIMEOUT_S: if the process is still
 #: there after all that, something hangs; it exits anyway (``_exit_watchdog``)
 SHUTDOWN_SLACK_S = 15.0
+
+
+def exit_at_once(code: int) -> NoReturn:
+    """End the process now that ``serve`` has closed everything it owns
+    (recordings finalized and fsync'd, stores closed): logs and output are
+    flushed, and the interpreter's own teardown is skipped: on a busy
+    machine it was seen to take seconds (C-level finalization of the media
+    libraries), and a stopped node must be gone within the drain timeout."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 def _exit_watchdog(after_s: float) -> None:
