@@ -164,8 +164,8 @@ class Link:
 class LinkHub:
     """This node's links, by peer node id (one we opened, and those opened
     to us). ``url_of`` says where a node listens (from the heartbeats);
-    ``on_lost(peer)`` hears of a link we opened that broke and could not be
-    opened again at once."""
+    ``on_lost(peer)`` hears of a peer whose link broke and that could not be
+    linked to again at once."""
 
     def __init__(
         self,
@@ -283,12 +283,12 @@ class LinkHub:
             links.remove(link)
             if not links:
                 del self.inbound[link.peer]
-        if link.outbound and link.lost and not self._closing:
+        if link.lost and not self._closing:
             await self._reopen_or_lost(link.peer)
 
     async def _reopen_or_lost(self, peer: str) -> None:
-        """A link we opened broke: open it again at once; if that fails the
-        peer is gone (``on_lost``)."""
+        """A link broke (ours or the peer's): have one open to the peer at
+        once; if that fails the peer is gone (``on_lost``)."""
         try:
             await self.link_to(peer)
         except NodeUnavailable as exc:
@@ -332,6 +332,10 @@ class LinkHub:
         return ws
 
     # -- using --------------------------------------------------------------
+
+    def linked(self, peer: str) -> bool:
+        """Whether a link to ``peer`` is open now (either way)."""
+        return any(x.peer == peer and not x.closed for x in self.links())
 
     def links(self) -> list[Link]:
         return [*self.outbound.values(), *(x for v in self.inbound.values() for x in v)]

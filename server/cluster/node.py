@@ -189,7 +189,7 @@ class ClusterNode:
         return [s for s, n in self.where.items() if n == self.node_id]
 
     def _url_of(self, node_id: str) -> str | None:
-        info = self.nodes.get(node_id)
+        info = self.nodes.get(node_id) or self._dead.get(node_id)
         return info.url if info is not None else None
 
     def other_urls(self) -> list[str]:
@@ -503,18 +503,21 @@ class ClusterNode:
         return self.config.limits.node_ttl_s
 
     def _still_dead(self, fresh: dict[str, NodeInfo]) -> tuple[dict[str, NodeInfo], list[NodeInfo]]:
-        """Leave out the nodes taken for dead that wrote no newer heartbeat;
-        also returns those whose heartbeat has now expired too."""
+        """Leave out the nodes taken for dead, unless they restarted or answer
+        again; also returns those whose heartbeat has now expired too."""
         expired = []
         for node_id, last in list(self._dead.items()):
             info = fresh.get(node_id)
             if info is None:
                 expired.append(self._dead.pop(node_id))
-            elif info.heartbeat_at <= last.heartbeat_at:
-                del fresh[node_id]
+            elif info.started_at != last.started_at or self.hub.linked(node_id):
+                del self._dead[node_id]  # restarted, or it answers again
+                logger.warning("node %s is back", node_id)
             else:
-                del self._dead[node_id]
-                logger.warning("node %s is back (a new heartbeat)", node_id)
+                # a heartbeat it may have written just before it died: it is
+                # back only once it answers (a link to it opens)
+                del fresh[node_id]
+                self.hub.ensure([node_id])
         return fresh, expired
 
     async def _lost(self, node_id: str) -> None:
