@@ -51,9 +51,10 @@ class RecordingHost(Protocol):
         """Tell everyone the recording's state changed."""
         ...
 
-    def present_joins(self) -> list[dict[str, Any]]:
-        """The join events of everyone here now (a recording starting
-        mid-session begins with who is present)."""
+    def present_events(self) -> list[dict[str, Any]]:
+        """The join events of everyone here now and the track-added events
+        of every track flowing (a recording starting mid-session begins
+        with who is present and what they publish)."""
         ...
 
 
@@ -207,7 +208,7 @@ class SessionRecording:
         )
         self.recorder = recorder
         self.recording_ids.append(recorder.recording_id)
-        for event in self._host.present_joins():
+        for event in self._host.present_events():
             recorder.log(event)
         self._host.spawn(
             self._catalog.add(

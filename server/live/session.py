@@ -158,6 +158,9 @@ class Session:
         self.router = Router(record.id, policy)
         self.participants: dict[str, Participant] = {}
         self.events: list[dict[str, Any]] = []
+        #: the ``track-added`` event of every track flowing now (a recording
+        #: that starts later begins with them)
+        self._tracks_added: dict[str, dict[str, Any]] = {}
         self.closed = False
         #: set (under the manager's lock) once the session is being ended:
         #: no join may get in any more
@@ -251,9 +254,14 @@ class Session:
             del self.events[: len(self.events) - MAX_EVENTS_IN_MEMORY]
         return event
 
-    def present_joins(self) -> list[dict[str, Any]]:
+    def present_events(self) -> list[dict[str, Any]]:
+        """What a recording starting now begins with: the ``join`` of
+        everyone here and the ``track-added`` of every track flowing (the
+        one whose arrival starts the recording included), in order."""
         here = set(self.participants)
-        return [e for e in self.events if e["type"] == "join" and e["participant"] in here]
+        joins = [e for e in self.events if e["type"] == "join" and e["participant"] in here]
+        tracks = [e for p, e in self._tracks_added.items() if p in self.router.producers]
+        return sorted([*joins, *tracks], key=lambda e: int(e["t"]))
 
     def recording_changed(self) -> None:
         if not self.closed:
@@ -418,7 +426,7 @@ class Session:
         if producer.info.gated:
             self.push_to_talk.add_track(producer)
         self.router.add_producer(producer)
-        self.log_event(
+        self._tracks_added[producer.id] = self.log_event(
             "track-added",
             participant=participant_id,
             producer=producer.id,
@@ -435,6 +443,7 @@ class Session:
             self.recording.teacher_went_live()
 
     async def _producer_closed(self, producer: Producer) -> None:
+        self._tracks_added.pop(producer.id, None)
         self.log_event("track-removed", producer=producer.id)
         if not self.closed:
             await self.notifier.broadcast(self.id, "producer-removed", {"producerId": producer.id})
