@@ -35,8 +35,9 @@ from server.recording.comments import CommentStore
 from server.recording.recovery import recover_recordings
 from server.recording.retention import run_retention
 from server.signaling.edge import Signaling
+from server.storage.database import open_database
+from server.storage.lessons import SqlSessionStore
 from server.storage.sessions import SessionStore
-from server.storage.sqlite_sessions import DB_FILE_NAME, SqliteSessionStore
 
 logger = logging.getLogger(__name__)
 
@@ -49,36 +50,54 @@ DEPLOYMENT_KEY = web.AppKey("deployment", Deployment)
 ACCESS_LOG_CLASS = RedactingAccessLogger
 
 
-async def open_store(config: Config) -> SessionStore:
-    """The session store for ``config``: SQLite in ``config.data_dir``
-    (shared by the nodes of one box), or Redis (``SIDECOACH_STORE=redis``:
-    nodes on several boxes; each keeps a mirror for Redis outages)."""
+async def open_store(config: Config) -> SqlSessionStore:
+    """The session store on the one database (SQLite in ``config.data_dir``,
+    or the PostgreSQL of ``SIDECOACH_DATABASE_URL`` that several boxes
+    share), migrated; closing the store closes the database."""
+    db = await open_database(Path(config.data_dir), config.database_url)
+    store = SqlSessionStore(db, owns_db=True)
     if config.store == "redis" and config.redis_url:
-        return await RedisSessionStore.open(config.redis_url, Path(config.data_dir))
-    return await SqliteSessionStore.open(Path(config.data_dir) / DB_FILE_NAME)
+        await _copy_redis_sessions(config, store)
+    return store
 
 
-def choose_deployment(
-    config: Config, store: SessionStore, catalog: RecordingCatalog
-) -> Deployment:
+async def _copy_redis_sessions(config: Config, store: SqlSessionStore) -> None:
+    """``SIDECOACH_STORE=redis`` is retired: copy what Redis holds into the
+    database (sessions already there stay as they are)."""
+    assert config.redis_url is not None
+    redis = await RedisSessionStore.open(config.redis_url, Path(config.data_dir))
+    try:
+        added = await store.import_records(await redis.list())
+    finally:
+        await redis.close()
+    logger.warning(
+        "SIDECOACH_STORE=redis is retired: sessions live in the database now "
+        "(%d copied from Redis); drop the setting",
+        added,
+    )
+
+
+def choose_deployment(config: Config, catalog: RecordingCatalog) -> Deployment:
     """One node, or a deployment of several when a Redis URL is set."""
     if config.redis_url:
-        shared = store.redis if isinstance(store, RedisSessionStore) else None
-        return ClusterDeployment(config, catalog, shared)
+        return ClusterDeployment(config, catalog, None)
     return LocalDeployment()
 
 
-def create_app(config: Config, store: SessionStore, catalog: RecordingCatalog) -> web.Application:
+def create_app(
+    config: Config, store: SqlSessionStore, catalog: RecordingCatalog
+) -> web.Application:
     """Build the app. The store and catalog are owned by the caller;
     everything else the app creates is closed when the app stops."""
     app = web.Application(
         client_max_size=config.limits.max_message_bytes,
     )
     policy = AccessPolicy()
-    audit = AuditLog.in_dir(config.data_dir)
+    db = store.db
+    audit = AuditLog(db)
     metrics = Metrics()
     app.middlewares.extend([nosniff, error_middleware(metrics), socketio_sees_tls])
-    deployment = choose_deployment(config, store, catalog)
+    deployment = choose_deployment(config, catalog)
     signaling = Signaling(config, policy, deployment, metrics)
     manager = SessionManager(config, store, catalog, signaling, policy, deployment)
     signaling.bind(manager)
@@ -105,7 +124,7 @@ def create_app(config: Config, store: SessionStore, catalog: RecordingCatalog) -
     metrics.registry.register(NodeCollector(lambda: list(manager.sessions.values()), more_metrics))
     setup_pages(app, config=config, store=store)
     access = RecordingAccess(config, catalog, policy, audit, store)
-    comments = CommentStore.in_dir(config.data_dir)
+    comments = CommentStore(db)
     clips = ClipMaker()
     review = ReviewApi(access, store, comments, clips, on_comment=manager.comment_added)
     setup_recording_api(app, access, on_delete=comments.delete_recording)

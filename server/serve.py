@@ -36,7 +36,7 @@ async def serve(config: Config, *, demo: bool = False, reuse_port: bool = False)
         private.bind(("127.0.0.1", 0))
         config = replace(config, node_url=f"http://127.0.0.1:{private.getsockname()[1]}")
     store = await open_store(config)
-    catalog = await RecordingCatalog.open(config.data_dir)
+    catalog = RecordingCatalog(store.db)
     tls = await asyncio.get_running_loop().run_in_executor(None, load_tls, config)
     app = create_app(config, store, catalog)
     runner = web.AppRunner(

@@ -1,4 +1,5 @@
-"""The SQLite session store: sessions survive restarts, states only move forward."""
+"""The session store on the one database: sessions survive restarts, states
+only move forward."""
 
 from __future__ import annotations
 
@@ -18,12 +19,13 @@ from server.storage.sessions import (
     SessionStore,
     ensure_demo_session,
 )
-from server.storage.sqlite_sessions import DB_FILE_NAME, SqliteSessionStore
+from server.storage.database import DB_FILE_NAME
+from server.storage.lessons import open_lessons
 
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[SessionStore]:
-    s = await SqliteSessionStore.open(tmp_path / DB_FILE_NAME)
+    s = await open_lessons(tmp_path)
     yield s
     await s.close()
 
@@ -115,7 +117,7 @@ async def test_scheduled_session_survives_restart(tmp_path: Path) -> None:
 
 
 async def test_closed_store_refuses_calls(tmp_path: Path) -> None:
-    s = await SqliteSessionStore.open(tmp_path / "x.sqlite3")
+    s = await open_lessons(tmp_path)
     await s.close()
     with pytest.raises(SidecoachError):
         await s.list()
