@@ -35,7 +35,7 @@ from server.recording.comments import CommentStore
 from server.recording.recovery import recover_recordings
 from server.recording.retention import run_retention
 from server.signaling.edge import Signaling
-from server.storage.database import open_database
+from server.storage.legacy import open_database
 from server.storage.lessons import SqlSessionStore
 from server.storage.sessions import SessionStore
 

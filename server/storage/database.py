@@ -135,9 +135,8 @@ class Database:
         return self.engine.dialect.name
 
     @classmethod
-    async def open(cls, url: str, *, data_dir: Path | None = None) -> Database:
-        """Connect, migrate to the newest revision, and import an earlier
-        release's files from ``data_dir`` (once)."""
+    async def open(cls, url: str) -> Database:
+        """Connect and migrate to the newest revision."""
         if url.startswith("sqlite"):
             path = Path(make_url(url).database or "")
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -151,10 +150,6 @@ class Database:
         db = cls(engine)
         try:
             await db.migrate()
-            if data_dir is not None:
-                from server.storage.legacy import import_legacy_files
-
-                await import_legacy_files(db, Path(data_dir))
         except OSError as exc:
             await engine.dispose()
             raise ConfigError(f"cannot reach the database {safe_url(url)}: {exc}") from None
@@ -196,8 +191,3 @@ class Database:
     async def close(self) -> None:
         self._closed = True
         await self.engine.dispose()
-
-
-async def open_database(data_dir: Path, configured_url: str = "") -> Database:
-    """The deployment's database for a data directory (and its legacy files)."""
-    return await Database.open(database_url(data_dir, configured_url), data_dir=data_dir)

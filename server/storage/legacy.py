@@ -22,7 +22,7 @@ from sqlalchemy import insert as insert_into
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from server.storage.database import Database
+from server.storage.database import Database, database_url
 from server.storage.models import AuditEntry, Comment, LegacyImport, Lesson, Recording
 
 logger = logging.getLogger(__name__)
@@ -160,3 +160,15 @@ async def import_legacy_files(db: Database, data_dir: Path) -> None:
                 insert_into(LegacyImport).values(name=name, at=time.time(), rows=len(rows))
             )
             logger.info("imported %d rows from %s (the file is kept as it was)", len(rows), path)
+
+
+async def open_database(data_dir: Path, configured_url: str = "") -> Database:
+    """The deployment's database for a data directory, migrated, with the
+    earlier release's files of ``data_dir`` imported (once)."""
+    db = await Database.open(database_url(data_dir, configured_url))
+    try:
+        await import_legacy_files(db, Path(data_dir))
+    except BaseException:
+        await db.close()
+        raise
+    return db

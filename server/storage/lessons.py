@@ -16,7 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.core.errors import SessionNotFound
 from server.core.roles import SessionState
-from server.storage.database import Database, open_database
+from server.storage.database import Database
+from server.storage.legacy import open_database
 from server.storage.models import Lesson
 from server.storage.sessions import (
     LessonPeople,
