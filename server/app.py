@@ -11,7 +11,6 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from server.access.audit import AuditLog
 from server.access.policy import AccessPolicy
 from server.cluster.deployment import ClusterDeployment
 from server.cluster.redis_store import RedisSessionStore
@@ -35,6 +34,7 @@ from server.recording.comments import CommentStore
 from server.recording.recovery import recover_recordings
 from server.recording.retention import run_retention
 from server.signaling.edge import Signaling
+from server.storage.audit import AuditLog
 from server.storage.legacy import open_database
 from server.storage.lessons import SqlSessionStore
 from server.storage.sessions import SessionStore

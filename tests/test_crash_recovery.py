@@ -17,8 +17,8 @@ import av
 import pytest
 
 from server.recording.manifest import read_manifest
-from server.storage.sessions import SessionSettings
 from server.storage.lessons import open_lessons
+from server.storage.sessions import SessionSettings
 from testkit.peers import Participant, PatternVideoTrack, ToneTrack, wait_for
 from testkit.server import TEST_SECRET
 from tests.test_recording import ffprobe_frames

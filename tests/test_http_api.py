@@ -18,8 +18,8 @@ from server.core.tokens import issue_admin_token, issue_invite, verify_invite
 from server.http.admin import setup_http_api
 from server.http.errors import error_middleware
 from server.ops.metrics import Metrics
-from server.storage.sessions import SessionStore
 from server.storage.lessons import open_lessons
+from server.storage.sessions import SessionStore
 
 SECRET = "http-api-test-secret-0123456789-abcdefghijklmnop"
 BASE_URL = "https://coach.example.org"

@@ -17,8 +17,8 @@ from server.core.config import Config, Limits
 from server.core.roles import SessionState
 from server.recording.manifest import read_manifest
 from server.recording.retention import sweep
-from server.storage.sessions import SessionSettings
 from server.storage.lessons import open_lessons
+from server.storage.sessions import SessionSettings
 from testkit.peers import Participant, PatternVideoTrack, ToneTrack, wait_for
 from testkit.server import TEST_SECRET, LiveServer, make_config, running_server
 from tests.test_crash_recovery import ServerProcess, free_port

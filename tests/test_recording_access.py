@@ -13,8 +13,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from server.access.audit import AuditLog
 from server.core.tokens import issue_admin_token, issue_invite
+from server.storage.audit import AuditLog
 from testkit.peers import Participant, PatternVideoTrack, ToneTrack, wait_for
 from testkit.server import TEST_SECRET, LiveServer
 

@@ -12,6 +12,8 @@ from server.app import open_store
 from server.core.config import Config
 from server.core.errors import InvalidMessage, SessionNotFound, SidecoachError
 from server.core.roles import SessionState
+from server.storage.database import DB_FILE_NAME
+from server.storage.lessons import open_lessons
 from server.storage.sessions import (
     DEFAULT_PROMPTS,
     DEFAULT_TALLIES,
@@ -19,8 +21,6 @@ from server.storage.sessions import (
     SessionStore,
     ensure_demo_session,
 )
-from server.storage.database import DB_FILE_NAME
-from server.storage.lessons import open_lessons
 
 
 @pytest.fixture

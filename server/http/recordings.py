@@ -26,7 +26,6 @@ from typing import Any
 
 from aiohttp import web
 
-from server.access.audit import AuditLog
 from server.access.policy import AccessPolicy, Action, Reader
 from server.access.views import manifest_view, timeline_view
 from server.core.config import Config
@@ -39,6 +38,7 @@ from server.recording.errors import RecordingBusy, RecordingNotFound
 from server.recording.event_log import read_events
 from server.recording.manifest import EVENTS_FILE, read_manifest
 from server.recording.retention import remove_tree
+from server.storage.audit import AuditLog
 from server.storage.sessions import SessionKind, SessionStore
 
 logger = logging.getLogger(__name__)
