@@ -109,8 +109,12 @@ class Accounts:
                 lock_after=self.limits.login_failures_before_lockout,
                 lock_s=self.limits.login_lockout_s,
             )
-            await self._audit("sign-in-refused", person=person.id, address=address,
-                              reason="locked now" if locked else "wrong password")  # fmt: skip
+            await self._audit(
+                "sign-in-refused",
+                person=person.id,
+                address=address,
+                reason="locked now" if locked else "wrong password",
+            )
             if locked:
                 raise AccountLocked("too many wrong passwords: the account is locked for a while")
             raise SignInFailed("wrong e-mail or password")
@@ -179,8 +183,13 @@ class Accounts:
         )
         if allowed.school_id is not None:
             await self.directory.grant(person_id, PersonRole.TEACHER, allowed.school_id)
-        await self._audit("account-created", person=person_id, method="oidc", domain=domain,
-                          school=allowed.school_id)  # fmt: skip
+        await self._audit(
+            "account-created",
+            person=person_id,
+            method="oidc",
+            domain=domain,
+            school=allowed.school_id,
+        )
         return person_id
 
     # -- sessions -----------------------------------------------------------------------
@@ -194,7 +203,11 @@ class Accounts:
     async def set_disabled(self, person_id: str, disabled: bool, *, by: str) -> None:
         await self.directory.set_disabled(person_id, disabled)
         ended = await self.logins.end_all(person_id) if disabled else 0
-        await self._audit("person-disabled" if disabled else "person-enabled",
-                          person=person_id, by=by, sessions_ended=ended)  # fmt: skip
+        await self._audit(
+            "person-disabled" if disabled else "person-enabled",
+            person=person_id,
+            by=by,
+            sessions_ended=ended,
+        )
         if disabled and self.on_revoked is not None:
             await self.on_revoked(person_id)

@@ -85,8 +85,14 @@ class PersonView:
 
     @classmethod
     def of(cls, p: Person) -> PersonView:
-        return cls(p.id, p.name, p.email, p.disabled_at is not None,
-                   p.password_hash is not None, p.oidc_sub is not None)  # fmt: skip
+        return cls(
+            p.id,
+            p.name,
+            p.email,
+            p.disabled_at is not None,
+            p.password_hash is not None,
+            p.oidc_sub is not None,
+        )
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -106,8 +112,9 @@ class Directory:
     # -- schools ----------------------------------------------------------------
 
     async def create_school(self, name: str) -> str:
-        school = School(id=new_id("sc-"), name=clean_name(name, "school name"),
-                        created_at=time.time())  # fmt: skip
+        school = School(
+            id=new_id("sc-"), name=clean_name(name, "school name"), created_at=time.time()
+        )
         try:
             async with self.db.session() as s, s.begin():
                 s.add(school)
@@ -182,8 +189,13 @@ class Directory:
             raise PersonNotFound(f"no person {person_id!r}")
 
     async def set_password_hash(self, person_id: str, hashed: str, *, must_change: bool) -> None:
-        await self._update(person_id, password_hash=hashed, must_change_password=must_change,
-                           failed_logins=0, locked_until=None)  # fmt: skip
+        await self._update(
+            person_id,
+            password_hash=hashed,
+            must_change_password=must_change,
+            failed_logins=0,
+            locked_until=None,
+        )
 
     async def record_failure(self, person_id: str, *, lock_after: int, lock_s: float) -> bool:
         """One more wrong password; True when this one locked the account."""
@@ -207,8 +219,9 @@ class Directory:
     async def people(self, school_id: str | None = None) -> list[PersonView]:
         q = select(Person).order_by(Person.name)
         if school_id is not None:
-            q = q.where(Person.id.in_(select(RoleGrant.person_id)
-                                      .where(RoleGrant.school_id == school_id)))  # fmt: skip
+            q = q.where(
+                Person.id.in_(select(RoleGrant.person_id).where(RoleGrant.school_id == school_id))
+            )
         async with self.db.session() as s:
             return [PersonView.of(p) for p in (await s.execute(q)).scalars().all()]
 
@@ -228,17 +241,23 @@ class Directory:
         elif school_id is None:
             raise InvalidMessage(f"a {role} role is held in a school: school is required")
         async with self.db.session() as s, s.begin():
-            have = await s.execute(select(RoleGrant.id).where(
-                RoleGrant.person_id == person_id, RoleGrant.role == str(role),
-                RoleGrant.school_id.is_(None) if school_id is None
-                else RoleGrant.school_id == school_id))  # fmt: skip
+            have = await s.execute(
+                select(RoleGrant.id).where(
+                    RoleGrant.person_id == person_id,
+                    RoleGrant.role == str(role),
+                    RoleGrant.school_id.is_(None)
+                    if school_id is None
+                    else RoleGrant.school_id == school_id,
+                )
+            )
             if have.first() is None:
                 s.add(RoleGrant(person_id=person_id, role=str(role), school_id=school_id))
 
     async def revoke(self, person_id: str, role: PersonRole, school_id: str | None) -> None:
         async with self.db.session() as s, s.begin():
-            q = delete(RoleGrant).where(RoleGrant.person_id == person_id,
-                                        RoleGrant.role == str(role))  # fmt: skip
+            q = delete(RoleGrant).where(
+                RoleGrant.person_id == person_id, RoleGrant.role == str(role)
+            )
             if school_id is not None:
                 q = q.where(RoleGrant.school_id == school_id)
             await s.execute(q)
@@ -254,13 +273,13 @@ class Directory:
                     select(RoleGrant.role, RoleGrant.school_id).where(
                         RoleGrant.person_id == person_id
                     )
-                )  # fmt: skip
+                )
             ).all()
             caseload = (
                 (
                     await s.execute(
                         select(CaseloadEntry.teacher_id).where(CaseloadEntry.coach_id == person_id)
-                    )  # fmt: skip
+                    )
                 )
                 .scalars()
                 .all()
@@ -269,7 +288,7 @@ class Directory:
                 (
                     await s.execute(
                         select(GroupMember.group_id).where(GroupMember.person_id == person_id)
-                    )  # fmt: skip
+                    )
                 )
                 .scalars()
                 .all()
@@ -335,8 +354,13 @@ class Directory:
         members = list(dict.fromkeys([by, *member_ids]))
         if len(members) > MAX_GROUP_MEMBERS:
             raise InvalidMessage(f"a group has at most {MAX_GROUP_MEMBERS} members")
-        group = Group(id=new_id("gr-"), name=clean_name(name, "group name"), school_id=school_id,
-                      created_by=by, created_at=time.time())  # fmt: skip
+        group = Group(
+            id=new_id("gr-"),
+            name=clean_name(name, "group name"),
+            school_id=school_id,
+            created_by=by,
+            created_at=time.time(),
+        )
         async with self.db.session() as s, s.begin():
             s.add(group)
             await s.flush()
@@ -374,8 +398,9 @@ class Directory:
     # -- allowed domains ---------------------------------------------------------
 
     async def allow_domain(self, domain: str, school_id: str | None) -> None:
-        row = AllowedDomain(domain=clean_domain(domain), school_id=school_id,
-                            created_at=time.time())  # fmt: skip
+        row = AllowedDomain(
+            domain=clean_domain(domain), school_id=school_id, created_at=time.time()
+        )
         async with self.db.session() as s, s.begin():
             await s.merge(row)
 

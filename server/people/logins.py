@@ -48,9 +48,14 @@ class Logins:
         never reused, so a planted cookie is worthless): (cookie token, it)."""
         token = secrets.token_urlsafe(TOKEN_BYTES)
         now = time.time()
-        row = LoginSession(id_hash=digest(token), person_id=person_id,
-                           csrf=secrets.token_urlsafe(TOKEN_BYTES), created_at=now,
-                           last_seen_at=now, expires_at=now + self.ttl_s)  # fmt: skip
+        row = LoginSession(
+            id_hash=digest(token),
+            person_id=person_id,
+            csrf=secrets.token_urlsafe(TOKEN_BYTES),
+            created_at=now,
+            last_seen_at=now,
+            expires_at=now + self.ttl_s,
+        )
         async with self.db.session() as s, s.begin():
             s.add(row)
         return token, Login(row.id_hash, person_id, row.csrf, row.expires_at)
@@ -90,15 +95,18 @@ class Logins:
                 LoginSession.revoked_at.is_(None),
                 LoginSession.expires_at > now,
                 Person.disabled_at.is_(None),
-            )  # fmt: skip
+            )
         )
         async with self.db.session() as s:
             return (await s.execute(q)).first() is not None
 
     async def end(self, id_hash: str) -> None:
         async with self.db.session() as s, s.begin():
-            await s.execute(update(LoginSession).where(LoginSession.id_hash == id_hash)
-                            .values(revoked_at=time.time()))  # fmt: skip
+            await s.execute(
+                update(LoginSession)
+                .where(LoginSession.id_hash == id_hash)
+                .values(revoked_at=time.time())
+            )
 
     async def end_all(self, person_id: str) -> int:
         async with self.db.session() as s, s.begin():

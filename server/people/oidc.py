@@ -143,8 +143,13 @@ class OidcClient:
         provider = await self._discover()
         state, nonce = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         verifier = secrets.token_urlsafe(64)
-        row = OidcState(state_hash=digest(state), nonce=nonce, code_verifier=verifier,
-                        next_url=next_url, created_at=time.time())  # fmt: skip
+        row = OidcState(
+            state_hash=digest(state),
+            nonce=nonce,
+            code_verifier=verifier,
+            next_url=next_url,
+            created_at=time.time(),
+        )
         async with self.db.session() as s, s.begin():
             # sign-ins never finished are forgotten
             cutoff = time.time() - self.config.limits.oidc_state_ttl_s

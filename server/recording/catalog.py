@@ -66,7 +66,7 @@ def _row(r: Recording) -> RecordingRow:
     return RecordingRow(
         r.id, r.session_id, Path(r.directory), r.state, r.started_at, r.ended_at,
         r.duration_ms, r.bytes, r.deleted_at, r.deleted_by, r.node or "", r.series or "", r.part,
-    )  # fmt: skip
+    )
 
 
 class RecordingCatalog:
@@ -90,7 +90,7 @@ class RecordingCatalog:
         stmt = insert(Recording).values(
             id=recording_id, session_id=session_id, directory=str(directory), state=RECORDING,
             started_at=started_at, series=series, part=part, node=node, duration_ms=0, bytes=0,
-        )  # fmt: skip
+        )
         async with self._db.session() as s, s.begin():
             await s.execute(stmt.on_conflict_do_nothing())
 

@@ -61,8 +61,11 @@ def database_url(data_dir: Path, configured: str = "") -> str:
             "SIDECOACH_DATABASE_URL is not a database URL: expected "
             "postgresql://user:password@host:port/name"
         ) from None
-    driver = {"postgresql": "postgresql+asyncpg", "postgres": "postgresql+asyncpg",
-              "sqlite": "sqlite+aiosqlite"}.get(url.drivername, url.drivername)  # fmt: skip
+    driver = {
+        "postgresql": "postgresql+asyncpg",
+        "postgres": "postgresql+asyncpg",
+        "sqlite": "sqlite+aiosqlite",
+    }.get(url.drivername, url.drivername)
     if driver not in ("postgresql+asyncpg", "sqlite+aiosqlite"):
         raise ConfigError(
             f"SIDECOACH_DATABASE_URL uses {url.drivername!r}: expected postgresql:// "

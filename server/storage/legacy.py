@@ -68,9 +68,20 @@ def _mirror(path: Path) -> Rows:
         data = json.loads(r["record"])
         rows.append(
             {
-                **{k: data.get(k) for k in ("id", "title", "teacher_name", "state", "created_at",
-                                            "scheduled_for", "started_at", "ended_at",
-                                            "recording_id")},  # fmt: skip
+                **{
+                    k: data.get(k)
+                    for k in (
+                        "id",
+                        "title",
+                        "teacher_name",
+                        "state",
+                        "created_at",
+                        "scheduled_for",
+                        "started_at",
+                        "ended_at",
+                        "recording_id",
+                    )
+                },
                 "settings": json.dumps(data.get("settings") or {}),
                 "recording_decisions": json.dumps(data.get("recording_decisions") or []),
                 "kind": data.get("kind") or "lesson",

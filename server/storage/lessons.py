@@ -159,8 +159,9 @@ class SqlSessionStore:
             await s.execute(
                 update(Lesson)
                 .where(Lesson.id == session_id, Lesson.state == row.state)
-                .values(state=moved.state.value, started_at=moved.started_at,
-                        ended_at=moved.ended_at)  # fmt: skip
+                .values(
+                    state=moved.state.value, started_at=moved.started_at, ended_at=moved.ended_at
+                )
             )
         logger.info("session %s is %s", session_id, moved.state)
         return moved
