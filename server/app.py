@@ -18,16 +18,22 @@ from server.core.config import Config
 from server.core.tasks import TaskOwner
 from server.http.admin import setup_http_api
 from server.http.errors import error_middleware
+from server.http.home import setup_home
+from server.http.login import PEOPLE_KEY, login_middleware
 from server.http.middleware import nosniff, socketio_sees_tls
-from server.http.pages import setup_pages
+from server.http.pages import Renderer, setup_pages
+from server.http.people_admin import setup_people_admin
+from server.http.person_access import PersonAccess
 from server.http.recordings import RecordingAccess, setup_recording_api
 from server.http.review import ReviewApi, setup_review_api
+from server.http.signin import setup_signin
 from server.live.deployment import Deployment, LocalDeployment
 from server.live.manager import SessionManager
 from server.ops.access_log import RedactingAccessLogger
 from server.ops.metrics import Metrics, setup_metrics
 from server.ops.node_metrics import NodeCollector, watch_loop_lag
 from server.ops.readiness import setup_readiness
+from server.people.service import People
 from server.recording.catalog import RecordingCatalog
 from server.recording.clips import ClipMaker
 from server.recording.comments import CommentStore
@@ -123,16 +129,31 @@ def create_app(
 
     metrics.registry.register(NodeCollector(lambda: list(manager.sessions.values()), more_metrics))
     setup_pages(app, config=config, store=store)
-    access = RecordingAccess(config, catalog, policy, audit, store)
+    people = People(config, store, audit)
+    app[PEOPLE_KEY] = people
+    app.middlewares.append(login_middleware)
+    renderer = Renderer()
+    setup_signin(app, config, people, renderer)
+    home = setup_home(app, config, people, catalog, renderer)
+    setup_people_admin(app, people, renderer)
+    signaling.login_alive = people.logins.alive
+
+    async def signed_out(person_id: str, login: str | None) -> None:
+        await signaling.signed_out(f"p-{person_id}", login)
+
+    people.accounts.on_revoked = signed_out
+    access = RecordingAccess(config, catalog, policy, audit, store, PersonAccess(people))
     comments = CommentStore(db)
     clips = ClipMaker()
     review = ReviewApi(access, store, comments, clips, on_comment=manager.comment_added)
+    review.person_lessons = home.lessons
     setup_recording_api(app, access, on_delete=comments.delete_recording)
     setup_review_api(app, review)
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
         background = TaskOwner("app")
         await comments.start()
+        await people.logins.sweep()
         # every recording a killed server left is finalized before anything
         # else runs, so retention covers it and nothing appends to it
         await recover_recordings(catalog, config.recordings_dir, deployment.node_id)
@@ -151,6 +172,7 @@ def create_app(
         yield
         await background.aclose()
         await clips.close()
+        await people.close()
         await comments.close()
         await audit.close()
 

@@ -32,6 +32,8 @@ from server.core.config import Config
 from server.core.errors import Forbidden, InvalidMessage
 from server.core.roles import Role
 from server.http import auth
+from server.http.login import has_bearer, signed_in
+from server.http.person_access import PersonAccess
 from server.http.replies import JSON_HEADERS, json_response
 from server.recording.catalog import RECORDING, RecordingCatalog, RecordingRow
 from server.recording.errors import RecordingBusy, RecordingNotFound
@@ -61,12 +63,15 @@ class RecordingAccess:
         policy: AccessPolicy,
         audit: AuditLog,
         store: SessionStore,
+        persons: PersonAccess | None = None,
     ) -> None:
         self.config = config
         self.catalog = catalog
         self.policy = policy
         self.audit = audit
         self.store = store
+        #: signed-in persons (a login cookie instead of a token)
+        self.persons = persons
 
     def reader(self, request: web.Request) -> tuple[Reader, str | None]:
         """Who is asking, and the session their invite is for (None: admin)."""
@@ -77,6 +82,8 @@ class RecordingAccess:
     ) -> tuple[RecordingRow, dict[str, Any], Reader]:
         """The recording of the URL, its manifest and its reader; raises for
         anyone who may not read it at all."""
+        if self.persons is not None and not has_bearer(request) and signed_in(request):
+            return await self._person_recording(request, self.persons)
         reader, session_id = self.reader(request)
         row = await self.catalog.get(request.match_info["recording_id"])
         if row is None or row.deleted:
@@ -92,6 +99,18 @@ class RecordingAccess:
         if reader.name is None:  # an invite without a name: the lesson's teacher, or the role
             name = manifest.get("teacher_name") if reader.role == Role.TEACHER else None
             reader = Reader(reader.role, reader.invite_id, str(name or reader.role))
+        return row, manifest, reader
+
+    async def _person_recording(
+        self, request: web.Request, persons: PersonAccess
+    ) -> tuple[RecordingRow, dict[str, Any], Reader]:
+        row = await self.catalog.get(request.match_info["recording_id"])
+        if row is None or row.deleted:
+            raise RecordingNotFound("no such recording")
+        reader = await persons.reader_for_recording(request, row)
+        manifest = await asyncio.get_running_loop().run_in_executor(
+            None, read_manifest, row.directory
+        )
         return row, manifest, reader
 
     async def audited(

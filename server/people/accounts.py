@@ -40,7 +40,8 @@ logger = logging.getLogger(__name__)
 
 #: addresses whose sign-in rate is tracked at once (least recent dropped)
 MAX_TRACKED_ADDRESSES = 4096
-Revoked = Callable[[str], Awaitable[None]]
+#: (person id, the login session's hash, or None for all of them)
+Revoked = Callable[[str, str | None], Awaitable[None]]
 
 
 class _PerAddress:
@@ -198,7 +199,7 @@ class Accounts:
         await self.logins.end(login.id_hash)
         await self._audit("sign-out", person=login.person_id)
         if self.on_revoked is not None:
-            await self.on_revoked(login.person_id)
+            await self.on_revoked(login.person_id, login.id_hash)
 
     async def set_disabled(self, person_id: str, disabled: bool, *, by: str) -> None:
         await self.directory.set_disabled(person_id, disabled)
@@ -210,4 +211,4 @@ class Accounts:
             sessions_ended=ended,
         )
         if disabled and self.on_revoked is not None:
-            await self.on_revoked(person_id)
+            await self.on_revoked(person_id, None)
