@@ -106,14 +106,13 @@ async def _check_csrf(request: web.Request, login: Login | None) -> None:
 
 
 def login_of(request: web.Request) -> Login:
-    login = request.get(LOGIN)
-    if login is None:
+    if LOGIN not in request:
         raise NotSignedIn("sign in first")
-    return login
+    return request[LOGIN]
 
 
 def signed_in(request: web.Request) -> bool:
-    return request.get(LOGIN) is not None
+    return LOGIN in request
 
 
 async def principal_of(request: web.Request, *, allow_password_change: bool = False) -> Principal:
