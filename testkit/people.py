@@ -31,6 +31,7 @@ class District:
 
 async def seed_district(people: People, *, passwords: bool = True) -> District:
     d = people.directory
+    hashed = await people.accounts.passwords.hash(PASSWORD)
     school = await d.create_school("Lincoln Elementary")
     other = await d.create_school("Roosevelt Middle")
 
@@ -38,9 +39,7 @@ async def seed_district(people: People, *, passwords: bool = True) -> District:
         pid = await d.create_person(name, email)
         await d.grant(pid, role, school_id)
         if passwords:
-            await d.set_password_hash(
-                pid, await people.accounts.passwords.hash(PASSWORD), must_change=False
-            )
+            await d.set_password_hash(pid, hashed, must_change=False)
         return pid
 
     admin = await person(

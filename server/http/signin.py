@@ -51,13 +51,15 @@ class SignIn:
     def _secure(self) -> bool:
         return self.config.tls or self.config.public_url.startswith("https://")
 
-    def _page(self, request: web.Request, *, error: str = "", status: int = 200) -> web.Response:
+    def _page(
+        self, request: web.Request, *, error: str = "", status: int = 200, next_: str = ""
+    ) -> web.Response:
         return self.pages.render(
             "signin.html",
             status=status,
             title="Sign in",
             page=None,
-            next=safe_next(request.query.get("next")),
+            next=next_ or safe_next(request.query.get("next")),
             error=error,
             oidc=self.people.oidc.enabled,
             oidc_label=self.config.oidc_label,
@@ -88,8 +90,7 @@ class SignIn:
                 email, password, request.remote or ""
             )
         except (SignInFailed, AccountLocked, AccountDisabled) as exc:
-            request = request.clone(rel_url=request.rel_url.with_query(next=target))
-            return self._page(request, error=exc.message, status=exc.status)
+            return self._page(request, error=exc.message, status=exc.status, next_=target)
         await self._end_old(request)
         person = await self.people.directory.row(login.person_id)
         if person.must_change_password:
