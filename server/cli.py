@@ -138,6 +138,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(admin)
     admin.add_argument("--ttl-s", type=int, default=DEFAULT_ADMIN_TOKEN_TTL_S)
 
+    people = sub.add_parser("admin", help="accounts: create-user bootstraps the first admin")
+    people_sub = people.add_subparsers(dest="admin_command", metavar="ACTION", required=True)
+    user = people_sub.add_parser(
+        "create-user", help="make an account (default: a district admin) with a password"
+    )
+    _add_common(user)
+    user.add_argument("--name", required=True)
+    user.add_argument("--email", required=True)
+    user.add_argument("--role", default="district-admin",
+                      choices=["district-admin", "school-admin", "coach", "teacher"])
+    user.add_argument("--school", help="the school's name (made if missing)")
+    user.add_argument("--password-stdin", action="store_true",
+                      help="read the password from standard input (else one is made and printed)")
+
     invite = sub.add_parser("invite", help="print a fresh invite link")
     _add_common(invite)
     invite.add_argument("session_id", metavar="ID")
@@ -210,6 +224,16 @@ def _cmd_serve(args: argparse.Namespace, config: Config) -> int:
             print(f"Demo lesson {record.id}:", flush=True)
             for role, url in links.items():
                 print(f"  {role:<8} {url}", flush=True)
+            from server.people.bootstrap import ensure_demo_district
+            from server.people.service import People
+            from server.storage.audit import AuditLog
+            from server.storage.lessons import SqlSessionStore
+
+            assert isinstance(store, SqlSessionStore)
+            demo_people = await ensure_demo_district(People(config, store, AuditLog(store.db)))
+            print(f"Demo district: sign in at {config.base_url}/signin", flush=True)
+            for who in (demo_people.teacher, demo_people.coach, demo_people.admin):
+                print(f"  {who}  password {demo_people.password}", flush=True)
             # the lobby keeps the admin token in the tab and drops it from the URL
             admin = issue_admin_token(config.secret, ttl_s=DEFAULT_ADMIN_TOKEN_TTL_S)
             print(f"  {'lobby':<8} {config.base_url}/?{urlencode({'admin': admin})}", flush=True)
@@ -280,6 +304,33 @@ def _cmd_invite(args: argparse.Namespace, config: Config) -> int:
     return _with_store(config, invite)
 
 
+def _cmd_admin(args: argparse.Namespace, config: Config) -> int:
+    from server.people.bootstrap import create_user
+    from server.people.principal import PersonRole
+    from server.people.service import People
+    from server.storage.audit import AuditLog
+    from server.storage.lessons import SqlSessionStore
+
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else None
+
+    async def create(store: SessionStore) -> int:
+        assert isinstance(store, SqlSessionStore)
+        people = People(config, store, AuditLog(store.db))
+        role = PersonRole(args.role)
+        if role is not PersonRole.DISTRICT_ADMIN and not args.school:
+            raise InvalidMessage(f"--school is needed for a {role}")
+        person_id, chosen = await create_user(
+            people, name=args.name, email=args.email, role=role,
+            school=args.school, password=password,
+        )
+        print(f"{role} {args.email} ({person_id}) can sign in at {config.base_url}/signin")
+        if password is None:
+            print(f"password (to be changed at the first sign-in): {chosen}")
+        return 0
+
+    return _with_store(config, create)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0].startswith("-") and argv[0] not in _TOP_LEVEL_FLAGS):
@@ -314,6 +365,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "invite":
             return _cmd_invite(args, config)
+        if args.command == "admin":
+            return _cmd_admin(args, config)
     except SidecoachError as exc:
         print(f"sidecoach: {exc.code}: {exc.message}", file=sys.stderr)
         return 1
