@@ -92,7 +92,7 @@ async def running_server(config: Config) -> AsyncIterator[LiveServer]:
     store = await open_store(config)
     catalog = RecordingCatalog(store.db)
     app = create_app(config, store, catalog)
-    server = TestServer(app, host=config.host)
+    server = TestServer(app, host=config.host, port=config.port or None)
     await server.start_server(access_log_class=ACCESS_LOG_CLASS)
     try:
         yield LiveServer(str(server.make_url("/")).rstrip("/"), config, store, app, catalog)

@@ -12,13 +12,14 @@ another node began. Tokens and codes are never logged.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import aiohttp
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
@@ -196,10 +197,12 @@ class OidcClient:
             "code_verifier": pending.code_verifier,
             "client_id": self.config.oidc_client_id,
         }
-        auth = None
+        headers = {}
         if self.config.oidc_client_secret:
-            auth = aiohttp.BasicAuth(self.config.oidc_client_id, self.config.oidc_client_secret)
-        tokens = await self._get_json("POST", provider.token_endpoint, data=form, auth=auth)
+            # client_secret_basic (RFC 6749 2.3.1: each part form-encoded)
+            pair = f"{quote(self.config.oidc_client_id)}:{quote(self.config.oidc_client_secret)}"
+            headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+        tokens = await self._get_json("POST", provider.token_endpoint, data=form, headers=headers)
         id_token = tokens.get("id_token")
         if not isinstance(id_token, str):
             raise OidcFailed("the provider sent no ID token")
