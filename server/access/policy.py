@@ -460,19 +460,24 @@ def relation(person: Principal, lesson: LessonFacts) -> Relation:
     return next((r for r in RELATION_ORDER if holds[r]), Relation.NONE)
 
 
+def _role_in(rel: Relation, lesson: LessonFacts) -> Role | None:
+    if lesson.people.group_id is not None and rel in PERSON_JOINS_LIVE:
+        return Role.MEMBER  # a group's debrief: whoever joins it is a member
+    return PERSON_READS_AS[rel]
+
+
 def person_reader(person: Principal, lesson: LessonFacts) -> Reader | None:
     """The reader a person reads this lesson as (None: they may not)."""
     rel = relation(person, lesson)
     if rel not in PERSON_READS_AS:
         return None
-    role = PERSON_READS_AS[rel]
-    return Reader(role, person.invite_id, person.name, person_id=person.person_id)
+    return Reader(_role_in(rel, lesson), person.invite_id, person.name, person_id=person.person_id)
 
 
 def person_live_role(person: Principal, lesson: LessonFacts) -> Role | None:
     """The role a person joins this lesson live with (None: they may not)."""
     rel = relation(person, lesson)
-    return PERSON_READS_AS[rel] if rel in PERSON_JOINS_LIVE else None
+    return _role_in(rel, lesson) if rel in PERSON_JOINS_LIVE else None
 
 
 def person_may(person: Principal, action: PersonAction) -> bool:
@@ -481,7 +486,7 @@ def person_may(person: Principal, action: PersonAction) -> bool:
 
 def may_share(person: Principal, lesson: LessonFacts) -> bool:
     """Only a lesson's teacher opens its recording to someone beyond them."""
-    return relation(person, lesson) is Relation.TEACHER
+    return relation(person, lesson) is Relation.TEACHER and lesson.people.group_id is None
 
 
 def may_schedule_with(person: Principal, teacher_id: str) -> bool:
