@@ -51,8 +51,8 @@ def two_nodes(tmp_path: Path) -> Iterator[Deployment]:
 
 @pytest.fixture
 def two_boxes(tmp_path: Path) -> Iterator[Deployment]:
-    """Two nodes as on two boxes: a data directory each, sessions in Redis."""
-    with deployment(tmp_path, redis_store=True) as dep:
+    """Two nodes as on two boxes: a data directory each, one PostgreSQL."""
+    with deployment(tmp_path, several_boxes=True) as dep:
         dep.start_nodes("a", "b")
         yield dep
 
