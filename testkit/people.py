@@ -5,12 +5,16 @@ a browser-like HTTP client that signs in with a password."""
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 
+from server.core.roles import SessionState
 from server.people.principal import PersonRole
 from server.people.service import People
+from server.storage.sessions import LessonPeople, SessionSettings
 
 PASSWORD = "correct horse battery"
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -99,3 +103,27 @@ class Browser:
         r = await self.http.post(self.base + path, data=form, allow_redirects=False, **kw)  # type: ignore[arg-type]
         await r.read()
         return r
+
+
+async def fake_recording(server: Any, teacher_id: str, *, school: str | None) -> tuple[str, str]:
+    """An ended lesson of ``teacher_id`` with a recording on disk: (session, recording)."""
+    record = await server.store.create(
+        title="Reading, period 2",
+        teacher_name="Mr Okafor",
+        settings=SessionSettings(),
+        people=LessonPeople(teacher_id=teacher_id, school_id=school),
+    )
+    await server.store.set_state(record.id, SessionState.LIVE, at=time.time() - 600)
+    await server.store.set_state(record.id, SessionState.ENDED, at=time.time())
+    rid = "r-" + record.id
+    directory = server.config.recordings_dir / record.id / rid
+    directory.mkdir(parents=True)
+    (directory / "camera.webm").write_bytes(b"\x1a\x45\xdf\xa3" + b"0" * 100)
+    (directory / "manifest.json").write_text(
+        '{"state": "finalized", "tracks": [{"file": "camera.webm", "source": "camera",'
+        ' "role": "teacher"}], "teacher_name": "Mr Okafor", "start_ms": 0, "end_ms": 1000}'
+    )
+    (directory / "events.jsonl").write_text("")
+    await server.catalog.add(rid, record.id, directory, time.time() - 600)
+    await server.catalog.finish(rid, {"state": "finalized", "duration_ms": 1000})
+    return record.id, rid

@@ -14,7 +14,7 @@ from yarl import URL
 
 from server.http.login import PEOPLE_KEY
 from server.people.service import People
-from testkit.people import Browser, District, seed_district
+from testkit.people import Browser, District, fake_recording, seed_district
 from testkit.server import LiveServer
 
 
@@ -67,42 +67,13 @@ async def test_teacher_signs_in_sees_next_lesson_and_goes_live(
     assert page.status == 200 and "teacher" in await page.text()
 
 
-async def recorded_lesson(
-    server: LiveServer, teacher_id: str, *, school: str | None
-) -> tuple[str, str]:
-    """An ended lesson of ``teacher_id`` with a recording on disk: (session, recording)."""
-    from server.core.roles import SessionState
-    from server.storage.sessions import LessonPeople, SessionSettings
-
-    record = await server.store.create(
-        title="Reading, period 2",
-        teacher_name="Mr Okafor",
-        settings=SessionSettings(),
-        people=LessonPeople(teacher_id=teacher_id, school_id=school),
-    )
-    await server.store.set_state(record.id, SessionState.LIVE, at=time.time() - 600)
-    await server.store.set_state(record.id, SessionState.ENDED, at=time.time())
-    rid = "r-" + record.id
-    directory = server.config.recordings_dir / record.id / rid
-    directory.mkdir(parents=True)
-    (directory / "camera.webm").write_bytes(b"\x1a\x45\xdf\xa3" + b"0" * 100)
-    (directory / "manifest.json").write_text(
-        '{"state": "finalized", "tracks": [{"file": "camera.webm", "source": "camera",'
-        ' "role": "teacher"}], "teacher_name": "Mr Okafor", "start_ms": 0, "end_ms": 1000}'
-    )
-    (directory / "events.jsonl").write_text("")
-    await server.catalog.add(rid, record.id, directory, time.time() - 600)
-    await server.catalog.finish(rid, {"state": "finalized", "duration_ms": 1000})
-    return record.id, rid
-
-
 async def test_a_coach_reads_their_caseload_and_nothing_else_through_any_route(
     live_server: LiveServer, district: District, browsers: list[Browser]
 ) -> None:
-    mine_session, mine = await recorded_lesson(
+    mine_session, mine = await fake_recording(
         live_server, district.teacher, school=district.school
     )
-    other_session, other = await recorded_lesson(
+    other_session, other = await fake_recording(
         live_server, district.outsider, school=district.school
     )
     coach = await browser(live_server, browsers, "rivera@district.example.org")
@@ -138,7 +109,7 @@ async def test_a_coach_reads_their_caseload_and_nothing_else_through_any_route(
 async def test_the_teacher_shares_a_recording_beyond_the_defaults(
     live_server: LiveServer, district: District, browsers: list[Browser]
 ) -> None:
-    session, rid = await recorded_lesson(live_server, district.outsider, school=district.school)
+    session, rid = await fake_recording(live_server, district.outsider, school=district.school)
     coach = await browser(live_server, browsers, "rivera@district.example.org")
     assert (await coach.get(f"/api/recordings/{rid}")).status == 404
     chen = await browser(live_server, browsers, "chen@district.example.org")

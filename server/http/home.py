@@ -166,6 +166,11 @@ class Home:
                 for t in caseload
             ],
             "groups": await self.people.directory.groups_of(mine),
+            "recorded": [
+                {**self._lesson(r, names), "recordings": by_session[r.id]}
+                for r in past
+                if r.id in by_session and r.kind is SessionKind.LESSON
+            ],
             "past": [
                 {
                     **self._lesson(r, names),

@@ -68,6 +68,7 @@ class PeopleLessons:
             title=title,
             teacher_name=by.name,
             settings=SessionSettings(recording=False),
+            scheduled_for=time.time(),
             kind=SessionKind.DEBRIEF,
             recording_id=recording_id,
             people=LessonPeople(teacher_id=by.person_id, group_id=group_id),

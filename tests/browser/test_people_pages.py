@@ -20,6 +20,7 @@ from server.people.service import People
 from server.storage.sessions import LessonPeople, SessionSettings
 from testkit.browser import Tab, new_tab, page_errors
 from testkit.oidc import CLIENT_ID, Provider, oidc_provider
+from testkit.people import fake_recording
 from testkit.procs import free_port
 from testkit.server import LiveServer, make_config, running_server
 
@@ -122,3 +123,54 @@ async def test_teacher_goes_live_from_home_coach_watches_and_sign_out_ends_the_s
     assert "signed out" in (await teacher.page.inner_text("body")).lower()
     await teacher.screenshot("people-signed-out")
     assert page_errors(coach) == []
+
+
+@pytest.mark.slow
+async def test_a_coach_schedules_a_lesson_the_teacher_finds_it_home(
+    browser: Any, site: Site
+) -> None:
+    coach = await signed_in(browser, site, "rivera-sub", "coach-schedules")
+    when = time.strftime("%Y-%m-%dT%H:%M", time.localtime(time.time() + 2 * 86400))
+    await coach.page.select_option("#schedule select[name=teacher]", site.teacher)
+    await coach.page.fill("#schedule input[name=title]", "Reading groups")
+    await coach.page.fill("#schedule input[name=when]", when)
+    await coach.page.uncheck("#schedule input[name=recording]")
+    await coach.page.click("#schedule-lesson")
+    await coach.page.wait_for_url(site.server.url + "/home")
+    teacher = await signed_in(browser, site, "okafor-sub", "teacher-finds")
+    text = await teacher.page.inner_text("#next-lesson")
+    assert "Reading groups" in text and "with Ms Rivera" in text
+    assert "Not recorded" in await teacher.page.inner_text("#teaching")
+    feed = await coach.page.context.request.post(
+        site.server.url + "/calendar/renew", form={"csrf": await csrf(coach)}
+    )
+    assert feed.ok
+    assert page_errors(coach, teacher) == []
+
+
+async def csrf(tab: Tab) -> str:
+    value = await tab.page.get_attribute("input[name=csrf]", "value")
+    assert value
+    return value
+
+
+@pytest.mark.slow
+async def test_a_group_debrief_started_from_home_is_found_by_each_member(
+    browser: Any, site: Site
+) -> None:
+    await fake_recording(site.server, site.teacher, school=site.school)
+    coach = await signed_in(browser, site, "rivera-sub", "coach-group")
+    await coach.page.fill("#new-group input[name=name]", "Grade 3 PLC")
+    await coach.page.check(f"#new-group input[value='{site.teacher}']")
+    await coach.page.click("#new-group button[type=submit]")
+    await coach.page.wait_for_url(site.server.url + "/home")
+    await coach.page.click("#groups button:has-text('Start a debrief')")
+    await coach.page.wait_for_url(site.server.url + "/home")
+    teacher = await signed_in(browser, site, "okafor-sub", "teacher-group")
+    # each member finds it on their home page (no link was minted for them)
+    for tab in (teacher, coach):
+        await tab.page.goto(site.server.url + "/home")
+        await tab.page.click("#groups button:has-text('Join the debrief')")
+        await tab.wait("window.sidecoach && sidecoach.role === 'member'", timeout=30)
+        assert "Grade 3 PLC: debrief" in await tab.page.inner_text("header")
+    assert page_errors(coach, teacher) == []
