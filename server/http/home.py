@@ -204,11 +204,7 @@ class Home:
         except ValueError:
             raise InvalidMessage("limit and before must be numbers") from None
         records = await self.people.lessons.visible(person, limit=limit, before=before)
-        readable = []
-        for r in records:
-            reader = await self.access.reader_for_lesson(person, r, "lessons-list")
-            if reader is not None:
-                readable.append(r)
+        readable = [r for r, _ in await self.access.readers(person, records, "lessons-list")]
         recordings = await self.catalog.for_sessions([r.id for r in readable])
         by_session: dict[str, list[dict[str, Any]]] = {}
         for row in recordings:

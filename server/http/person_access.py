@@ -5,6 +5,8 @@ as audited (district and school admins, shared readers)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 from sqlalchemy import select
 
@@ -33,6 +35,43 @@ class PersonAccess:
     async def facts(self, person: Principal, record: SessionRecord) -> LessonFacts:
         shares = await self.people.lessons.shares(record.id)
         return LessonFacts.of(record.people, shares)
+
+    async def readers(
+        self, person: Principal, records: list[SessionRecord], what: str
+    ) -> list[tuple[SessionRecord, Reader]]:
+        """The lessons of ``records`` this person may read, with the reader
+        each is read as (one query for the shares; refusals and audited
+        reads written in one go)."""
+        shares = await self.people.lessons.shares_of(person.person_id, [r.id for r in records])
+        out: list[tuple[SessionRecord, Reader]] = []
+        entries: list[dict[str, Any]] = []
+        for record in records:
+            own = {person.person_id: shares[record.id]} if record.id in shares else {}
+            facts = LessonFacts.of(record.people, own)
+            reader = person_reader(person, facts)
+            if reader is None:
+                entries.append(
+                    {
+                        "action": "refused",
+                        "what": what,
+                        "person": person.person_id,
+                        "session": record.id,
+                    }
+                )
+                continue
+            if audited(person, facts):
+                entries.append(
+                    {
+                        "action": what,
+                        "person": person.person_id,
+                        "session": record.id,
+                        "relation": str(relation(person, facts)),
+                        "who": reader.describe(),
+                    }
+                )
+            out.append((record, reader))
+        await self.people.audit.append_many(entries)
+        return out
 
     async def _refused(self, person: Principal, what: str, **entry: object) -> None:
         await self.people.audit.append(

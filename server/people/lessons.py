@@ -85,6 +85,16 @@ class PeopleLessons:
             )
             return {pid: role for pid, role in rows.all()}
 
+    async def shares_of(self, person_id: str, lesson_ids: Sequence[str]) -> dict[str, str]:
+        """How each of these lessons was shared with this person (one query)."""
+        if not lesson_ids:
+            return {}
+        q = select(LessonShare.lesson_id, LessonShare.role).where(
+            LessonShare.person_id == person_id, LessonShare.lesson_id.in_(list(lesson_ids))
+        )
+        async with self.db.session() as s:
+            return {lid: role for lid, role in (await s.execute(q)).all()}
+
     async def share(self, lesson_id: str, person_id: str, role: str, *, by: str) -> None:
         async with self.db.session() as s, s.begin():
             n = len(

@@ -31,6 +31,15 @@ class AuditLog:
         async with self._db.session() as s, s.begin():
             await s.execute(insert(AuditEntry).values(**row))
 
+    async def append_many(self, entries: list[dict[str, Any]]) -> None:
+        """Several entries in one transaction (a list read by an admin)."""
+        if not entries:
+            return
+        at = round(time.time(), 3)
+        rows = [audit_row({"at": at, **e}) for e in entries]
+        async with self._db.session() as s, s.begin():
+            await s.execute(insert(AuditEntry), rows)
+
     async def query(
         self,
         *,
