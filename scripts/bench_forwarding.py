@@ -206,8 +206,8 @@ class SidecoachTarget(Target):
         self.clients: list[Any] = []
 
     async def start(self, workdir: Path) -> None:
-        from server.storage.sessions import SessionSettings
         from server.storage.lessons import open_lessons
+        from server.storage.sessions import SessionSettings
 
         data_dir = workdir / "sidecoach-data"
         data_dir.mkdir()
