@@ -70,9 +70,7 @@ async def test_teacher_signs_in_sees_next_lesson_and_goes_live(
 async def test_a_coach_reads_their_caseload_and_nothing_else_through_any_route(
     live_server: LiveServer, district: District, browsers: list[Browser]
 ) -> None:
-    mine_session, mine = await fake_recording(
-        live_server, district.teacher, school=district.school
-    )
+    mine_session, mine = await fake_recording(live_server, district.teacher, school=district.school)
     other_session, other = await fake_recording(
         live_server, district.outsider, school=district.school
     )
@@ -158,8 +156,15 @@ async def test_csrf_and_other_origins_are_refused(
     assert r.status == 303
 
 
-NOT_HERE = ["//evil.example/x", "https://evil.example/", "/\\evil.example", "javascript:alert(1)",
-            "/home\r\nSet-Cookie: x=1", "evil", "/" + "x" * 600]
+NOT_HERE = [
+    "//evil.example/x",
+    "https://evil.example/",
+    "/\\evil.example",
+    "javascript:alert(1)",
+    "/home\r\nSet-Cookie: x=1",
+    "evil",
+    "/" + "x" * 600,
+]
 
 
 async def test_next_never_leaves_the_site(
@@ -266,3 +271,38 @@ async def test_a_disabled_person_is_out_at_once(
         await again.close()
     finally:
         await tab.close()
+
+
+async def test_no_password_token_or_cookie_reaches_a_log(
+    live_server: LiveServer,
+    district: District,
+    browsers: list[Browser],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+
+    from testkit.people import PASSWORD
+
+    caplog.set_level(logging.DEBUG)
+    b = await browser(live_server, browsers)
+    await b.sign_in("okafor@district.example.org", "a wrong password!")
+    await b.sign_in("okafor@district.example.org")
+    cookie = next(c.value for c in b.http.cookie_jar if c.key == "sidecoach_login")
+    feed = await (await b.post("/calendar/renew")).text()
+    feed_url = re.search(r"(/calendar/[^<\s]+\.ics)", feed).group(1)  # type: ignore[union-attr]
+    assert (await b.get(feed_url)).status == 200
+    await b.get("/auth/oidc/callback?state=s3cr3t-state&code=s3cr3t-code")
+    await b.post("/auth/logout")
+    secrets = [
+        PASSWORD,
+        "a wrong password!",
+        cookie,
+        b.csrf,
+        feed_url.split("/")[-1],
+        "s3cr3t-state",
+        "s3cr3t-code",
+    ]
+    text = caplog.text
+    assert "/calendar/REDACTED" in text
+    for secret in secrets:
+        assert secret not in text, secret

@@ -140,6 +140,10 @@ class Database:
     @classmethod
     async def open(cls, url: str) -> Database:
         """Connect and migrate to the newest revision."""
+        # aiosqlite logs every statement with its parameters at DEBUG: login
+        # and CSRF tokens, password hashes. Never below INFO.
+        quiet = logging.getLogger("aiosqlite")
+        quiet.setLevel(max(quiet.getEffectiveLevel(), logging.INFO))
         if url.startswith("sqlite"):
             path = Path(make_url(url).database or "")
             path.parent.mkdir(parents=True, exist_ok=True)
