@@ -149,6 +149,11 @@ async def test_csrf_and_other_origins_are_refused(
     assert r.status == 403 and (await r.json())["error"]["code"] == "csrf_failed"
     r = await coach.post("/lessons", {**form, "csrf": "forged"}, csrf=False)
     assert r.status == 403
+    # an empty token is no token: the cookie decides, so the CSRF check applies
+    r = await coach.post("/lessons", form, csrf=False, headers={"Authorization": "Bearer "})
+    assert r.status == 403 and (await r.json())["error"]["code"] == "csrf_failed"
+    r = await coach.post("/lessons?token=", form, csrf=False)
+    assert r.status == 403
     r = await coach.post("/lessons", form, headers={"Origin": "https://evil.example"})
     assert r.status == 403 and (await r.json())["error"]["code"] == "csrf_failed"
     assert await live_server.store.list() == []

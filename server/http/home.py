@@ -210,7 +210,9 @@ class Home:
         for row in recordings:
             by_session.setdefault(row.session_id, []).append(row.to_json())
         lessons = [
-            {"session": r.to_json(), "recordings": by_session.get(r.id, [])} for r in readable
+            {"session": r.to_json(), "recordings": by_session.get(r.id, []), "coaches": [],
+             "debriefs": []}
+            for r in readable
         ]
         return json_response({"lessons": lessons, "admin": False})
 

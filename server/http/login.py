@@ -83,7 +83,7 @@ async def login_middleware(request: web.Request, handler: Handler) -> web.Stream
         login = await request.app[PEOPLE_KEY].logins.find(token)
     if login is not None:
         request[LOGIN] = login
-    cookie_auth = token is not None and "Authorization" not in request.headers
+    cookie_auth = token is not None and not has_bearer(request)
     changes = request.method not in SAFE_METHODS and request.path not in CSRF_EXEMPT
     if cookie_auth and changes and not request.path.startswith("/socket.io/"):
         await _check_csrf(request, login)
@@ -128,8 +128,15 @@ async def principal_of(request: web.Request, *, allow_password_change: bool = Fa
 
 
 def has_bearer(request: web.Request) -> bool:
-    """Whether the request brings a token (admin or invite) rather than a login."""
-    return "Authorization" in request.headers or "token" in request.query
+    """Whether the request brings a token (admin or invite) rather than a
+    login: a non-empty ``Authorization`` header or ``token`` parameter. An
+    empty one (a page without a token) is no token: the login decides, and
+    the CSRF check applies."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    return bool(header.strip() and (scheme.lower() != "bearer" or value.strip())) or bool(
+        request.query.get("token", "").strip()
+    )
 
 
 def form_text(form: Any, name: str, max_chars: int = 2000) -> str:
