@@ -144,6 +144,9 @@ class Database:
         # and CSRF tokens, password hashes. Never below INFO.
         quiet = logging.getLogger("aiosqlite")
         quiet.setLevel(max(quiet.getEffectiveLevel(), logging.INFO))
+        # Alembic's plugin and context lines at every start: ours says what changed
+        alembic_log = logging.getLogger("alembic")
+        alembic_log.setLevel(max(alembic_log.getEffectiveLevel(), logging.WARNING))
         if url.startswith("sqlite"):
             path = Path(make_url(url).database or "")
             path.parent.mkdir(parents=True, exist_ok=True)
