@@ -311,3 +311,28 @@ async def test_no_password_token_or_cookie_reaches_a_log(
     assert "/calendar/REDACTED" in text
     for secret in secrets:
         assert secret not in text, secret
+
+
+async def test_the_calendar_feed_lists_the_lessons_and_is_revocable(
+    live_server: LiveServer, district: District, browsers: list[Browser]
+) -> None:
+    coach = await browser(live_server, browsers, "rivera@district.example.org")
+    when = datetime.fromtimestamp(time.time() + 86400).strftime("%Y-%m-%dT%H:%M")
+    await coach.post(
+        "/lessons", {"teacher": district.teacher, "title": "Fractions, period 3", "when": when}
+    )
+    teacher = await browser(live_server, browsers, "okafor@district.example.org")
+    page = await (await teacher.post("/calendar/renew")).text()
+    feed_url = re.search(r"(/calendar/[^<\s]+\.ics)", page).group(1)  # type: ignore[union-attr]
+    feed = await teacher.get(feed_url)
+    body = await feed.text()
+    assert feed.content_type == "text/calendar"
+    assert body.startswith("BEGIN:VCALENDAR\r\n") and body.count("BEGIN:VEVENT") == 1
+    assert "SUMMARY:Fractions\\, period 3 (Mr Okafor\\, with Ms Rivera)" in body
+    # a new secret turns the old one off; so does turning the feed off
+    page = await (await teacher.post("/calendar/renew")).text()
+    assert (await teacher.get(feed_url)).status == 404
+    newer = re.search(r"(/calendar/[^<\s]+\.ics)", page).group(1)  # type: ignore[union-attr]
+    assert (await teacher.get(newer)).status == 200
+    await teacher.post("/calendar/revoke")
+    assert (await teacher.get(newer)).status == 404
