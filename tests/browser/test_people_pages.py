@@ -92,6 +92,7 @@ async def schedule(site: Site, *, title: str, in_s: float) -> str:
     return record.id
 
 
+@pytest.mark.slow  # the fast tier has the same flow over HTTP (tests/test_people.py, test_oidc.py)
 async def test_teacher_goes_live_from_home_coach_watches_and_sign_out_ends_the_sockets(
     browser: Any, site: Site
 ) -> None:
