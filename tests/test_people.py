@@ -8,12 +8,14 @@ import re
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 from yarl import URL
 
 from server.http.login import PEOPLE_KEY
 from server.people.service import People
+from server.storage.sessions import LessonPeople, SessionSettings
 from testkit.people import Browser, District, fake_recording, seed_district
 from testkit.server import LiveServer
 
@@ -336,3 +338,34 @@ async def test_the_calendar_feed_lists_the_lessons_and_is_revocable(
     assert (await teacher.get(newer)).status == 200
     await teacher.post("/calendar/revoke")
     assert (await teacher.get(newer)).status == 404
+
+
+async def test_a_login_ended_on_another_node_leaves_the_lesson_here_too(tmp_path: Path) -> None:
+    from server.core.config import Limits
+    from testkit.peers import Participant, wait_for
+    from testkit.server import make_config, running_server
+
+    config = make_config(tmp_path, limits=Limits(login_recheck_s=0.2))
+    async with running_server(config) as server:
+        people = people_of(server)
+        district = await seed_district(people)
+        teacher = Browser(server.url)
+        try:
+            await teacher.sign_in("okafor@district.example.org")
+            record = await server.store.create(
+                title="Here",
+                teacher_name="Mr Okafor",
+                settings=SessionSettings(),
+                people=LessonPeople(teacher_id=district.teacher),
+            )
+            go = await teacher.post(f"/lessons/{record.id}/go")
+            tab = Participant(server.url, go.headers["Location"].split("token=", 1)[1])
+            try:
+                await tab.join()
+                # another node ends the login session: only the database knows
+                await people.logins.end_all(district.teacher)
+                await wait_for(lambda: any(e == "removed" for e, _ in tab.events), timeout=10)
+            finally:
+                await tab.close()
+        finally:
+            await teacher.close()

@@ -113,6 +113,9 @@ class Limits:
     oidc_leeway_s: int = 60
     #: lessons one coach may schedule per minute
     lessons_per_person_per_minute: int = 30
+    #: a node checks this often that the login sessions of the persons in
+    #: its lessons are alive (one ended on another node: sign-out, disabled)
+    login_recheck_s: float = 15.0
 
 
 @dataclass(frozen=True)

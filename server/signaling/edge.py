@@ -74,6 +74,7 @@ class Signaling:
         self._warnings = LogLimiter(config.limits.warnings_per_minute)
         self._tasks = TaskOwner("signaling")
         self._sweeping = False
+        self._checking_logins = False
         #: whether a signed-in person's login session is still alive (set by
         #: the app; None: invites of persons are refused)
         self.login_alive: Callable[[str], Awaitable[bool]] | None = None
@@ -196,6 +197,26 @@ class Signaling:
                 self.metrics.sockets_refused.labels(TIMEOUT).inc()
                 await self.sio.close_connection(eio_sid)
 
+    async def _check_logins(self) -> None:
+        """While signed-in persons are in lessons here: every
+        ``login_recheck_s``, remove those whose login session ended (signed
+        out or disabled on another node). Ends when none is left."""
+        try:
+            while True:
+                await asyncio.sleep(self.config.limits.login_recheck_s)
+                joined = {
+                    (c.participant.invite_id, c.login)
+                    for c in self._conns.values()
+                    if c.login and c.participant is not None
+                }
+                if not joined:
+                    return
+                for invite_id, login in joined:
+                    if self.login_alive is None or not await self.login_alive(login):
+                        await self.signed_out(invite_id, login)
+        finally:
+            self._checking_logins = False
+
     async def _on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         if sid in self._conns:  # only the transport connects; never twice
             return
@@ -222,6 +243,9 @@ class Signaling:
             conn.joining = False
         conn.session, conn.participant = session, participant
         self._set_joined(conn.sid, True)
+        if conn.login and not self._checking_logins:
+            self._checking_logins = True
+            self._tasks.spawn(self._check_logins(), name="login sessions")
         await self.sio.enter_room(conn.sid, session.id)
         return {
             "participantId": participant.id,
