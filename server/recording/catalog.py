@@ -59,13 +59,25 @@ class RecordingRow:
             "deleted_by": self.deleted_by,
             "series": self.series or self.id,
             "part": self.part,
+            "node": self.node,
         }
 
 
 def _row(r: Recording) -> RecordingRow:
     return RecordingRow(
-        r.id, r.session_id, Path(r.directory), r.state, r.started_at, r.ended_at,
-        r.duration_ms, r.bytes, r.deleted_at, r.deleted_by, r.node or "", r.series or "", r.part,
+        r.id,
+        r.session_id,
+        Path(r.directory),
+        r.state,
+        r.started_at,
+        r.ended_at,
+        r.duration_ms,
+        r.bytes,
+        r.deleted_at,
+        r.deleted_by,
+        r.node or "",
+        r.series or "",
+        r.part,
     )
 
 
@@ -88,24 +100,35 @@ class RecordingCatalog:
     ) -> None:
         insert = postgresql.insert if self._db.dialect == "postgresql" else sqlite.insert
         stmt = insert(Recording).values(
-            id=recording_id, session_id=session_id, directory=str(directory), state=RECORDING,
-            started_at=started_at, series=series, part=part, node=node, duration_ms=0, bytes=0,
+            id=recording_id,
+            session_id=session_id,
+            directory=str(directory),
+            state=RECORDING,
+            started_at=started_at,
+            series=series,
+            part=part,
+            node=node,
+            duration_ms=0,
+            bytes=0,
         )
         async with self._db.session() as s, s.begin():
             await s.execute(stmt.on_conflict_do_nothing())
 
     async def finish(self, recording_id: str, manifest: dict[str, Any]) -> None:
+        """The recording is finalized (or recovered); its row says so. A
+        part that another node recovered names again the node that wrote
+        it (the manifest's ``node``; ``take_over`` borrowed the column)."""
+        writer = str(manifest.get("node") or "")
+        values: dict[str, Any] = {
+            "state": manifest.get("state", "finalized"),
+            "ended_at": manifest.get("ended_at"),
+            "duration_ms": int(manifest.get("duration_ms") or 0),
+            "bytes": int(manifest.get("bytes") or 0),
+        }
+        if writer:
+            values["node"] = writer
         async with self._db.session() as s, s.begin():
-            await s.execute(
-                update(Recording)
-                .where(Recording.id == recording_id)
-                .values(
-                    state=manifest.get("state", "finalized"),
-                    ended_at=manifest.get("ended_at"),
-                    duration_ms=int(manifest.get("duration_ms") or 0),
-                    bytes=int(manifest.get("bytes") or 0),
-                )
-            )
+            await s.execute(update(Recording).where(Recording.id == recording_id).values(**values))
 
     async def _select(self, query: Any) -> list[RecordingRow]:
         async with self._db.session() as s:
