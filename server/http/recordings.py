@@ -3,8 +3,9 @@
 A reader is an invite for the recorded session (its role decides what it
 reads), an admin, or a signed-in person (the login cookie, no token: the
 policy's ``person_reader`` gives the role, by their relation to the lesson;
-a recording they may not read is a 404, and the refusal is audited). Every read of recorded data is audited. Refusals are
-401/403/404 with no recorded bytes; media is streamed with range requests.
+a recording they may not read is a 404, and the refusal is audited).
+Every read of recorded data is audited. Refusals are 401/403/404 with no
+recorded bytes; media is streamed with range requests.
 
 | route | who | what |
 |---|---|---|
