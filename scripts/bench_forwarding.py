@@ -206,12 +206,12 @@ class SidecoachTarget(Target):
         self.clients: list[Any] = []
 
     async def start(self, workdir: Path) -> None:
+        from server.storage.lessons import open_lessons
         from server.storage.sessions import SessionSettings
-        from server.storage.sqlite_sessions import DB_FILE_NAME, SqliteSessionStore
 
         data_dir = workdir / "sidecoach-data"
         data_dir.mkdir()
-        store = await SqliteSessionStore.open(data_dir / DB_FILE_NAME)
+        store = await open_lessons(data_dir)
         try:
             record = await store.create(
                 title="bench", teacher_name="Bench Teacher",

@@ -11,7 +11,6 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from server.access.audit import AuditLog
 from server.access.policy import AccessPolicy
 from server.cluster.deployment import ClusterDeployment
 from server.cluster.redis_store import RedisSessionStore
@@ -19,24 +18,32 @@ from server.core.config import Config
 from server.core.tasks import TaskOwner
 from server.http.admin import setup_http_api
 from server.http.errors import error_middleware
+from server.http.home import setup_home
+from server.http.login import PEOPLE_KEY, login_middleware
 from server.http.middleware import nosniff, socketio_sees_tls
-from server.http.pages import setup_pages
+from server.http.pages import Renderer, setup_pages
+from server.http.people_admin import setup_people_admin
+from server.http.person_access import PersonAccess
 from server.http.recordings import RecordingAccess, setup_recording_api
 from server.http.review import ReviewApi, setup_review_api
+from server.http.signin import setup_signin
 from server.live.deployment import Deployment, LocalDeployment
 from server.live.manager import SessionManager
 from server.ops.access_log import RedactingAccessLogger
 from server.ops.metrics import Metrics, setup_metrics
 from server.ops.node_metrics import NodeCollector, watch_loop_lag
 from server.ops.readiness import setup_readiness
+from server.people.service import People
 from server.recording.catalog import RecordingCatalog
 from server.recording.clips import ClipMaker
 from server.recording.comments import CommentStore
 from server.recording.recovery import recover_recordings
 from server.recording.retention import run_retention
 from server.signaling.edge import Signaling
+from server.storage.audit import AuditLog
+from server.storage.legacy import open_database
+from server.storage.lessons import SqlSessionStore
 from server.storage.sessions import SessionStore
-from server.storage.sqlite_sessions import DB_FILE_NAME, SqliteSessionStore
 
 logger = logging.getLogger(__name__)
 
@@ -49,24 +56,39 @@ DEPLOYMENT_KEY = web.AppKey("deployment", Deployment)
 ACCESS_LOG_CLASS = RedactingAccessLogger
 
 
-async def open_store(config: Config) -> SessionStore:
-    """The session store for ``config``: SQLite in ``config.data_dir``
-    (shared by the nodes of one box), or Redis (``SIDECOACH_STORE=redis``:
-    nodes on several boxes; each keeps a mirror for Redis outages)."""
+async def open_store(config: Config) -> SqlSessionStore:
+    """The session store on the one database (SQLite in ``config.data_dir``,
+    or the PostgreSQL of ``SIDECOACH_DATABASE_URL`` that several boxes
+    share), migrated; closing the store closes the database."""
+    db = await open_database(Path(config.data_dir), config.database_url)
+    store = SqlSessionStore(db, owns_db=True)
     if config.store == "redis" and config.redis_url:
-        return await RedisSessionStore.open(
-            config.redis_url, Path(config.data_dir), config.secret, tls_ca=config.redis_tls_ca
-        )
-    return await SqliteSessionStore.open(Path(config.data_dir) / DB_FILE_NAME)
+        await _copy_redis_sessions(config, store)
+    return store
 
 
-def choose_deployment(
-    config: Config, store: SessionStore, catalog: RecordingCatalog
-) -> Deployment:
+async def _copy_redis_sessions(config: Config, store: SqlSessionStore) -> None:
+    """``SIDECOACH_STORE=redis`` is retired: copy what Redis holds into the
+    database (sessions already there stay as they are)."""
+    assert config.redis_url is not None
+    redis = await RedisSessionStore.open(
+        config.redis_url, Path(config.data_dir), config.secret, tls_ca=config.redis_tls_ca
+    )
+    try:
+        added = await store.import_records(await redis.list())
+    finally:
+        await redis.close()
+    logger.warning(
+        "SIDECOACH_STORE=redis is retired: sessions live in the database now "
+        "(%d copied from Redis); drop the setting",
+        added,
+    )
+
+
+def choose_deployment(config: Config, catalog: RecordingCatalog) -> Deployment:
     """One node, or a deployment of several when a Redis URL is set."""
     if config.redis_url:
-        shared = store.redis if isinstance(store, RedisSessionStore) else None
-        return ClusterDeployment(config, catalog, shared)
+        return ClusterDeployment(config, catalog, None)
     return LocalDeployment()
 
 
@@ -83,17 +105,20 @@ def _socket_metrics(signaling: Signaling) -> Iterator[Metric]:
     )
 
 
-def create_app(config: Config, store: SessionStore, catalog: RecordingCatalog) -> web.Application:
+def create_app(
+    config: Config, store: SqlSessionStore, catalog: RecordingCatalog
+) -> web.Application:
     """Build the app. The store and catalog are owned by the caller;
     everything else the app creates is closed when the app stops."""
     app = web.Application(
         client_max_size=config.limits.max_message_bytes,
     )
     policy = AccessPolicy()
-    audit = AuditLog.in_dir(config.data_dir)
+    db = store.db
+    audit = AuditLog(db)
     metrics = Metrics()
     app.middlewares.extend([nosniff, error_middleware(metrics), socketio_sees_tls])
-    deployment = choose_deployment(config, store, catalog)
+    deployment = choose_deployment(config, catalog)
     signaling = Signaling(config, policy, deployment, metrics)
     manager = SessionManager(config, store, catalog, signaling, policy, deployment)
     signaling.bind(manager)
@@ -120,16 +145,31 @@ def create_app(config: Config, store: SessionStore, catalog: RecordingCatalog) -
 
     metrics.registry.register(NodeCollector(lambda: list(manager.sessions.values()), more_metrics))
     setup_pages(app, config=config, store=store)
-    access = RecordingAccess(config, catalog, policy, audit, store)
-    comments = CommentStore.in_dir(config.data_dir)
+    people = People(config, store, audit)
+    app[PEOPLE_KEY] = people
+    app.middlewares.append(login_middleware)
+    renderer = Renderer()
+    setup_signin(app, config, people, renderer)
+    home = setup_home(app, config, people, catalog, renderer)
+    setup_people_admin(app, people, renderer)
+    signaling.login_alive = people.logins.alive
+
+    async def signed_out(person_id: str, login: str | None) -> None:
+        await signaling.signed_out(f"p-{person_id}", login)
+
+    people.accounts.on_revoked = signed_out
+    access = RecordingAccess(config, catalog, policy, audit, store, PersonAccess(people))
+    comments = CommentStore(db)
     clips = ClipMaker()
     review = ReviewApi(access, store, comments, clips, on_comment=manager.comment_added)
+    review.person_lessons = home.lessons
     setup_recording_api(app, access, on_delete=comments.delete_recording)
     setup_review_api(app, review)
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
         background = TaskOwner("app")
         await comments.start()
+        await people.logins.sweep()
         # every recording a killed server left is finalized before anything
         # else runs, so retention covers it and nothing appends to it
         await recover_recordings(catalog, config.recordings_dir, deployment.node_id)
@@ -148,6 +188,7 @@ def create_app(config: Config, store: SessionStore, catalog: RecordingCatalog) -
         yield
         await background.aclose()
         await clips.close()
+        await people.close()
         await comments.close()
         await audit.close()
 

@@ -157,6 +157,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_cluster_commands(sub)
 
+    people = sub.add_parser("admin", help="accounts: create-user bootstraps the first admin")
+    people_sub = people.add_subparsers(dest="admin_command", metavar="ACTION", required=True)
+    user = people_sub.add_parser(
+        "create-user", help="make an account (default: a district admin) with a password"
+    )
+    _add_common(user)
+    user.add_argument("--name", required=True)
+    user.add_argument("--email", required=True)
+    user.add_argument("--role", default="district-admin",
+                      choices=["district-admin", "school-admin", "coach", "teacher"])
+    user.add_argument("--school", help="the school's name (made if missing)")
+    user.add_argument("--password-stdin", action="store_true",
+                      help="read the password from standard input (else one is made and printed)")
+
     invite = sub.add_parser("invite", help="print a fresh invite link")
     _add_common(invite)
     invite.add_argument("session_id", metavar="ID")
@@ -330,6 +344,33 @@ def _cmd_redis_tls(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_admin(args: argparse.Namespace, config: Config) -> int:
+    from server.people.bootstrap import create_user
+    from server.people.principal import PersonRole
+    from server.people.service import People
+    from server.storage.audit import AuditLog
+    from server.storage.lessons import SqlSessionStore
+
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else None
+
+    async def create(store: SessionStore) -> int:
+        assert isinstance(store, SqlSessionStore)
+        people = People(config, store, AuditLog(store.db))
+        role = PersonRole(args.role)
+        if role is not PersonRole.DISTRICT_ADMIN and not args.school:
+            raise InvalidMessage(f"--school is needed for a {role}")
+        person_id, chosen = await create_user(
+            people, name=args.name, email=args.email, role=role,
+            school=args.school, password=password,
+        )
+        print(f"{role} {args.email} ({person_id}) can sign in at {config.base_url}/signin")
+        if password is None:
+            print(f"password (to be changed at the first sign-in): {chosen}")
+        return 0
+
+    return _with_store(config, create)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0].startswith("-") and argv[0] not in _TOP_LEVEL_FLAGS):
@@ -363,6 +404,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_invite(args, config)
         if args.command == "cluster":
             return _cmd_cluster(args, config)
+        if args.command == "admin":
+            return _cmd_admin(args, config)
     except ConfigError as exc:
         # one line, exit code 2, whether found before or while starting
         print(f"sidecoach: configuration error: {exc.message}", file=sys.stderr)

@@ -30,7 +30,11 @@ from server.core.errors import ConfigError
 from server.core.tokens import issue_admin_token
 from server.ops import lan
 from server.ops.tls import TlsSetup, load_tls
+from server.people.bootstrap import ensure_demo_district
+from server.people.service import People
 from server.recording.catalog import RecordingCatalog
+from server.storage.audit import AuditLog
+from server.storage.lessons import SqlSessionStore
 from server.storage.sessions import SessionStore, ensure_demo_session
 
 logger = logging.getLogger(__name__)
@@ -100,7 +104,7 @@ async def serve(config: Config, *, demo: bool = False, reuse_port: bool = False)
     if config.redis_url:  # a refused password or certificate stops us here, clearly
         await preflight(config.redis_url, config.secret, config.redis_tls_ca)
     store = await open_store(config)
-    catalog = await RecordingCatalog.open(config.data_dir)
+    catalog = RecordingCatalog(store.db)
     app = create_app(config, store, catalog)
     runner = web.AppRunner(
         app,
@@ -339,6 +343,13 @@ async def print_demo_links(config: Config, store: SessionStore, plan: lan.LanPla
     links["lobby"] = f"{config.base_url}/?{urlencode({'admin': admin})}"
     out = [f"Demo lesson {record.id}:"]
     out += [f"  {role:<8} {url}" for role, url in links.items()]
+    assert isinstance(store, SqlSessionStore)
+    district = await ensure_demo_district(People(config, store, AuditLog(store.db)))
+    out.append(f"Demo district: sign in at {config.base_url}/signin")
+    out += [
+        f"  {who}  password {district.password}"
+        for who in (district.teacher, district.coach, district.admin)
+    ]
     if plan is not None and plan.lan_ips:
         out.append(f"  (on this machine, {plan.local_url} works in their place)")
         for role in ("teacher", "coach"):

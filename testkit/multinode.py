@@ -22,6 +22,7 @@ from server.cluster.certs import make_redis_tls
 from server.core.roles import Role
 from server.core.tokens import issue_admin_token, issue_invite
 from testkit.peers import Participant
+from testkit.postgres import PostgresProc
 from testkit.procs import Proc, free_port, sidecoach_cmd, sidecoach_env
 
 SECRET = "multinode-secret-" + "m" * 40
@@ -158,6 +159,8 @@ class Deployment:
     shared_data: bool = True
     nodes: dict[str, Node] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: the database several boxes share (None: each box's SQLite file)
+    postgres: PostgresProc | None = None
 
     def start_nodes(self, *names: str) -> list[Node]:
         """Start several nodes at once (each waits for the others' imports)."""
@@ -222,20 +225,31 @@ class Deployment:
         for node in self.nodes.values():
             node.proc.stop(timeout=10)
         self.redis.stop()
+        if self.postgres is not None:
+            self.postgres.stop()
 
 
 @contextlib.contextmanager
 def deployment(
-    workdir: Path, *, redis_store: bool = False, secure: bool = False, **kw: Any
+    workdir: Path,
+    *,
+    redis_store: bool = False,
+    several_boxes: bool = False,
+    secure: bool = False,
+    **kw: Any,
 ) -> Iterator[Deployment]:
     """Nodes sharing one data directory (one box), or each with its own and
-    the sessions in Redis (``redis_store``: several boxes); ``secure``:
+    one PostgreSQL database they all use (``several_boxes``; ``redis_store``
+    is its earlier name, from when sessions were kept in Redis); ``secure``:
     Redis with TLS and an ACL user's password."""
-    redis = RedisProc(workdir / "redis", persist=redis_store, secure=secure)
-    if redis_store:
+    boxes = several_boxes or redis_store
+    redis = RedisProc(workdir / "redis", secure=secure)
+    postgres = PostgresProc() if boxes else None
+    if postgres is not None:
         kw["shared_data"] = False
-        kw.setdefault("extra_env", {})["SIDECOACH_STORE"] = "redis"
-    dep = Deployment(workdir, redis, **kw)
+        url = postgres.create_sync("sidecoach")
+        kw.setdefault("extra_env", {})["SIDECOACH_DATABASE_URL"] = url
+    dep = Deployment(workdir, redis, postgres=postgres, **kw)
     try:
         yield dep
     finally:

@@ -12,14 +12,14 @@ from pathlib import Path
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from server.app import ACCESS_LOG_CLASS, SIGNALING_KEY, create_app
+from server.app import ACCESS_LOG_CLASS, SIGNALING_KEY, create_app, open_store
 from server.core.config import Config
 from server.core.roles import Role
 from server.core.tokens import issue_invite
 from server.live.manager import SessionManager
 from server.recording.catalog import RecordingCatalog
+from server.storage.lessons import SqlSessionStore
 from server.storage.sessions import SessionRecord, SessionSettings
-from server.storage.sqlite_sessions import SqliteSessionStore
 from testkit.peers import Participant, PatternVideoTrack, ToneTrack, wait_for
 
 TEST_SECRET = "test-secret-" + "x" * 40
@@ -29,7 +29,7 @@ TEST_SECRET = "test-secret-" + "x" * 40
 class LiveServer:
     url: str
     config: Config
-    store: SqliteSessionStore
+    store: SqlSessionStore
     app: web.Application
     catalog: RecordingCatalog
 
@@ -89,10 +89,10 @@ def make_config(tmp_path: Path, **overrides: object) -> Config:
 @asynccontextmanager
 async def running_server(config: Config) -> AsyncIterator[LiveServer]:
     logging.getLogger("aioice").setLevel(logging.WARNING)
-    store = await SqliteSessionStore.open(config.data_dir / "sidecoach.sqlite3")
-    catalog = await RecordingCatalog.open(config.data_dir)
+    store = await open_store(config)
+    catalog = RecordingCatalog(store.db)
     app = create_app(config, store, catalog)
-    server = TestServer(app, host=config.host)
+    server = TestServer(app, host=config.host, port=config.port or None)
     await server.start_server(access_log_class=ACCESS_LOG_CLASS)
     try:
         yield LiveServer(str(server.make_url("/")).rstrip("/"), config, store, app, catalog)

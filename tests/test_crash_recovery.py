@@ -17,8 +17,8 @@ import av
 import pytest
 
 from server.recording.manifest import read_manifest
+from server.storage.lessons import open_lessons
 from server.storage.sessions import SessionSettings
-from server.storage.sqlite_sessions import SqliteSessionStore
 from testkit.peers import Participant, PatternVideoTrack, ToneTrack, wait_for
 from testkit.server import TEST_SECRET
 from tests.test_recording import ffprobe_frames
@@ -89,7 +89,7 @@ class ServerProcess:
 
 
 async def test_sigkill_mid_recording_is_recovered_on_restart(tmp_path: Path) -> None:
-    store = await SqliteSessionStore.open(tmp_path / "sidecoach.sqlite3")
+    store = await open_lessons(tmp_path)
     session = await store.create(
         title="Crash lesson", teacher_name="Ms. Rivera", settings=SessionSettings()
     )

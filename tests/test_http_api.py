@@ -18,8 +18,8 @@ from server.core.tokens import issue_admin_token, issue_invite, verify_invite
 from server.http.admin import setup_http_api
 from server.http.errors import error_middleware
 from server.ops.metrics import Metrics
+from server.storage.lessons import open_lessons
 from server.storage.sessions import SessionStore
-from server.storage.sqlite_sessions import SqliteSessionStore
 
 SECRET = "http-api-test-secret-0123456789-abcdefghijklmnop"
 BASE_URL = "https://coach.example.org"
@@ -49,7 +49,7 @@ class RecordingControl:
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[SessionStore]:
-    s = await SqliteSessionStore.open(tmp_path / "sidecoach.sqlite3")
+    s = await open_lessons(tmp_path)
     yield s
     await s.close()
 

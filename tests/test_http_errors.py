@@ -8,6 +8,7 @@ import aiohttp
 import pytest
 
 from server.recording import comments as comments_module
+from testkit.multinode import wait_async
 from testkit.peers import Participant, PatternVideoTrack, wait_for
 from testkit.server import LiveServer
 
@@ -26,6 +27,15 @@ async def test_a_recording_being_made_is_not_deleted_and_a_full_one_takes_no_com
         await teacher.join()
         await teacher.publish(PatternVideoTrack(), "camera")
         await wait_for(lambda: teacher.got("recording-state", state="recording") != [], 15)
+        # the catalog row is written beside the recording's start
+        await wait_for(lambda: live_server.manager.sessions.get(session.id) is not None, 5)
+        rows: list[object] = []
+
+        async def listed() -> bool:
+            rows[:] = await live_server.catalog.recordings(session.id)
+            return bool(rows)
+
+        await wait_async(listed, 15, lambda: "the recording is not in the catalog")
         async with aiohttp.ClientSession(headers=auth) as http:
             async with http.get(f"{live_server.url}/api/recordings") as r:
                 (rec,) = (await r.json())["recordings"]

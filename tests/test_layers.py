@@ -16,6 +16,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("media",),
     ("storage",),
     ("recording",),
+    ("people",),
     ("access",),
     ("bug_in_ear",),
     ("live",),

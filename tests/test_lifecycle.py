@@ -17,8 +17,8 @@ from server.core.config import Config, Limits
 from server.core.roles import SessionState
 from server.recording.manifest import read_manifest
 from server.recording.retention import sweep
+from server.storage.lessons import open_lessons
 from server.storage.sessions import SessionSettings
-from server.storage.sqlite_sessions import SqliteSessionStore
 from testkit.peers import Participant, PatternVideoTrack, ToneTrack, wait_for
 from testkit.server import TEST_SECRET, LiveServer, make_config, running_server
 from tests.test_crash_recovery import ServerProcess, free_port
@@ -89,7 +89,7 @@ async def test_a_scheduled_session_nobody_joins_expires(tmp_path: Path) -> None:
 async def test_a_live_session_left_by_a_restart_ends_unless_someone_comes_back(
     tmp_path: Path,
 ) -> None:
-    store = await SqliteSessionStore.open(tmp_path / "sidecoach.sqlite3")
+    store = await open_lessons(tmp_path)
     orphan = await store.create(title="Left live", teacher_name="T", settings=SessionSettings())
     rejoined = await store.create(title="Came back", teacher_name="T", settings=SessionSettings())
     for s in (orphan, rejoined):
@@ -149,7 +149,7 @@ async def test_an_end_racing_rejoins_never_opens_a_second_lesson(live_server: Li
 async def test_sigterm_drains_live_sessions_and_finalizes_their_recordings(
     tmp_path: Path,
 ) -> None:
-    store = await SqliteSessionStore.open(tmp_path / "sidecoach.sqlite3")
+    store = await open_lessons(tmp_path)
     sessions = [
         await store.create(title=f"Lesson {i}", teacher_name="T", settings=SessionSettings())
         for i in range(2)
@@ -192,7 +192,7 @@ async def test_sigterm_drains_live_sessions_and_finalizes_their_recordings(
         assert manifest["state"] == "finalized"  # not left for recovery
         assert {t["source"] for t in manifest["tracks"]} == {"camera", "mic"}
     # the lessons stay live: their pages rejoin when the server is back
-    store = await SqliteSessionStore.open(tmp_path / "sidecoach.sqlite3")
+    store = await open_lessons(tmp_path)
     try:
         assert {(await store.get(s.id)).state for s in sessions} == {SessionState.LIVE}
     finally:

@@ -51,9 +51,9 @@ def two_nodes(tmp_path: Path) -> Iterator[Deployment]:
 
 @pytest.fixture
 def two_boxes(tmp_path: Path) -> Iterator[Deployment]:
-    """Two nodes as on two boxes: a data directory each, sessions in Redis,
+    """Two nodes as on two boxes: a data directory each, one PostgreSQL,
     Redis secured as an operator would (TLS only, an ACL user's password)."""
-    with deployment(tmp_path, redis_store=True, secure=True) as dep:
+    with deployment(tmp_path, several_boxes=True, secure=True) as dep:
         dep.start_nodes("a", "b")
         yield dep
 

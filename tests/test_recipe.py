@@ -3,7 +3,8 @@ the shared secret, so an invite made on one box was refused on the other).
 
 The three blocks marked ``<!-- recipe: ... -->`` in README.md are read and
 run as they are, with test values put in for the placeholders (host names,
-addresses, ports, paths, the secret and the Redis password): the Redis
+addresses, ports, paths, the secret, the Redis password and the database,
+a PostgreSQL the test starts): the Redis
 certificate, ``redis.conf`` for a real redis-server (TLS only, an ACL user),
 two boxes, and ``sidecoach cluster check``. Then a cross-box join: a
 lesson made on box1, its teacher on box1, its coach on box2, video flows.
@@ -26,11 +27,13 @@ from server.core.roles import Role
 from server.core.tokens import issue_admin_token, issue_invite
 from testkit.multinode import redis_unavailable, wait_async
 from testkit.peers import Participant, PatternVideoTrack, wait_for
+from testkit.postgres import PostgresProc, postgres_unavailable
 from testkit.procs import REPO, Proc, free_port, sidecoach_env
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(redis_unavailable() is not None, reason=str(redis_unavailable())),
+    pytest.mark.skipif(postgres_unavailable() is not None, reason=str(postgres_unavailable())),
 ]
 
 
@@ -48,13 +51,14 @@ def commands(block: str) -> list[str]:
 class Values:
     """The placeholders of the recipe and what the test puts in their place."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, database_url: str) -> None:
         self.tmp = tmp
         self.redis_port = free_port()
         self.box_ports = {"10.0.0.11": free_port(), "10.0.0.12": free_port()}
         self.secret = secrets.token_urlsafe(48)
         self.password = "pw-" + secrets.token_hex(16)
         self.swaps = {
+            "postgresql://sidecoach:DB_PASSWORD@db.school.example/sidecoach": database_url,
             "THE_SAME_SECRET_ON_EVERY_BOX": self.secret,
             "REDIS_PASSWORD": self.password,
             "redis.school.example": "127.0.0.1",
@@ -107,7 +111,8 @@ async def test_the_readme_recipe_gives_a_deployment_whose_boxes_share_lessons(
 ) -> None:
     blocks = recipe_blocks()
     assert set(blocks) == {"redis", "redis.conf", "boxes"}, set(blocks)
-    values = Values(tmp_path)
+    postgres = PostgresProc()
+    values = Values(tmp_path, await postgres.create("sidecoach"))
     (tmp_path / "redis-data").mkdir()
     procs: list[Proc] = []
     people: list[Participant] = []
@@ -137,7 +142,7 @@ async def test_the_readme_recipe_gives_a_deployment_whose_boxes_share_lessons(
                 procs.append(boxes[-1])
             else:
                 assert shlex.split(line) == ["sidecoach", "cluster", "check"], line
-        assert len(boxes) == 2 and env["SIDECOACH_STORE"] == "redis"
+        assert len(boxes) == 2 and env["SIDECOACH_DATABASE_URL"].startswith("postgresql://")
 
         # 4. on any box: every line ok (once the boxes have linked up)
         last: list[subprocess.CompletedProcess[str]] = []
@@ -208,6 +213,7 @@ async def test_the_readme_recipe_gives_a_deployment_whose_boxes_share_lessons(
             await p.close()
         for proc in reversed(procs):
             proc.stop(timeout=10)
+        postgres.stop()
     for proc in procs:  # no password or secret in any log
         log = proc.output()
         assert values.password not in log and values.secret not in log

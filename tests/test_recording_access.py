@@ -8,13 +8,13 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
 from server.core.tokens import issue_admin_token, issue_invite
+from server.storage.audit import AuditLog
 from testkit.peers import Participant, PatternVideoTrack, ToneTrack, wait_for
 from testkit.server import TEST_SECRET, LiveServer
 
@@ -223,6 +223,5 @@ async def test_each_role_reads_only_what_it_could_hear_or_see_live(
         assert row is not None and row.deleted and row.deleted_by == "teacher: Ms. Rivera"
         assert (await call("GET", f"/recordings/{rid}/{files['camera']}", "admin")).status == 404
         assert (await call("GET", "/api/recordings", "teacher")).json()["recordings"] == []
-        log = Path(live_server.config.data_dir / "audit.jsonl").read_text().splitlines()
-        deletion = json.loads(log[-1])
+        deletion = (await AuditLog(live_server.store.db).query(limit=1))[0]
         assert deletion["action"] == "delete" and deletion["who"]["role"] == "teacher"

@@ -1,4 +1,5 @@
-"""The SQLite session store: sessions survive restarts, states only move forward."""
+"""The session store on the one database: sessions survive restarts, states
+only move forward."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from server.app import open_store
 from server.core.config import Config
 from server.core.errors import InvalidMessage, SessionNotFound, SidecoachError
 from server.core.roles import SessionState
+from server.storage.database import DB_FILE_NAME
+from server.storage.lessons import open_lessons
 from server.storage.sessions import (
     DEFAULT_PROMPTS,
     DEFAULT_TALLIES,
@@ -18,12 +21,11 @@ from server.storage.sessions import (
     SessionStore,
     ensure_demo_session,
 )
-from server.storage.sqlite_sessions import DB_FILE_NAME, SqliteSessionStore
 
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[SessionStore]:
-    s = await SqliteSessionStore.open(tmp_path / DB_FILE_NAME)
+    s = await open_lessons(tmp_path)
     yield s
     await s.close()
 
@@ -115,7 +117,7 @@ async def test_scheduled_session_survives_restart(tmp_path: Path) -> None:
 
 
 async def test_closed_store_refuses_calls(tmp_path: Path) -> None:
-    s = await SqliteSessionStore.open(tmp_path / "x.sqlite3")
+    s = await open_lessons(tmp_path)
     await s.close()
     with pytest.raises(SidecoachError):
         await s.list()

@@ -30,8 +30,10 @@ from typing import Any
 
 from server.core.roles import Role
 from server.media.policy import CLASSROOM_SOURCES, RECORDER_ROLE, ProducerInfo, Source
+from server.people.principal import PersonRole, Principal
 from server.recording.clips import CLIP_NAME
 from server.recording.manifest import EVENTS_FILE, MANIFEST_FILE, TRACKS_FILE
+from server.storage.sessions import LessonPeople
 
 
 class Item(StrEnum):
@@ -207,6 +209,8 @@ class Reader:
     name: str | None = None
     #: a debrief's owner (decides its recording, ends it)
     owner: bool = False
+    #: a signed-in person (their ``invite_id`` is ``p-<person_id>``)
+    person_id: str | None = None
 
     @classmethod
     def admin(cls) -> Reader:
@@ -217,9 +221,10 @@ class Reader:
         return self.role is None
 
     def describe(self) -> dict[str, Any]:
+        who: dict[str, Any] = {"person": self.person_id} if self.person_id else {}
         if self.is_admin:
-            return {"admin": True}
-        return {"role": str(self.role), "name": self.name, "invite": self.invite_id}
+            return {"admin": True, **who}
+        return {"role": str(self.role), "name": self.name, "invite": self.invite_id, **who}
 
     @property
     def roles(self) -> frozenset[str]:
@@ -335,3 +340,166 @@ class AccessPolicy:
             "endSession": self.may(reader, Action.END_SESSION),
             "drivePlayback": self.may(reader, Action.DRIVE_PLAYBACK),
         }
+
+
+# -- people: signed-in persons and their lessons ---------------------------------
+
+
+class Relation(StrEnum):
+    """How a signed-in person stands to one lesson (the strongest applies)."""
+
+    TEACHER = "teacher"  # the lesson's teacher
+    SCHEDULING_COACH = "scheduling-coach"  # the coach who scheduled it
+    CASELOAD_COACH = "caseload-coach"  # its teacher is in this coach's caseload
+    INVITED_COACH = "invited-coach"  # the teacher invited this coach to it
+    GROUP_MEMBER = "group-member"  # a debrief started for this person's group
+    SHARED = "shared"  # the teacher shared the recording with this person
+    SCHOOL_ADMIN = "school-admin"  # an admin of the lesson's school
+    DISTRICT_ADMIN = "district-admin"
+    NONE = "none"
+
+
+#: strongest first: the first relation that holds decides
+RELATION_ORDER: tuple[Relation, ...] = (
+    Relation.TEACHER,
+    Relation.SCHEDULING_COACH,
+    Relation.CASELOAD_COACH,
+    Relation.INVITED_COACH,
+    Relation.GROUP_MEMBER,
+    Relation.DISTRICT_ADMIN,
+    Relation.SCHOOL_ADMIN,
+    Relation.SHARED,
+)
+
+#: the role each relation reads a lesson with (``None``: as an admin;
+#: missing: not at all). A school admin and a person a recording was shared
+#: with see what an observer sees: the classroom, never a whisper.
+PERSON_READS_AS: dict[Relation, Role | None] = {
+    Relation.TEACHER: Role.TEACHER,
+    Relation.SCHEDULING_COACH: Role.COACH,
+    Relation.CASELOAD_COACH: Role.COACH,
+    Relation.INVITED_COACH: Role.COACH,
+    Relation.GROUP_MEMBER: Role.MEMBER,
+    Relation.SHARED: Role.OBSERVER,
+    Relation.SCHOOL_ADMIN: Role.OBSERVER,
+    Relation.DISTRICT_ADMIN: None,
+}
+
+#: relations that may join the lesson live from their home page (an admin
+#: or a reader of a shared recording does not)
+PERSON_JOINS_LIVE: frozenset[Relation] = frozenset(
+    {
+        Relation.TEACHER,
+        Relation.SCHEDULING_COACH,
+        Relation.CASELOAD_COACH,
+        Relation.INVITED_COACH,
+        Relation.GROUP_MEMBER,
+    }
+)
+
+#: relations whose every read is written to the audit log (all reads of
+#: recorded data are; these also for lists and lesson pages)
+AUDITED_RELATIONS: frozenset[Relation] = frozenset(
+    {Relation.DISTRICT_ADMIN, Relation.SCHOOL_ADMIN, Relation.SHARED}
+)
+
+
+class PersonAction(StrEnum):
+    """What a person may do outside a lesson (``PERSON_MAY``)."""
+
+    SCHEDULE_LESSON = "schedule-lesson"  # with a teacher of their caseload
+    START_GROUP_DEBRIEF = "start-group-debrief"  # for a group they belong to
+    MAKE_GROUP = "make-group"
+    MANAGE_PEOPLE = "manage-people"  # accounts, roles, caseloads (their school)
+    MANAGE_DISTRICT = "manage-district"  # schools, domains, district admins
+    SHARE_RECORDING = "share-recording"  # only the lesson's teacher (Relation)
+    CALENDAR = "calendar"  # their own iCalendar feed
+
+
+#: person roles that may do each action (share: the lesson's teacher only)
+PERSON_MAY: dict[PersonAction, frozenset[PersonRole]] = {
+    PersonAction.SCHEDULE_LESSON: frozenset({PersonRole.COACH}),
+    PersonAction.START_GROUP_DEBRIEF: frozenset({PersonRole.COACH, PersonRole.TEACHER}),
+    PersonAction.MAKE_GROUP: frozenset(
+        {PersonRole.COACH, PersonRole.SCHOOL_ADMIN, PersonRole.DISTRICT_ADMIN}
+    ),
+    PersonAction.MANAGE_PEOPLE: frozenset({PersonRole.SCHOOL_ADMIN, PersonRole.DISTRICT_ADMIN}),
+    PersonAction.MANAGE_DISTRICT: frozenset({PersonRole.DISTRICT_ADMIN}),
+    PersonAction.SHARE_RECORDING: frozenset(),
+    PersonAction.CALENDAR: frozenset(PersonRole),
+}
+
+
+@dataclass(frozen=True)
+class LessonFacts:
+    """What the policy needs to know about one lesson."""
+
+    people: LessonPeople
+    #: persons the lesson was opened to: person id -> "coach" or "viewer"
+    shares: dict[str, str]
+
+    @classmethod
+    def of(cls, people: LessonPeople, shares: dict[str, str] | None = None) -> LessonFacts:
+        return cls(people, dict(shares or {}))
+
+
+def relation(person: Principal, lesson: LessonFacts) -> Relation:
+    """How ``person`` stands to ``lesson``: the strongest relation that holds."""
+    p = lesson.people
+    holds = {
+        Relation.TEACHER: p.teacher_id == person.person_id,
+        Relation.SCHEDULING_COACH: p.coach_id == person.person_id,
+        Relation.CASELOAD_COACH: p.teacher_id is not None and p.teacher_id in person.caseload,
+        Relation.INVITED_COACH: lesson.shares.get(person.person_id) == "coach",
+        Relation.GROUP_MEMBER: p.group_id is not None and p.group_id in person.groups,
+        Relation.DISTRICT_ADMIN: person.has(PersonRole.DISTRICT_ADMIN),
+        Relation.SCHOOL_ADMIN: p.school_id is not None
+        and p.school_id in person.schools(PersonRole.SCHOOL_ADMIN),
+        Relation.SHARED: lesson.shares.get(person.person_id) == "viewer",
+    }
+    return next((r for r in RELATION_ORDER if holds[r]), Relation.NONE)
+
+
+def _role_in(rel: Relation, lesson: LessonFacts) -> Role | None:
+    if lesson.people.group_id is not None and rel in PERSON_JOINS_LIVE:
+        return Role.MEMBER  # a group's debrief: whoever joins it is a member
+    return PERSON_READS_AS[rel]
+
+
+def person_reader(person: Principal, lesson: LessonFacts) -> Reader | None:
+    """The reader a person reads this lesson as (None: they may not)."""
+    rel = relation(person, lesson)
+    if rel not in PERSON_READS_AS:
+        return None
+    return Reader(_role_in(rel, lesson), person.invite_id, person.name, person_id=person.person_id)
+
+
+def person_live_role(person: Principal, lesson: LessonFacts) -> Role | None:
+    """The role a person joins this lesson live with (None: they may not)."""
+    rel = relation(person, lesson)
+    return _role_in(rel, lesson) if rel in PERSON_JOINS_LIVE else None
+
+
+def person_may(person: Principal, action: PersonAction) -> bool:
+    return bool(person.roles & PERSON_MAY[action])
+
+
+def may_share(person: Principal, lesson: LessonFacts) -> bool:
+    """Only a lesson's teacher opens its recording to someone beyond them."""
+    return relation(person, lesson) is Relation.TEACHER and lesson.people.group_id is None
+
+
+def may_schedule_with(person: Principal, teacher_id: str) -> bool:
+    """A coach schedules lessons with the teachers of their caseload."""
+    return person_may(person, PersonAction.SCHEDULE_LESSON) and teacher_id in person.caseload
+
+
+def may_manage_school(person: Principal, school_id: str | None) -> bool:
+    """A district admin manages every school; a school admin their own."""
+    if person.has(PersonRole.DISTRICT_ADMIN):
+        return True
+    return school_id is not None and school_id in person.schools(PersonRole.SCHOOL_ADMIN)
+
+
+def audited(person: Principal, lesson: LessonFacts) -> bool:
+    return relation(person, lesson) in AUDITED_RELATIONS

@@ -53,7 +53,7 @@ class ClusterDeployment:
         self._node = ClusterNode(self.config, sio, self._catalog, self._redis)
         self._node.manager = manager
         self._forwarder = PollingForwarder(self._node.tag, self._node.url_of_tag)
-        if self.config.store == "redis":
+        if self.config.store == "redis" or self.config.database_url:
             self._across = RecordingsAcrossNodes(self._catalog, self._node.other_urls)
 
     # -- the session manager and the signaling edge ---------------------------------

@@ -104,6 +104,26 @@ class Limits:
     #: the most a participant may send per video track (kbit/s): in the
     #: offer (b=AS/TIAS) and in the REMB the server sends the publisher
     max_video_bitrate_kbps: int = 2500
+    # -- people: sign-in --------------------------------------------------
+    #: wrong passwords in a row that lock a local account ...
+    login_failures_before_lockout: int = 5
+    #: ... for this many seconds (a right password does not open it sooner)
+    login_lockout_s: float = 900.0
+    #: sign-in attempts (password or OIDC) per minute from one address
+    logins_per_minute_per_address: int = 20
+    #: a login session ends this long after its sign-in ...
+    login_session_ttl_s: float = 12 * 3600.0
+    #: ... or after this long unused
+    login_session_idle_s: float = 4 * 3600.0
+    #: an OIDC sign-in must come back from the provider within this
+    oidc_state_ttl_s: float = 600.0
+    #: an ID token's clocks may differ from ours by this much
+    oidc_leeway_s: int = 60
+    #: lessons one coach may schedule per minute
+    lessons_per_person_per_minute: int = 30
+    #: a node checks this often that the login sessions of the persons in
+    #: its lessons are alive (one ended on another node: sign-out, disabled)
+    login_recheck_s: float = 15.0
 
 
 @dataclass(frozen=True)
@@ -188,6 +208,16 @@ class Config:
     retention_interval_s: float = 3600.0
     #: how often ended/expired/abandoned sessions are looked for
     lifecycle_interval_s: float = 15.0
+    #: the database several boxes share (``postgresql://user:pw@host/db``);
+    #: "" = SQLite in ``data_dir``. Never logged with its password.
+    database_url: str = field(default="", repr=False)
+    #: the district's OpenID Connect provider (its issuer URL); "" = local
+    #: passwords only
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: str = field(default="", repr=False)
+    #: the sign-in button's words ("Sign in with Google")
+    oidc_label: str = "Sign in with your district account"
     limits: Limits = field(default_factory=Limits)
 
     @property
@@ -226,6 +256,9 @@ _NAMES = {
     "node_url": "SIDECOACH_NODE_URL (--node-url)",
     "log_format": "SIDECOACH_LOG_FORMAT (--log-format)",
     "drain_deadline_s": "SIDECOACH_DRAIN_DEADLINE_S (--drain-deadline)",
+    "database_url": "SIDECOACH_DATABASE_URL",
+    "oidc_issuer": "SIDECOACH_OIDC_ISSUER",
+    "oidc_client_id": "SIDECOACH_OIDC_CLIENT_ID",
 }
 
 #: where sessions may be kept
@@ -245,6 +278,13 @@ def check_cluster_settings(config: Config) -> None:
         raise ConfigError(f"{n['store']} has value {config.store!r}: expected sqlite or redis")
     if config.store == "redis" and not config.redis_url:
         raise ConfigError(f"{n['store']} is 'redis' but {n['redis_url']} is not set")
+    if config.store == "redis" and not config.database_url:
+        raise ConfigError(
+            f"{n['store']}=redis is retired: several boxes share one PostgreSQL database. "
+            f"Set {n['database_url']}=postgresql://user:password@host/db (the sessions in "
+            "Redis are copied into it at the first start), then drop SIDECOACH_STORE"
+        )
+    check_people_settings(config)
     if config.redis_url and not config.redis_url.startswith(("redis://", "rediss://", "unix://")):
         shown = config.redis_url.split("@")[-1]  # never a password in an error
         raise ConfigError(
@@ -268,6 +308,22 @@ def check_cluster_settings(config: Config) -> None:
         raise ConfigError(f"{n['log_format']} has value {config.log_format!r}: text or json")
     if config.drain_deadline_s < 0:
         raise ConfigError(f"{n['drain_deadline_s']} must be 0 or more seconds")
+
+
+def check_people_settings(config: Config) -> None:
+    """Refuse a half-configured OIDC provider, naming the variable."""
+    n = _NAMES
+    if config.oidc_issuer:
+        parts = urlsplit(config.oidc_issuer)
+        loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
+        if not parts.hostname or not (
+            parts.scheme == "https" or (parts.scheme == "http" and loopback)
+        ):
+            raise ConfigError(
+                f"{n['oidc_issuer']} has value {config.oidc_issuer!r}: expected https://host/..."
+            )
+        if not config.oidc_client_id:
+            raise ConfigError(f"{n['oidc_issuer']} is set but {n['oidc_client_id']} is not")
 
 
 def check_network_settings(config: Config) -> None:

@@ -226,6 +226,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("log_level", "SIDECOACH_LOG_LEVEL", "--log-level", parse_log_level),
     Setting("log_format", "SIDECOACH_LOG_FORMAT", "--log-format", choice("text", "json")),
     Setting("retention_days", "SIDECOACH_RETENTION_DAYS", None, parse_positive_float),
+    Setting("database_url", "SIDECOACH_DATABASE_URL", None, parse_text),
+    Setting("oidc_issuer", "SIDECOACH_OIDC_ISSUER", None, parse_url),
+    Setting("oidc_client_id", "SIDECOACH_OIDC_CLIENT_ID", None, parse_text),
+    Setting("oidc_client_secret", "SIDECOACH_OIDC_CLIENT_SECRET", None, parse_text, secret=True),
+    Setting("oidc_label", "SIDECOACH_OIDC_LABEL", None, parse_text),
     Setting(
         "lifecycle_interval_s", "SIDECOACH_LIFECYCLE_INTERVAL_S", None, parse_positive_float
     ),
@@ -234,6 +239,10 @@ SETTINGS: tuple[Setting, ...] = (
 ICE_SERVERS = "SIDECOACH_ICE_SERVERS"
 TURN_USERNAME = "SIDECOACH_TURN_USERNAME"
 TURN_CREDENTIAL = "SIDECOACH_TURN_CREDENTIAL"
+
+#: settings that may carry a password in their URL (redacted when shown)
+URLS_WITH_PASSWORDS = frozenset({"redis_url", "database_url"})
+
 
 def limit_env(name: str) -> str:
     return LIMIT_PREFIX + name.upper()
@@ -304,7 +313,7 @@ def load(
         if raw_flag is not None and raw_flag.strip():
             source, value = f"{FLAG} {s.flag}", _read(str(s.flag), raw_flag, s.parse)
         values[s.field] = value
-        shown = redact_url(value) if s.field == "redis_url" and value else value
+        shown = redact_url(value) if s.field in URLS_WITH_PASSWORDS and value else value
         sources[s.label] = (source, _shown(s.secret, shown))
     values["ice_servers"] = _ice_servers(env, sources)
     values["limits"] = _limits(env, sources)

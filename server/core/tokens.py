@@ -49,6 +49,9 @@ class InviteClaims:
     invite_id: str = ""
     #: the debrief's owner: decides whether the debrief itself is recorded
     owner: bool = False
+    #: a signed-in person's invite: their login session (its hash), which
+    #: must still be alive for the invite to join (sign-out, disabling)
+    login: str = ""
 
 
 def new_invite_id() -> str:
@@ -129,6 +132,7 @@ def issue_invite(
     now: float | None = None,
     invite_id: str | None = None,
     owner: bool = False,
+    login: str = "",
 ) -> str:
     """An invite to ``session_id`` as ``role``, valid for ``ttl_s`` seconds.
     Each call mints a new invite id unless ``invite_id`` is given."""
@@ -142,6 +146,8 @@ def issue_invite(
     }
     if owner:
         extra["own"] = True
+    if login:
+        extra["lgn"] = login
     if name is not None:
         name = name.strip()[:MAX_NAME_CHARS]
         if name:
@@ -174,6 +180,7 @@ def verify_invite(secret: str, token: str, *, now: float | None = None) -> Invit
         expires_at=int(claims["exp"]),
         invite_id=iid,
         owner=claims.get("own") is True,
+        login=str(claims.get("lgn") or "")[:64],
     )
 
 

@@ -82,6 +82,20 @@ def _environment() -> jinja2.Environment:
     )
 
 
+class Renderer:
+    """Renders a template with the pages' security headers (for the pages of
+    other modules: sign-in, home, admin)."""
+
+    def __init__(self) -> None:
+        self.env = _environment()
+
+    def render(self, template: str, *, status: int = 200, **context: Any) -> web.Response:
+        html = self.env.get_template(template).render(version=__version__, **context)
+        return web.Response(
+            text=html, status=status, content_type="text/html", headers=_SECURITY_HEADERS
+        )
+
+
 class _Pages:
     def __init__(self, config: Config, store: SessionStore) -> None:
         self.config = config

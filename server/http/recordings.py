@@ -1,8 +1,11 @@
 """HTTP access to recordings, by the one access policy.
 
 A reader is an invite for the recorded session (its role decides what it
-reads) or an admin. Every read of recorded data is audited. Refusals are
-401/403/404 with no recorded bytes; media is streamed with range requests.
+reads), an admin, or a signed-in person (the login cookie, no token: the
+policy's ``person_reader`` gives the role, by their relation to the lesson;
+a recording they may not read is a 404, and the refusal is audited).
+Every read of recorded data is audited. Refusals are 401/403/404 with no
+recorded bytes; media is streamed with range requests.
 
 | route | who | what |
 |---|---|---|
@@ -26,19 +29,21 @@ from typing import Any
 
 from aiohttp import web
 
-from server.access.audit import AuditLog
 from server.access.policy import AccessPolicy, Action, Reader
 from server.access.views import manifest_view, timeline_view
 from server.core.config import Config
 from server.core.errors import Forbidden, InvalidMessage
 from server.core.roles import Role
 from server.http import auth
+from server.http.login import has_bearer, signed_in
+from server.http.person_access import PersonAccess
 from server.http.replies import JSON_HEADERS, json_response
 from server.recording.catalog import RECORDING, RecordingCatalog, RecordingRow
 from server.recording.errors import RecordingBusy, RecordingNotFound
 from server.recording.event_log import read_events
 from server.recording.manifest import EVENTS_FILE, read_manifest
 from server.recording.retention import remove_tree
+from server.storage.audit import AuditLog
 from server.storage.sessions import SessionKind, SessionStore
 
 logger = logging.getLogger(__name__)
@@ -61,12 +66,15 @@ class RecordingAccess:
         policy: AccessPolicy,
         audit: AuditLog,
         store: SessionStore,
+        persons: PersonAccess | None = None,
     ) -> None:
         self.config = config
         self.catalog = catalog
         self.policy = policy
         self.audit = audit
         self.store = store
+        #: signed-in persons (a login cookie instead of a token)
+        self.persons = persons
 
     def reader(self, request: web.Request) -> tuple[Reader, str | None]:
         """Who is asking, and the session their invite is for (None: admin)."""
@@ -77,6 +85,8 @@ class RecordingAccess:
     ) -> tuple[RecordingRow, dict[str, Any], Reader]:
         """The recording of the URL, its manifest and its reader; raises for
         anyone who may not read it at all."""
+        if self.persons is not None and not has_bearer(request) and signed_in(request):
+            return await self._person_recording(request, self.persons)
         reader, session_id = self.reader(request)
         row = await self.catalog.get(request.match_info["recording_id"])
         if row is None or row.deleted:
@@ -92,6 +102,18 @@ class RecordingAccess:
         if reader.name is None:  # an invite without a name: the lesson's teacher, or the role
             name = manifest.get("teacher_name") if reader.role == Role.TEACHER else None
             reader = Reader(reader.role, reader.invite_id, str(name or reader.role))
+        return row, manifest, reader
+
+    async def _person_recording(
+        self, request: web.Request, persons: PersonAccess
+    ) -> tuple[RecordingRow, dict[str, Any], Reader]:
+        row = await self.catalog.get(request.match_info["recording_id"])
+        if row is None or row.deleted:
+            raise RecordingNotFound("no such recording")
+        reader = await persons.reader_for_recording(request, row)
+        manifest = await asyncio.get_running_loop().run_in_executor(
+            None, read_manifest, row.directory
+        )
         return row, manifest, reader
 
     async def audited(

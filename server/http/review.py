@@ -30,6 +30,7 @@ from server.access.policy import Action, Item, Reader, Visibility
 from server.core.errors import Forbidden, InvalidMessage, NotFound
 from server.core.roles import Role, SessionState
 from server.core.tokens import MAX_NAME_CHARS, issue_invite
+from server.http.login import has_bearer, signed_in
 from server.http.recordings import RecordingAccess
 from server.http.replies import json_response, read_model
 from server.recording.catalog import RecordingRow
@@ -116,6 +117,8 @@ class ReviewApi:
         self._policy = access.policy
         self._limit = access.config.limits.max_message_bytes
         self.on_comment = on_comment
+        #: ``GET /api/lessons`` for a signed-in person (``home.py``)
+        self.person_lessons: Callable[[web.Request], Awaitable[web.Response]] | None = None
 
     # -- comments -----------------------------------------------------------------
 
@@ -305,6 +308,8 @@ class ReviewApi:
     # -- the library ----------------------------------------------------------------------
 
     async def lessons(self, request: web.Request) -> web.Response:
+        if self.person_lessons is not None and not has_bearer(request) and signed_in(request):
+            return await self.person_lessons(request)
         reader, session_id = self._access.reader(request)
         if session_id is not None:
             records = [await self._store.get(session_id)]

@@ -62,6 +62,8 @@ class Removal(StrEnum):
     REPLACED = "replaced"
     #: several nodes: the lesson continues on another node
     MOVED = "moved"
+    #: the person signed out, or an admin disabled their account
+    SIGNED_OUT = "signed_out"
 
 
 def new_participant_id() -> str:

@@ -14,7 +14,9 @@ from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
 #: query parameters that carry credentials
-SECRET_PARAMS = frozenset({"token", "admin", "access_token", "auth"})
+SECRET_PARAMS = frozenset({"token", "admin", "access_token", "auth", "code", "state", "id_token"})
+#: paths whose last part is a secret (a person's calendar feed)
+_SECRET_PATH = re.compile(r"^(/calendar/)[^/?]+")
 REDACTED = "REDACTED"
 #: three base64url parts, the first one a JSON object ("eyJ" = '{"')
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*")
@@ -24,12 +26,15 @@ def redact_url(url: str) -> str:
     """``url`` (a path with query, or a full URL) with secret parameters
     and JWT-shaped strings replaced by ``REDACTED``."""
     base, sep, query = url.partition("?")
+    base = _SECRET_PATH.sub(r"\1" + REDACTED, base)
     if sep:
         pairs = [
             (k, REDACTED if k.lower() in SECRET_PARAMS else v)
             for k, v in parse_qsl(query, keep_blank_values=True)
         ]
         url = base + "?" + urlencode(pairs, safe="/:,")
+    else:
+        url = base
     return _JWT.sub(REDACTED, url)
 
 

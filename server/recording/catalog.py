@@ -1,4 +1,4 @@
-"""Recording metadata in SQLite (``DATA_DIR/recordings.sqlite3``): which
+"""Recording metadata in the one database (the ``recordings`` table): which
 recordings exist, for which session, how big, in what state.
 
 With several nodes a recording also names the node that wrote it and the
@@ -8,41 +8,15 @@ of the first part and ``part`` numbers 1, 2, ... in the order written."""
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from server.storage.sqlite_worker import SqliteWorker, add_missing_columns
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
-CATALOG_FILE = "recordings.sqlite3"
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS recordings (
-    id TEXT PRIMARY KEY,
-    session_id TEXT NOT NULL,
-    directory TEXT NOT NULL,
-    state TEXT NOT NULL,
-    started_at REAL NOT NULL,
-    ended_at REAL,
-    duration_ms INTEGER NOT NULL DEFAULT 0,
-    bytes INTEGER NOT NULL DEFAULT 0,
-    deleted_at REAL,
-    deleted_by TEXT
-);
-CREATE INDEX IF NOT EXISTS recordings_session ON recordings(session_id);
-CREATE INDEX IF NOT EXISTS recordings_started ON recordings(started_at);
-"""
-
-
-#: columns added after the first release
-_ADDED_COLUMNS = (
-    ("deleted_at", "REAL"),
-    ("deleted_by", "TEXT"),
-    ("node", "TEXT NOT NULL DEFAULT ''"),
-    ("series", "TEXT"),
-    ("part", "INTEGER NOT NULL DEFAULT 1"),
-)
+from server.storage.database import Database
+from server.storage.models import Recording
 
 #: a recording whose files are gone (by the teacher, an admin or retention)
 DELETED = "deleted"
@@ -89,27 +63,29 @@ class RecordingRow:
         }
 
 
-_COLUMNS = (
-    "id, session_id, directory, state, started_at, ended_at, duration_ms, bytes,"
-    " deleted_at, deleted_by, node, series, part"
-)
-
-
-def _row(r: tuple[Any, ...]) -> RecordingRow:
+def _row(r: Recording) -> RecordingRow:
     return RecordingRow(
-        r[0], r[1], Path(r[2]), r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11] or "", r[12]
+        r.id,
+        r.session_id,
+        Path(r.directory),
+        r.state,
+        r.started_at,
+        r.ended_at,
+        r.duration_ms,
+        r.bytes,
+        r.deleted_at,
+        r.deleted_by,
+        r.node or "",
+        r.series or "",
+        r.part,
     )
 
 
 class RecordingCatalog:
-    def __init__(self, db: SqliteWorker) -> None:
-        self._db = db
+    """The catalog on the one database (shared by every node of a deployment)."""
 
-    @classmethod
-    async def open(cls, data_dir: Path) -> RecordingCatalog:
-        db = await SqliteWorker.open(data_dir / CATALOG_FILE, _SCHEMA)
-        await db.run(lambda conn: add_missing_columns(conn, "recordings", _ADDED_COLUMNS))
-        return cls(db)
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     async def add(
         self,
@@ -122,105 +98,101 @@ class RecordingCatalog:
         part: int = 1,
         node: str = "",
     ) -> None:
-        def add(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "INSERT OR IGNORE INTO recordings (id, session_id, directory, state, started_at,"
-                " series, part, node) VALUES (?, ?, ?, 'recording', ?, ?, ?, ?)",
-                (recording_id, session_id, str(directory), started_at, series, part, node),
-            )
-
-        await self._db.run(add)
+        insert = postgresql.insert if self._db.dialect == "postgresql" else sqlite.insert
+        stmt = insert(Recording).values(
+            id=recording_id,
+            session_id=session_id,
+            directory=str(directory),
+            state=RECORDING,
+            started_at=started_at,
+            series=series,
+            part=part,
+            node=node,
+            duration_ms=0,
+            bytes=0,
+        )
+        async with self._db.session() as s, s.begin():
+            await s.execute(stmt.on_conflict_do_nothing())
 
     async def finish(self, recording_id: str, manifest: dict[str, Any]) -> None:
         """The recording is finalized (or recovered); its row says so. A
         part that another node recovered names again the node that wrote
         it (the manifest's ``node``; ``take_over`` borrowed the column)."""
         writer = str(manifest.get("node") or "")
+        values: dict[str, Any] = {
+            "state": manifest.get("state", "finalized"),
+            "ended_at": manifest.get("ended_at"),
+            "duration_ms": int(manifest.get("duration_ms") or 0),
+            "bytes": int(manifest.get("bytes") or 0),
+        }
+        if writer:
+            values["node"] = writer
+        async with self._db.session() as s, s.begin():
+            await s.execute(update(Recording).where(Recording.id == recording_id).values(**values))
 
-        def finish(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "UPDATE recordings SET state = ?, ended_at = ?, duration_ms = ?, bytes = ?,"
-                " node = CASE WHEN ? = '' THEN node ELSE ? END WHERE id = ?",
-                (
-                    manifest.get("state", "finalized"),
-                    manifest.get("ended_at"),
-                    int(manifest.get("duration_ms") or 0),
-                    int(manifest.get("bytes") or 0),
-                    writer,
-                    writer,
-                    recording_id,
-                ),
-            )
-
-        await self._db.run(finish)
+    async def _select(self, query: Any) -> list[RecordingRow]:
+        async with self._db.session() as s:
+            return [_row(r) for r in (await s.execute(query)).scalars().all()]
 
     async def recordings(
         self, session_id: str | None = None, *, include_deleted: bool = False
     ) -> list[RecordingRow]:
-        def select(conn: sqlite3.Connection) -> list[RecordingRow]:
-            where, params = [], []
-            if session_id is not None:
-                where.append("session_id = ?")
-                params.append(session_id)
-            if not include_deleted:
-                where.append("state != ?")
-                params.append(DELETED)
-            sql = f"SELECT {_COLUMNS} FROM recordings"
-            if where:
-                sql += " WHERE " + " AND ".join(where)
-            rows = conn.execute(sql + " ORDER BY started_at", params)
-            return [_row(r) for r in rows.fetchall()]
+        query = select(Recording).order_by(Recording.started_at)
+        if session_id is not None:
+            query = query.where(Recording.session_id == session_id)
+        if not include_deleted:
+            query = query.where(Recording.state != DELETED)
+        return await self._select(query)
 
-        return await self._db.run(select)
+    async def for_sessions(self, session_ids: list[str]) -> list[RecordingRow]:
+        """The recordings (not deleted) of these sessions, oldest first."""
+        if not session_ids:
+            return []
+        query = (
+            select(Recording)
+            .where(Recording.session_id.in_(session_ids), Recording.state != DELETED)
+            .order_by(Recording.started_at)
+        )
+        return await self._select(query)
 
     async def in_state(self, state: str) -> list[RecordingRow]:
-        def select(conn: sqlite3.Connection) -> list[RecordingRow]:
-            rows = conn.execute(f"SELECT {_COLUMNS} FROM recordings WHERE state = ?", (state,))
-            return [_row(r) for r in rows.fetchall()]
-
-        return await self._db.run(select)
+        return await self._select(select(Recording).where(Recording.state == state))
 
     async def get(self, recording_id: str) -> RecordingRow | None:
-        def select(conn: sqlite3.Connection) -> RecordingRow | None:
-            r = conn.execute(
-                f"SELECT {_COLUMNS} FROM recordings WHERE id = ?", (recording_id,)
-            ).fetchone()
-            return _row(r) if r else None
-
-        return await self._db.run(select)
+        async with self._db.session() as s:
+            row = await s.get(Recording, recording_id)
+        return _row(row) if row is not None else None
 
     async def older_than(self, cutoff: float) -> list[RecordingRow]:
-        def select(conn: sqlite3.Connection) -> list[RecordingRow]:
-            rows = conn.execute(
-                f"SELECT {_COLUMNS} FROM recordings"
-                " WHERE started_at < ? AND state NOT IN (?, ?)",
-                (cutoff, RECORDING, DELETED),
+        return await self._select(
+            select(Recording).where(
+                Recording.started_at < cutoff, Recording.state.not_in((RECORDING, DELETED))
             )
-            return [_row(r) for r in rows.fetchall()]
-
-        return await self._db.run(select)
+        )
 
     async def mark_deleted(self, recording_id: str, *, by: str, at: float) -> None:
         """The files are gone: keep the row (who deleted it, when)."""
-        await self._db.run(
-            lambda c: c.execute(
-                "UPDATE recordings SET state = ?, deleted_at = ?, deleted_by = ? WHERE id = ?",
-                (DELETED, at, by, recording_id),
+        async with self._db.session() as s, s.begin():
+            await s.execute(
+                update(Recording)
+                .where(Recording.id == recording_id)
+                .values(state=DELETED, deleted_at=at, deleted_by=by)
             )
-        )
 
     async def take_over(self, recording_id: str, from_node: str, to_node: str) -> bool:
         """Make ``to_node`` the writer of a recording ``from_node`` left
         unfinished (it died); False if another node took it first."""
-
-        def take(conn: sqlite3.Connection) -> bool:
-            cur = conn.execute(
-                "UPDATE recordings SET node = ? WHERE id = ? AND node = ? AND state = ?",
-                (to_node, recording_id, from_node, RECORDING),
+        async with self._db.session() as s, s.begin():
+            result = await s.execute(
+                update(Recording)
+                .where(
+                    Recording.id == recording_id,
+                    Recording.node == from_node,
+                    Recording.state == RECORDING,
+                )
+                .values(node=to_node)
             )
-            return cur.rowcount == 1
-
-        return await self._db.run(take)
+        return bool(getattr(result, "rowcount", 0) == 1)
 
     async def close(self) -> None:
-        await self._db.close()
+        """The database is the caller's: closing the catalog leaves it open."""

@@ -1,52 +1,29 @@
 """Review comments: time-stamped text on a recording's timeline, threaded
 (a reply belongs to its thread's first comment), optionally tagged with one
-of the lesson's tally categories or prompts, in SQLite
-(``DATA_DIR/comments.sqlite3``). Who reads one is the access policy's
+of the lesson's tally categories or prompts, in the one database (the
+``comments`` table). Who reads one is the access policy's
 (its author always; others by its visibility); this store only keeps them.
 """
 
 from __future__ import annotations
 
 import secrets
-import sqlite3
 import time
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, fields
 from typing import Any
 
-from server.core.errors import LimitReached
-from server.storage.sqlite_worker import SqliteWorker
+from sqlalchemy import delete, func, select
 
-COMMENTS_FILE = "comments.sqlite3"
+from server.core.errors import LimitReached
+from server.storage.database import Database
+from server.storage.models import Comment as CommentRow
+
 #: a comment's text, at most this many characters
 MAX_COMMENT_CHARS = 2000
 #: a tag, at most this many characters
 MAX_TAG_CHARS = 80
 #: comments one recording may hold
 MAX_COMMENTS_PER_RECORDING = 5000
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS comments (
-    id TEXT PRIMARY KEY,
-    recording_id TEXT NOT NULL,
-    parent_id TEXT,
-    t_ms INTEGER NOT NULL,
-    text TEXT NOT NULL,
-    tag TEXT,
-    visibility TEXT NOT NULL,
-    author_invite TEXT,
-    author_name TEXT NOT NULL,
-    author_role TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    from_note TEXT
-);
-CREATE INDEX IF NOT EXISTS comments_recording ON comments(recording_id, t_ms);
-"""
-_COLUMNS = (
-    "id, recording_id, parent_id, t_ms, text, tag, visibility, author_invite, author_name,"
-    " author_role, created_at, from_note"
-)
-
 
 @dataclass(frozen=True)
 class Comment:
@@ -81,8 +58,8 @@ class Comment:
         }
 
 
-def _row(r: tuple[Any, ...]) -> Comment:
-    return Comment(*r)
+def _row(r: CommentRow) -> Comment:
+    return Comment(**{f.name: getattr(r, f.name) for f in fields(Comment)})
 
 
 class TooManyComments(LimitReached):
@@ -90,25 +67,13 @@ class TooManyComments(LimitReached):
 
 
 class CommentStore:
-    """Made when the app is built, opened on its start-up (``start``)."""
+    """Comments on the one database (shared by every node of a deployment)."""
 
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._worker: SqliteWorker | None = None
-
-    @classmethod
-    def in_dir(cls, data_dir: Path) -> CommentStore:
-        return cls(data_dir / COMMENTS_FILE)
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     async def start(self) -> None:
-        if self._worker is None:
-            self._worker = await SqliteWorker.open(self._path, _SCHEMA)
-
-    @property
-    def _db(self) -> SqliteWorker:
-        if self._worker is None:
-            raise RuntimeError("the comment store is not open yet")
-        return self._worker
+        """Nothing to open: the database is the caller's."""
 
     async def add(
         self,
@@ -138,59 +103,31 @@ class CommentStore:
             created_at=time.time(),
             from_note=from_note,
         )
-
-        def insert(conn: sqlite3.Connection) -> None:
-            (count,) = conn.execute(
-                "SELECT COUNT(*) FROM comments WHERE recording_id = ?", (recording_id,)
-            ).fetchone()
-            if count >= MAX_COMMENTS_PER_RECORDING:
+        count = select(func.count()).where(CommentRow.recording_id == recording_id)
+        async with self._db.session() as s, s.begin():
+            if (await s.execute(count)).scalar_one() >= MAX_COMMENTS_PER_RECORDING:
                 raise TooManyComments(f"a recording holds at most {MAX_COMMENTS_PER_RECORDING}")
-            conn.execute(
-                f"INSERT INTO comments ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    comment.id,
-                    comment.recording_id,
-                    comment.parent_id,
-                    comment.t_ms,
-                    comment.text,
-                    comment.tag,
-                    comment.visibility,
-                    comment.author_invite,
-                    comment.author_name,
-                    comment.author_role,
-                    comment.created_at,
-                    comment.from_note,
-                ),
-            )
-
-        await self._db.run(insert)
+            s.add(CommentRow(**{f.name: getattr(comment, f.name) for f in fields(Comment)}))
         return comment
 
     async def get(self, comment_id: str) -> Comment | None:
-        def select(conn: sqlite3.Connection) -> Comment | None:
-            r = conn.execute(f"SELECT {_COLUMNS} FROM comments WHERE id = ?", (comment_id,))
-            row = r.fetchone()
-            return _row(row) if row else None
-
-        return await self._db.run(select)
+        async with self._db.session() as s:
+            row = await s.get(CommentRow, comment_id)
+        return _row(row) if row is not None else None
 
     async def for_recording(self, recording_id: str) -> list[Comment]:
-        def select(conn: sqlite3.Connection) -> list[Comment]:
-            rows = conn.execute(
-                f"SELECT {_COLUMNS} FROM comments WHERE recording_id = ?"
-                " ORDER BY t_ms, created_at",
-                (recording_id,),
-            )
-            return [_row(r) for r in rows.fetchall()]
-
-        return await self._db.run(select)
+        query = (
+            select(CommentRow)
+            .where(CommentRow.recording_id == recording_id)
+            .order_by(CommentRow.t_ms, CommentRow.created_at)
+        )
+        async with self._db.session() as s:
+            return [_row(r) for r in (await s.execute(query)).scalars().all()]
 
     async def delete_recording(self, recording_id: str) -> None:
         """The recording is gone: so are its comments."""
-        await self._db.run(
-            lambda c: c.execute("DELETE FROM comments WHERE recording_id = ?", (recording_id,))
-        )
+        async with self._db.session() as s, s.begin():
+            await s.execute(delete(CommentRow).where(CommentRow.recording_id == recording_id))
 
     async def close(self) -> None:
-        if self._worker is not None:
-            await self._worker.close()
+        """The database is the caller's."""

@@ -53,6 +53,8 @@ class Connection:
     session: Session | None = None
     participant: Participant | None = None
     joining: bool = False
+    #: the login session a signed-in person joined with ("" for invites)
+    login: str = ""
 
 
 def error_reply(exc: SidecoachError) -> Reply:

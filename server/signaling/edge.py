@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import socketio
@@ -22,6 +23,7 @@ from server.core.errors import (
     AlreadyJoined,
     Disconnected,
     RateLimited,
+    Unauthorized,
     WrongSession,
 )
 from server.core.ratelimit import LogLimiter, TokenBucket
@@ -30,7 +32,7 @@ from server.core.tokens import InviteClaims, verify_invite
 from server.core.turn import ice_config_for
 from server.live.deployment import Deployment
 from server.live.manager import SessionManager
-from server.live.session import Participant, Session, new_participant_id
+from server.live.session import Participant, Removal, Session, new_participant_id
 from server.ops.metrics import Metrics
 from server.signaling import schemas
 from server.signaling.admission import TIMEOUT, Admission
@@ -73,6 +75,10 @@ class Signaling:
         self._warnings = LogLimiter(config.limits.warnings_per_minute)
         self._tasks = TaskOwner("signaling")
         self._sweeping = False
+        self._checking_logins = False
+        #: whether a signed-in person's login session is still alive (set by
+        #: the app; None: invites of persons are refused)
+        self.login_alive: Callable[[str], Awaitable[bool]] | None = None
         self.sio.on("connect", self._on_connect)
         self.sio.on("disconnect", self._on_disconnect)
 
@@ -200,6 +206,26 @@ class Signaling:
                 self.metrics.sockets_refused.labels(TIMEOUT).inc()
                 await self.sio.close_connection(eio_sid)
 
+    async def _check_logins(self) -> None:
+        """While signed-in persons are in lessons here: every
+        ``login_recheck_s``, remove those whose login session ended (signed
+        out or disabled on another node). Ends when none is left."""
+        try:
+            while True:
+                await asyncio.sleep(self.config.limits.login_recheck_s)
+                joined = {
+                    (c.participant.invite_id, c.login)
+                    for c in self._conns.values()
+                    if c.login and c.participant is not None
+                }
+                if not joined:
+                    return
+                for invite_id, login in joined:
+                    if self.login_alive is None or not await self.login_alive(login):
+                        await self.signed_out(invite_id, login)
+        finally:
+            self._checking_logins = False
+
     async def _on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         if sid in self._conns:  # only the transport connects; never twice
             return
@@ -226,6 +252,9 @@ class Signaling:
             conn.joining = False
         conn.session, conn.participant = session, participant
         self._set_joined(conn.sid, True)
+        if conn.login and not self._checking_logins:
+            self._checking_logins = True
+            self._tasks.spawn(self._check_logins(), name="login sessions")
         await self.sio.enter_room(conn.sid, session.id)
         return {
             "participantId": participant.id,
@@ -251,6 +280,9 @@ class Signaling:
         claims = verify_invite(self.config.secret, msg.token)
         if msg.sessionId is not None and msg.sessionId != claims.session_id:
             raise WrongSession("this invite is for another session")
+        if claims.login and not (self.login_alive and await self.login_alive(claims.login)):
+            raise Unauthorized("signed out: sign in again from your home page")
+        conn.login = claims.login
         session = await self.manager.open(claims.session_id)
         pid = new_participant_id()
         self._sid_of[pid] = conn.sid
@@ -280,6 +312,25 @@ class Signaling:
         await self.sio.leave_room(conn.sid, session.id)
         await session.leave(participant.id, reason="left")
         return {}
+
+    async def signed_out(self, invite_id: str, login: str | None = None) -> int:
+        """Remove the participants a person joined as (``invite_id``
+        ``p-<person>``), of one login session or of all (``login`` None):
+        they signed out or were disabled. Returns how many."""
+        gone = [
+            c
+            for c in list(self._conns.values())
+            if c.participant is not None
+            and c.participant.invite_id == invite_id
+            and c.login
+            and (login is None or c.login == login)
+        ]
+        for c in gone:
+            if c.session is not None and c.participant is not None:
+                await c.session.remove(
+                    c.participant.id, code=Removal.SIGNED_OUT, message="you were signed out"
+                )
+        return len(gone)
 
     async def close(self) -> None:
         await self.manager.close()

@@ -125,6 +125,32 @@ class RecordingDecision:
 
 
 @dataclass(frozen=True)
+class LessonPeople:
+    """The people a lesson belongs to, by id: what the access policy asks
+    about a signed-in person's lessons."""
+
+    teacher_id: str | None = None
+    #: the coach who scheduled it
+    coach_id: str | None = None
+    school_id: str | None = None
+    #: a debrief started for a coaching group
+    group_id: str | None = None
+
+    def to_json(self) -> dict[str, str | None]:
+        return {
+            "teacher_id": self.teacher_id,
+            "coach_id": self.coach_id,
+            "school_id": self.school_id,
+            "group_id": self.group_id,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> LessonPeople:
+        data = data if isinstance(data, dict) else {}
+        return cls(*(data.get(k) for k in ("teacher_id", "coach_id", "school_id", "group_id")))
+
+
+@dataclass(frozen=True)
 class SessionRecord:
     id: str
     title: str
@@ -141,6 +167,8 @@ class SessionRecord:
     kind: SessionKind = field(default_factory=lambda: SessionKind.LESSON)
     #: the recording a debrief watches (None for a lesson)
     recording_id: str | None = None
+    #: who it belongs to (None: made with the admin token or an invite link)
+    people: LessonPeople = field(default_factory=lambda: LessonPeople())
 
     @property
     def recording_planned(self) -> bool:
@@ -167,6 +195,7 @@ class SessionRecord:
             "recording_id": self.recording_id,
             "recording_planned": self.recording_planned,
             "recording_decisions": [d.to_json() for d in self.recording_decisions],
+            "people": self.people.to_json(),
         }
 
     @classmethod
@@ -197,6 +226,7 @@ class SessionRecord:
             ),
             kind=SessionKind(data.get("kind") or SessionKind.LESSON),
             recording_id=data.get("recording_id"),
+            people=LessonPeople.from_json(data.get("people")),
         )
 
     def moved_to(self, state: SessionState, at: float) -> SessionRecord | None:
@@ -234,6 +264,7 @@ class SessionStore(Protocol):
         scheduled_for: float | None = None,
         kind: SessionKind = SessionKind.LESSON,
         recording_id: str | None = None,
+        people: LessonPeople | None = None,
     ) -> SessionRecord: ...
 
     async def get(self, session_id: str) -> SessionRecord: ...
@@ -284,6 +315,7 @@ def new_record(
     scheduled_for: float | None,
     kind: SessionKind,
     recording_id: str | None,
+    people: LessonPeople | None = None,
 ) -> SessionRecord:
     """A new scheduled session, its fields checked (every store creates them so)."""
     validate_settings(settings)
@@ -299,6 +331,7 @@ def new_record(
         settings=settings,
         kind=kind,
         recording_id=recording_id,
+        people=people or LessonPeople(),
     )
 
 

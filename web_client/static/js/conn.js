@@ -65,7 +65,7 @@ const TRANSIENT_JOIN_ERRORS = new Set([
 ]);
 
 /** `removed` codes after which rejoining would only fight another tab. @type {ReadonlySet<RemovalCode>} */
-const FATAL_REMOVALS = new Set([REMOVAL.REPLACED]);
+const FATAL_REMOVALS = new Set([REMOVAL.REPLACED, REMOVAL.SIGNED_OUT]);
 
 const CALL_TIMEOUT_MS = 10000;
 const ICE_GATHER_TIMEOUT_MS = 5000;
@@ -374,7 +374,12 @@ export class Connection {
       if (FATAL_REMOVALS.has(data?.code)) {
         this._teardown();
         socket.disconnect();
-        this._setState("failed", "This invite was opened on another device or tab.");
+        this._setState(
+          "failed",
+          data?.code === REMOVAL.SIGNED_OUT
+            ? "You were signed out. Sign in again from your home page."
+            : "This invite was opened on another device or tab.",
+        );
         return;
       }
       this._dropped(socket, `${message}. Rejoining automatically…`);

@@ -206,6 +206,26 @@ export const ERROR = Object.freeze({
   CONFLICT: "conflict",
   /** something the server needs is not there right now: retry (base code) */
   UNAVAILABLE: "unavailable",
+  /** wrong e-mail or password */
+  SIGN_IN_FAILED: "sign_in_failed",
+  /** the route needs a signed-in person */
+  NOT_SIGNED_IN: "not_signed_in",
+  /** the district provider's answer was refused */
+  OIDC_FAILED: "oidc_failed",
+  /** too many wrong passwords, or sign-ins from one address: wait */
+  ACCOUNT_LOCKED: "account_locked",
+  /** an admin disabled this account */
+  ACCOUNT_DISABLED: "account_disabled",
+  /** an admin set this password: change it first */
+  PASSWORD_CHANGE_REQUIRED: "password_change_required",
+  /** a signed-in change without the page's CSRF token, or from another site */
+  CSRF_FAILED: "csrf_failed",
+  /** a teacher outside the coach's caseload */
+  NOT_IN_CASELOAD: "not_in_caseload",
+  /** no such person, group or calendar feed */
+  PERSON_NOT_FOUND: "person_not_found",
+  /** that school, e-mail or provider account exists */
+  ALREADY_EXISTS: "already_exists",
   /** never sent: a setting is wrong at start-up */
   CONFIG_ERROR: "config_error",
 });
@@ -218,6 +238,8 @@ export const REMOVAL = Object.freeze({
   REPLACED: "replaced",
   /** several nodes: the lesson continues on another node: rejoin */
   MOVED: "moved",
+  /** the person signed out or was disabled: do not rejoin */
+  SIGNED_OUT: "signed_out",
 });
 
 /** @typedef {typeof ERROR[keyof typeof ERROR]} ErrorCode */

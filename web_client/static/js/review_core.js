@@ -44,6 +44,24 @@ export class Review {
     this.timeline = null;
     /** @type {ReviewComment[]} */
     this.comments = [];
+    /** a signed-in person's CSRF token (no invite or admin token: the login cookie) */
+    this.csrf = "";
+  }
+
+  /**
+   * The headers that say who is asking: the token, or (signed in, for a
+   * change) the page's CSRF token.
+   * @param {string} method
+   * @returns {Promise<Record<string, string>>}
+   */
+  async who(method) {
+    if (this.token) return { Authorization: `Bearer ${this.token}` };
+    if (method === "GET") return {};
+    if (!this.csrf) {
+      const res = await fetch("/api/me");
+      this.csrf = res.ok ? (await res.json()).csrf || "" : "";
+    }
+    return { "X-CSRF-Token": this.csrf };
   }
 
   /**
@@ -57,7 +75,7 @@ export class Review {
     const res = await fetch(path, {
       method,
       headers: {
-        Authorization: `Bearer ${this.token}`,
+        ...(await this.who(method)),
         ...(body ? { "Content-Type": "application/json" } : {}),
       },
       body: body ? JSON.stringify(body) : undefined,

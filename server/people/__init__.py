@@ -1,0 +1,1 @@
+"""People: persons, roles, schools, caseloads, groups, sign-in, login sessions."""

@@ -1,0 +1,1 @@
+"""Alembic migrations of the one database, run at start-up (``database.py``)."""
