@@ -161,7 +161,7 @@ def test_env_and_flags_parse_to_the_same_config() -> None:
 async def test_a_redis_that_never_answered_is_never_said_to_answer_again(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    conn = RedisConn(f"redis://127.0.0.1:{free_port()}/0")  # nobody listens there
+    conn = RedisConn(f"redis://127.0.0.1:{free_port()}/0", "s" * 40)  # nobody listens there
     caplog.set_level(logging.INFO, logger="server.cluster.redis_conn")
 
     async def ping(client: object) -> None:

@@ -335,11 +335,33 @@ async def request_keyframe(receiver: RTCRtpReceiver, media_ssrc: int) -> None:
     await receiver._send_rtcp_pli(media_ssrc)
 
 
+def nack_runs(sequence_numbers: list[int]) -> list[list[int]]:
+    """``sequence_numbers`` as aiortc's NACK packer needs them: no
+    duplicates, ascending, and split where the 16-bit counter wraps (it
+    packs ``1 << (seq - first - 1)`` and fails on a duplicate, a step back
+    or a wrap: "negative shift count")."""
+    unique = sorted({s & 0xFFFF for s in sequence_numbers})
+    if len(unique) < 2:
+        return [unique] if unique else []
+    # the widest jump between neighbours (around the circle) is where the
+    # lost packets do not continue: start after it
+    n = len(unique)
+    widest = max(range(n), key=lambda i: (unique[(i + 1) % n] - unique[i]) & 0xFFFF)
+    ordered = unique[widest + 1 :] + unique[: widest + 1]
+    runs: list[list[int]] = [[ordered[0]]]
+    for seq in ordered[1:]:
+        if seq < runs[-1][-1]:  # the counter wrapped
+            runs.append([])
+        runs[-1].append(seq)
+    return runs
+
+
 async def request_retransmission(
     receiver: RTCRtpReceiver, media_ssrc: int, sequence_numbers: list[int]
 ) -> None:
     """Forward a NACK upstream to the publisher."""
-    await receiver._send_rtcp_nack(media_ssrc, sequence_numbers)
+    for run in nack_runs(sequence_numbers):
+        await receiver._send_rtcp_nack(media_ssrc, run)
 
 
 async def send_remb(receiver: RTCRtpReceiver, bitrate: int, media_ssrcs: list[int]) -> None:
