@@ -13,14 +13,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ctypes
 import fractions
 import json
 import logging
 import os
 import platform
 import random
-import signal
 import socket
 import struct
 import subprocess
@@ -42,6 +40,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack  # noqa: E402
 from aiortc.rtp import RtpPacket  # noqa: E402
 
 from server.media.aiortc_adapter import tap_receiver  # noqa: E402
+from testkit.procs import dies_with_parent  # noqa: E402
 
 #: the server secret of the benchmarks that do not pick their own
 BENCH_SECRET = "bench-secret-" + "s" * 40
@@ -303,11 +302,6 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _die_with_parent() -> None:  # runs in the child before exec
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
 def sidecoach_serve_args(port: int, data_dir: Path) -> list[str]:
     """``server`` CLI arguments: serve on 127.0.0.1:``port``, loopback ICE only."""
     level = os.environ.get("BENCH_SERVER_LOG_LEVEL", "WARNING")  # INFO to see what failed
@@ -353,8 +347,8 @@ class ServerProcess:
     async def start(self, timeout: float = 30) -> None:
         self._log = open(self.log_path, "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            self.cmd, cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,
+            dies_with_parent(self.cmd), cwd=ROOT, env=self.env, stdout=self._log,
+            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )  # fmt: skip
         deadline = time.monotonic() + timeout
         async with aiohttp.ClientSession() as http:

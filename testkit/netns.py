@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from testkit.procs import Proc, _die_with_parent
+from testkit.procs import Proc, dies_with_parent
 
 #: the first two octets of every lab address (RFC 2544 benchmarking range)
 NET_PREFIX = "198.18"
@@ -118,12 +118,11 @@ class Namespace:
     def __init__(self, name: str) -> None:
         self.name = name
         self._anchor = subprocess.Popen(
-            [
+            dies_with_parent([
                 "unshare", "-n", "--", "sh", "-c",
                 f"ip link set lo up && echo ready && exec sleep {ANCHOR_LIFETIME_S}",
-            ],
+            ]),
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            preexec_fn=_die_with_parent,
         )  # fmt: skip
         assert self._anchor.stdout is not None
         line = self._anchor.stdout.readline()  # bounded: the anchor prints or exits

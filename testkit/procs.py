@@ -5,10 +5,9 @@ PID (SIGTERM, then SIGKILL) whatever happens in the test."""
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import re
-import signal
+import shutil
 import socket
 import subprocess
 import sys
@@ -19,9 +18,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _die_with_parent() -> None:  # runs in the child before exec
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+def dies_with_parent(cmd: Sequence[str]) -> list[str]:
+    """``cmd`` run so that it gets SIGTERM if the test process dies: through
+    util-linux's ``setpriv --pdeathsig``, which sets it after the fork in a
+    program of its own. (A ``preexec_fn`` loading libc with ctypes in the
+    forked child once hung the test run: ``dlopen`` after a fork, with other
+    threads running, waited for a lock nobody would release.)"""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--", *cmd] if setpriv else list(cmd)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -46,13 +50,12 @@ class Proc:
         self.log_path = log_path
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            self.cmd,
+            dies_with_parent(self.cmd),
             cwd=cwd,
             env=env,
             stdin=subprocess.PIPE if stdin_pipe else subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,
         )
 
     @property

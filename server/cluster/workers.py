@@ -13,10 +13,9 @@ worker, a second makes them exit at once.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -63,9 +62,13 @@ def worker_argv(argv: list[str], node_id: str) -> list[str]:
     return [*out, "--reuse-port", "--node-id", node_id]
 
 
-def _die_with_parent() -> None:  # runs in the child before exec
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+def _dies_with_supervisor(cmd: list[str]) -> list[str]:
+    """A worker gets SIGTERM if the supervisor dies: util-linux's
+    ``setpriv --pdeathsig`` sets it after the fork, so no Python runs in the
+    forked child (a ``preexec_fn`` loading libc there can deadlock in
+    ``dlopen`` when another thread held its lock at the fork)."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--", *cmd] if setpriv else cmd
 
 
 @dataclass
@@ -82,7 +85,7 @@ class _Worker:
 
     def start(self) -> None:
         cmd = [sys.executable, "-m", "server", *self.argv]
-        self.proc = subprocess.Popen(cmd, preexec_fn=_die_with_parent)
+        self.proc = subprocess.Popen(_dies_with_supervisor(cmd))
         self.started = time.monotonic()
         self.restart_at = None
         self.signalled = 0
