@@ -79,9 +79,10 @@ def test_self_signed_serves_https_prints_fingerprint_and_redirects(tmp_path: Pat
         fingerprint = proc.wait_output(r"SHA-256 fingerprint ([0-9A-F:]{95})").group(1)
         # what the teacher's browser is offered is what the admin was shown
         assert served_fingerprint(port) == fingerprint
-        # the printed invite links are https
-        assert f"teacher  https://127.0.0.1:{port}/join?token=" in out
-        assert "http://" not in out
+        # the printed invite links are https (printed once the demo is ready)
+        proc.wait_output(rf"teacher  https://127\.0\.0\.1:{port}/join\?token=")
+        proc.wait_output(r"Demo district: sign in at https://")
+        assert "http://" not in proc.output()
         assert https_get(port, "/healthz") == (200, b'{"status": "ok"}')
         # plain HTTP is redirected to the same path on HTTPS
         conn = http.client.HTTPConnection("127.0.0.1", redirect_port, timeout=5)

@@ -60,6 +60,12 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+#: libraries whose lines below this level say nothing an operator needs:
+#: alembic announces its plugins and each migration step at INFO on every
+#: start (a one-line configuration error would come after 7 of them)
+QUIET_LIBRARIES = {"alembic": logging.WARNING}
+
+
 def configure_logging(level: str, fmt: str = "text", node: str = "") -> None:
     """The root logger: ``level``, ``fmt`` "text" or "json", every line
     naming ``node`` when given (several nodes share a log collector)."""
@@ -71,3 +77,6 @@ def configure_logging(level: str, fmt: str = "text", node: str = "") -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    for name, floor in QUIET_LIBRARIES.items():
+        library = logging.getLogger(name)
+        library.setLevel(max(floor, root.level))
