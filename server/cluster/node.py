@@ -130,6 +130,8 @@ class ClusterNode:
         self.nodes: dict[str, NodeInfo] = {}
         #: session -> node hosting it, as of the last heartbeat
         self.where: dict[str, str] = {}
+        #: set when a session opens here: the heartbeat goes now, not in a second
+        self._beat_soon = asyncio.Event()
         #: nodes taken for dead before their heartbeat expired -> their last
         #: heartbeat seen (a newer one brings them back)
         self._dead: dict[str, NodeInfo] = {}
@@ -254,9 +256,9 @@ class ClusterNode:
                 alive = entry is not None and entry.holder is not None
                 if alive and entry is not None and await self._alive(str(entry.holder)):
                     return str(entry.holder)
-                hosting = self.where.get(session_id)  # a live node's heartbeat says so
+                hosting = self.where.get(session_id) or await self._hosting_now(session_id)
                 if hosting is not None and hosting in self.nodes:
-                    return hosting  # its entry is not ours: the host writes it back
+                    return hosting  # a live node's heartbeat says so: it writes the entry back
                 return await self._claim(session_id, entry)
             except RedisUnavailable:
                 pass
@@ -265,6 +267,14 @@ class ClusterNode:
         if known is not None and known in self.nodes and known != self.node_id:
             return known
         return self.node_id
+
+    async def _hosting_now(self, session_id: str) -> str | None:
+        """The node whose heartbeat, read now, lists the session: before
+        replacing an entry that is missing or not ours, a lesson opened on
+        another node since our last heartbeat (its entry overwritten by
+        someone with Redis write access) is not opened a second time."""
+        nodes, _ = await self.directory.live_nodes()
+        return next((n.id for n in nodes if session_id in n.sessions), None)
 
     async def _claim(self, session_id: str, stale: Entry | None) -> str:
         """Claim the session for the least loaded candidate, replacing an
@@ -312,6 +322,7 @@ class ClusterNode:
     async def opening(self, session: Session) -> None:
         """A session opens here: if it was live on another node, it keeps its
         clock, and its recording continues that node's series."""
+        self._beat_soon.set()  # the other nodes learn at once where it is
         started_at = session.record.started_at
         if started_at is not None:
             session.clock.start_from(started_at)
@@ -453,7 +464,10 @@ class ClusterNode:
 
     async def _beat_loop(self) -> None:
         while True:
-            await asyncio.sleep(self.config.limits.node_heartbeat_interval_s)
+            with contextlib.suppress(TimeoutError):
+                interval = self.config.limits.node_heartbeat_interval_s
+                await asyncio.wait_for(self._beat_soon.wait(), interval)
+            self._beat_soon.clear()
             try:
                 await self._beat()
             except RedisUnavailable:

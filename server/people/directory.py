@@ -199,7 +199,7 @@ class Directory:
 
     async def record_failure(self, person_id: str, *, lock_after: int, lock_s: float) -> bool:
         """One more wrong password; True when this one locked the account."""
-        async with self.db.session() as s, s.begin():
+        async with self.db.session(writes=True) as s, s.begin():
             row = (
                 await s.execute(select(Person).where(Person.id == person_id).with_for_update())
             ).scalar_one()

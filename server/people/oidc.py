@@ -171,7 +171,7 @@ class OidcClient:
     async def _take_state(self, state: str) -> OidcState:
         """The sign-in a ``state`` began, removed (at most one caller gets it)."""
         cutoff = time.time() - self.config.limits.oidc_state_ttl_s
-        async with self.db.session() as s, s.begin():
+        async with self.db.session(writes=True) as s, s.begin():
             row = await s.get(OidcState, digest(state), with_for_update=True)
             if row is None:
                 raise OidcFailed("unknown or already used sign-in (state)")

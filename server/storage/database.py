@@ -130,6 +130,12 @@ class Database:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.sessions = async_sessionmaker(engine, expire_on_commit=False)
+        # SQLite: a transaction that reads and then writes must hold the
+        # write lock from its BEGIN, or another process's commit between its
+        # read and its write fails it at once ("database is locked")
+        self.writers = async_sessionmaker(
+            engine.execution_options(sqlite_immediate=True), expire_on_commit=False
+        )
         self._closed = False
 
     @property
@@ -192,11 +198,12 @@ class Database:
         if before != head:
             logger.info("database migrated from %s to %s", before or "nothing", head)
 
-    def session(self) -> AsyncSession:
-        """``async with db.session() as s, s.begin(): ...``"""
+    def session(self, *, writes: bool = False) -> AsyncSession:
+        """``async with db.session() as s, s.begin(): ...``; ``writes``: the
+        transaction reads rows and then changes them (FOR UPDATE)."""
         if self._closed:
             raise StoreClosed("the database is closed")
-        return self.sessions()
+        return self.writers() if writes else self.sessions()
 
     async def close(self) -> None:
         self._closed = True

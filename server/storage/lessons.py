@@ -151,7 +151,7 @@ class SqlSessionStore:
 
     async def set_state(self, session_id: str, state: SessionState, *, at: float) -> SessionRecord:
         state = SessionState(state)
-        async with self.db.session() as s, s.begin():
+        async with self.db.session(writes=True) as s, s.begin():
             row = await self._locked(s, session_id)
             moved = record_of(row).moved_to(state, at)
             if moved is None:
@@ -169,7 +169,7 @@ class SqlSessionStore:
     async def add_recording_decision(
         self, session_id: str, decision: RecordingDecision
     ) -> SessionRecord:
-        async with self.db.session() as s, s.begin():
+        async with self.db.session(writes=True) as s, s.begin():
             row = await self._locked(s, session_id)
             decisions: list[Any] = [*json.loads(row.recording_decisions or "[]")]
             decisions.append(decision.to_json())
@@ -184,7 +184,7 @@ class SqlSessionStore:
         return record
 
     async def update_settings(self, session_id: str, settings: SessionSettings) -> SessionRecord:
-        async with self.db.session() as s, s.begin():
+        async with self.db.session(writes=True) as s, s.begin():
             row = await self._locked(s, session_id)
             row.settings = json.dumps(settings.to_json())
             return record_of(row)
