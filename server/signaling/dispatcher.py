@@ -31,6 +31,7 @@ from server.core.errors import (
     UnknownEvent,
 )
 from server.core.ratelimit import TokenBucket
+from server.live.check import LineCheck
 from server.live.session import Participant, Session
 from server.ops.metrics import Metrics
 
@@ -53,6 +54,8 @@ class Connection:
     session: Session | None = None
     participant: Participant | None = None
     joining: bool = False
+    #: the pre-lesson check this socket runs (routes/check.py), if any
+    check: LineCheck | None = None
 
 
 def error_reply(exc: SidecoachError) -> Reply:

@@ -95,3 +95,20 @@ class RecordingPlan(Message):
     """The teacher decides: record this lesson (from now on), or not."""
 
     record: bool
+
+
+class CheckProbe(Message):
+    """A test connection of the pre-lesson check: the server offers to
+    receive one track of this kind."""
+
+    kind: Literal["audio", "video"]
+
+
+class CheckAnswer(Message):
+    probeId: Ident
+    negotiationId: Annotated[int, Field(ge=0)]
+    sdp: Sdp
+
+
+class CheckStats(Message):
+    probeId: Ident
