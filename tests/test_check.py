@@ -17,6 +17,7 @@ from server.core.turn import turn_rest_credential
 from server.live import check as check_mod
 from server.live.check import Checks, check_paths, relay_transport
 from server.media.aiortc_adapter import new_peer_connection, restrict_ice
+from server.media.policy import Source
 from testkit.peers import LOOPBACK, ToneTrack, wait_for
 from testkit.server import LiveServer, make_config
 
@@ -42,8 +43,8 @@ class CheckClient:
     async def connect(self) -> None:
         await self.sio.connect(self.url, transports=["websocket"])
 
-    async def probe(self, kind: str = "audio") -> str:
-        reply = await self.call("check-probe", {"kind": kind})
+    async def probe(self, source: str = "mic") -> str:
+        reply = await self.call("check-probe", {"source": source})
         assert reply["ok"], reply
         probe_id = str(reply["probeId"])
         self.pcs[probe_id] = new_peer_connection()
@@ -89,7 +90,7 @@ async def test_a_check_receives_media_and_reaches_no_lesson(live_server: LiveSer
         assert started["ok"], started
         assert [p["id"] for p in started["paths"]] == ["direct"]  # no relay configured
         assert started["paths"][0]["iceTransportPolicy"] == "all"
-        probe = await client.probe("audio")
+        probe = await client.probe("mic")
         stats: dict[str, Any] = {}
 
         async def receiving() -> bool:
@@ -206,9 +207,9 @@ def test_checks_are_bounded_per_node_per_address_and_in_rate(tmp_path: Path) -> 
             raise AssertionError("more checks than the node allows")
         probe_check = others[0]
         for _ in range(check_mod.MAX_PROBES_PER_CHECK):
-            probe_check.probe("audio")
+            probe_check.probe(Source.MIC)
         try:
-            probe_check.probe("audio")
+            probe_check.probe(Source.MIC)
         except Exception as exc:
             assert getattr(exc, "code", "") == "limit_reached"
         else:

@@ -29,10 +29,10 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from server.core.config import Config
-from server.core.errors import LimitReached, NotFound, RateLimited
+from server.core.errors import InvalidMessage, LimitReached, NotFound, RateLimited
 from server.core.ratelimit import TokenBucket
 from server.core.tasks import TaskOwner
 from server.core.turn import turn_rest_credential
@@ -60,7 +60,9 @@ CHECK_MAX_S = 90.0
 CHECK_TURN_TTL_S = 300
 
 PathId = str
-Kind = Literal["audio", "video"]
+#: what a probe may receive: a lesson's camera (simulcast), one plain video
+#: stream, or a microphone
+PROBE_SOURCES = (Source.CAMERA, Source.SCREEN, Source.MIC)
 
 
 @dataclass(frozen=True)
@@ -139,7 +141,7 @@ class Probe:
     """One test connection: a server peer receiving one track."""
 
     id: str
-    kind: Kind
+    source: Source
     peer: Peer
     state: str = "offered"
     reason: str = ""
@@ -231,8 +233,10 @@ class LineCheck:
         if not self.closed:
             await self._send(event, payload)
 
-    def probe(self, kind: Kind) -> str:
-        """A new server peer that offers to receive one ``kind`` track."""
+    def probe(self, source: Source) -> str:
+        """A new server peer that offers to receive one track from ``source``."""
+        if source not in PROBE_SOURCES:
+            raise InvalidMessage(f"a check receives no {source}")
         if len(self.probes) >= MAX_PROBES_PER_CHECK:
             raise LimitReached(f"a check has at most {MAX_PROBES_PER_CHECK} test connections")
         probe_id = "k-" + secrets.token_hex(5)
@@ -243,8 +247,8 @@ class LineCheck:
             events=_ProbeEvents(self, probe_id),
             describe_consumer=_no_consumers,
         )
-        self.probes[probe_id] = Probe(probe_id, kind, peer)
-        source = Source.CAMERA if kind == "video" else Source.MIC
+        self.probes[probe_id] = Probe(probe_id, source, peer)
+        kind = "audio" if source == Source.MIC else "video"
         info = ProducerInfo(probe_id, self.id, "check", source, kind)
         peer.request_publish(info, None)
         return probe_id

@@ -99,9 +99,10 @@ class RecordingPlan(Message):
 
 class CheckProbe(Message):
     """A test connection of the pre-lesson check: the server offers to
-    receive one track of this kind."""
+    receive one track from this source (a ``camera`` as a lesson's, in
+    simulcast; a ``screen``: one plain video stream; a ``mic``)."""
 
-    kind: Literal["audio", "video"]
+    source: Literal["camera", "screen", "mic"]
 
 
 class CheckAnswer(Message):

@@ -174,6 +174,37 @@ export interface Offer {
   publish: Record<string, string>;
 }
 
+/** One way to the server the pre-lesson check tries (server/live/check.py). */
+export interface CheckPath {
+  id: string;
+  transport: "direct" | "turn-udp" | "turn-tcp" | "turn-tls";
+  iceServers: RTCIceServer[];
+  iceTransportPolicy: RTCIceTransportPolicy;
+  /** the TURN URL tried (null: direct) */
+  url: string | null;
+}
+
+/** `check-start`'s reply. */
+export interface CheckStart {
+  checkId: string;
+  paths: CheckPath[];
+  /** what a lesson's page gets: every server at once, the lessons' policy */
+  lesson: { iceServers: RTCIceServer[]; iceTransportPolicy: RTCIceTransportPolicy };
+  maxVideoKbps: number;
+  maxProbes: number;
+  seconds: number;
+}
+
+/** What the server received on one test connection (`check-stats`). */
+export interface CheckStats {
+  probeId: string;
+  state: "offered" | "answered" | "receiving" | "failed";
+  reason: string;
+  packets: number;
+  bytes: number;
+  receivingMs: number;
+}
+
 // -- socket.io: client → server (each acknowledged with a Reply) ----------------
 
 /** Request name → [message, reply body]. */
@@ -205,6 +236,11 @@ export interface Requests {
   ];
   "playback-drive": [{}, { playback: PlaybackState }];
   "playback-buffering": [{ buffering: boolean }, { playback: PlaybackState }];
+  "check-start": [{}, CheckStart];
+  "check-probe": [{ source: "camera" | "screen" | "mic" }, { probeId: string }];
+  "check-answer": [{ probeId: string; negotiationId: number; sdp: string }, {}];
+  "check-stats": [{ probeId: string }, CheckStats];
+  "check-stop": [{}, {}];
 }
 export type RequestName = keyof Requests;
 export type RequestMessage<K extends RequestName> = Requests[K][0];
@@ -237,6 +273,8 @@ export interface ServerToClient {
   note: (note: Note) => void;
   "playback-state": (state: PlaybackState) => void;
   comment: (comment: ReviewComment) => void;
+  "check-offer": (offer: Offer & { probeId: string }) => void;
+  "check-ended": (data: { checkId: string; reason: string }) => void;
 }
 export type EventName = keyof ServerToClient;
 
@@ -420,6 +458,11 @@ export interface JoinPage {
 export interface ReviewPage {
   recordingId: string;
   retentionDays: number;
+}
+
+export interface CheckPage {
+  /** where to go back to (the page the check was opened from), or null */
+  back: string | null;
 }
 
 export interface LobbyPage {

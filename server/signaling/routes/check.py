@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from server.core.config import Limits
 from server.core.errors import Conflict, MessageTooLarge
 from server.live.check import Checks, LineCheck
+from server.media.policy import Source
 from server.signaling import schemas
 from server.signaling.dispatcher import Connection, Dispatcher, Reply
 
@@ -57,7 +58,7 @@ def register(dispatcher: Dispatcher, checks: Checks, edge: CheckEdge, limits: Li
         return check.describe()
 
     async def probe(conn: Connection, msg: schemas.CheckProbe) -> Reply:
-        return {"probeId": running(conn).probe(msg.kind)}
+        return {"probeId": running(conn).probe(Source(msg.source))}
 
     async def answer(conn: Connection, msg: schemas.CheckAnswer) -> Reply:
         if len(msg.sdp.encode()) > limits.max_sdp_bytes:
