@@ -174,6 +174,15 @@ export interface Offer {
   publish: Record<string, string>;
 }
 
+/** `removed`: why the server removed this participant; with `peer_failed`,
+ * `cause` and `reason` (one sentence a page can show) say why media failed. */
+export interface RemovedInfo {
+  code: RemovalCode;
+  message: string;
+  cause?: string;
+  reason?: string;
+}
+
 /** One way to the server the pre-lesson check tries (server/live/check.py). */
 export interface CheckPath {
   id: string;
@@ -263,7 +272,7 @@ export interface ServerToClient {
   "participant-joined": (data: Participant) => void;
   "participant-left": (data: { id: string; reason: string }) => void;
   "session-ended": (data: { sessionId: string; reason?: string }) => void;
-  removed: (data: { code: RemovalCode; message: string }) => void;
+  removed: (data: RemovedInfo) => void;
   "recording-state": (data: RecordingInfo) => void;
   "server-draining": (data: { message: string }) => void;
   "whisper-state": (data: { whispering: Whisperer[] }) => void;

@@ -8,6 +8,7 @@
 import { readPage } from "./conn.js";
 import { CheckLink, transportOf } from "./check_net.js";
 import { animateMeter, fillSelect, getAudioContext, levelMeter, listDevices, safePlay } from "./media.js";
+import { RELAY_REFUSED } from "./media_health.js";
 import { mediaProblem } from "./secure.js";
 import { $, $maybe, copy, errorText, exposeHooks, h } from "./ui.js";
 
@@ -43,8 +44,6 @@ const RTT_POOR_MS = 400;
 const MIC_SOUND = 0.02;
 const MIC_LISTEN_MS = 6000;
 const CAMERA_WAIT_MS = 6000;
-export const RELAY_REFUSED =
-  "The school's relay refused our credentials: ask your admin to check SIDECOACH_TURN_SECRET.";
 
 /** @type {CheckPage} */
 const page = readPage();

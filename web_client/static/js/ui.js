@@ -94,6 +94,22 @@ export function clock(ms) {
 }
 
 /**
+ * How long something lasts (a recording, a lesson), the same words on every
+ * page: "45 s", "3 min 20 s", "23 min", "1 h 05 min"; "–" for none.
+ * @param {number | null | undefined} ms
+ */
+export function lengthWords(ms) {
+  if (ms == null || !Number.isFinite(ms)) return "–";
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 60) return `${s} s`;
+  const m = Math.floor(s / 60);
+  if (m < 10) return s % 60 ? `${m} min ${s % 60} s` : `${m} min`;
+  const total = Math.round(s / 60);
+  if (total < 60) return `${total} min`;
+  return `${Math.floor(total / 60)} h ${String(total % 60).padStart(2, "0")} min`;
+}
+
+/**
  * A short message in the page's live region (announced by screen readers).
  * @param {string} message
  * @param {"info" | "error"} [kind]
