@@ -466,9 +466,16 @@ class Session:
         by_role: dict[str, int] = {}
         for p in self.participants.values():
             by_role[str(p.role)] = by_role.get(str(p.role), 0) + 1
+        classroom = sum(
+            1
+            for p in self.router.producers.values()
+            if item_of_source(p.info.source, p.info.role) == Item.CLASSROOM
+        )
         return {
             "participants": by_role,
             "tracks": len(self.router.producers),
+            #: the classroom's tracks (a teacher who went live): what "LIVE" means
+            "classroom_tracks": classroom,
             "clock_ms": self.clock.now_ms(),
             "recording": self.recording.state,
         }

@@ -441,7 +441,14 @@ export interface Lesson {
 
 /** A session in the lobby's list, with who is connected now. */
 export interface LiveSession extends SessionJson {
-  live: { participants: Record<string, number>; clock_ms: SessionMs } | null;
+  live: {
+    participants: Record<string, number>;
+    clock_ms: SessionMs;
+    tracks?: number;
+    /** the classroom's tracks: the teacher went live */
+    classroom_tracks?: number;
+    recording?: string;
+  } | null;
 }
 
 /** role → invite link */

@@ -25,6 +25,7 @@ import { $$, $maybe, RECORDING_WORDS } from "./ui.js";
  * @typedef {object} Facts
  * @property {ConnState} conn the signaling connection
  * @property {MediaState} media whether this page's media flows (media_health.js)
+ * @property {boolean} needsMedia the phase depends on it (a teacher live, a viewer shown the classroom)
  * @property {boolean} starting the page waits for its own media to start (a teacher going live)
  * @property {boolean} live the classroom's media flows (sent by the teacher, received by a viewer)
  * @property {boolean} everLive it did at some point on this page
@@ -39,7 +40,7 @@ import { $$, $maybe, RECORDING_WORDS } from "./ui.js";
 export function phaseOf(f) {
   if (f.conn === "ended") return "ended";
   if (f.conn === "failed" || f.conn === "closed") return "failed";
-  if (f.conn !== "joined" || f.media === "connecting" || f.starting) return "connecting";
+  if (f.conn !== "joined" || (f.needsMedia && f.media === "connecting") || f.starting) return "connecting";
   if (f.live) return f.recording === "paused" ? "paused" : "live";
   return f.everLive ? "stopped" : "ready";
 }
@@ -62,16 +63,20 @@ export const STATUS_WORDS = {
  * @param {Phase} phase
  */
 export function renderStatus(conn, phase) {
+  // joined, yet this page's own media (a whisper…) not flowing: say so too
+  const over = phase === "ended" || phase === "failed";
+  const connecting = phase === "connecting" || (!over && conn.health.state === "connecting");
   const el = $maybe("#conn-state");
   if (el) {
-    el.textContent = phase === "connecting" && conn.state === "reconnecting" ? "Reconnecting…" : STATUS_WORDS[phase];
-    el.dataset.state = phase === "connecting" ? conn.state === "reconnecting" ? "reconnecting" : "connecting" : phase;
+    const rejoining = conn.state === "reconnecting";
+    el.textContent = connecting ? (rejoining ? "Reconnecting…" : STATUS_WORDS.connecting) : STATUS_WORDS[phase];
+    el.dataset.state = connecting ? (rejoining ? "reconnecting" : "connecting") : phase;
     el.title = conn.detail || "";
   }
   const detail = $maybe("#conn-detail");
   if (detail) {
     let words = "";
-    if (phase === "connecting") words = conn.health.reason || (conn.state === "joined" ? "" : conn.detail);
+    if (connecting) words = conn.health.reason || (conn.state === "joined" ? "" : conn.detail);
     detail.textContent = words || "";
     detail.dataset.reason = conn.health.reason ? "media" : "";
   }

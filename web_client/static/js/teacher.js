@@ -94,6 +94,7 @@ function phase() {
   return phaseOf({
     conn: conn.state,
     media: conn.health.state,
+    needsMedia: state.wantLive,
     starting: state.wantLive && !live,
     live,
     everLive: state.everLive,

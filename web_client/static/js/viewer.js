@@ -75,10 +75,14 @@ export function startViewer({ role }) {
     },
   });
 
+  /** The server forwards the classroom's video to this page. */
+  function classroomOffered() {
+    return [...conn.remote.values()].some((r) => r.info.kind === "video");
+  }
+
   /** The classroom's video reaches this page (and its media flows). */
   function classroomLive() {
-    const video = [...conn.remote.values()].some((r) => r.info.kind === "video");
-    return video && conn.health.state === "connected";
+    return classroomOffered() && conn.health.state === "connected";
   }
 
   /** @returns {Phase} */
@@ -88,6 +92,7 @@ export function startViewer({ role }) {
     return phaseOf({
       conn: conn.state,
       media: conn.health.state,
+      needsMedia: classroomOffered(),
       starting: false,
       live,
       everLive: state.everLive,
