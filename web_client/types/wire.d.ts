@@ -390,6 +390,8 @@ export interface Timeline {
     start_ms: SessionMs;
     categories: string[];
     series: Record<string, number[]>;
+    /** taps before Go live: on the timeline, not in a minute */
+    before_start?: number;
   } | null;
   notes: { id: string; t: SessionMs; text: string; name: string; visibility: Visibility; mine: boolean }[];
   pauses: Span[];
@@ -397,6 +399,10 @@ export interface Timeline {
   gaps: (Span & { source: string | null })[];
   start_ms: SessionMs;
   end_ms: SessionMs;
+  /** Go live: 0:00 on the lesson's clock (the recording's first classroom media) */
+  lesson_start_ms?: SessionMs;
+  /** the earliest moment of the timeline (before Go live: joins, an early tally…) */
+  first_ms?: SessionMs;
 }
 
 export interface ReviewComment {

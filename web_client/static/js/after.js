@@ -2,7 +2,7 @@
 // can delete a recording and see who watched it. Shown on the teacher page
 // once the session ends and on the page an invite opens afterwards.
 
-import { errorText, h } from "./ui.js";
+import { errorText, h, lengthWords } from "./ui.js";
 
 /** @import { AuditEntry, HttpError, Permissions, RecordingRow, Role } from "../../types/wire" */
 
@@ -22,12 +22,6 @@ function when(unixSeconds) {
 /** @param {number} unixSeconds */
 function day(unixSeconds) {
   return new Date(unixSeconds * 1000).toLocaleDateString([], { dateStyle: "medium" });
-}
-
-/** @param {number | null | undefined} ms */
-function minutes(ms) {
-  const m = Math.round((ms || 0) / 60000);
-  return m < 1 ? "under a minute" : m === 1 ? "1 minute" : `${m} minutes`;
 }
 
 /**
@@ -89,7 +83,7 @@ function recordingCard(rec, ctx, perms, refresh) {
     h(
       "p",
       {},
-      `${minutes(rec.duration_ms)} · kept until ${day(keptUntil)}, then deleted automatically`,
+      `${lengthWords(rec.duration_ms)} · kept until ${day(keptUntil)}, then deleted automatically`,
     ),
     actions,
     status,

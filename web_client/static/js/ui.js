@@ -94,6 +94,19 @@ export function clock(ms) {
 }
 
 /**
+ * Session-clock ms on a lesson's clock whose 0:00 is `startMs` (Go live):
+ * "1:05", "1:02:05", and before it "-0:12" (review, debrief, exports alike).
+ * @param {number} ms
+ * @param {number} startMs
+ */
+export function lessonClock(ms, startMs) {
+  const delta = ms - startMs;
+  // whole seconds towards zero, as the server's exports count them
+  const sign = delta <= -1000 ? "-" : "";
+  return sign + clock(Math.abs(delta));
+}
+
+/**
  * How long something lasts (a recording, a lesson), the same words on every
  * page: "45 s", "3 min 20 s", "23 min", "1 h 05 min"; "–" for none.
  * @param {number | null | undefined} ms
