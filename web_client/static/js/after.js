@@ -11,6 +11,10 @@ import { errorText, h, lengthWords } from "./ui.js";
  * @typedef {{token: string, role: Role, retentionDays: number}} AfterContext
  */
 
+/** A recording still being saved is looked at again this often, this many times. */
+const SAVING_LOOK_MS = 2000;
+const SAVING_LOOKS = 30;
+
 /** @param {number} unixSeconds */
 function when(unixSeconds) {
   return new Date(unixSeconds * 1000).toLocaleString([], {
@@ -83,7 +87,7 @@ function recordingCard(rec, ctx, perms, refresh) {
     h(
       "p",
       {},
-      `${lengthWords(rec.duration_ms)} · kept until ${day(keptUntil)}, then deleted automatically`,
+      `${rec.state === "recording" ? "Still being saved" : lengthWords(rec.duration_ms)} · kept until ${day(keptUntil)}, then deleted automatically`,
     ),
     actions,
     status,
@@ -165,11 +169,17 @@ export async function showAfter(container, ctx) {
       `Recordings stay on your district's server and are deleted after ${ctx.retentionDays} days.`),
     list,
   );
+  let looks = 0;
   const refresh = async () => {
     try {
       const data = await api(ctx.token, "GET", "/api/recordings");
       /** @type {RecordingRow[]} */
       const recs = data.recordings || [];
+      // a recording still being saved: look again until it has its length (bounded)
+      if (recs.some((r) => r.state === "recording") && looks < SAVING_LOOKS) {
+        looks += 1;
+        setTimeout(refresh, SAVING_LOOK_MS);
+      }
       list.replaceChildren(
         ...(recs.length
           ? recs.map((r) => recordingCard(r, ctx, data.permissions || {}, refresh))

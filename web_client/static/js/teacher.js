@@ -612,7 +612,11 @@ function showCue(cue, ack) {
       onclick: () => acknowledge(cue.id),
     },
     cue.icon ? h("span", { class: "cue-icon", "aria-hidden": "true" }, cue.icon) : null,
-    h("span", { class: "cue-text" }, cue.text),
+    h("span", {
+      class: "cue-text",
+      // its longest word sets the size, so no word breaks in the middle
+      style: { "--cue-chars": String(Math.max(8, ...cue.text.split(/\s+/).map((w) => w.length))) },
+    }, cue.text),
     h("span", { class: "cue-meta" }, `${from ? `from ${from} · ` : ""}${clock(cue.sent_ms)} · tap when seen`),
   );
   $("#cues").prepend(card);
