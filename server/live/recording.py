@@ -45,8 +45,9 @@ class RecordingHost(Protocol):
         ...
 
     def present_joins(self) -> list[dict[str, Any]]:
-        """The join events of everyone here now (a recording starting
-        mid-session begins with who is present)."""
+        """The join events of everyone here now, and the coaching events
+        before the recording (a recording starting mid-session begins with
+        who is present and what happened before it)."""
         ...
 
 

@@ -50,6 +50,20 @@ logger = logging.getLogger(__name__)
 
 #: events kept in memory per session (the Recorder persists them)
 MAX_EVENTS_IN_MEMORY = 10_000
+#: what happened before a recording started that it keeps (with the joins)
+EVENTS_BEFORE_RECORDING = frozenset(
+    {
+        "tally",
+        "tally-undo",
+        "note",
+        "note-shared",
+        "cue",
+        "cue-delivered",
+        "cue-ack",
+        "whisper-start",
+        "whisper-stop",
+    }
+)
 
 
 class Removal(StrEnum):
@@ -247,8 +261,17 @@ class Session:
         return event
 
     def present_joins(self) -> list[dict[str, Any]]:
+        """What a recording starting now begins with: the joins of everyone
+        here, and the coaching that happened before it (a tally or a note
+        before Go live), on the session clock: review shows those minutes
+        collapsed before its 0:00."""
         here = set(self.participants)
-        return [e for e in self.events if e["type"] == "join" and e["participant"] in here]
+        return [
+            e
+            for e in self.events
+            if (e["type"] == "join" and e["participant"] in here)
+            or e["type"] in EVENTS_BEFORE_RECORDING
+        ]
 
     def recording_changed(self) -> None:
         if not self.closed:

@@ -292,7 +292,7 @@ async function join() {
   });
   state.comments = comments;
   comments.mount({ canComment: true });
-  v.addEventListener("timeupdate", () => comments.showTime());
+  player.onTime = () => comments.showTime();
   conn.start();
   for (const track of state.stream?.getTracks() || []) {
     const kind = track.kind === "video" ? "video" : "audio";

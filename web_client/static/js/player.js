@@ -50,6 +50,11 @@ export class ReviewPlayer {
     this.drawnWidth = 0;
     /** the user is dragging the seek bar (it is not moved under the finger) */
     this.scrubbing = false;
+    /** the tally-rates chart @type {ReturnType<typeof renderRates>} */
+    this.rates = null;
+    /** called with the session ms shown, in the same frame as the bar and the playhead
+     * (the comment form's time) @type {((ms: number) => void) | null} */
+    this.onTime = null;
   }
 
   mount() {
@@ -86,7 +91,7 @@ export class ReviewPlayer {
     new ResizeObserver(() => {
       if (Math.abs($("#timeline").clientWidth - this.drawnWidth) > 2) this.redrawTimeline();
     }).observe($("#timeline"));
-    renderRates($("#rates"), r);
+    this.rates = renderRates($("#rates"), r);
     this.mountBar();
     // 0:00 is Go live: a review starts there, not in the minutes before it
     v.addEventListener("loadedmetadata", () => {
@@ -239,6 +244,7 @@ export class ReviewPlayer {
       $("#now").textContent = this.review.at(ms);
       $("#seek", HTMLInputElement).value = String(ms);
     }
+    this.onTime?.(ms);
     for (const cam of this.cameras) this.keepWith(cam.el, (ms - cam.offset) / 1000, hard);
     for (const w of this.whispers) {
       const inside = this.whispersOn && ms >= w.start - 50 && ms <= w.end + 50;

@@ -178,7 +178,7 @@ async function main() {
   });
   state.comments = comments;
   comments.mount({ canComment: perms.comment });
-  player.video.addEventListener("timeupdate", () => comments.showTime());
+  player.onTime = () => comments.showTime();
   comments.showTime();
   renderMyNotes();
   $("#clip-panel").hidden = !perms.clip;
@@ -208,6 +208,11 @@ exposeHooks({
   view: () => copy(review.view),
   whisperToggle: () => !$("#whisper-toggle-label").hidden,
   whispersPlaying: () => (state.player ? state.player.whispers.filter((w) => !w.el.paused).length : 0),
+  lessonStart: () => review.lessonStart,
+  chart: () => {
+    const chart = state.player?.rates?.chart;
+    return chart ? { min: chart.scales.x.min, max: chart.scales.x.max, width: chart.width } : null;
+  },
   trackCues: () => {
     const t = state.player?.video.textTracks[0];
     return t && t.cues ? t.cues.length : null;
