@@ -166,4 +166,12 @@ async def test_debrief_members_see_each_other_beside_the_video(
     assert member["bottom"] <= 800 and member["top"] < video["bottom"], (video, member)
     assert member["left"] >= video["right"] - 1, (video, member)
     await owner.screenshot("debrief-members-beside-the-video")
+    # the end: only the way back to the recording remains
+    owner.page.once("dialog", lambda dialog: dialog.accept())
+    await owner.page.click("#end-debrief")
+    for tab in tabs:
+        await tab.wait("document.body.dataset.phase === 'ended'")
+        assert not await tab.page.is_visible("#room") and not await tab.page.is_visible("#side")
+        href = await tab.page.get_attribute("#after-debrief .review-link", "href") or ""
+        assert href.startswith(f"/review/{rid}?token=")
     assert page_errors(*tabs) == []

@@ -749,4 +749,13 @@ exposeHooks({
 
 render();
 conn.start();
-if (!noMedia) openPreview();
+if (noMedia) {
+  // no camera on this page: the banner says how to open it securely
+  for (const id of ["#camera-select", "#mic-select", "#camera2-select"]) {
+    const select = $(id, HTMLSelectElement);
+    select.replaceChildren(h("option", { value: "" }, "Not on this page: see the message above"));
+    select.disabled = true;
+  }
+} else {
+  openPreview();
+}

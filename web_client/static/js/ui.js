@@ -3,9 +3,8 @@
 
 import { ERROR } from "./protocol.js";
 
-/** @import { Participant, RecordingInfo, WireError, Whisperer } from "../../types/wire" */
+/** @import { Participant, WireError, Whisperer } from "../../types/wire" */
 /** @import { ErrorCode } from "./protocol.js" */
-/** @import { Connection } from "./conn.js" */
 
 /**
  * The element of the page's template that matches `selector`, checked to be
@@ -210,17 +209,6 @@ export function exposeHooks(getters) {
   return hooks;
 }
 
-/** Connection state words for the status banner; @type {Record<string, string>} */
-export const CONNECTION_WORDS = {
-  idle: "Starting…",
-  connecting: "Connecting…",
-  joined: "Connected",
-  reconnecting: "Reconnecting…",
-  ended: "Session ended",
-  failed: "Can't join",
-  closed: "Left the session",
-};
-
 /** Recording state words for the recording pill; @type {Record<string, string>} */
 export const RECORDING_WORDS = {
   recording: "Recording",
@@ -238,53 +226,6 @@ export const RECORDING_WORDS = {
 export function plural(n, word) {
   if (n === 1) return `${n} ${word}`;
   return `${n} ${/(s|sh|ch|x|z)$/.test(word) ? `${word}es` : `${word}s`}`;
-}
-
-/**
- * Show the connection state in the shared status bar elements.
- * @param {Connection} conn
- */
-export function renderConnection(conn) {
-  const el = $maybe("#conn-state");
-  if (el) {
-    el.textContent = CONNECTION_WORDS[conn.state] || conn.state;
-    el.dataset.state = conn.state;
-    el.title = conn.detail || "";
-  }
-  const detail = $maybe("#conn-detail");
-  // an ended session has its own banner
-  if (detail) detail.textContent = ["joined", "ended"].includes(conn.state) ? "" : conn.detail || "";
-  const q = $maybe("#conn-quality");
-  if (q) {
-    q.dataset.quality = conn.quality;
-    q.textContent = conn.quality === "unknown" ? "" : `Connection: ${conn.quality}`;
-  }
-  document.body.dataset.conn = conn.state;
-}
-
-/**
- * Show the recording state on every `.recording-state` pill.
- * `rec` is the server's {state, planned, reason}; before anything is
- * recorded the pill says what will happen ("Will be recorded when ... goes
- * live" or "Not recorded"); once the session is over it is hidden: nothing
- * is being recorded any more. `whoGoesLive` words the plan for this page.
- * @param {Partial<RecordingInfo> | {state: string} | null} rec
- * @param {{ended?: boolean, whoGoesLive?: string}} [opts]
- */
-export function renderRecording(rec, { ended = false, whoGoesLive = "the teacher goes" } = {}) {
-  const state = rec?.state || "unknown";
-  let words = RECORDING_WORDS[state] || state;
-  let shown = state;
-  if (state === "off" && rec && "planned" in rec && rec.planned) {
-    words = `Will be recorded when ${whoGoesLive} live`;
-    shown = "planned";
-  }
-  for (const el of $$(".recording-state")) {
-    el.hidden = ended || state === "ended";
-    el.dataset.state = shown;
-    el.textContent = words;
-    el.title = (rec && "reason" in rec && rec.reason) || "";
-  }
 }
 
 /**
