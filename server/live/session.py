@@ -493,11 +493,12 @@ class Session:
             1
             for p in self.router.producers.values()
             if item_of_source(p.info.source, p.info.role) == Item.CLASSROOM
+            and p.packets_received > 0  # its media flows: not just offered
         )
         return {
             "participants": by_role,
             "tracks": len(self.router.producers),
-            #: the classroom's tracks (a teacher who went live): what "LIVE" means
+            #: the classroom's tracks whose media arrives: what "LIVE" means
             "classroom_tracks": classroom,
             "clock_ms": self.clock.now_ms(),
             "recording": self.recording.state,

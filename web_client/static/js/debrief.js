@@ -239,7 +239,7 @@ function render() {
   renderPresence($("#people"), [...state.participants.values()], [], state.selfId);
   $("#owner-panel").hidden = !state.owner;
   if (state.owner) {
-    renderRecordingPill(p, state.recordingInfo || { state: state.recording }, "the room goes");
+    renderRecordingPill(p, state.recordingInfo || { state: state.recording }, { who: "the room goes", sender: true });
     const planned = Boolean(state.recordingInfo?.planned);
     $("#plan-toggle").textContent = planned ? "Don't record this debrief" : "Record this debrief";
   }

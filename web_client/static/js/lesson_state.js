@@ -97,9 +97,10 @@ export function renderStatus(conn, phase) {
  * @param {Phase} phase
  * @param {Partial<RecordingInfo> | {state: string} | null} rec
  * @param {string} whoGoesLive "you go", "the teacher goes"…
+ * @param {boolean} sender this page sends what is recorded (the teacher's, a debrief member's)
  * @returns {{shown: string, words: string} | null} null: no pill
  */
-export function recordingWords(phase, rec, whoGoesLive) {
+export function recordingWords(phase, rec, whoGoesLive, sender) {
   const state = rec?.state || "unknown";
   const planned = Boolean(rec && "planned" in rec && rec.planned);
   const recording = state === "recording" || state === "paused";
@@ -117,7 +118,10 @@ export function recordingWords(phase, rec, whoGoesLive) {
     return { shown: "planned", words: "Will be recorded once connected" };
   }
   if (state === "unknown") return { shown: "unknown", words: RECORDING_WORDS.unknown };
-  if (recording) return { shown: "planned", words: `Will be recorded when ${whoGoesLive} live` };
+  // ready: a viewer whose picture is still coming believes the server; the
+  // teacher's own page is not live, so nothing of it is being recorded
+  if (recording && !sender) return { shown: state, words: RECORDING_WORDS[state] };
+  if (recording) return { shown: "stopped", words: "Recording stopped" };
   return planned
     ? { shown: "planned", words: `Will be recorded when ${whoGoesLive} live` }
     : { shown: "off", words: RECORDING_WORDS.off };
@@ -127,10 +131,10 @@ export function recordingWords(phase, rec, whoGoesLive) {
  * Show the recording on every `.recording-state` pill of the page.
  * @param {Phase} phase
  * @param {Partial<RecordingInfo> | {state: string} | null} rec
- * @param {string} [whoGoesLive]
+ * @param {{who?: string, sender?: boolean}} [opts] who goes live; does this page send the media
  */
-export function renderRecordingPill(phase, rec, whoGoesLive = "the teacher goes") {
-  const words = recordingWords(phase, rec, whoGoesLive);
+export function renderRecordingPill(phase, rec, { who = "the teacher goes", sender = false } = {}) {
+  const words = recordingWords(phase, rec, who, sender);
   for (const el of $$(".recording-state")) {
     el.hidden = words == null;
     el.dataset.state = words?.shown || "ended";

@@ -10,6 +10,8 @@
 
 /** "Connecting…" this long before the page names why. */
 export const REASON_AFTER_MS = 10000;
+/** While media does not flow, the candidate-pair stats are read this often. */
+const STATS_EVERY_MS = 2000;
 
 export const RELAY_REFUSED =
   "The school's relay refused our credentials: ask your admin to check SIDECOACH_TURN_SECRET.";
@@ -17,6 +19,8 @@ export const RELAY_UNREACHABLE =
   "The school's relay can't be reached from this network: ask your admin to check the relay's address and firewall.";
 export const DTLS_FAILED =
   "A path to the server was found, but the encrypted media connection (DTLS) failed: a firewall may be inspecting the traffic; ask your network admin.";
+export const RELAY_CANT_REACH =
+  "The school's relay answers, but media can't get from it to the server: ask your admin whether the relay may reach the server's ICE addresses.";
 export const NO_ROUTE =
   "No route for video and sound to the server from this network: open the pre-lesson check (Check my setup) to see which way is blocked.";
 
@@ -42,6 +46,10 @@ export class MediaHealth {
     this.removal = null;
     /** media has flowed at least once */
     this.everConnected = false;
+    /** from the candidate-pair stats while in trouble: a relay candidate, a pair that worked */
+    this.seen = { relay: false, succeeded: false };
+    /** @type {ReturnType<typeof setInterval> | undefined} */
+    this._stats = undefined;
     /** @type {ReturnType<typeof setTimeout> | undefined} */
     this._timer = undefined;
   }
@@ -54,6 +62,7 @@ export class MediaHealth {
     this.pc = pc;
     this.expected = false;
     this.iceConnected = false;
+    this.seen = { relay: false, succeeded: false };
     pc.addEventListener("icecandidateerror", (e) => {
       const ev = /** @type {RTCPeerConnectionIceErrorEvent} */ (e);
       if (pc === this.pc) this.errors.push({ code: ev.errorCode, url: ev.url });
@@ -95,6 +104,23 @@ export class MediaHealth {
     this.expected = false;
     this.since = null;
     clearTimeout(this._timer);
+    clearInterval(this._stats);
+    this._stats = undefined;
+  }
+
+  /** While in trouble: which candidates the connection has, and whether a pair worked. */
+  async _look() {
+    const pc = this.pc;
+    if (!pc || this.since == null) return;
+    try {
+      const stats = await pc.getStats();
+      stats.forEach((s) => {
+        if (s.type === "local-candidate" && s.candidateType === "relay") this.seen.relay = true;
+        if (s.type === "candidate-pair" && s.state === "succeeded") this.seen.succeeded = true;
+      });
+    } catch {
+      /* the connection closed meanwhile */
+    }
   }
 
   /** @returns {MediaState} */
@@ -126,11 +152,18 @@ export class MediaHealth {
     if (cause === "relay_unreachable" || (this.errors.length && this.errors.every((e) => e.code === 701))) {
       return RELAY_UNREACHABLE;
     }
+    if (cause === "no_route_via_relay" || (this.seen.relay && !this.seen.succeeded)) return RELAY_CANT_REACH;
     return this.removal?.reason || NO_ROUTE;
   }
 
   _changed() {
     clearTimeout(this._timer);
+    if (this.since != null && this._stats == null) {
+      this._stats = setInterval(() => this._look(), STATS_EVERY_MS);
+    } else if (this.since == null && this._stats != null) {
+      clearInterval(this._stats);
+      this._stats = undefined;
+    }
     if (this.since != null) {
       // say why once the trouble has lasted long enough
       const wait = REASON_AFTER_MS - this.troubleMs;

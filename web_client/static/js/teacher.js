@@ -136,7 +136,7 @@ function render() {
   el.textContent = LIVE_WORDS[p];
   document.body.dataset.live = liveState();
   const info = state.recordingInfo || { state: state.recording };
-  renderRecordingPill(p, info, "you go");
+  renderRecordingPill(p, info, { who: "you go", sender: true });
   renderPlan(info, p);
   const goLiveButton = $("#go-live", HTMLButtonElement);
   goLiveButton.hidden = state.wantLive || over;

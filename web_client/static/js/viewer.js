@@ -73,6 +73,7 @@ export function startViewer({ role }) {
       const src = info.source === "camera" ? `Camera${n > 1 ? ` ${n}` : ""}` : info.source;
       return who ? `${src} · ${who}` : src;
     },
+    onPicture: () => render(),
   });
 
   /** The server forwards the classroom's video to this page. */
@@ -80,9 +81,9 @@ export function startViewer({ role }) {
     return [...conn.remote.values()].some((r) => r.info.kind === "video");
   }
 
-  /** The classroom's video reaches this page (and its media flows). */
+  /** The classroom's video reaches this page: its media flows and frames show. */
   function classroomLive() {
-    return classroomOffered() && conn.health.state === "connected";
+    return classroomOffered() && conn.health.state === "connected" && media.picture;
   }
 
   /** @returns {Phase} */
@@ -111,10 +112,11 @@ export function startViewer({ role }) {
   /** The stage's words, by phase; @param {Phase} p */
   function stageWords(p) {
     const teacherHere = [...state.participants.values()].some((x) => x.role === "teacher");
+    const going = classroomOffered() ? "The teacher is going live…" : "Teacher connected, not live yet";
     /** @type {Record<Phase, string>} */
     const words = {
       connecting: "Connecting…",
-      ready: teacherHere ? "Teacher connected, not live yet" : "Waiting for the teacher…",
+      ready: teacherHere ? going : "Waiting for the teacher…",
       live: "● Classroom live",
       paused: "● Classroom live · recording paused",
       stopped: teacherHere ? "The teacher stopped the classroom video" : "The teacher left",
