@@ -40,6 +40,8 @@ def register(dispatcher: Dispatcher, checks: Checks, edge: CheckEdge, limits: Li
     async def start(conn: Connection, msg: schemas.Empty) -> Reply:
         if conn.check is not None and not conn.check.closed:
             raise Conflict("a check is running on this connection already")
+        if conn.participant is not None:
+            raise Conflict("a page in a lesson does not run a check: open /check")
         sid = conn.sid
 
         async def send(event: str, payload: dict[str, Any]) -> None:

@@ -40,7 +40,7 @@ import { $$, $maybe, RECORDING_WORDS } from "./ui.js";
 export function phaseOf(f) {
   if (f.conn === "ended") return "ended";
   if (f.conn === "failed" || f.conn === "closed") return "failed";
-  if (f.conn !== "joined" || (f.needsMedia && f.media === "connecting") || f.starting) return "connecting";
+  if (f.conn !== "joined" || (f.needsMedia && f.media !== "connected") || f.starting) return "connecting";
   if (f.live) return f.recording === "paused" ? "paused" : "live";
   return f.everLive ? "stopped" : "ready";
 }
@@ -98,9 +98,10 @@ export function renderStatus(conn, phase) {
  * @param {Partial<RecordingInfo> | {state: string} | null} rec
  * @param {string} whoGoesLive "you go", "the teacher goes"…
  * @param {boolean} sender this page sends what is recorded (the teacher's, a debrief member's)
+ * @param {boolean} coming a viewer: the classroom is on its way (its picture not shown yet)
  * @returns {{shown: string, words: string} | null} null: no pill
  */
-export function recordingWords(phase, rec, whoGoesLive, sender) {
+export function recordingWords(phase, rec, whoGoesLive, sender, coming) {
   const state = rec?.state || "unknown";
   const planned = Boolean(rec && "planned" in rec && rec.planned);
   const recording = state === "recording" || state === "paused";
@@ -117,11 +118,11 @@ export function recordingWords(phase, rec, whoGoesLive, sender) {
   if (phase === "connecting" && (recording || planned)) {
     return { shown: "planned", words: "Will be recorded once connected" };
   }
-  if (state === "unknown") return { shown: "unknown", words: RECORDING_WORDS.unknown };
-  // ready: a viewer whose picture is still coming believes the server; the
+  if (state === "unknown") return null; // not known before the join: no pill
+  // ready: a viewer whose picture is on its way believes the server; the
   // teacher's own page is not live, so nothing of it is being recorded
-  if (recording && !sender) return { shown: state, words: RECORDING_WORDS[state] };
-  if (recording) return { shown: "stopped", words: "Recording stopped" };
+  if (recording && !sender && coming) return { shown: state, words: RECORDING_WORDS[state] };
+  if (recording && sender) return { shown: "stopped", words: "Recording stopped" };
   return planned
     ? { shown: "planned", words: `Will be recorded when ${whoGoesLive} live` }
     : { shown: "off", words: RECORDING_WORDS.off };
@@ -131,10 +132,11 @@ export function recordingWords(phase, rec, whoGoesLive, sender) {
  * Show the recording on every `.recording-state` pill of the page.
  * @param {Phase} phase
  * @param {Partial<RecordingInfo> | {state: string} | null} rec
- * @param {{who?: string, sender?: boolean}} [opts] who goes live; does this page send the media
+ * @param {{who?: string, sender?: boolean, coming?: boolean}} [opts] who goes live; does this
+ *   page send the media; (a viewer) is the classroom's picture on its way
  */
-export function renderRecordingPill(phase, rec, { who = "the teacher goes", sender = false } = {}) {
-  const words = recordingWords(phase, rec, who, sender);
+export function renderRecordingPill(phase, rec, { who = "the teacher goes", sender = false, coming = false } = {}) {
+  const words = recordingWords(phase, rec, who, sender, coming);
   for (const el of $$(".recording-state")) {
     el.hidden = words == null;
     el.dataset.state = words?.shown || "ended";

@@ -75,6 +75,8 @@ export class MediaHealth {
         this.errors = [];
         this.removal = null;
         this.everConnected = true;
+      } else if (this.expected && this.since == null && ["disconnected", "failed"].includes(pc.connectionState)) {
+        this.since = performance.now(); // it was up, and is not any more
       }
       this._changed();
     };

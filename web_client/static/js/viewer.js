@@ -130,7 +130,7 @@ export function startViewer({ role }) {
     const p = phase();
     const over = p === "ended" || p === "failed";
     renderStatus(conn, p);
-    renderRecordingPill(p, state.recordingInfo || { state: state.recording });
+    renderRecordingPill(p, state.recordingInfo || { state: state.recording }, { coming: classroomOffered() });
     $("#unblock-audio").hidden = !state.audioBlocked || over;
     document.body.dataset.audioBlocked = String(state.audioBlocked && !over);
     const el = $("#teacher-state");
