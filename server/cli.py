@@ -13,9 +13,8 @@ import logging
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
-from typing import Any
-from urllib.parse import urlencode
+from dataclasses import replace
+from typing import Any, NoReturn
 
 from server import __version__
 from server.access.invites import invite_links, invite_ttl_s, invite_url
@@ -23,15 +22,13 @@ from server.core.config import (
     Config,
     check_cluster_settings,
     check_network_settings,
-    config_from_env,
-    ensure_secret,
     node_id_of,
-    with_overrides,
 )
 from server.core.errors import ConfigError, InvalidMessage, SessionEnded, SidecoachError
 from server.core.roles import Role, SessionState
+from server.core.settings import SETTINGS, Loaded, load, with_secret
 from server.core.tokens import issue_admin_token, issue_invite
-from server.storage.sessions import SessionSettings, SessionStore, ensure_demo_session, parse_when
+from server.storage.sessions import SessionSettings, SessionStore, parse_when
 
 logger = logging.getLogger(__name__)
 
@@ -46,17 +43,17 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="sidecoach", description="Self-hosted real-time coaching server."
-    )
-    parser.add_argument("--version", action="version", version=f"sidecoach {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+class _Parser(argparse.ArgumentParser):
+    """A mistake on the command line is one line and exit code 2."""
 
-    serve = sub.add_parser("serve", help="run the server (default)")
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _add_serve_flags(serve: argparse.ArgumentParser) -> None:
     _add_common(serve)
     serve.add_argument("--host", help="listen address (env SIDECOACH_HOST; 0.0.0.0)")
-    serve.add_argument("--port", type=int, help="HTTP port (env SIDECOACH_PORT; 8080)")
+    serve.add_argument("--port", help="HTTP port (env SIDECOACH_PORT; 8080)")
     serve.add_argument(
         "--ice-listen-ips", help="comma list of local IPs for ICE (env SIDECOACH_ICE_LISTEN_IPS)"
     )
@@ -77,15 +74,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--http-redirect-port",
-        type=int,
         help="also answer plain HTTP on this port with a redirect to HTTPS "
         "(env SIDECOACH_HTTP_REDIRECT_PORT)",
     )
+    serve.add_argument("--log-format", help="text or json (env SIDECOACH_LOG_FORMAT; text)")
     serve.add_argument(
-        "--demo", action="store_true", help='create or reuse "Demo lesson" and print its links'
-    )
-    serve.add_argument(
-        "--log-format", choices=["text", "json"], help="log lines (env SIDECOACH_LOG_FORMAT; text)"
+        "--lan",
+        action="store_true",
+        default=None,
+        help="serve HTTPS on this machine's LAN address with the self-signed certificate"
+        " and plain HTTP on localhost (trying it out; on with --demo when no host, TLS or"
+        " public URL is set; env SIDECOACH_LAN)",
     )
     # -- several nodes ---------------------------------------------------------
     serve.add_argument(
@@ -100,6 +99,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="where other nodes reach this one (env SIDECOACH_NODE_URL; http://127.0.0.1:PORT)",
     )
     serve.add_argument(
+        "--drain-deadline",
+        metavar="SECONDS",
+        help="on SIGTERM take no new sessions and exit when nobody is left, at the latest"
+        " after this long (env SIDECOACH_DRAIN_DEADLINE_S; 0: at once); a second SIGTERM"
+        " exits at once",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="sidecoach", description="Self-hosted real-time coaching server.")
+    parser.add_argument("--version", action="version", version=f"sidecoach {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the server (default)")
+    _add_serve_flags(serve)
+    serve.add_argument(
+        "--demo", action="store_true", help='create or reuse "Demo lesson" and print its links'
+    )
+    serve.add_argument(
         "--workers",
         type=int,
         nargs="?",
@@ -108,15 +126,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="run N node processes sharing the port (default when given: one per core);"
         " needs a Redis URL",
     )
-    serve.add_argument(
-        "--drain-deadline",
-        type=float,
-        metavar="SECONDS",
-        help="on SIGTERM take no new sessions and exit when nobody is left, at the latest"
-        " after this long (env SIDECOACH_DRAIN_DEADLINE_S; 0: at once); a second SIGTERM"
-        " exits at once",
-    )
     serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
+    check = sub.add_parser(
+        "check-config",
+        help="print the configuration serve would use, with the source of each value"
+        " (secrets redacted); exit 2 if it would refuse it",
+    )
+    _add_serve_flags(check)
 
     session = sub.add_parser("session", help="create, list or end sessions")
     session_sub = session.add_subparsers(dest="session_command", metavar="ACTION", required=True)
@@ -147,34 +163,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def serve_flags(args: argparse.Namespace) -> dict[str, str | None]:
+    """The ``serve`` flags given, as text (settings.py parses them)."""
+    flags: dict[str, str | None] = {}
+    for setting in SETTINGS:
+        if setting.flag is None:
+            continue
+        value = getattr(args, setting.flag.removeprefix("--").replace("-", "_"), None)
+        if value is True:
+            value = "1"
+        flags[setting.flag] = None if value is None else str(value)
+    return flags
+
+
+def load_config(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Loaded:
+    """Environment, then CLI flags on top, then a secret from the data dir
+    (made there at the first start, except by ``check-config``)."""
+    loaded = load(environ, serve_flags(args))
+    return with_secret(loaded, create=args.command != "check-config")
+
+
 def build_config(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Config:
-    """Environment, then CLI flags on top, then a secret from the data dir."""
-    config = config_from_env(environ)
-    ice_ips = getattr(args, "ice_listen_ips", None)
-    data_dir = getattr(args, "data_dir", None)
-    tls_cert, tls_key = getattr(args, "tls_cert", None), getattr(args, "tls_key", None)
-    config = with_overrides(
-        config,
-        host=getattr(args, "host", None),
-        port=getattr(args, "port", None),
-        data_dir=Path(data_dir) if data_dir else None,
-        public_url=getattr(args, "public_url", None),
-        ice_listen_ips=(
-            tuple(p.strip() for p in ice_ips.split(",") if p.strip()) if ice_ips else None
-        ),
-        ice_announced_ip=getattr(args, "ice_announced_ip", None),
-        log_level=getattr(args, "log_level", None),
-        tls_cert=Path(tls_cert) if tls_cert else None,
-        tls_key=Path(tls_key) if tls_key else None,
-        self_signed=getattr(args, "self_signed", None),
-        http_redirect_port=getattr(args, "http_redirect_port", None),
-        log_format=getattr(args, "log_format", None),
-        redis_url=getattr(args, "redis_url", None),
-        node_id=getattr(args, "node_id", None),
-        node_url=getattr(args, "node_url", None),
-        drain_deadline_s=getattr(args, "drain_deadline", None),
-    )
-    return ensure_secret(config)
+    return load_config(args, environ).config
 
 
 def configure_logging(level: str, fmt: str = "text", node: str = "") -> None:
@@ -202,20 +212,6 @@ def _with_store(config: Config, fn: Callable[[SessionStore], Awaitable[int]]) ->
 
 
 def _cmd_serve(args: argparse.Namespace, config: Config) -> int:
-    if args.demo:
-
-        async def demo(store: SessionStore) -> int:
-            record = await ensure_demo_session(store)
-            links = invite_links(config, record)
-            print(f"Demo lesson {record.id}:", flush=True)
-            for role, url in links.items():
-                print(f"  {role:<8} {url}", flush=True)
-            # the lobby keeps the admin token in the tab and drops it from the URL
-            admin = issue_admin_token(config.secret, ttl_s=DEFAULT_ADMIN_TOKEN_TTL_S)
-            print(f"  {'lobby':<8} {config.base_url}/?{urlencode({'admin': admin})}", flush=True)
-            return 0
-
-        _with_store(config, demo)
     if args.workers is not None:
         from server.cluster.workers import run_workers
 
@@ -224,6 +220,18 @@ def _cmd_serve(args: argparse.Namespace, config: Config) -> int:
     from server.serve import serve
 
     return asyncio.run(serve(config, demo=args.demo, reuse_port=args.reuse_port))
+
+
+def _cmd_check_config(loaded: Loaded) -> int:
+    """The effective configuration, with sources; the checks ``serve`` makes."""
+    print("\n".join(loaded.lines()))
+    check_network_settings(loaded.config)
+    check_cluster_settings(loaded.config)
+    from server.ops.tls import check_tls_files
+
+    check_tls_files(loaded.config)
+    print("sidecoach: the configuration is usable", file=sys.stderr)
+    return 0
 
 
 def _cmd_session(args: argparse.Namespace, config: Config) -> int:
@@ -288,22 +296,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.argv = argv  # --workers runs this command line again, once per worker
     try:
+        if args.command == "check-config":
+            return _cmd_check_config(load_config(args))
         config = build_config(args)
         if args.command == "serve":
-            check_network_settings(config)
-            check_cluster_settings(config)
-            if args.workers is not None and not config.redis_url:
-                raise ConfigError(
-                    "--workers needs a Redis URL (SIDECOACH_REDIS_URL or --redis-url), e.g."
-                    " redis://127.0.0.1:6379/0 (Debian: apt install redis-server)"
-                )
+            config = _serve_config(args, config)
             node = node_id_of(config) if config.redis_url and args.workers is None else ""
             configure_logging(config.log_level, config.log_format, node)
-    except (ValueError, OSError) as exc:
-        print(f"sidecoach: configuration error: {exc}", file=sys.stderr)
-        return 2
-    try:
-        if args.command == "serve":
             return _cmd_serve(args, config)
         if args.command == "session":
             return _cmd_session(args, config)
@@ -314,10 +313,36 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "invite":
             return _cmd_invite(args, config)
+    except ConfigError as exc:
+        # one line, exit code 2, whether found before or while starting
+        print(f"sidecoach: configuration error: {exc.message}", file=sys.stderr)
+        return 2
     except SidecoachError as exc:
         print(f"sidecoach: {exc.code}: {exc.message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
     parser.error(f"unknown command {args.command!r}")
-    return 2  # not reached: parser.error exits
+
+
+def _serve_config(args: argparse.Namespace, config: Config) -> Config:
+    """``serve``'s checks; ``--demo`` alone also means ``--lan``."""
+    if args.demo and not (
+        config.lan
+        or config.tls
+        or config.public_url
+        or config.host not in ("0.0.0.0", "::", "")
+        or args.workers is not None
+    ):
+        config = replace(config, lan=True)
+    check_network_settings(config)
+    check_cluster_settings(config)
+    from server.ops.tls import check_tls_files
+
+    check_tls_files(config)
+    if args.workers is not None and not config.redis_url:
+        raise ConfigError(
+            "--workers needs a Redis URL (SIDECOACH_REDIS_URL or --redis-url), e.g."
+            " redis://127.0.0.1:6379/0 (Debian: apt install redis-server)"
+        )
+    return config

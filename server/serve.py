@@ -6,29 +6,49 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import signal
 import socket
 import time
 from dataclasses import replace
+from pathlib import Path
+from urllib.parse import urlencode
 
 from aiohttp import web
 
+from server.access.invites import invite_links
 from server.app import ACCESS_LOG_CLASS, DEPLOYMENT_KEY, SIGNALING_KEY, create_app, open_store
 from server.core.config import Config
+from server.core.errors import ConfigError
+from server.core.tokens import issue_admin_token
+from server.ops import lan
 from server.ops.tls import TlsSetup, load_tls
 from server.recording.catalog import RecordingCatalog
+from server.storage.sessions import SessionStore, ensure_demo_session
 
 logger = logging.getLogger(__name__)
 
 #: after the drain, open HTTP/WebSocket connections get this long to finish
 SHUTDOWN_GRACE_S = 1.0
+#: the demo lobby's admin link is valid this long
+DEMO_ADMIN_TOKEN_TTL_S = 24 * 3600
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")
 
 
 async def serve(config: Config, *, demo: bool = False, reuse_port: bool = False) -> int:
     """Run until SIGTERM/SIGINT, then drain (see ``drain``). ``reuse_port``:
     one of several worker processes sharing the port (``--workers``); each
-    also listens on a loopback port of its own, its node URL."""
+    also listens on a loopback port of its own, its node URL. A port that
+    is taken, or a certificate that cannot be read, is a ``ConfigError``
+    raised before anything starts."""
+    config, lan_plan = _with_lan(config)
+    binds = _listen_addresses(config, lan_plan)
+    if not reuse_port:
+        for host, port, _ in binds:
+            check_free(host, port)
+    loop = asyncio.get_running_loop()
+    tls = await loop.run_in_executor(None, load_tls, config)
     private: socket.socket | None = None
     if reuse_port and not config.node_url:
         private = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -37,7 +57,6 @@ async def serve(config: Config, *, demo: bool = False, reuse_port: bool = False)
         config = replace(config, node_url=f"http://127.0.0.1:{private.getsockname()[1]}")
     store = await open_store(config)
     catalog = await RecordingCatalog.open(config.data_dir)
-    tls = await asyncio.get_running_loop().run_in_executor(None, load_tls, config)
     app = create_app(config, store, catalog)
     runner = web.AppRunner(
         app,
@@ -45,29 +64,42 @@ async def serve(config: Config, *, demo: bool = False, reuse_port: bool = False)
         access_log_class=ACCESS_LOG_CLASS,
         shutdown_timeout=SHUTDOWN_GRACE_S,
     )
-    await runner.setup()
     runners = [runner]
-    site = web.TCPSite(
-        runner,
-        config.host,
-        config.port,
-        ssl_context=tls.context if tls else None,
-        reuse_port=reuse_port or None,
-    )
-    await site.start()
-    if private is not None:
-        await web.SockSite(runner, private).start()
-    if tls is not None:
-        _announce_tls(tls)
-    if config.http_redirect_port is not None:
-        redirect = web.AppRunner(https_redirect_app(config), handle_signals=False)
-        await redirect.setup()
-        runners.append(redirect)
-        await web.TCPSite(
-            redirect, config.host, config.http_redirect_port, reuse_port=reuse_port or None
-        ).start()
-        print(f"Plain HTTP on port {config.http_redirect_port} redirects to HTTPS", flush=True)
-    print(f"Sidecoach is listening on {config.base_url}", flush=True)
+    try:
+        await runner.setup()
+        for host, port, secure in binds:
+            site = web.TCPSite(
+                runner,
+                host,
+                port,
+                ssl_context=tls.context if tls and secure else None,
+                reuse_port=reuse_port or None,
+            )
+            await _start(site, host, port)
+        if private is not None:
+            await web.SockSite(runner, private).start()
+        if config.http_redirect_port is not None:
+            redirect = web.AppRunner(https_redirect_app(config), handle_signals=False)
+            await redirect.setup()
+            runners.append(redirect)
+            site = web.TCPSite(
+                redirect, config.host, config.http_redirect_port, reuse_port=reuse_port or None
+            )
+            await _start(site, config.host, config.http_redirect_port)
+            print(f"Plain HTTP on port {config.http_redirect_port} redirects to HTTPS", flush=True)
+        _announce(config, tls, lan_plan)
+        if demo:
+            await print_demo_links(config, store, lan_plan)
+        return await _run_until_stopped(app, config)
+    finally:
+        logger.info("shutting down")
+        for r in reversed(runners):
+            await r.cleanup()
+        await catalog.close()
+        await store.close()
+
+
+async def _run_until_stopped(app: web.Application, config: Config) -> int:
     stop, now = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
 
@@ -79,15 +111,8 @@ async def serve(config: Config, *, demo: bool = False, reuse_port: bool = False)
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
-    try:
-        await stop.wait()
-        await drain(app, config.drain_deadline_s, now)
-    finally:
-        logger.info("shutting down")
-        for r in reversed(runners):
-            await r.cleanup()
-        await catalog.close()
-        await store.close()
+    await stop.wait()
+    await drain(app, config.drain_deadline_s, now)
     return 0
 
 
@@ -124,8 +149,80 @@ async def drain(app: web.Application, deadline_s: float, now: asyncio.Event) -> 
     await signaling.sio.close_all()
 
 
-def _announce_tls(tls: TlsSetup) -> None:
-    if tls.self_signed:
+def _with_lan(config: Config) -> tuple[Config, lan.LanPlan | None]:
+    """``--lan``: HTTPS (self-signed) on the LAN address, links to it. Also,
+    a self-signed server on every address: links to the LAN address, never
+    to ``https://localhost`` (which a tablet cannot open)."""
+    if config.lan:
+        plan = lan.plan(config.port)
+        if not plan.lan_ips:
+            return config, plan
+        public_url = config.public_url or plan.https_url
+        return replace(config, self_signed=True, public_url=public_url), plan
+    if config.self_signed and not config.public_url and config.host in WILDCARD_HOSTS:
+        ips = lan.lan_addresses()
+        if ips:
+            https_url = lan.LanPlan(ips, config.port).https_url
+            return replace(config, public_url=https_url), None
+    return config, None
+
+
+def _listen_addresses(
+    config: Config, plan: lan.LanPlan | None
+) -> list[tuple[str, int, bool]]:
+    """(host, port, with TLS) of each listening site."""
+    if plan is None:
+        return [(config.host, config.port, config.tls)]
+    sites = [(ip, config.port, True) for ip in plan.lan_ips]
+    return [*sites, (lan.LOCALHOST_IP, config.port, False)]
+
+
+def check_free(host: str, port: int) -> None:
+    """Refuse (one line, naming the setting) a port that is taken or an
+    address this machine does not have, before anything starts."""
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except OSError as exc:
+        raise ConfigError(f"SIDECOACH_HOST (--host): cannot listen on {host!r}: {exc}") from None
+    for family, kind, proto, _, address in infos:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                raise _bind_error(host, port, exc) from None
+
+
+def _bind_error(host: str, port: int, exc: OSError) -> ConfigError:
+    if exc.errno == errno.EADDRINUSE:
+        return ConfigError(
+            f"SIDECOACH_PORT (--port): port {port} on {host or '*'} is already in use"
+            " (another Sidecoach, or another program: pick another port)"
+        )
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return ConfigError(f"SIDECOACH_HOST (--host): {host} is not an address of this machine")
+    return ConfigError(f"SIDECOACH_PORT (--port): cannot listen on {host}:{port}: {exc.strerror}")
+
+
+async def _start(site: web.TCPSite, host: str, port: int) -> None:
+    try:
+        await site.start()
+    except OSError as exc:
+        raise _bind_error(host, port, exc) from None
+
+
+def _announce(config: Config, tls: TlsSetup | None, plan: lan.LanPlan | None) -> None:
+    if plan is not None:
+        lines = lan.banner(plan, tls.fingerprint if tls else "", tls.cert_path if tls else Path())
+        print("\n".join(lines), flush=True)
+        if tls is not None:
+            logger.warning("serving a self-signed certificate: NOT for production")
+        return
+    if tls is not None and tls.self_signed:
         # printed, not only logged: the person starting it compares this
         # with what the teacher's browser shows before accepting it
         print(
@@ -135,8 +232,27 @@ def _announce_tls(tls: TlsSetup) -> None:
             flush=True,
         )
         logger.warning("serving a self-signed certificate: NOT for production")
-    else:
+    elif tls is not None:
         logger.info("HTTPS with %s (SHA-256 %s)", tls.cert_path, tls.fingerprint)
+    print(f"Sidecoach is listening on {config.base_url}", flush=True)
+
+
+async def print_demo_links(config: Config, store: SessionStore, plan: lan.LanPlan | None) -> None:
+    """The demo lesson's links (and, on a LAN, QR codes of the teacher's and
+    the coach's: a tablet scans them)."""
+    record = await ensure_demo_session(store)
+    links = invite_links(config, record)
+    # the lobby keeps the admin token in the tab and drops it from the URL
+    admin = issue_admin_token(config.secret, ttl_s=DEMO_ADMIN_TOKEN_TTL_S)
+    links["lobby"] = f"{config.base_url}/?{urlencode({'admin': admin})}"
+    out = [f"Demo lesson {record.id}:"]
+    out += [f"  {role:<8} {url}" for role, url in links.items()]
+    if plan is not None and plan.lan_ips:
+        out.append(f"  (on this machine, {plan.local_url} works in their place)")
+        for role in ("teacher", "coach"):
+            out.append(f"Scan with a tablet or phone on this network to open the {role}'s page:")
+            out += ["  " + line for line in lan.qr_lines(links[role])]
+    print("\n".join(out), flush=True)
 
 
 def https_redirect_app(config: Config) -> web.Application:

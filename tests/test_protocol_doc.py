@@ -10,6 +10,7 @@ from pathlib import Path
 
 import server
 from server.core.errors import SidecoachError
+from server.live.media_failure import Cause
 from server.live.session import Removal
 
 PROTOCOL = Path(__file__).resolve().parents[1] / "docs" / "PROTOCOL.md"
@@ -48,8 +49,12 @@ def test_every_error_code_is_documented_with_its_status() -> None:
 
 def test_every_removal_code_is_documented() -> None:
     text = PROTOCOL.read_text()
-    table = text[text.index("`removed {code}` (the server removed") :]
+    start = text.index("`removed {code}` (the server removed")
+    causes = text.index("`removed.cause` with `peer_failed`", start)
+    table = text[start:causes]
     assert {code for code, _ in REMOVAL_ROW.findall(table)} == {str(r) for r in Removal}
+    documented = {code for code, _ in REMOVAL_ROW.findall(text[causes:])}
+    assert documented == {str(c) for c in Cause}
 
 
 PROTOCOL_JS = PROTOCOL.parents[1] / "web_client" / "static" / "js" / "protocol.js"

@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from server.core.config import Config, check_network_settings, config_from_env
+from server.core.config import Config, check_network_settings
 from server.core.errors import ConfigError
+from server.core.settings import config_from_env
 from server.ops.tls import (
     SELF_SIGNED_CERT,
     SELF_SIGNED_KEY,
@@ -150,7 +151,7 @@ def test_certificate_names_cover_the_configured_hosts(tmp_path: Path) -> None:
         ({"SIDECOACH_TLS_KEY": "/x.pem"}, "SIDECOACH_TLS_CERT"),
         ({"SIDECOACH_TLS_CERT": "/nope.pem", "SIDECOACH_TLS_KEY": "/nope.key"}, "no such file"),
         ({"SIDECOACH_HTTP_REDIRECT_PORT": "80"}, "SIDECOACH_HTTP_REDIRECT_PORT"),
-        ({"SIDECOACH_HTTP_REDIRECT_PORT": "eighty"}, "not a valid integer"),
+        ({"SIDECOACH_HTTP_REDIRECT_PORT": "eighty"}, "is not a port number"),
         ({"SIDECOACH_SELF_SIGNED": "maybe"}, "SIDECOACH_SELF_SIGNED"),
         ({"SIDECOACH_ICE_TRANSPORT_POLICY": "udp"}, "SIDECOACH_ICE_TRANSPORT_POLICY"),
         ({"SIDECOACH_ICE_TRANSPORT_POLICY": "relay"}, "no TURN server"),

@@ -65,6 +65,12 @@ class RedisConn:
             self._went_down(exc)
             raise RedisUnavailable(f"Redis at {self.name} is not answering") from exc
         if not self.up:
+            # ``fn`` may not have needed Redis at all (an empty pipeline at
+            # shutdown): only an answer from Redis itself means it is back
+            try:
+                await self.client.ping()
+            except (RedisError, OSError, TimeoutError):
+                return result
             self._came_back()
         return result
 

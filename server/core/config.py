@@ -1,17 +1,14 @@
 """One typed, frozen configuration object, read once at start-up.
 
 Every setting comes from (in order of precedence) a CLI flag, an environment
-variable, or the named default below. Nothing else in the server reads the
-environment.
+variable, or the named default below; ``server/core/settings.py`` reads and
+checks them (nothing else in the server reads the environment).
 """
 
 from __future__ import annotations
 
-import os
-import secrets
 import socket
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -93,6 +90,10 @@ class Limits:
     #: packet for longer than this is marked as a ``media-gap`` on the
     #: recording's timeline (a network cut, a frozen publisher)
     media_gap_ms: int = 1000
+    #: while a lesson is recorded, the longest a recorded camera goes
+    #: without a keyframe (s; it is asked 1 s before): a clip starts within
+    #: this of where it was asked to, and a seek in review lands as fast
+    recording_keyframe_interval_s: float = 2.0
     #: the most a participant may send per video track (kbit/s): in the
     #: offer (b=AS/TIAS) and in the REMB the server sends the publisher
     max_video_bitrate_kbps: int = 2500
@@ -144,6 +145,11 @@ class Config:
     #: serve HTTPS with a certificate generated and kept in ``data_dir/tls``
     #: (trying it out on a LAN; NOT for production)
     self_signed: bool = False
+    #: trying it out on a school LAN: serve HTTPS with the self-signed
+    #: certificate on this machine's LAN address(es) and plain HTTP on
+    #: localhost, both on ``port`` (``--lan``; ``--demo`` turns it on when
+    #: no host, TLS or public URL is set). NOT for production.
+    lan: bool = False
     #: also listen for plain HTTP on this port and redirect it to HTTPS
     http_redirect_port: int | None = None
     #: Redis URL for multi-node deployments; None = embedded single node
@@ -189,94 +195,6 @@ class Config:
         if ":" in host:
             host = f"[{host}]"
         return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
-
-
-def _split(value: str) -> tuple[str, ...]:
-    return tuple(p.strip() for p in value.split(",") if p.strip())
-
-
-def _limits_from_env(environ: Mapping[str, str]) -> Limits:
-    kwargs: dict[str, Any] = {}
-    for f in fields(Limits):
-        raw = environ.get(f"SIDECOACH_LIMIT_{f.name.upper()}")
-        if raw is not None:
-            kwargs[f.name] = float(raw) if f.type == "float" else int(raw)
-    return Limits(**kwargs)
-
-
-def _env_int(env: Mapping[str, str], name: str) -> int | None:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} has value {raw!r}: not a valid integer") from None
-
-
-def _env_float(env: Mapping[str, str], name: str) -> float | None:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return None
-    try:
-        return float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} has value {raw!r}: not a number") from None
-
-
-def _env_bool(env: Mapping[str, str], name: str) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if raw in ("", "0", "false", "no", "off"):
-        return False
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    raise ConfigError(f"{name} has value {raw!r}: expected 1/0, true/false, yes/no or on/off")
-
-
-def _env_path(env: Mapping[str, str], name: str) -> Path | None:
-    raw = env.get(name, "").strip()
-    return Path(raw) if raw else None
-
-
-def config_from_env(environ: Mapping[str, str] | None = None) -> Config:
-    """Build a Config from ``SIDECOACH_*`` environment variables."""
-    env = os.environ if environ is None else environ
-    ice_servers: tuple[IceServer, ...] = ()
-    urls = _split(env.get("SIDECOACH_ICE_SERVERS", ""))
-    if urls:
-        ice_servers = (
-            IceServer(
-                urls=urls,
-                username=env.get("SIDECOACH_TURN_USERNAME"),
-                credential=env.get("SIDECOACH_TURN_CREDENTIAL"),
-            ),
-        )
-    return Config(
-        host=env.get("SIDECOACH_HOST", DEFAULT_HOST),
-        port=int(env.get("SIDECOACH_PORT", DEFAULT_PORT)),
-        data_dir=Path(env.get("SIDECOACH_DATA_DIR", DEFAULT_DATA_DIR)),
-        secret=env.get("SIDECOACH_SECRET", ""),
-        public_url=env.get("SIDECOACH_PUBLIC_URL", ""),
-        ice_listen_ips=_split(env.get("SIDECOACH_ICE_LISTEN_IPS", "")),
-        ice_announced_ip=env.get("SIDECOACH_ICE_ANNOUNCED_IP") or None,
-        ice_servers=ice_servers,
-        redis_url=env.get("SIDECOACH_REDIS_URL") or None,
-        store=env.get("SIDECOACH_STORE", "").strip().lower() or "sqlite",
-        node_id=env.get("SIDECOACH_NODE_ID", "").strip(),
-        node_url=env.get("SIDECOACH_NODE_URL", "").strip().rstrip("/"),
-        drain_deadline_s=_env_float(env, "SIDECOACH_DRAIN_DEADLINE_S") or 0.0,
-        log_level=env.get("SIDECOACH_LOG_LEVEL", "INFO"),
-        log_format=env.get("SIDECOACH_LOG_FORMAT", "").strip().lower() or "text",
-        retention_days=float(env.get("SIDECOACH_RETENTION_DAYS", DEFAULT_RETENTION_DAYS)),
-        limits=_limits_from_env(env),
-        turn_secret=env.get("SIDECOACH_TURN_SECRET", ""),
-        turn_urls=_split(env.get("SIDECOACH_TURN_URLS", "")),
-        ice_transport_policy=env.get("SIDECOACH_ICE_TRANSPORT_POLICY", "").strip() or "all",
-        tls_cert=_env_path(env, "SIDECOACH_TLS_CERT"),
-        tls_key=_env_path(env, "SIDECOACH_TLS_KEY"),
-        self_signed=_env_bool(env, "SIDECOACH_SELF_SIGNED"),
-        http_redirect_port=_env_int(env, "SIDECOACH_HTTP_REDIRECT_PORT"),
-    )
 
 
 #: how each checked setting is named to the admin: env var (and flag)
@@ -338,6 +256,11 @@ def check_network_settings(config: Config) -> None:
         if config.tls_cert is None:
             given, missing = missing, given
         raise ConfigError(f"{n[given]} is set but {n[missing]} is not: HTTPS needs both")
+    if config.lan and (config.tls_cert is not None or config.host not in ("0.0.0.0", "::", "")):
+        raise ConfigError(
+            "SIDECOACH_LAN (--lan) listens on the LAN address and localhost with the self-signed"
+            f" certificate: leave {n['tls_cert']} and SIDECOACH_HOST (--host) unset"
+        )
     if config.self_signed and config.tls_cert is not None:
         raise ConfigError(f"{n['self_signed']} and {n['tls_cert']} exclude each other")
     for name in ("tls_cert", "tls_key"):
@@ -382,26 +305,3 @@ def check_network_settings(config: Config) -> None:
             raise ConfigError(
                 f"{n['public_url']} has value {config.public_url!r}: expected http(s)://host[:port]"
             )
-
-
-def with_overrides(config: Config, **overrides: Any) -> Config:
-    """Apply CLI flags (None means "not given") on top of ``config``."""
-    given = {k: v for k, v in overrides.items() if v is not None}
-    return replace(config, **given)
-
-
-def ensure_secret(config: Config) -> Config:
-    """Return a Config with a secret: the given one, or the one kept in
-    ``data_dir/secret`` (created with a fresh random value when missing)."""
-    if config.secret:
-        return config
-    config.data_dir.mkdir(parents=True, exist_ok=True)
-    path = config.data_dir / SECRET_FILE_NAME
-    if path.exists():
-        secret = path.read_text().strip()
-    else:
-        secret = secrets.token_urlsafe(48)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secret + "\n")
-    return replace(config, secret=secret)

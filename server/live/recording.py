@@ -9,6 +9,7 @@ resume; closing the session finalizes it at once.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Coroutine
@@ -17,12 +18,18 @@ from typing import Any, Protocol
 from server.core.clock import SessionClock
 from server.core.config import Config
 from server.core.errors import Conflict
+from server.core.tasks import TaskOwner
 from server.media.router import Router
 from server.recording.catalog import RecordingCatalog
 from server.recording.recorder import Recorder, RecordingState, new_recording_id
 from server.storage.sessions import RecordingDecision, SessionRecord, SessionStore
 
 logger = logging.getLogger(__name__)
+
+#: how often the recorded cameras' keyframe age is looked at, and how long
+#: before it reaches the interval a keyframe is asked for
+KEYFRAME_TICK_S = 0.25
+KEYFRAME_LEAD_S = 1.0
 
 
 class NotRecording(Conflict):
@@ -98,6 +105,7 @@ class SessionRecording:
         #: the node writing this session's recordings (catalog, manifest)
         self.node = ""
         self._log = logging.LoggerAdapter(logger, {"session": record.id})
+        self._tasks = TaskOwner(f"recording {record.id}")
 
     # -- state -------------------------------------------------------------
 
@@ -217,8 +225,26 @@ class SessionRecording:
             self._host.spawn(self._parts.started(self._record.id, series, part, recording_id))
         self._host.log_event("recording-started", recording=recorder.recording_id)
         self._router.add_endpoint(recorder)
+        self._tasks.spawn(
+            self._ask_keyframes(recorder), name=f"keyframes {recorder.recording_id}"
+        )
         self._log.info("recording %s started", recorder.recording_id)
         self._host.recording_changed()
+
+    async def _ask_keyframes(self, recorder: Recorder) -> None:
+        """A keyframe of each recorded camera at least every
+        ``recording_keyframe_interval_s``: browsers and aiortc send one only
+        when asked (or every ~100 s), so without this a clip could start
+        minutes early. A camera is asked ``KEYFRAME_LEAD_S`` before its last
+        keyframe is that old (the time a request takes to come back as a
+        keyframe); a keyframe sent for another reason (a join, a layer
+        switch) counts too."""
+        interval = self._config.limits.recording_keyframe_interval_s
+        tick = min(KEYFRAME_TICK_S, interval / 2)
+        older_than = max(tick, interval - KEYFRAME_LEAD_S)
+        while not recorder.closed:
+            await asyncio.sleep(tick)
+            recorder.request_keyframes(older_than)
 
     def _failed(self, reason: str) -> None:
         self._host.log_event("recording-error", reason=reason)
@@ -240,3 +266,4 @@ class SessionRecording:
             return
         await self._stop()
         self._closed = True
+        await self._tasks.aclose()

@@ -35,6 +35,7 @@ from server.core.errors import (
 from server.core.roles import Role, SessionState
 from server.core.tasks import TaskOwner
 from server.live.debrief.room import DebriefRoom, SharedComment
+from server.live.media_failure import Cause, diagnose
 from server.live.recording import SessionRecording
 from server.live.seats import Seats
 from server.media.consumer import Consumer
@@ -96,9 +97,12 @@ class Notifier(Protocol):
         """Send and wait for the client's acknowledgement."""
         ...
 
-    async def removed(self, participant_id: str, code: str, message: str) -> None:
-        """The session removed this participant (``code`` says why): tell
-        it, and let its connection join again."""
+    async def removed(
+        self, participant_id: str, code: str, message: str, detail: dict[str, str] | None = None
+    ) -> None:
+        """The session removed this participant (``code`` says why, with
+        ``detail`` such as ``cause`` and ``reason``): tell it, and let its
+        connection join again."""
         ...
 
 
@@ -144,8 +148,7 @@ class _PeerEvents:
         )
 
     def peer_failed(self, reason: str) -> None:
-        removal = self._session.remove(self._pid, code=Removal.PEER_FAILED, message=reason)
-        self._session.spawn(removal)
+        self._session.spawn(self._session.peer_failed(self._pid, reason))
 
 
 class Session:
@@ -178,6 +181,8 @@ class Session:
         self.kind = record.kind
         self.seats = Seats(config.limits, debrief=record.kind == SessionKind.DEBRIEF)
         self._tasks = TaskOwner(f"session {record.id}")
+        #: participants whose failed media connection is being diagnosed
+        self._failing: set[str] = set()
         self._log = logging.LoggerAdapter(logger, {"session": record.id})
         self.recording = SessionRecording(
             record,
@@ -327,14 +332,49 @@ class Session:
             self.cues.redeliver(pid)
         return participant
 
-    async def remove(self, participant_id: str, *, code: Removal, message: str) -> None:
+    async def remove(
+        self,
+        participant_id: str,
+        *,
+        code: Removal,
+        message: str,
+        detail: dict[str, str] | None = None,
+    ) -> None:
         """Remove a participant the server gives up on (``code``: e.g.
         ``replaced``, ``peer_failed``); it is told why."""
         if participant_id not in self.participants or self.closed:
             return
         self._log.info("removing %s (%s: %s)", participant_id, code, message)
-        await self.notifier.removed(participant_id, code, message)
+        await self.notifier.removed(participant_id, code, message, detail)
         await self.leave(participant_id, reason=code)
+
+    async def peer_failed(self, participant_id: str, reason: str) -> None:
+        """A participant's media connection failed: say why where it
+        happened (a WARNING naming ICE and TURN), tell the page the cause
+        and a sentence it can show, and remove the participant."""
+        participant = self.participants.get(participant_id)
+        if participant is None or self.closed or participant_id in self._failing:
+            return
+        self._failing.add(participant_id)
+        try:
+            flowed = any(
+                layer.packets
+                for pid in participant.producer_ids
+                if (producer := self.router.producers.get(pid)) is not None
+                for layer in producer.layers
+            ) or any(c.packets_sent for c in self.router.consumers_of(participant_id))
+            failure = await diagnose(participant.peer.pc, self.config, reason, flowed=flowed)
+            quiet = failure.cause in (Cause.CLOSED, Cause.CONNECTION_LOST)
+            (self._log.info if quiet else self._log.warning)(
+                "media connection of %s (%s) failed: %s: %s",
+                participant_id, participant.role, failure.cause, failure.detail,
+            )  # fmt: skip
+            detail = {"cause": str(failure.cause), "reason": failure.reason}
+            await self.remove(
+                participant_id, code=Removal.PEER_FAILED, message=reason, detail=detail
+            )
+        finally:
+            self._failing.discard(participant_id)
 
     async def leave(self, participant_id: str, *, reason: str = "left") -> None:
         participant = self.participants.pop(participant_id, None)

@@ -183,12 +183,30 @@ def load_tls(config: Config) -> TlsSetup | None:
     else:
         assert config.tls_cert is not None and config.tls_key is not None
         cert_path, key_path = config.tls_cert, config.tls_key
-        cert_var, key_var = "SIDECOACH_TLS_CERT (--tls-cert)", "SIDECOACH_TLS_KEY (--tls-key)"
+        cert_var, key_var = CERT_VAR, KEY_VAR
+    context, leaf = _context(cert_path, key_path, cert_var, key_var)
+    return TlsSetup(context, cert_path, sha256_fingerprint(leaf), config.self_signed)
+
+
+CERT_VAR, KEY_VAR = "SIDECOACH_TLS_CERT (--tls-cert)", "SIDECOACH_TLS_KEY (--tls-key)"
+
+
+def check_tls_files(config: Config) -> None:
+    """Refuse (one line, naming the setting) a certificate or key given with
+    ``--tls-cert``/``--tls-key`` that is not PEM or does not match."""
+    if config.tls_cert is not None and config.tls_key is not None:
+        _context(config.tls_cert, config.tls_key, CERT_VAR, KEY_VAR)
+
+
+def _context(
+    cert_path: Path, key_path: Path, cert_var: str, key_var: str
+) -> tuple[ssl.SSLContext, x509.Certificate]:
     try:
         leaf = x509.load_pem_x509_certificate(cert_path.read_bytes())
     except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not a PEM certificate"
         raise ConfigError(
-            f"{cert_var}: cannot read a PEM certificate from {cert_path}: {exc}"
+            f"{cert_var}: cannot read a certificate from {cert_path}: {reason}"
         ) from None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     try:
@@ -196,9 +214,9 @@ def load_tls(config: Config) -> TlsSetup | None:
     except (OSError, ssl.SSLError) as exc:
         raise ConfigError(
             f"{key_var}: the key in {key_path} cannot be used with the certificate "
-            f"{cert_path}: {exc}"
+            f"{cert_path}: {getattr(exc, 'reason', None) or exc.strerror or exc}"
         ) from None
-    return TlsSetup(context, cert_path, sha256_fingerprint(leaf), config.self_signed)
+    return context, leaf
 
 
 def _describe(names: CertificateNames) -> str:

@@ -24,7 +24,7 @@ from server.recording.manifest import (
     read_track_metas,
     write_manifest,
 )
-from server.recording.review_files import build_review_files
+from server.recording.review_files import build_review_files, largest_picture
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +57,10 @@ def probe(path: Path) -> dict[str, Any]:
         info: dict[str, Any] = {"frames": frames, "start_ms": first, "end_ms": last}
         if stream.type == "video":
             info["width"], info["height"] = stream.codec_context.width, stream.codec_context.height
+    if info.get("width") is not None:
+        size = largest_picture(path)
+        if size is not None:
+            info["width"], info["height"] = size
     return info
 
 

@@ -16,6 +16,7 @@ from aiortc.rtp import RtpPacket
 
 from server.media.aiortc_adapter import depayload
 from server.media.keyframes import starts_keyframe
+from server.recording.h264_sps import annexb_nals, sps_dimensions
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,15 @@ def vp8_dimensions(keyframe: bytes) -> tuple[int, int] | None:
         return None
     width, height = struct.unpack_from("<HH", keyframe, 6)
     return width & 0x3FFF, height & 0x3FFF
+
+
+def keyframe_size(codec: str, data: bytes) -> tuple[int, int] | None:
+    """Width and height of a VP8 or H.264 (Annex B) keyframe, or None."""
+    if codec == "vp8":
+        return vp8_dimensions(data)
+    if codec == "h264":
+        return next(filter(None, map(sps_dimensions, annexb_nals(data))), None)
+    return None
 
 
 def opus_head(channels: int = 2, pre_skip: int = 312, rate: int = 48000) -> bytes:

@@ -79,6 +79,8 @@ class RecordedTrack:
         self._min_delay_ms = float("inf")
         self._settling: list[tuple[Frame, float]] = []
         self._need_keyframe = self._video
+        #: monotonic time the last keyframe was written (None: none yet)
+        self.last_keyframe_at: float | None = None
         self.frames_received = 0
         self.frames_paused = 0
         #: session time of the last packet, and the producer's pause count then
@@ -86,6 +88,11 @@ class RecordedTrack:
         self._pauses = 0
         self.watches_gaps = consumer.producer.info.source in GAP_SOURCES
         self.gaps: list[tuple[int, int]] = []
+
+    @property
+    def waits_for_keyframe(self) -> bool:
+        """Dropping frames until a keyframe (after a pause): it asks itself."""
+        return self._need_keyframe and self.last_keyframe_at is not None
 
     @property
     def ready(self) -> bool:
@@ -147,6 +154,8 @@ class RecordedTrack:
                 self.consumer.producer.request_keyframe()
                 return
             self._need_keyframe = False
+        if frame.keyframe:
+            self.last_keyframe_at = time.monotonic()
         self.frames_received += 1
         self.writer.write(frame, pts_ms)
 
@@ -294,6 +303,28 @@ class Recorder:
             if track.consumer.producer.kind == "video" and not track.writer.closed:
                 track.consumer.producer.request_keyframe()
         return True
+
+    def request_keyframes(self, older_than_s: float = 0.0) -> int:
+        """Ask every recorded video whose last keyframe is older than
+        ``older_than_s`` for a keyframe of the layer recorded (while
+        recording): what makes clips start where asked and seeks land fast.
+        Returns how many were asked."""
+        if self.closed or self.state != RecordingState.RECORDING:
+            return 0
+        asked = 0
+        now = time.monotonic()
+        for track in self.tracks.values():
+            consumer = track.consumer
+            last = track.last_keyframe_at
+            if track.waits_for_keyframe or (last is not None and now - last < older_than_s):
+                continue  # asks by itself, or had one lately
+            if consumer.producer.kind == "video" and not track.writer.closed:
+                layer = consumer.current_layer
+                consumer.producer.request_keyframe(
+                    layer if layer is not None else consumer.chooser.target
+                )
+                asked += 1
+        return asked
 
     def _fail_from_thread(self, exc: BaseException) -> None:
         self._loop.call_soon_threadsafe(self._fail, f"{type(exc).__name__}: {exc}")

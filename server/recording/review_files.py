@@ -23,6 +23,7 @@ from typing import Any
 
 import av
 
+from server.recording.frames import keyframe_size
 from server.recording.manifest import REVIEW_FILE
 
 logger = logging.getLogger(__name__)
@@ -62,6 +63,25 @@ def _codec(path: Path) -> str:
         return str(inp.streams[0].codec_context.name)
 
 
+def largest_picture(path: Path) -> tuple[int, int] | None:
+    """The largest keyframe of a video track file. A simulcast camera's
+    recording can start on a smaller layer (the best one was not flowing
+    yet) and switch up: the file's header has the first size, review and
+    clips take the largest."""
+    best: tuple[int, int] | None = None
+    with av.open(str(path)) as inp:
+        stream: Any = inp.streams[0]
+        if stream.type != "video":
+            return None
+        codec = str(stream.codec_context.name)
+        for packet in inp.demux(stream):
+            if packet.is_keyframe and packet.size:
+                size = keyframe_size(codec, bytes(packet))
+                if size is not None and (best is None or size[0] * size[1] > best[0] * best[1]):
+                    best = size
+    return best
+
+
 def remux_playable(directory: Path, name: str, sources: list[Path]) -> dict[str, Any] | None:
     """Merge ``sources`` (single-track files) into one file a browser plays:
     ``{file, offset_ms}``, or None when there is nothing to merge."""
@@ -76,6 +96,11 @@ def remux_playable(directory: Path, name: str, sources: list[Path]) -> dict[str,
         fmt, options = ("webm", {}) if webm else ("mp4", {"movflags": "+faststart"})
         with av.open(str(tmp), "w", format=fmt, options=options) as out:
             streams = [out.add_stream_from_template(i.streams[0]) for i in inputs]
+            for stream, path in zip(streams, sources, strict=True):
+                size = largest_picture(path) if stream.type == "video" else None
+                if size is not None:
+                    context: Any = stream.codec_context
+                    context.width, context.height = size
             merged = heapq.merge(
                 *(_packets(i, s, offset) for i, s in zip(inputs, streams, strict=True))
             )

@@ -120,7 +120,9 @@ class Signaling:
             return False
         return True
 
-    async def removed(self, participant_id: str, code: str, message: str) -> None:
+    async def removed(
+        self, participant_id: str, code: str, message: str, detail: dict[str, str] | None = None
+    ) -> None:
         """The session removed this participant: its connection forgets it
         (a new ``join`` on the same socket works) and is told why."""
         self.metrics.participants_removed.labels(code).inc()
@@ -133,7 +135,8 @@ class Signaling:
         self._set_joined(conn.sid, False)
         if session is not None:
             await self.sio.leave_room(conn.sid, session.id)
-        await self.sio.emit("removed", {"code": code, "message": message}, to=conn.sid)
+        payload = {**(detail or {}), "code": code, "message": message}
+        await self.sio.emit("removed", payload, to=conn.sid)
 
     # -- EdgeHooks (the transport) --------------------------------------
 

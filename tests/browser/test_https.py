@@ -47,6 +47,7 @@ def nginx_conf(tmp: Path, https_port: int, http_port: int, backend: str, cert: P
     for old, new in (
         ("listen 443 ssl;", f"listen 127.0.0.1:{https_port} ssl;"),
         ("listen 80;", f"listen 127.0.0.1:{http_port};"),
+        ("https://$host:443$request_uri", f"https://$host:{https_port}$request_uri"),
         ("/etc/ssl/coach.school.example/fullchain.pem", str(cert)),
         ("/etc/ssl/coach.school.example/privkey.pem", str(cert.with_name("self-signed-key.pem"))),
         ("http://127.0.0.1:8080", backend),
@@ -97,7 +98,7 @@ async def test_pages_work_through_nginx_over_https(tmp_path: Path) -> None:
             resp = conn.getresponse()
             assert (resp.status, resp.getheader("Location")) == (
                 308,
-                "https://localhost/join?token=x",
+                f"https://localhost:{https_port}/join?token=x",
             )
             conn.close()
     access = (tmp_path / "access.log").read_text()

@@ -78,13 +78,37 @@ const SIMULCAST_LAYERS = {
 };
 
 /**
+ * Each encoding's settings for this camera. Chromium sends fewer layers from
+ * a small camera (640x360: two, 320x180: one) and drops the last encodings,
+ * "h" first: the ones kept get the best layers' settings, so the best layer
+ * sent (the one the recording keeps) is the camera's own size.
+ * @param {MediaStreamTrack | null} track
+ * @param {string[]} rids the encodings' rids, lowest layer first
+ * @returns {Record<string, Partial<RTCRtpEncodingParameters>>}
+ */
+function simulcastLayersFor(track, rids) {
+  /** @type {MediaTrackSettings} */
+  const settings = track ? track.getSettings() : {};
+  const pixels = (settings.width ?? 1280) * (settings.height ?? 720);
+  const sent = Math.min(rids.length, pixels >= 960 * 540 ? 3 : pixels >= 480 * 270 ? 2 : 1);
+  const best = ["l", "m", "h"].slice(3 - sent);
+  /** @type {Record<string, Partial<RTCRtpEncodingParameters>>} */
+  const out = {};
+  rids.forEach((rid, i) => {
+    out[rid] = i < sent ? { ...SIMULCAST_LAYERS[best[i]], active: true } : { active: false };
+  });
+  return out;
+}
+
+/**
  * Give a sender's simulcast encodings (made from the offer) their layer settings.
  * @param {RTCRtpSender} sender
  */
 async function configureSimulcast(sender) {
   const params = sender.getParameters();
   if (!params.encodings || params.encodings.length < 2) return;
-  for (const enc of params.encodings) Object.assign(enc, (enc.rid && SIMULCAST_LAYERS[enc.rid]) || {});
+  const layers = simulcastLayersFor(sender.track, params.encodings.map((enc) => enc.rid || ""));
+  for (const enc of params.encodings) Object.assign(enc, layers[enc.rid || ""] || {});
   try {
     await sender.setParameters(params);
   } catch (err) {
