@@ -54,7 +54,9 @@ async def open_store(config: Config) -> SessionStore:
     (shared by the nodes of one box), or Redis (``SIDECOACH_STORE=redis``:
     nodes on several boxes; each keeps a mirror for Redis outages)."""
     if config.store == "redis" and config.redis_url:
-        return await RedisSessionStore.open(config.redis_url, Path(config.data_dir))
+        return await RedisSessionStore.open(
+            config.redis_url, Path(config.data_dir), config.secret, tls_ca=config.redis_tls_ca
+        )
     return await SqliteSessionStore.open(Path(config.data_dir) / DB_FILE_NAME)
 
 
@@ -66,6 +68,19 @@ def choose_deployment(
         shared = store.redis if isinstance(store, RedisSessionStore) else None
         return ClusterDeployment(config, catalog, shared)
     return LocalDeployment()
+
+
+def _socket_metrics(signaling: Signaling) -> Iterator[Metric]:
+    yield GaugeMetricFamily(
+        "sidecoach_signaling_sockets_unauthenticated",
+        "sockets admitted that have not joined (counted until their transport is gone)",
+        signaling.unauthenticated,
+    )
+    yield GaugeMetricFamily(
+        "sidecoach_signaling_websockets",
+        "websockets open now (one the server closed, until it is cut)",
+        signaling.sio.transport_count,
+    )
 
 
 def create_app(config: Config, store: SessionStore, catalog: RecordingCatalog) -> web.Application:
@@ -100,6 +115,7 @@ def create_app(config: Config, store: SessionStore, catalog: RecordingCatalog) -
     def more_metrics() -> Iterator[Metric]:
         draining = int(not manager.accepting)
         yield GaugeMetricFamily("sidecoach_draining", "1: no new sessions here", draining)
+        yield from _socket_metrics(signaling)
         yield from deployment.metrics()
 
     metrics.registry.register(NodeCollector(lambda: list(manager.sessions.values()), more_metrics))

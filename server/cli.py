@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, NoReturn
 
 from server import __version__
@@ -154,6 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(admin)
     admin.add_argument("--ttl-s", type=int, default=DEFAULT_ADMIN_TOKEN_TTL_S)
 
+    _add_cluster_commands(sub)
+
     invite = sub.add_parser("invite", help="print a fresh invite link")
     _add_common(invite)
     invite.add_argument("session_id", metavar="ID")
@@ -181,6 +184,23 @@ def load_config(args: argparse.Namespace, environ: dict[str, str] | None = None)
     (made there at the first start, except by ``check-config``)."""
     loaded = load(environ, serve_flags(args))
     return with_secret(loaded, create=args.command != "check-config")
+
+
+def _add_cluster_commands(sub: Any) -> None:
+    cluster = sub.add_parser("cluster", help="several nodes: check the deployment, Redis TLS")
+    cluster_sub = cluster.add_subparsers(dest="cluster_command", metavar="ACTION", required=True)
+    check = cluster_sub.add_parser(
+        "check", help="live nodes, shared secret, node URLs, Redis secured: one line each"
+    )
+    _add_common(check)
+    check.add_argument("--redis-url", help="the deployment's Redis (env SIDECOACH_REDIS_URL)")
+    redis_tls = cluster_sub.add_parser(
+        "redis-tls", help="write a CA and a certificate for Redis (rediss://) into DIR"
+    )
+    redis_tls.add_argument("directory", metavar="DIR")
+    redis_tls.add_argument(
+        "--name", action="append", default=[], help="Redis's host name or IP (repeat for more)"
+    )
 
 
 def build_config(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Config:
@@ -217,9 +237,9 @@ def _cmd_serve(args: argparse.Namespace, config: Config) -> int:
 
         return run_workers(config, args.workers, args.argv)
     # Imported here: the app (and aiortc with it) loads only when serving.
-    from server.serve import serve
+    from server.serve import exit_at_once, serve
 
-    return asyncio.run(serve(config, demo=args.demo, reuse_port=args.reuse_port))
+    exit_at_once(asyncio.run(serve(config, demo=args.demo, reuse_port=args.reuse_port)))
 
 
 def _cmd_check_config(loaded: Loaded) -> int:
@@ -288,6 +308,28 @@ def _cmd_invite(args: argparse.Namespace, config: Config) -> int:
     return _with_store(config, invite)
 
 
+def _cmd_cluster(args: argparse.Namespace, config: Config) -> int:
+    from server.cluster.check import check
+
+    check_cluster_settings(config)
+    if not config.redis_url:
+        raise ConfigError(
+            "SIDECOACH_REDIS_URL (--redis-url) is not set: there is no deployment to check"
+        )
+    lines, ok = asyncio.run(check(config))
+    print("\n".join(lines))
+    return 0 if ok else 1
+
+
+def _cmd_redis_tls(args: argparse.Namespace) -> int:
+    from server.cluster.certs import make_redis_tls
+
+    made = make_redis_tls(Path(args.directory), list(args.name))
+    print(f"{made.ca}: give it to every node (SIDECOACH_REDIS_TLS_CA)")
+    print(f"{made.cert}, {made.key}: redis.conf's tls-cert-file and tls-key-file")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0].startswith("-") and argv[0] not in _TOP_LEVEL_FLAGS):
@@ -295,6 +337,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = argv  # --workers runs this command line again, once per worker
+    if args.command == "cluster" and args.cluster_command == "redis-tls":
+        try:  # needs no configuration (and makes no secret)
+            return _cmd_redis_tls(args)
+        except (ValueError, OSError) as exc:
+            print(f"sidecoach: {exc}", file=sys.stderr)
+            return 2
     try:
         if args.command == "check-config":
             return _cmd_check_config(load_config(args))
@@ -313,6 +361,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "invite":
             return _cmd_invite(args, config)
+        if args.command == "cluster":
+            return _cmd_cluster(args, config)
     except ConfigError as exc:
         # one line, exit code 2, whether found before or while starting
         print(f"sidecoach: configuration error: {exc.message}", file=sys.stderr)

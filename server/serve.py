@@ -8,17 +8,23 @@ import asyncio
 import contextlib
 import errno
 import logging
+import os
 import signal
 import socket
+import sys
+import threading
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import NoReturn
 from urllib.parse import urlencode
 
 from aiohttp import web
 
 from server.access.invites import invite_links
 from server.app import ACCESS_LOG_CLASS, DEPLOYMENT_KEY, SIGNALING_KEY, create_app, open_store
+from server.cluster.redis_conn import preflight
 from server.core.config import Config
 from server.core.errors import ConfigError
 from server.core.tokens import issue_admin_token
@@ -34,6 +40,42 @@ SHUTDOWN_GRACE_S = 1.0
 #: the demo lobby's admin link is valid this long
 DEMO_ADMIN_TOKEN_TTL_S = 24 * 3600
 WILDCARD_HOSTS = ("0.0.0.0", "::", "")
+#: on top of the drain deadline and DRAIN_TIMEOUT_S: if the process is still
+#: there after all that, something hangs; it exits anyway (``_exit_watchdog``)
+SHUTDOWN_SLACK_S = 15.0
+
+
+def exit_at_once(code: int) -> NoReturn:
+    """End the process now that ``serve`` has closed everything it owns
+    (recordings finalized and fsync'd, stores closed): logs and output are
+    flushed, and the interpreter's own teardown is skipped: on a busy
+    machine it was seen to take seconds (C-level finalization of the media
+    libraries), and a stopped node must be gone within the drain timeout."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
+def _exit_watchdog(after_s: float) -> None:
+    """Exit the process in ``after_s`` seconds if it is still running: a
+    stop signal always ends it, whatever hangs (recordings left unfinished
+    are recovered at the next start). A thread, so a blocked event loop
+    cannot hold it up."""
+
+    def fire() -> None:
+        logger.critical(
+            "still shutting down %.0f s after the stop signal: exiting now (unfinished"
+            " recordings are recovered at the next start)",
+            after_s,
+        )
+        logging.shutdown()
+        os._exit(70)
+
+    timer = threading.Timer(after_s, fire)
+    timer.daemon = True
+    timer.start()
 
 
 async def serve(config: Config, *, demo: bool = False, reuse_port: bool = False) -> int:
@@ -55,6 +97,8 @@ async def serve(config: Config, *, demo: bool = False, reuse_port: bool = False)
         private.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         private.bind(("127.0.0.1", 0))
         config = replace(config, node_url=f"http://127.0.0.1:{private.getsockname()[1]}")
+    if config.redis_url:  # a refused password or certificate stops us here, clearly
+        await preflight(config.redis_url, config.secret, config.redis_tls_ca)
     store = await open_store(config)
     catalog = await RecordingCatalog.open(config.data_dir)
     app = create_app(config, store, catalog)
@@ -65,6 +109,8 @@ async def serve(config: Config, *, demo: bool = False, reuse_port: bool = False)
         shutdown_timeout=SHUTDOWN_GRACE_S,
     )
     runners = [runner]
+    sites: list[web.BaseSite] = []
+    stop = StopSignals(config)
     try:
         await runner.setup()
         for host, port, secure in binds:
@@ -76,8 +122,10 @@ async def serve(config: Config, *, demo: bool = False, reuse_port: bool = False)
                 reuse_port=reuse_port or None,
             )
             await _start(site, host, port)
+            sites.append(site)
         if private is not None:
-            await web.SockSite(runner, private).start()
+            sites.append(web.SockSite(runner, private))
+            await sites[-1].start()
         if config.http_redirect_port is not None:
             redirect = web.AppRunner(https_redirect_app(config), handle_signals=False)
             await redirect.setup()
@@ -86,42 +134,84 @@ async def serve(config: Config, *, demo: bool = False, reuse_port: bool = False)
                 redirect, config.host, config.http_redirect_port, reuse_port=reuse_port or None
             )
             await _start(site, config.host, config.http_redirect_port)
+            sites.append(site)
             print(f"Plain HTTP on port {config.http_redirect_port} redirects to HTTPS", flush=True)
         _announce(config, tls, lan_plan)
         if demo:
             await print_demo_links(config, store, lan_plan)
-        return await _run_until_stopped(app, config)
+        await _run_until_stopped(app, config, stop, runners, sites)
     finally:
         logger.info("shutting down")
         for r in reversed(runners):
             await r.cleanup()
         await catalog.close()
         await store.close()
-
-
-async def _run_until_stopped(app: web.Application, config: Config) -> int:
-    stop, now = asyncio.Event(), asyncio.Event()
-    loop = asyncio.get_running_loop()
-
-    def on_signal() -> None:
-        if stop.is_set():
-            logger.warning("second stop signal: finalizing recordings and exiting now")
-            now.set()
-        stop.set()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal)
-    await stop.wait()
-    await drain(app, config.drain_deadline_s, now)
+        if stop.at is not None:
+            logger.info("stopped %.2f s after the stop signal", time.monotonic() - stop.at)
     return 0
 
 
-async def drain(app: web.Application, deadline_s: float, now: asyncio.Event) -> None:
+async def _run_until_stopped(
+    app: web.Application,
+    config: Config,
+    stop: StopSignals,
+    runners: list[web.AppRunner],
+    sites: list[web.BaseSite],
+) -> None:
+    """Until the first stop signal; then drain, stopping the listening
+    sites (and kept-alive connections) before every socket is closed."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.on_signal)
+
+    async def stop_listening() -> None:
+        for one in sites:
+            await one.stop()
+        for r in runners:  # kept-alive connections take no further request
+            if r.server is not None:
+                r.server.pre_shutdown()
+
+    await stop.first.wait()
+    await drain(app, config.drain_deadline_s, stop.second, stop_listening)
+
+
+class StopSignals:
+    """SIGTERM/SIGINT: the first drains, a second exits at once; either way
+    the process is gone within the drain deadline, DRAIN_TIMEOUT_S and
+    SHUTDOWN_SLACK_S (``_exit_watchdog``)."""
+
+    def __init__(self, config: Config) -> None:
+        self.first, self.second = asyncio.Event(), asyncio.Event()
+        #: monotonic time of the first signal
+        self.at: float | None = None
+        self._deadline_s = config.drain_deadline_s
+        self._finishing_s = config.limits.drain_timeout_s + SHUTDOWN_SLACK_S
+
+    def on_signal(self) -> None:
+        if self.first.is_set():
+            logger.warning("second stop signal: finalizing recordings and exiting now")
+            self.second.set()
+            _exit_watchdog(self._finishing_s)
+        else:
+            self.at = time.monotonic()
+            _exit_watchdog(self._deadline_s + self._finishing_s)
+        self.first.set()
+
+
+async def drain(
+    app: web.Application,
+    deadline_s: float,
+    now: asyncio.Event,
+    stop_listening: Callable[[], Awaitable[None]] | None = None,
+) -> None:
     """No new sessions here (``/readyz`` says so; other nodes take them);
     wait until nobody is in a session here any more, at most ``deadline_s``
     (or until ``now`` is set); then tell the pages, finalize every
-    recording and close every connection (pages reconnect to whichever
-    node answers; their sessions move there, recordings as further parts)."""
+    recording, stop listening (``stop_listening``: no connection arrives
+    that the shutdown would wait for) and close every connection (pages
+    reconnect to whichever node answers; their sessions move there,
+    recordings as further parts). Nothing here waits on a client: closing
+    a connection cuts it after ``SOCKET_CLOSE_GRACE_S``."""
     signaling = app[SIGNALING_KEY]
     manager = signaling.manager
     manager.stop_new_sessions()
@@ -144,6 +234,8 @@ async def drain(app: web.Application, deadline_s: float, now: asyncio.Event) -> 
                 await asyncio.wait_for(now.wait(), min(1.0, max(0.0, end - time.monotonic())))
     logger.info("draining before shutdown")
     await manager.drain()
+    if stop_listening is not None:
+        await stop_listening()
     # close every socket.io connection ourselves: the pages reconnect to
     # whichever server answers next, and the HTTP server need not wait
     await signaling.sio.close_all()

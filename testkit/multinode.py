@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import time
@@ -17,6 +18,7 @@ from typing import Any
 
 import aiohttp
 
+from server.cluster.certs import make_redis_tls
 from server.core.roles import Role
 from server.core.tokens import issue_admin_token, issue_invite
 from testkit.peers import Participant
@@ -41,22 +43,59 @@ def redis_unavailable() -> str | None:
 
 
 class RedisProc:
-    """A redis-server on a loopback port, no persistence."""
+    """A redis-server on a loopback port, no persistence; ``secure``: as an
+    operator secures it, TLS only (a certificate from ``sidecoach cluster
+    redis-tls``'s code) and an ACL user with a password (the default user
+    off), so ``url`` is ``rediss://sidecoach:PASSWORD@127.0.0.1:PORT/0`` and
+    ``tls_ca`` the CA file nodes need."""
 
-    def __init__(self, workdir: Path, port: int | None = None, *, persist: bool = False) -> None:
+    def __init__(
+        self, workdir: Path, port: int | None = None, *, persist: bool = False, secure: bool = False
+    ) -> None:
         self.port = port or free_port()
         self.workdir = workdir
         #: appendonly (fsync every second): what a Redis used as the session store needs
         self.persist = persist
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.secure = secure
+        self.password = "redis-pw-" + secrets.token_hex(12) if secure else ""
+        self.tls_ca: Path | None = None
+        self._tls_args: list[str] = []
+        if secure:
+            tls = make_redis_tls(workdir / "tls", ["127.0.0.1", "localhost"])
+            self.tls_ca = tls.ca
+            self._tls_args = [
+                "--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(tls.cert),
+                "--tls-key-file", str(tls.key), "--tls-ca-cert-file", str(tls.ca),
+                "--tls-auth-clients", "no", "--user", "default", "off", "--user", "sidecoach",
+                "on", f">{self.password}", "~sidecoach:*", "+@all", "-@dangerous",
+            ]  # fmt: skip
+            self.url = f"rediss://sidecoach:{self.password}@127.0.0.1:{self.port}/0"
+        else:
+            self.url = f"redis://127.0.0.1:{self.port}/0"
         self.proc: Proc | None = None
         self.start()
 
+    def node_env(self) -> dict[str, str]:
+        """What a node needs to reach this Redis (the URL holds the password)."""
+        env = {"SIDECOACH_REDIS_URL": self.url}
+        if self.tls_ca is not None:
+            env["SIDECOACH_REDIS_TLS_CA"] = str(self.tls_ca)
+        return env
+
+    def client(self) -> Any:
+        """A redis-py client with this Redis's credentials (no deployment secret)."""
+        import redis.asyncio as aioredis
+
+        tls = {"ssl_ca_certs": str(self.tls_ca)} if self.tls_ca is not None else {}
+        return aioredis.Redis.from_url(self.url, decode_responses=True, **tls)
+
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
+        port = [] if self.secure else ["--port", str(self.port)]
         cmd = [
-            "redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+            "redis-server", *port, "--bind", "127.0.0.1", "--save", "",
             "--appendonly", "yes" if self.persist else "no", "--dir", str(self.workdir),
+            *self._tls_args,
         ]  # fmt: skip
         self.proc = Proc(cmd, self.workdir / f"redis-{time.monotonic_ns()}.log")
         self.proc.wait_output(r"Ready to accept connections", timeout=15)
@@ -135,12 +174,12 @@ class Deployment:
             # placement by session count only: a node busy starting up on a
             # shared machine must not move a session the test puts somewhere
             SIDECOACH_LIMIT_NODE_BUSY_CPU_PCT="10000",
+            **self.redis.node_env(),
             **self.extra_env,
         )
         cmd = sidecoach_cmd(
             "serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir),
-            "--ice-listen-ips", "127.0.0.1", "--node-id", name, "--redis-url", self.redis.url,
-            *args,
+            "--ice-listen-ips", "127.0.0.1", "--node-id", name, *args,
         )  # fmt: skip
         proc = Proc(cmd, self.workdir / f"{name}-{time.monotonic_ns()}.log", env=env)
         node = Node(name, port, data_dir, proc)
@@ -177,9 +216,7 @@ class Deployment:
         return str(body["session"]["id"])
 
     def logs(self) -> str:
-        return "\n".join(
-            f"===== {n.name}\n{n.proc.output()[-4000:]}" for n in self.nodes.values()
-        )
+        return "\n".join(f"===== {n.name}\n{n.proc.output()[-4000:]}" for n in self.nodes.values())
 
     def stop(self) -> None:
         for node in self.nodes.values():
@@ -188,10 +225,13 @@ class Deployment:
 
 
 @contextlib.contextmanager
-def deployment(workdir: Path, *, redis_store: bool = False, **kw: Any) -> Iterator[Deployment]:
+def deployment(
+    workdir: Path, *, redis_store: bool = False, secure: bool = False, **kw: Any
+) -> Iterator[Deployment]:
     """Nodes sharing one data directory (one box), or each with its own and
-    the sessions in Redis (``redis_store``: several boxes)."""
-    redis = RedisProc(workdir / "redis", persist=redis_store)
+    the sessions in Redis (``redis_store``: several boxes); ``secure``:
+    Redis with TLS and an ACL user's password."""
+    redis = RedisProc(workdir / "redis", persist=redis_store, secure=secure)
     if redis_store:
         kw["shared_data"] = False
         kw.setdefault("extra_env", {})["SIDECOACH_STORE"] = "redis"

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
 
 from server.cli import main
 from server.cluster.directory import NodeInfo
+from server.cluster.errors import LinkRefused
+from server.cluster.handshake import TOKEN_TTL_S, LinkKeys
 from server.cluster.node import ClusterNode
+from server.cluster.signing import SESSION, EntrySigner, derive_key, holder_of
 from server.cluster.workers import worker_argv
 from server.core.config import Config, check_cluster_settings
 from server.core.errors import ConfigError
@@ -31,29 +36,70 @@ def cluster(me: str, *others: NodeInfo, mine: NodeInfo | None = None) -> Cluster
     return c
 
 
-def test_a_new_lesson_goes_to_the_node_with_fewest_lessons_here_on_a_tie() -> None:
-    assert cluster("a", node("b", sessions=1), mine=node("a", sessions=2))._choose() == "b"
-    assert cluster("a", node("b", sessions=2), mine=node("a", sessions=2))._choose() == "a"
-    assert cluster("a", node("b"), node("c"), mine=node("a", sessions=1))._choose() in {"b", "c"}
+def ids(nodes: list[NodeInfo]) -> list[str]:
+    return [n.id for n in nodes]
+
+
+def test_a_new_lesson_may_go_to_any_live_node_this_one_first() -> None:
+    """The claim in Redis picks the least loaded of these (a tie: the first)."""
+    assert ids(cluster("a", node("b", sessions=1), node("c"))._candidates())[0] == "a"
+    assert set(ids(cluster("a", node("b"), node("c"))._candidates())) == {"a", "b", "c"}
 
 
 def test_busy_and_draining_nodes_get_no_new_lessons() -> None:
     busy = cluster("a", node("b", sessions=5), mine=node("a", cpu=95.0))
-    assert busy._choose() == "b"
+    assert ids(busy._candidates()) == ["b"]
     all_busy = cluster("a", node("b", sessions=5, cpu=90.0), mine=node("a", cpu=95.0))
-    assert all_busy._choose() == "a"  # fewest lessons, when every node is busy
+    assert ids(all_busy._candidates()) == ["a", "b"]  # every node is busy: all may
     draining = cluster("a", node("b", sessions=9), mine=node("a", draining=True))
-    assert draining._choose() == "b"
+    assert ids(draining._candidates()) == ["b"]
     everyone = cluster("a", node("b", draining=True), mine=node("a", draining=True))
     with pytest.raises(ServerDraining):
-        everyone._choose()
+        everyone._candidates()
 
 
-def test_placements_count_until_the_next_heartbeat() -> None:
-    c = cluster("a", node("b"), node("c"), mine=node("a", sessions=1))
-    first = c._choose()
-    c._placed[first] = 1
-    assert c._choose() not in {first, "a"}
+def test_entries_are_believed_only_with_the_deployment_signature() -> None:
+    signer = EntrySigner("s" * 40)
+    signed = signer.sign("sidecoach:session:s1", "node-a")
+    assert signer.open(SESSION, "sidecoach:session:s1", signed) == "node-a"
+    assert holder_of(signed) == "node-a"
+    # moved to another key, altered, unsigned, or signed with another secret
+    assert signer.open(SESSION, "sidecoach:session:s2", signed) is None
+    assert signer.open(SESSION, "sidecoach:session:s1", signed[:-1] + "b") is None
+    assert signer.open(SESSION, "sidecoach:session:s1", "node-a") is None
+    other = EntrySigner("t" * 40).sign("sidecoach:session:s1", "node-a")
+    assert signer.open(SESSION, "sidecoach:session:s1", other) is None
+    assert signer.refused == {SESSION: 4}
+
+
+def test_a_link_token_is_good_for_one_node_one_connection_a_few_seconds() -> None:
+    keys = LinkKeys("s" * 40)
+    token = keys.token("a", "b", "n" * 32)
+    keys.check_token(token, me="b", client="a", nonce="n" * 32)
+    refused = [
+        dict(me="c", client="a", nonce="n" * 32),  # addressed to another node
+        dict(me="b", client="x", nonce="n" * 32),  # issued by another node
+        dict(me="b", client="a", nonce="m" * 32),  # made for another connection
+    ]
+    for where in refused:
+        with pytest.raises(LinkRefused):
+            keys.check_token(token, **where)
+    with pytest.raises(LinkRefused):  # another secret
+        LinkKeys("t" * 40).check_token(token, me="b", client="a", nonce="n" * 32)
+    now = int(time.time())
+    stale = {"typ": "node-link", "iss": "a", "aud": "b", "nonce": "n" * 32,
+             "iat": now - 60, "exp": now - 60 + TOKEN_TTL_S}  # fmt: skip
+    for bad in (
+        jwt.encode(stale, derive_key("s" * 40, "node-links/v1"), algorithm="HS256"),
+        jwt.encode({**stale, "exp": now + 5}, None, algorithm="none"),
+    ):
+        with pytest.raises(LinkRefused):
+            keys.check_token(bad, me="b", client="a", nonce="n" * 32)
+    assert TOKEN_TTL_S <= 10
+    # the proof a node answers with is bound to both nonces and both names
+    proof = keys.proof("b", "a", "1" * 32, "2" * 32)
+    assert proof != keys.proof("b", "a", "3" * 32, "2" * 32)
+    assert proof != keys.proof("c", "a", "1" * 32, "2" * 32)
 
 
 @pytest.mark.parametrize(

@@ -51,8 +51,9 @@ def two_nodes(tmp_path: Path) -> Iterator[Deployment]:
 
 @pytest.fixture
 def two_boxes(tmp_path: Path) -> Iterator[Deployment]:
-    """Two nodes as on two boxes: a data directory each, sessions in Redis."""
-    with deployment(tmp_path, redis_store=True) as dep:
+    """Two nodes as on two boxes: a data directory each, sessions in Redis,
+    Redis secured as an operator would (TLS only, an ACL user's password)."""
+    with deployment(tmp_path, redis_store=True, secure=True) as dep:
         dep.start_nodes("a", "b")
         yield dep
 
@@ -107,6 +108,7 @@ async def test_session_on_b_joined_through_a_link(two_boxes: Deployment) -> None
     assert not (a.data_dir / "recordings").exists()
     _, listing = await a.get("/api/recordings")
     (row,) = [r for r in listing["recordings"] if r["session_id"] == session_id]
+    assert row["node"] == "b"
     status, view = await a.get(f"/api/recordings/{row['id']}")
     assert status == 200 and view["manifest"]["node"] == "b", view
     async with (
@@ -210,6 +212,7 @@ async def test_kill_9_node_b_session_moves_and_recording_continues(
         assert [r["part"] for r in parts] == [1, 2]
         assert parts[0]["series"] == parts[1]["series"] == parts[0]["id"]
         assert [r["state"] for r in parts] == ["recovered", "finalized"]
+        assert [r["node"] for r in parts] == ["b", "a"]  # where each part was made
         for row in parts:
             _, view = await a.get(f"/api/recordings/{row['id']}")
             frames = {t["source"]: t["frames"] for t in view["manifest"]["tracks"]}
@@ -277,7 +280,9 @@ async def test_redis_killed_and_restarted(two_boxes: Deployment) -> None:
             await wait_async(lambda n=node: ready(n), 15, lambda: "ready again")
         await wait_until_live_on(b, second, "a")
         await frames_flow(coach, more=10)
-        assert "Redis at redis://127.0.0.1" in a.proc.output()
+        assert "Redis at rediss://127.0.0.1" in a.proc.output()
+        for node in (a, b):  # the Redis password is in no log line
+            assert dep.redis.password not in node.proc.output()
     finally:
         for p in people:
             await p.close()

@@ -17,7 +17,7 @@ import av
 import numpy as np
 import pytest
 
-from server.recording.manifest import read_manifest
+from server.recording.manifest import read_manifest, read_track_metas
 from server.recording.retention import sweep
 from testkit.peers import PatternVideoTrack, ToneTrack, wait_for
 from testkit.server import LiveServer, make_config, running_server
@@ -301,6 +301,15 @@ async def test_the_event_log_joins_up_and_the_manifest_is_complete(
     joins = {e["participant"] for e in events if e["type"] == "join"}
     leaves = {e["participant"] for e in events[:closed_at] if e["type"] == "leave"}
     assert joins == leaves and len(joins) == 3  # every leave, before the recording closed
+    # every track the recording holds has its track-added, the camera whose
+    # arrival started the recording included, and its track-removed
+    added = [e["producer"] for e in events if e["type"] == "track-added"]
+    removed = {e["producer"] for e in events[:closed_at] if e["type"] == "track-removed"}
+    recorded = {meta.producer for meta in read_track_metas(directory)}
+    assert len(added) == len(set(added)) == 3 and set(added) == removed
+    assert recorded and recorded <= set(added)
+    assert events[types.index("track-added")]["source"] == "camera"
+    assert types.index("track-added") < types.index("recording-started")
 
     manifest = read_manifest(directory)
     assert {t["source"] for t in manifest["tracks"]} == {"camera", "whisper"}

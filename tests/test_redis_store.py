@@ -15,6 +15,8 @@ from server.core.roles import SessionState
 from server.storage.sessions import RecordingDecision, SessionKind, SessionSettings
 from testkit.multinode import RedisProc, redis_unavailable
 
+SECRET = "redis-store-secret-" + "r" * 40
+
 pytestmark = pytest.mark.skipif(redis_unavailable() is not None, reason=str(redis_unavailable()))
 
 
@@ -29,7 +31,7 @@ def redis(tmp_path: Path) -> Iterator[RedisProc]:
 
 @pytest.fixture
 async def store(redis: RedisProc, tmp_path: Path) -> AsyncIterator[RedisSessionStore]:
-    s = await RedisSessionStore.open(redis.url, tmp_path / "node-a")
+    s = await RedisSessionStore.open(redis.url, tmp_path / "node-a", SECRET)
     try:
         yield s
     finally:
@@ -38,7 +40,7 @@ async def store(redis: RedisProc, tmp_path: Path) -> AsyncIterator[RedisSessionS
 
 async def test_sessions_are_shared_by_nodes(redis: RedisProc, store: RedisSessionStore,
                                             tmp_path: Path) -> None:
-    other = await RedisSessionStore.open(redis.url, tmp_path / "node-b")
+    other = await RedisSessionStore.open(redis.url, tmp_path / "node-b", SECRET)
     try:
         made = await store.create(
             title="Fractions", teacher_name="Ms. Rivera",
@@ -88,7 +90,7 @@ async def test_changes_made_while_redis_is_down_reach_it_when_it_is_back(
 
     redis.start()
     assert await store.replay() == 3
-    other = await RedisSessionStore.open(redis.url, tmp_path / "node-b")
+    other = await RedisSessionStore.open(redis.url, tmp_path / "node-b", SECRET)
     try:
         assert (await other.get(before.id)).state == SessionState.LIVE
         replayed = await other.get(during.id)
@@ -96,3 +98,43 @@ async def test_changes_made_while_redis_is_down_reach_it_when_it_is_back(
         assert await store.pending() == 0
     finally:
         await other.close()
+
+
+async def test_records_not_signed_by_the_deployment_are_ignored(
+    redis: RedisProc, store: RedisSessionStore, tmp_path: Path
+) -> None:
+    """Whoever can write to Redis without the deployment's secret cannot
+    change a session: an unsigned record, or one signed with another
+    secret, is as good as none (and counted); the real one is untouched
+    by a failed attempt to move it."""
+    import json
+
+    import redis.asyncio as aioredis
+
+    from server.cluster.redis_store import record_key, state_key
+
+    made = await store.create(title="Real", teacher_name="T", settings=SessionSettings())
+    await store.set_state(made.id, SessionState.LIVE, at=100.0)
+    raw = aioredis.Redis.from_url(redis.url, decode_responses=True)
+    forged = made.to_json() | {"state": "ended", "ended_at": 101.0}
+    other = await RedisSessionStore.open(redis.url, tmp_path / "other", "another-" + "x" * 40)
+    try:
+        fake = await other.create(title="Fake", teacher_name="X", settings=SessionSettings())
+        await raw.set(record_key(made.id), json.dumps(forged))  # unsigned
+        await raw.zadd(state_key(SessionState.ENDED), {made.id: 1.0})
+        # this node's last believed copy stands; another node never saw it
+        assert (await store.get(made.id)).state == SessionState.LIVE
+        third = await RedisSessionStore.open(redis.url, tmp_path / "third", SECRET)
+        with pytest.raises(SessionNotFound):
+            await third.get(made.id)
+        await third.close()
+        with pytest.raises(SessionNotFound):
+            await store.get(fake.id)  # signed, with another secret
+        listed = {r.id for r in await store.list()}
+        assert made.id not in listed and fake.id not in listed
+        with pytest.raises(SessionNotFound):
+            await store.set_state(made.id, SessionState.ENDED, at=102.0)
+        assert store.redis.signer.refused["record"] >= 5
+    finally:
+        await other.close()
+        await raw.aclose()

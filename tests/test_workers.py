@@ -4,6 +4,7 @@ that reach the wrong node."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -12,10 +13,11 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+import socketio
 
 from server.core.roles import Role
 from server.core.tokens import issue_invite
-from testkit.multinode import SECRET, deployment, redis_unavailable
+from testkit.multinode import SECRET, deployment, http, redis_unavailable, wait_async
 from testkit.procs import Proc, free_port, sidecoach_cmd, sidecoach_env
 
 pytestmark = [
@@ -130,3 +132,82 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return True
+
+
+async def test_twelve_first_joins_at_once_split_over_two_workers(tmp_path: Path) -> None:
+    """Issue 22: six lessons whose teachers joined at the same moment all
+    went to one of two workers. Each claim now counts every claim before
+    it, whichever worker made it: 12 simultaneous first joins split 6/6
+    (give or take one)."""
+    with deployment(tmp_path) as dep:
+        port = free_port()
+        cmd = sidecoach_cmd(
+            "serve", "--workers", "2", "--host", "127.0.0.1", "--port", str(port),
+            "--data-dir", str(tmp_path / "data"), "--ice-listen-ips", "127.0.0.1",
+            "--node-id", "box",
+        )  # fmt: skip
+        env = sidecoach_env(
+            SIDECOACH_SECRET=SECRET,
+            **dep.redis.node_env(),
+        )
+        parent = Proc(cmd, tmp_path / "workers.log", env=env)
+        clients: list[socketio.AsyncClient] = []
+        try:
+            parent.wait_output(r"(?s)listening on.*listening on", timeout=40)
+            url = f"http://127.0.0.1:{port}"
+            sessions = []
+            for i in range(12):
+                body_in = {"title": f"L{i}", "teacher_name": "T"}
+                status, body = await http(url, "POST", "/api/sessions", json=body_in)
+                assert status == 201, body
+                sessions.append(body["session"]["id"])
+            await _wait_two_workers(url)
+            clients = [socketio.AsyncClient(reconnection=False) for _ in sessions]
+            await asyncio.gather(*(c.connect(url, transports=["websocket"]) for c in clients))
+            joins = [
+                c.call("join", {"token": issue_invite(SECRET, s, Role.TEACHER, ttl_s=600)})
+                for c, s in zip(clients, sessions, strict=True)
+            ]
+            replies = await asyncio.gather(*joins)
+            assert all(r["ok"] for r in replies), replies
+
+            async def split() -> dict[str, int]:
+                _, body = await http(url, "GET", "/api/sessions?state=live")
+                nodes = [(s.get("live") or {}).get("node") for s in body["sessions"]]
+                return {n: nodes.count(n) for n in set(nodes)}
+
+            seen: dict[str, int] = {}
+
+            async def all_placed() -> bool:
+                seen.clear()
+                seen.update(await split())
+                return sum(v for k, v in seen.items() if k) == 12 and None not in seen
+
+            await wait_async(all_placed, 15, lambda: f"lessons live per worker: {seen}")
+            print(f"12 simultaneous first joins: {seen}")
+            assert set(seen) == {"box-w0", "box-w1"}
+            assert abs(seen["box-w0"] - seen["box-w1"]) <= 2, seen  # 6/6 give or take one
+        finally:
+            for c in clients:
+                with contextlib.suppress(Exception):
+                    await c.disconnect()
+            parent.stop()
+
+
+async def _wait_two_workers(url: str) -> None:
+    deadline = time.monotonic() + 20
+    while True:
+        seen = set()
+        for _ in range(20):
+            connector = aiohttp.TCPConnector(force_close=True)
+            async with (
+                aiohttp.ClientSession(connector=connector) as client,
+                client.get(url + "/readyz") as resp,
+            ):
+                body = await resp.json()
+                if len(body["nodes"]) == 2:
+                    seen.add(body["node"])
+        if seen == {"box-w0", "box-w1"}:
+            return
+        assert time.monotonic() < deadline, f"workers answering: {seen}"
+        await asyncio.sleep(0.3)

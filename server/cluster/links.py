@@ -1,9 +1,14 @@
 """Node links: one WebSocket between two nodes, carrying frames both ways.
 
 A node opens a link to another (``LinkHub.link_to``) at ``GET /cluster/link``
-on the other's node URL, with a short-lived HS256 token signed with the
-deployment's shared secret (``typ: node``), so only nodes of the deployment
-get in. The link stays open and is used both ways.
+on the other's node URL; before anything else the two prove to each other
+that they share the deployment's secret, and the token that lets the
+opener in is addressed to the other node, bound to this connection and
+short-lived (``handshake.py``). The link stays open and is used both ways.
+Every node keeps a link open to every other live node (``ensure``), so a
+node that dies is noticed at once: its link drops, it is tried again
+straight away, and if it does not answer, ``on_lost`` says so (the node
+declares it dead without waiting for its heartbeat to expire).
 
 Frames are JSON arrays (``[kind, ...]``); a link sends what is queued as one
 WebSocket message (a JSON list of frames), so a burst costs one write. The
@@ -24,55 +29,31 @@ import asyncio
 import contextlib
 import json
 import logging
-import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import aiohttp
-import jwt
 from aiohttp import web
 
+from server.cluster import handshake
 from server.cluster.errors import LinkRefused, NodeUnavailable
+from server.cluster.handshake import LINK_PATH, LinkKeys
+from server.core.ratelimit import LogLimiter
 from server.core.tasks import TaskOwner
 
 logger = logging.getLogger(__name__)
 
-LINK_PATH = "/cluster/link"
-TOKEN_TYP = "node"
-TOKEN_AUDIENCE = "sidecoach-node"
-TOKEN_TTL_S = 60
-#: WebSocket ping interval on links (a silent peer is dropped after ~2 of these)
-PING_S = 5.0
+__all__ = ["LINK_PATH", "Link", "LinkHub"]
+
+#: WebSocket ping interval on links (a silent peer is dropped after ~1.5 of these)
+PING_S = 2.0
 #: largest message on a link (a batch of frames)
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+#: link handshakes in progress at once (each waits at most a few seconds)
+MAX_PENDING_HANDSHAKES = 64
 
 Frame = list[Any]
-
-
-def node_token(secret: str, node_id: str) -> str:
-    now = int(time.time())
-    claims = {
-        "typ": TOKEN_TYP,
-        "aud": TOKEN_AUDIENCE,
-        "node": node_id,
-        "iat": now,
-        "exp": now + TOKEN_TTL_S,
-    }
-    return jwt.encode(claims, secret, algorithm="HS256")
-
-
-def verify_node_token(secret: str, token: str) -> str:
-    """The node id in a valid node token; raises LinkRefused."""
-    try:
-        claims = jwt.decode(
-            token[:4096], secret, algorithms=["HS256"], audience=TOKEN_AUDIENCE
-        )
-    except jwt.PyJWTError:
-        raise LinkRefused("not a valid node token") from None
-    if claims.get("typ") != TOKEN_TYP or not isinstance(claims.get("node"), str):
-        raise LinkRefused("not a node token")
-    return str(claims["node"])
 
 
 class LinkHandler(Protocol):
@@ -101,6 +82,8 @@ class Link:
         self._queue: deque[Frame] = deque()
         self._wakeup = asyncio.Event()
         self.closed = False
+        #: it broke (the other side went away), rather than being closed here
+        self.lost = False
         self.frames_sent = 0
         self.frames_received = 0
         self.batches_sent = 0
@@ -113,8 +96,7 @@ class Link:
             return
         if len(self._queue) >= self._max_queue:
             logger.error(
-                "link to node %s: %d frames waiting, closing it (the sockets it"
-                " carries reconnect)",
+                "link to node %s: %d frames waiting, closing it (the sockets it carries reconnect)",
                 self.peer,
                 len(self._queue),
             )
@@ -163,6 +145,7 @@ class Link:
         except (TimeoutError, ConnectionError, aiohttp.ClientError) as exc:
             logger.warning("link to node %s broke: %s", self.peer, exc)
         finally:
+            self.lost = not self.closed
             await self.close()
 
     async def close(self) -> None:
@@ -180,7 +163,9 @@ class Link:
 
 class LinkHub:
     """This node's links, by peer node id (one we opened, and those opened
-    to us). ``url_of`` says where a node listens (from the heartbeats)."""
+    to us). ``url_of`` says where a node listens (from the heartbeats);
+    ``on_lost(peer)`` hears of a peer whose link broke and that could not be
+    linked to again at once."""
 
     def __init__(
         self,
@@ -191,18 +176,25 @@ class LinkHub:
         *,
         max_queue: int,
         connect_timeout_s: float,
+        on_lost: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.node_id = node_id
-        self._secret = secret
+        self._keys = LinkKeys(secret)
         self._handler = handler
         self._url_of = url_of
         self._max_queue = max_queue
         self._connect_timeout_s = connect_timeout_s
+        self._on_lost = on_lost
         self.outbound: dict[str, Link] = {}
         self.inbound: dict[str, list[Link]] = {}
+        #: peer -> whether its URL answered as that node, the last time tried
+        self.reaches: dict[str, bool] = {}
         self._connecting: dict[str, asyncio.Future[Link]] = {}
         self._session: aiohttp.ClientSession | None = None
         self._tasks = TaskOwner("node links")
+        self._pending = 0
+        self._closing = False
+        self._refusals = LogLimiter(10)
         #: frames and messages sent by links that closed (for /metrics)
         self._retired = [0, 0]
 
@@ -230,24 +222,42 @@ class LinkHub:
         finally:
             del self._connecting[peer]
 
-    async def _connect(self, peer: str) -> Link:
-        url = self._url_of(peer)
-        if url is None:
-            raise NodeUnavailable(f"node {peer} is not known")
+    def ensure(self, peers: list[str]) -> None:
+        """Keep a link open to each of ``peers`` (opened in the background)."""
+        for peer in peers:
+            link = self.outbound.get(peer)
+            if (link is None or link.closed) and peer not in self._connecting:
+                self._tasks.spawn(self._open_quietly(peer), name=f"link to {peer}: open")
+
+    async def _open_quietly(self, peer: str) -> None:
+        with contextlib.suppress(NodeUnavailable):  # logged; tried again at the next beat
+            await self.link_to(peer)
+
+    def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
             timeout = self._connect_timeout_s
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=None, connect=timeout, sock_connect=timeout)
             )
+        return self._session
+
+    async def _connect(self, peer: str) -> Link:
+        url = self._url_of(peer)
+        if url is None:
+            raise NodeUnavailable(f"node {peer} is not known")
         try:
-            ws = await self._session.ws_connect(
-                url + LINK_PATH,
-                headers={"Authorization": f"Bearer {node_token(self._secret, self.node_id)}"},
-                heartbeat=PING_S,
-                max_msg_size=MAX_MESSAGE_BYTES,
-            )
+            ws, _ = await handshake.connect(
+                self._http(), url, self._keys, self.node_id, peer,
+                heartbeat=PING_S, max_msg_size=MAX_MESSAGE_BYTES,
+            )  # fmt: skip
+        except LinkRefused as exc:
+            self.reaches[peer] = False
+            logger.error("no link to node %s at %s: %s", peer, url, exc.message)
+            raise NodeUnavailable(f"node {peer} at {url}: {exc.message}") from None
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            self.reaches[peer] = False
             raise NodeUnavailable(f"node {peer} is not answering at {url}: {exc}") from exc
+        self.reaches[peer] = True
         link = Link(peer, ws, self._handler, self._max_queue, outbound=True)
         self.outbound[peer] = link
         self._tasks.spawn(self._run(link), name=f"link to {peer}")
@@ -273,19 +283,48 @@ class LinkHub:
             links.remove(link)
             if not links:
                 del self.inbound[link.peer]
+        if link.lost and not self._closing:
+            await self._reopen_or_lost(link.peer)
+
+    async def _reopen_or_lost(self, peer: str) -> None:
+        """A link broke (ours or the peer's): have one open to the peer at
+        once; if that fails the peer is gone (``on_lost``)."""
+        try:
+            await self.link_to(peer)
+        except NodeUnavailable as exc:
+            logger.warning("node %s: its link broke and it does not answer: %s", peer, exc)
+            if self._on_lost is not None:
+                await self._on_lost(peer)
 
     # -- accepting -----------------------------------------------------------
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """``GET /cluster/link``: another node opens a link."""
-        header = request.headers.get("Authorization", "")
+        if self._pending >= MAX_PENDING_HANDSHAKES or self._closing:
+            raise web.HTTPServiceUnavailable(text="too many node link handshakes")
+        self._pending += 1
         try:
-            peer = verify_node_token(self._secret, header.removeprefix("Bearer ").strip())
-        except LinkRefused as exc:
-            logger.warning("refused a node link from %s: %s", request.remote, exc.message)
-            raise web.HTTPUnauthorized(text="node token required") from None
-        ws = web.WebSocketResponse(heartbeat=PING_S, max_msg_size=MAX_MESSAGE_BYTES)
-        await ws.prepare(request)
+            ws, peer = await handshake.accept(
+                request, self._keys, self.node_id, heartbeat=PING_S, max_msg_size=MAX_MESSAGE_BYTES
+            )
+        finally:
+            self._pending -= 1
+        if isinstance(peer, handshake.Abandoned):
+            logger.info(
+                "node link handshake from %s stopped after the hello (a probe)", request.remote
+            )
+            return ws
+        if isinstance(peer, LinkRefused):
+            allowed, suppressed = self._refusals.allow()
+            if allowed:
+                logger.warning(
+                    "refused a node link from %s (claiming to be %.64r): %s%s",
+                    request.remote,
+                    request.headers.get(handshake.NODE_HEADER, ""),
+                    peer.message,
+                    f" (and {suppressed} more)" if suppressed else "",
+                )
+            return ws
         link = Link(peer, ws, self._handler, self._max_queue, outbound=False)
         self.inbound.setdefault(peer, []).append(link)
         logger.info("node %s opened a link to this node", peer)
@@ -293,6 +332,10 @@ class LinkHub:
         return ws
 
     # -- using --------------------------------------------------------------
+
+    def linked(self, peer: str) -> bool:
+        """Whether a link to ``peer`` is open now (either way)."""
+        return any(x.peer == peer and not x.closed for x in self.links())
 
     def links(self) -> list[Link]:
         return [*self.outbound.values(), *(x for v in self.inbound.values() for x in v)]
@@ -303,9 +346,9 @@ class LinkHub:
             await link.close()
 
     async def close(self) -> None:
+        self._closing = True
         for link in self.links():
             await link.close()
         await self._tasks.aclose()
         if self._session is not None:
             await self._session.close()
-

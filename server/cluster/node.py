@@ -2,17 +2,24 @@
 and what happens when a node or Redis goes away.
 
 * **Placement** (``place``): a session hosted here stays here; else the
-  directory's holder if it is alive; else the least loaded node that is not
-  draining (fewest sessions, then least CPU; this node on a tie) is claimed
-  atomically. A ``join`` for a session hosted elsewhere hands the client's
-  socket over to that node (``route_join``; the media goes straight to the
-  host, whose ICE address is in its offers).
-* **Heartbeat** (every ``NODE_HEARTBEAT_INTERVAL_S``): this node's load and
-  live sessions, and the directory entries of its sessions, refreshed. A
-  node missing for ``NODE_TTL_S`` is dead: its entries are free to claim, the
-  sockets relayed to it are closed (their pages rejoin and are placed
-  again), and a node sharing its data directory finalizes the recordings it
-  left unfinished.
+  directory's holder if it is alive; else one atomic claim in Redis
+  (``directory.py``) puts it on the least loaded node that is not draining
+  (fewest sessions, counting those claimed a moment ago; nodes over
+  ``NODE_BUSY_CPU_PCT`` only if all are; this node on a tie). A ``join``
+  for a session hosted elsewhere hands the client's socket over to that
+  node (``route_join``; the media goes straight to the host, whose ICE
+  address is in its offers).
+* **Heartbeat** (every ``NODE_HEARTBEAT_INTERVAL_S``): this node's load,
+  live sessions and which nodes it reaches, and the directory entries of
+  its sessions, refreshed. Only heartbeats and entries signed with the
+  deployment's secret are believed (``signing.py``).
+* **A node gone**: this node keeps a link to every other node; when one
+  breaks and the node does not answer again at once, it is dead here and
+  now (not ``NODE_TTL_S`` later): its entries are free to claim, the
+  sockets relayed to it close (their pages rejoin and are placed again),
+  and a node sharing its data directory finalizes the recordings it left
+  unfinished. A node that only lost its link comes back with its next
+  heartbeat. A node whose heartbeat stops for ``NODE_TTL_S`` is dead too.
 * **Redis down**: this node keeps serving its sessions (and joins to them);
   a join for a session it does not host goes to the node it last knew
   hosts it (over the node link, which needs no Redis), else the session
@@ -25,18 +32,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import logging
+import math
 import os
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from server.cluster.directory import Directory, NodeInfo
+from server.cluster.directory import Directory, Entry, NodeInfo
 from server.cluster.errors import NodeUnavailable, RedisUnavailable
 from server.cluster.links import LINK_PATH, LinkHub
 from server.cluster.redis_conn import RedisConn
@@ -56,13 +66,23 @@ logger = logging.getLogger(__name__)
 
 
 def _running(pid: int) -> bool:
+    """Whether process ``pid`` (on this box) runs: exists and is no zombie
+    (a node killed a moment ago may not be reaped yet)."""
     try:
         os.kill(pid, 0)  # no signal: only whether the process exists
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
+    with contextlib.suppress(OSError, IndexError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat[stat.rindex(")") + 2] in "ZX":
+            return False
     return pid > 0
+
+
+#: a node's CPU in its heartbeat is smoothed over about this long
+CPU_SMOOTHING_S = 10.0
 
 
 def sid_tag(node_id: str) -> str:
@@ -71,8 +91,7 @@ def sid_tag(node_id: str) -> str:
 
 
 class ClusterNode:
-    """Implements ``session_manager.Deployment`` and the signaling edge's
-    ``JoinRouting``."""
+    """This node: placement, heartbeats, faults (see the module doc)."""
 
     def __init__(
         self,
@@ -91,7 +110,7 @@ class ClusterNode:
         self.manager: SessionManager | None = None  # set once the app made it
         limits = config.limits
         #: the store's connection when sessions are in Redis too
-        self.redis = redis or RedisConn(config.redis_url)
+        self.redis = redis or RedisConn(config.redis_url, config.secret, tls_ca=config.redis_tls_ca)
         self._owns_redis = redis is None
         self.directory = Directory(self.redis, limits.node_ttl_s)
         self.series = RecordingSeries(self.redis, self.node_id)
@@ -102,7 +121,8 @@ class ClusterNode:
             self.relay,
             self._url_of,
             max_queue=limits.node_link_queue_frames,
-            connect_timeout_s=limits.node_request_timeout_s,
+            connect_timeout_s=limits.node_connect_timeout_s,
+            on_lost=self._lost,
         )
         self.relay.hub = self.hub
         self.relay.handlers["end-session"] = self._end_requested
@@ -110,11 +130,16 @@ class ClusterNode:
         self.nodes: dict[str, NodeInfo] = {}
         #: session -> node hosting it, as of the last heartbeat
         self.where: dict[str, str] = {}
-        #: sessions this node placed on others since their last heartbeat
-        self._placed: dict[str, int] = {}
+        #: nodes taken for dead before their heartbeat expired -> their last
+        #: heartbeat seen (a newer one brings them back)
+        self._dead: dict[str, NodeInfo] = {}
+        #: nodes whose heartbeat is not signed with this deployment's secret
+        self.unverified: list[str] = []
+        self.nodes_lost = 0
         self.draining = False
         self.started_at = time.time()
         self._cpu_mark = (time.monotonic(), time.process_time())
+        self._cpu_pct = 0.0
         self._tasks = TaskOwner("cluster")
         self.heartbeats = 0
         self._beat_failed = False
@@ -133,10 +158,11 @@ class ClusterNode:
             await self._beat()
         self._tasks.spawn(self._beat_loop(), name="heartbeat")
         logger.info(
-            "node %s (%s) joined the deployment on %s: %d node(s) live",
+            "node %s (%s) joined the deployment on %s (%s): %d node(s) live",
             self.node_id,
             self.url,
             self.redis.name,
+            ", ".join(self.redis.security) or "NOT secured: no TLS, no password",
             len(self.nodes),
         )
 
@@ -163,7 +189,7 @@ class ClusterNode:
         return [s for s, n in self.where.items() if n == self.node_id]
 
     def _url_of(self, node_id: str) -> str | None:
-        info = self.nodes.get(node_id)
+        info = self.nodes.get(node_id) or self._dead.get(node_id)
         return info.url if info is not None else None
 
     def other_urls(self) -> list[str]:
@@ -181,23 +207,42 @@ class ClusterNode:
         session = manager.sessions.get(session_id) if manager is not None else None
         return session is not None and not session.closed
 
-    def _choose(self) -> str:
-        """The node a new session goes to: of the live nodes taking new
-        sessions, those not busy (CPU under ``NODE_BUSY_CPU_PCT``, unless all
-        are), the one with the fewest sessions; this node on a tie."""
-        candidates = [n for n in self.nodes.values() if not n.draining]
-        if not self.draining and self.node_id not in self.nodes:
-            candidates.append(self._info())  # before our first heartbeat got through
+    def _candidates(self) -> list[NodeInfo]:
+        """The nodes a new session may go to, this one first: live, taking
+        new sessions, not busy (CPU under ``NODE_BUSY_CPU_PCT``, unless all
+        are). This node's sessions are counted as of now."""
+        mine = self._sessions_here()
+        me = self.nodes.get(self.node_id)
+        me = dataclasses.replace(me, sessions=mine) if me is not None else None
+        others = [n for n in self.nodes.values() if n.id != self.node_id]
+        nodes = [*([me] if me is not None else []), *others]
+        if me is None and not self.draining:  # before our first heartbeat got through
+            nodes.insert(0, dataclasses.replace(self._info(), sessions=mine))
+        candidates = [n for n in nodes if not n.draining]
         if not candidates:
             raise ServerDraining("every server is restarting; trying again shortly")
         busy = self.config.limits.node_busy_cpu_pct
-        calm = [n for n in candidates if n.cpu_pct < busy] or candidates
+        return [n for n in candidates if n.cpu_pct < busy] or candidates
 
-        def order(n: NodeInfo) -> tuple[int, int]:
-            sessions = len(n.sessions) + self._placed.get(n.id, 0)
-            return (sessions, 0 if n.id == self.node_id else 1)
+    def _sessions_here(self) -> dict[str, dict[str, Any]]:
+        manager = self.manager
+        if manager is None:
+            return {}
+        return {s.id: {} for s in manager.sessions.values() if not s.closed}
 
-        return min(calm, key=order).id
+    async def _alive(self, node_id: str) -> bool:
+        """Whether ``node_id`` is a live node of this deployment: known from
+        the heartbeats, or (a node that started a moment ago) with a
+        signed heartbeat in Redis now."""
+        if node_id in self.nodes:
+            return True
+        if node_id in self._dead:
+            return False
+        nodes, _ = await self.directory.live_nodes()
+        found = next((n for n in nodes if n.id == node_id), None)
+        if found is not None:
+            self.nodes[node_id] = found
+        return found is not None
 
     async def place(self, session_id: str) -> str:
         """The node that hosts (or is to host) this session."""
@@ -205,16 +250,14 @@ class ClusterNode:
             return self.node_id
         if self.redis.up:
             try:
-                holder = await self.directory.holder(session_id)
-                if holder is not None and holder in self.nodes:
-                    return holder
-                chosen = self._choose()
-                holder = await self.directory.claim(session_id, chosen)
-                if holder != self.node_id:
-                    self._placed[holder] = self._placed.get(holder, 0) + 1
-                if holder == chosen:
-                    logger.info("session %s placed on node %s", session_id, holder)
-                return holder
+                entry = await self.directory.holder(session_id)
+                alive = entry is not None and entry.holder is not None
+                if alive and entry is not None and await self._alive(str(entry.holder)):
+                    return str(entry.holder)
+                hosting = self.where.get(session_id)  # a live node's heartbeat says so
+                if hosting is not None and hosting in self.nodes:
+                    return hosting  # its entry is not ours: the host writes it back
+                return await self._claim(session_id, entry)
             except RedisUnavailable:
                 pass
         # Redis is down: the node we last knew hosts it, else here
@@ -222,6 +265,18 @@ class ClusterNode:
         if known is not None and known in self.nodes and known != self.node_id:
             return known
         return self.node_id
+
+    async def _claim(self, session_id: str, stale: Entry | None) -> str:
+        """Claim the session for the least loaded candidate, replacing an
+        entry that names no live node (or is not signed by us)."""
+        won = await self.directory.claim(
+            session_id, self._candidates(), stale=stale.raw if stale is not None else ""
+        )
+        if won.holder is None:
+            raise NodeUnavailable(f"session {session_id}: its directory entry is not ours")
+        if stale is None or won.raw != stale.raw:
+            logger.info("session %s placed on node %s", session_id, won.holder)
+        return won.holder
 
     async def route_join(self, data: Any, eio_sid: str, remote: str) -> Any:
         """``JoinRouting``: None to join here, a pipe to the session's node,
@@ -286,7 +341,8 @@ class ClusterNode:
         if node is None or node == self.node_id or node not in self.nodes:
             if self.redis.up:
                 try:
-                    node = await self.directory.holder(session_id)
+                    entry = await self.directory.holder(session_id)
+                    node = entry.holder if entry is not None else None
                 except RedisUnavailable:
                     node = None
             if node is None or node == self.node_id or node not in self.nodes:
@@ -324,6 +380,19 @@ class ClusterNode:
         yield CounterMetricFamily(
             "sidecoach_node_heartbeats", "heartbeats this node wrote", value=self.heartbeats
         )
+        yield CounterMetricFamily(
+            "sidecoach_nodes_lost",
+            "nodes taken for dead because their link broke and they did not answer",
+            value=self.nodes_lost,
+        )
+        refused = CounterMetricFamily(
+            "sidecoach_redis_entries_refused",
+            "entries read from Redis and ignored: not signed with this deployment's secret",
+            labels=["kind"],
+        )
+        for kind, count in sorted(self.redis.signer.refused.items()):
+            refused.add_metric([kind], count)
+        yield refused
         relayed = GaugeMetricFamily(
             "sidecoach_relayed_sockets",
             "sockets handed over between nodes (edge: held here for another node's"
@@ -351,6 +420,11 @@ class ClusterNode:
         now, cpu = time.monotonic(), time.process_time()
         then, cpu_then = self._cpu_mark
         self._cpu_mark = (now, cpu)
+        # smoothed over ~CPU_SMOOTHING_S: a start-up or a burst of joins is
+        # not "busy" (placement would send everything elsewhere for it)
+        instant = 100 * (cpu - cpu_then) / max(1e-3, now - then)
+        weight = 1 - math.exp(-max(0.0, now - then) / CPU_SMOOTHING_S)
+        self._cpu_pct += (instant - self._cpu_pct) * weight
         manager = self.manager
         sessions = (
             {s.id: s.summary() for s in manager.sessions.values() if not s.closed}
@@ -371,9 +445,10 @@ class ClusterNode:
             ice=ice,
             started_at=self.started_at,
             draining=self.draining or (manager is not None and not manager.accepting),
-            cpu_pct=round(100 * (cpu - cpu_then) / max(1e-3, now - then), 1),
+            cpu_pct=round(self._cpu_pct, 1),
             participants=sum(sum(s.get("participants", {}).values()) for s in sessions.values()),
             sessions=sessions,
+            reaches={p: ok for p, ok in self.hub.reaches.items() if p in self.nodes},
         )
 
     async def _beat_loop(self) -> None:
@@ -389,7 +464,7 @@ class ClusterNode:
     async def _beat(self) -> None:
         me = self._info()
         try:
-            nodes, conflicts = await self.directory.beat(me)
+            beat = await self.directory.beat(me)
         except RedisUnavailable:
             self._beat_failed = True
             raise
@@ -400,31 +475,75 @@ class ClusterNode:
             # to write its heartbeat again before taking any for dead
             self._beat_failed = False
             self._settle_until = now + self.config.limits.node_ttl_s
-        fresh = {n.id: n for n in nodes}
+        fresh, expired = self._still_dead({n.id: n for n in beat.nodes})
+        for info in expired:  # its recordings, if it was still there when it was lost
+            await self._take_over(info)
         fresh[self.node_id] = me
         if now < self._settle_until:
             for node_id, info in self.nodes.items():
-                fresh.setdefault(node_id, info)
+                if node_id not in self._dead:
+                    fresh.setdefault(node_id, info)
         before = dict(self.nodes)
         self.nodes = fresh
-        self._placed.clear()
+        self.unverified = beat.unverified
         self.where = {sid: n.id for n in self.nodes.values() for sid in n.sessions}
         self.where.update({sid: self.node_id for sid in me.sessions})
         for gone in sorted(set(before) - set(self.nodes)):
-            await self._node_gone(before[gone])
-        for session_id, holder in conflicts.items():
-            await self._conflict(session_id, holder)
+            if gone not in self._dead:
+                await self._node_gone(before[gone], f"no heartbeat for {self.ttl_s:.0f} s")
+        for session_id, entry in beat.conflicts.items():
+            if entry.holder is not None and entry.holder in self.nodes:
+                await self._conflict(session_id, entry.holder)
+            else:  # an entry no live node of ours wrote: the session is ours
+                await self.directory.take_back(session_id, entry.raw, self.node_id)
+        self.hub.ensure([n for n in self.nodes if n != self.node_id])
 
-    async def _node_gone(self, info: NodeInfo) -> None:
-        node_id = info.id
+    @property
+    def ttl_s(self) -> float:
+        return self.config.limits.node_ttl_s
+
+    def _still_dead(self, fresh: dict[str, NodeInfo]) -> tuple[dict[str, NodeInfo], list[NodeInfo]]:
+        """Leave out the nodes taken for dead, unless they restarted or answer
+        again; also returns those whose heartbeat has now expired too."""
+        expired = []
+        for node_id, last in list(self._dead.items()):
+            info = fresh.get(node_id)
+            if info is None:
+                expired.append(self._dead.pop(node_id))
+            elif info.started_at != last.started_at or self.hub.linked(node_id):
+                del self._dead[node_id]  # restarted, or it answers again
+                logger.warning("node %s is back", node_id)
+            else:
+                # a heartbeat it may have written just before it died: it is
+                # back only once it answers (a link to it opens)
+                del fresh[node_id]
+                self.hub.ensure([node_id])
+        return fresh, expired
+
+    async def _lost(self, node_id: str) -> None:
+        """The link to ``node_id`` broke and it does not answer: it is dead
+        now (not when its heartbeat expires): its sessions move as their
+        pages rejoin."""
+        info = self.nodes.pop(node_id, None)
+        if info is None or node_id == self.node_id:
+            return
+        self.nodes_lost += 1
+        self._dead[node_id] = info
+        self.where = {s: n for s, n in self.where.items() if n != node_id}
+        await self._node_gone(info, "its link broke and it does not answer")
+
+    async def _node_gone(self, info: NodeInfo, why: str) -> None:
         logger.warning(
-            "node %s is gone (no heartbeat for %.0f s): its sessions move as their pages rejoin",
-            node_id,
-            self.config.limits.node_ttl_s,
+            "node %s is gone (%s): its sessions move as their pages rejoin", info.id, why
         )
-        await self.hub.drop(node_id)
+        await self.hub.drop(info.id)
+        await self._take_over(info)
+
+    async def _take_over(self, info: NodeInfo) -> None:
+        """Finalize the recordings a dead node sharing our data directory left."""
+        node_id = info.id
         if info.host == socket.gethostname() and _running(info.pid):
-            # same box, process alive: it only lost Redis; its files stay its own
+            # same box, process alive: it only lost Redis or its link; its files stay its own
             logger.warning(
                 "node %s (pid %d) still runs: its recordings stay its own", node_id, info.pid
             )

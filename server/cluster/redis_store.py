@@ -1,7 +1,9 @@
 """Sessions in Redis, for a deployment on several boxes
 (``SIDECOACH_STORE=redis``; nodes on one box can share the SQLite file).
 
-Redis is the truth: ``sidecoach:record:<id>`` holds a session as JSON and
+Redis is the truth: ``sidecoach:record:<id>`` holds a session as JSON,
+signed with the deployment's secret (``signing.py``: a record that is not
+is ignored, as if it did not exist, and counted), and
 ``sidecoach:records:<state>`` (sorted by creation time) index them by state.
 A state change is checked and written in one optimistic transaction
 (WATCH/MULTI), so two nodes never both move a session.
@@ -31,6 +33,7 @@ from redis.exceptions import WatchError
 from server.cluster.directory import PREFIX
 from server.cluster.errors import RedisUnavailable
 from server.cluster.redis_conn import RedisConn
+from server.cluster.signing import RECORD
 from server.core.errors import SessionNotFound, SidecoachError
 from server.core.roles import SessionState
 from server.core.tasks import TaskOwner
@@ -57,6 +60,7 @@ CREATE TABLE IF NOT EXISTS journal (
 );
 """
 
+
 def record_key(session_id: str) -> str:
     return f"{PREFIX}record:{session_id}"
 
@@ -80,15 +84,18 @@ class RedisSessionStore:
         #: shared with the cluster node (one connection, one outage log)
         self.redis = redis
         self._redis = redis
+        self._signer = redis.signer
         self._db = db
         redis.on_change(self._redis_changed)
         self._replaying = False
         self._tasks = TaskOwner("session store")
 
     @classmethod
-    async def open(cls, url: str, data_dir: Path) -> RedisSessionStore:
+    async def open(
+        cls, url: str, data_dir: Path, secret: str, *, tls_ca: Path | None = None
+    ) -> RedisSessionStore:
         db = await SqliteWorker.open(Path(data_dir) / MIRROR_FILE, _SCHEMA)
-        store = cls(RedisConn(url), db)
+        store = cls(RedisConn(url, secret, tls_ca=tls_ca), db)
         with contextlib.suppress(RedisUnavailable):  # logged; replayed when Redis answers
             await store.replay()
         return store
@@ -142,8 +149,9 @@ class RedisSessionStore:
         done = 0
         try:
             rows: list[tuple[int, str, str, str]] = await self._db.run(
-                lambda c: c.execute("SELECT seq, op, session_id, args FROM journal ORDER BY seq")
-                .fetchall()
+                lambda c: c.execute(
+                    "SELECT seq, op, session_id, args FROM journal ORDER BY seq"
+                ).fetchall()
             )
             for seq, op, session_id, raw in rows:
                 await self._replay_one(op, session_id, json.loads(raw))
@@ -183,10 +191,17 @@ class RedisSessionStore:
 
     # -- Redis ------------------------------------------------------------------
 
-    @staticmethod
-    async def _put_new(r: Any, raw: str) -> None:
+    def _signed(self, record: SessionRecord) -> str:
+        return self._signer.sign(record_key(record.id), record_to_json(record))
+
+    def _opened(self, session_id: str, raw: str | None) -> SessionRecord | None:
+        """The record in a value read from Redis, if it is signed by us."""
+        value = self._signer.open(RECORD, record_key(session_id), raw)
+        return record_from_json(value) if value is not None else None
+
+    async def _put_new(self, r: Any, raw: str) -> None:
         record = record_from_json(raw)
-        if await r.set(record_key(record.id), raw, nx=True):
+        if await r.set(record_key(record.id), self._signed(record), nx=True):
             await r.zadd(state_key(record.state), {record.id: record.created_at})
 
     async def _change(self, session_id: str, change: Any) -> SessionRecord:
@@ -198,16 +213,15 @@ class RedisSessionStore:
                 while True:
                     try:
                         await pipe.watch(key)
-                        raw = await pipe.get(key)
-                        if raw is None:
+                        record = self._opened(session_id, await pipe.get(key))
+                        if record is None:
                             raise SessionNotFound(f"no session {session_id!r}")
-                        record = record_from_json(raw)
                         new = change(record)
                         if new is None:
                             await pipe.unwatch()
                             return record
                         pipe.multi()
-                        pipe.set(key, record_to_json(new))
+                        pipe.set(key, self._signed(new))
                         if new.state != record.state:
                             pipe.zrem(state_key(record.state), session_id)
                             pipe.zadd(state_key(new.state), {session_id: new.created_at})
@@ -254,30 +268,33 @@ class RedisSessionStore:
             raw = await self._redis.run(lambda r: r.get(record_key(session_id)))
         except RedisUnavailable:
             return await self._mirrored(session_id)
-        if raw is None:
+        record = self._opened(session_id, raw)
+        if record is None and raw is not None:
+            # not ours (see signing.py): the last copy we believed, if any
+            return await self._mirrored(session_id)
+        if record is None:
             raise SessionNotFound(f"no session {session_id!r}")
-        record = record_from_json(raw)
         await self._mirror([record])
         return record
 
     async def list(self, states: Iterable[SessionState] | None = None) -> list[SessionRecord]:
         wanted = list(SessionState) if states is None else [SessionState(s) for s in states]
 
-        async def run(r: Any) -> list[str]:
+        async def run(r: Any) -> list[SessionRecord]:
             ids: list[str] = []
             for state in wanted:
                 ids += await r.zrange(state_key(state), 0, -1)
             raws = await r.mget([record_key(i) for i in ids]) if ids else []
-            return [raw for raw in raws if raw]
+            opened = [self._opened(i, raw) for i, raw in zip(ids, raws, strict=True) if raw]
+            return [rec for rec in opened if rec is not None and rec.state in wanted]
 
         try:
-            raws = await self._redis.run(run)
+            records = await self._redis.run(run)
         except RedisUnavailable:
             rows = await self._db.run(lambda c: c.execute("SELECT record FROM mirror").fetchall())
             records = [record_from_json(row[0]) for row in rows]
             records = [r for r in records if r.state in wanted]
         else:
-            records = [record_from_json(raw) for raw in raws]
             await self._mirror(records)
         return sorted(records, key=lambda r: (r.created_at, r.id))
 
@@ -317,4 +334,3 @@ class RedisSessionStore:
         await self._tasks.aclose()
         await self._db.close()
         await self._redis.close()
-

@@ -2,7 +2,7 @@
 written, so that the node a session moves to continues it as the next part.
 
 ``sidecoach:recseries:<session>`` = ``{"series", "part", "recording",
-"node", "open"}``. ``open`` is true while the series goes on: a node that
+"node", "open"}`` (signed, ``signing.py``). ``open`` is true while the series goes on: a node that
 dies or drains leaves it open (its part is finalized by recovery or by the
 drain) and the next node writing this session's recording continues the
 series; the teacher switching recording off closes it (the next recording
@@ -19,6 +19,7 @@ from typing import Any
 from server.cluster.directory import PREFIX
 from server.cluster.errors import RedisUnavailable
 from server.cluster.redis_conn import RedisConn
+from server.cluster.signing import SERIES
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +40,9 @@ class RecordingSeries:
 
     async def continuation(self, session_id: str) -> tuple[str, int] | None:
         """(series, next part) if this session's recording goes on here."""
+        key = series_key(session_id)
         try:
-            raw = await self._redis.run(lambda r: r.get(series_key(session_id)))
+            raw = self._redis.signer.open(SERIES, key, await self._redis.run(lambda r: r.get(key)))
         except RedisUnavailable:
             logger.warning(
                 "session %s: Redis is down, a recording starting here is a new one", session_id
@@ -55,10 +57,10 @@ class RecordingSeries:
         return None
 
     async def _write(self, session_id: str, data: dict[str, Any]) -> None:
+        key = series_key(session_id)
+        value = self._redis.signer.sign(key, json.dumps(data))
         try:
-            await self._redis.run(
-                lambda r: r.set(series_key(session_id), json.dumps(data), ex=SERIES_TTL_S)
-            )
+            await self._redis.run(lambda r: r.set(key, value, ex=SERIES_TTL_S))
         except RedisUnavailable:
             logger.warning("session %s: recording series not written (Redis is down)", session_id)
 

@@ -63,6 +63,9 @@ class Limits:
     max_unauthenticated_sockets: int = 200
     #: a socket that has not joined within this many seconds is closed
     unauthenticated_timeout_s: float = 15.0
+    #: a socket the server closed whose client has not closed its websocket
+    #: within this many seconds is cut (its TCP connection closed)
+    socket_close_grace_s: float = 1.0
     #: live seats one coach or observer invite holds; a further join with it
     #: replaces its oldest seat (a teacher invite holds one, always replaced)
     seats_per_invite: int = 3
@@ -77,12 +80,16 @@ class Limits:
     node_heartbeat_interval_s: float = 1.0
     #: a node whose heartbeat is older than this is dead: its sessions move
     node_ttl_s: float = 5.0
-    #: a node using more CPU than this (% of one core) gets no new sessions
-    #: while another node is under it
+    #: a node using more CPU than this (% of one core, over ~10 s) gets no
+    #: new sessions while another node is under it
     node_busy_cpu_pct: float = 85.0
     #: a frame between nodes (a relayed socket.io packet, a request) not
     #: answered within this is given up
     node_request_timeout_s: float = 10.0
+    #: opening a link to another node (its handshake included) is given up
+    #: after this; a node whose link broke and that does not answer within
+    #: this is taken for dead at once (its sessions move)
+    node_connect_timeout_s: float = 2.0
     #: frames waiting to go to one other node; past this the link is closed
     #: (the participants relayed over it reconnect) instead of growing
     node_link_queue_frames: int = 10_000
@@ -152,8 +159,13 @@ class Config:
     lan: bool = False
     #: also listen for plain HTTP on this port and redirect it to HTTPS
     http_redirect_port: int | None = None
-    #: Redis URL for multi-node deployments; None = embedded single node
-    redis_url: str | None = None
+    #: Redis URL for multi-node deployments; None = embedded single node.
+    #: ``rediss://`` is TLS; ``redis[s]://[USER]:PASSWORD@host:port/db``
+    #: authenticates (requirepass or an ACL user). Never logged.
+    redis_url: str | None = field(default=None, repr=False)
+    #: PEM CA certificate(s) that sign Redis's TLS certificate (rediss://);
+    #: unset: the system's CAs
+    redis_tls_ca: Path | None = None
     #: where sessions are kept: "sqlite" (DATA_DIR; shared by the nodes of
     #: one box) or "redis" (nodes on several boxes)
     store: str = "sqlite"
@@ -209,6 +221,8 @@ _NAMES = {
     "public_url": "SIDECOACH_PUBLIC_URL (--public-url)",
     "store": "SIDECOACH_STORE",
     "redis_url": "SIDECOACH_REDIS_URL (--redis-url)",
+    "redis_tls_ca": "SIDECOACH_REDIS_TLS_CA",
+    "secret": "SIDECOACH_SECRET",
     "node_url": "SIDECOACH_NODE_URL (--node-url)",
     "log_format": "SIDECOACH_LOG_FORMAT (--log-format)",
     "drain_deadline_s": "SIDECOACH_DRAIN_DEADLINE_S (--drain-deadline)",
@@ -232,9 +246,18 @@ def check_cluster_settings(config: Config) -> None:
     if config.store == "redis" and not config.redis_url:
         raise ConfigError(f"{n['store']} is 'redis' but {n['redis_url']} is not set")
     if config.redis_url and not config.redis_url.startswith(("redis://", "rediss://", "unix://")):
+        shown = config.redis_url.split("@")[-1]  # never a password in an error
         raise ConfigError(
-            f"{n['redis_url']} has value {config.redis_url!r}: expected redis://host:port/db"
+            f"{n['redis_url']} has value {shown!r}: expected redis://host:port/db"
+            " (rediss:// for TLS)"
         )
+    if config.redis_tls_ca is not None:
+        if not (config.redis_url or "").startswith("rediss://"):
+            raise ConfigError(f"{n['redis_tls_ca']} is set but {n['redis_url']} is not rediss://")
+        if not config.redis_tls_ca.is_file():
+            raise ConfigError(
+                f"{n['redis_tls_ca']} has value {str(config.redis_tls_ca)!r}: no such file"
+            )
     if config.node_url:
         parts = urlsplit(config.node_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:

@@ -213,6 +213,7 @@ SETTINGS: tuple[Setting, ...] = (
         "http_redirect_port", "SIDECOACH_HTTP_REDIRECT_PORT", "--http-redirect-port", parse_port
     ),
     Setting("redis_url", "SIDECOACH_REDIS_URL", "--redis-url", parse_text),
+    Setting("redis_tls_ca", "SIDECOACH_REDIS_TLS_CA", None, parse_path),
     Setting("store", "SIDECOACH_STORE", None, choice("sqlite", "redis")),
     Setting("node_id", "SIDECOACH_NODE_ID", "--node-id", parse_text),
     Setting("node_url", "SIDECOACH_NODE_URL", "--node-url", parse_url),
@@ -225,6 +226,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("log_level", "SIDECOACH_LOG_LEVEL", "--log-level", parse_log_level),
     Setting("log_format", "SIDECOACH_LOG_FORMAT", "--log-format", choice("text", "json")),
     Setting("retention_days", "SIDECOACH_RETENTION_DAYS", None, parse_positive_float),
+    Setting(
+        "lifecycle_interval_s", "SIDECOACH_LIFECYCLE_INTERVAL_S", None, parse_positive_float
+    ),
 )
 #: the static ICE servers handed to pages as they are
 ICE_SERVERS = "SIDECOACH_ICE_SERVERS"

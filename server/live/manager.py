@@ -12,7 +12,7 @@ from typing import Any
 
 from server.access.policy import AccessPolicy
 from server.core.config import Config
-from server.core.errors import SessionEnded, Unavailable
+from server.core.errors import SessionEnded, SessionNotFound, Unavailable
 from server.core.roles import SessionState
 from server.core.tasks import TaskOwner
 from server.live.deployment import Deployment
@@ -159,7 +159,11 @@ class SessionManager:
         not_ended = {r.id for r in records}
         for session_id in [s for s in self.sessions if s not in not_ended]:
             # ended in the store by someone else (another node, the CLI)
-            if (await self.store.get(session_id)).state == SessionState.ENDED:
+            try:
+                state = (await self.store.get(session_id)).state
+            except SessionNotFound:  # a record the store does not believe: leave it be
+                continue
+            if state == SessionState.ENDED:
                 await self.end_session(session_id, reason="ended elsewhere")
                 ended.append(session_id)
         live_ids = {r.id for r in records if r.state == SessionState.LIVE}

@@ -51,10 +51,11 @@ class RecordingHost(Protocol):
         """Tell everyone the recording's state changed."""
         ...
 
-    def present_joins(self) -> list[dict[str, Any]]:
-        """The join events of everyone here now, and the coaching events
-        before the recording (a recording starting mid-session begins with
-        who is present and what happened before it)."""
+    def present_events(self) -> list[dict[str, Any]]:
+        """The join events of everyone here now, the track-added events of
+        every track flowing, and the coaching events before the recording (a
+        recording starting mid-session begins with who is present, what they
+        publish and what happened before it)."""
         ...
 
 
@@ -208,7 +209,7 @@ class SessionRecording:
         )
         self.recorder = recorder
         self.recording_ids.append(recorder.recording_id)
-        for event in self._host.present_joins():
+        for event in self._host.present_events():
             recorder.log(event)
         self._host.spawn(
             self._catalog.add(

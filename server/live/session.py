@@ -172,6 +172,9 @@ class Session:
         self.router = Router(record.id, policy)
         self.participants: dict[str, Participant] = {}
         self.events: list[dict[str, Any]] = []
+        #: the ``track-added`` event of every track flowing now (a recording
+        #: that starts later begins with them)
+        self._tracks_added: dict[str, dict[str, Any]] = {}
         self.closed = False
         #: set (under the manager's lock) once the session is being ended:
         #: no join may get in any more
@@ -265,18 +268,17 @@ class Session:
             del self.events[: len(self.events) - MAX_EVENTS_IN_MEMORY]
         return event
 
-    def present_joins(self) -> list[dict[str, Any]]:
-        """What a recording starting now begins with: the joins of everyone
-        here, and the coaching that happened before it (a tally or a note
-        before Go live), on the session clock: review shows those minutes
-        collapsed before its 0:00."""
+    def present_events(self) -> list[dict[str, Any]]:
+        """What a recording starting now begins with: the ``join`` of
+        everyone here, the ``track-added`` of every track flowing (the one
+        whose arrival starts the recording included) and the coaching that
+        happened before it (a tally or a note before Go live: review shows
+        those minutes collapsed before its 0:00), in order."""
         here = set(self.participants)
-        return [
-            e
-            for e in self.events
-            if (e["type"] == "join" and e["participant"] in here)
-            or e["type"] in EVENTS_BEFORE_RECORDING
-        ]
+        joins = [e for e in self.events if e["type"] == "join" and e["participant"] in here]
+        tracks = [e for p, e in self._tracks_added.items() if p in self.router.producers]
+        coaching = [e for e in self.events if e["type"] in EVENTS_BEFORE_RECORDING]
+        return sorted([*joins, *tracks, *coaching], key=lambda e: int(e["t"]))
 
     def recording_changed(self) -> None:
         if not self.closed:
@@ -441,7 +443,7 @@ class Session:
         if producer.info.gated:
             self.push_to_talk.add_track(producer)
         self.router.add_producer(producer)
-        self.log_event(
+        self._tracks_added[producer.id] = self.log_event(
             "track-added",
             participant=participant_id,
             producer=producer.id,
@@ -458,6 +460,7 @@ class Session:
             self.recording.teacher_went_live()
 
     async def _producer_closed(self, producer: Producer) -> None:
+        self._tracks_added.pop(producer.id, None)
         self.log_event("track-removed", producer=producer.id)
         if not self.closed:
             await self.notifier.broadcast(self.id, "producer-removed", {"producerId": producer.id})

@@ -85,6 +85,7 @@ class RecordingRow:
             "deleted_by": self.deleted_by,
             "series": self.series or self.id,
             "part": self.part,
+            "node": self.node,
         }
 
 
@@ -131,15 +132,22 @@ class RecordingCatalog:
         await self._db.run(add)
 
     async def finish(self, recording_id: str, manifest: dict[str, Any]) -> None:
+        """The recording is finalized (or recovered); its row says so. A
+        part that another node recovered names again the node that wrote
+        it (the manifest's ``node``; ``take_over`` borrowed the column)."""
+        writer = str(manifest.get("node") or "")
+
         def finish(conn: sqlite3.Connection) -> None:
             conn.execute(
-                "UPDATE recordings SET state = ?, ended_at = ?, duration_ms = ?, bytes = ?"
-                " WHERE id = ?",
+                "UPDATE recordings SET state = ?, ended_at = ?, duration_ms = ?, bytes = ?,"
+                " node = CASE WHEN ? = '' THEN node ELSE ? END WHERE id = ?",
                 (
                     manifest.get("state", "finalized"),
                     manifest.get("ended_at"),
                     int(manifest.get("duration_ms") or 0),
                     int(manifest.get("bytes") or 0),
+                    writer,
+                    writer,
                     recording_id,
                 ),
             )

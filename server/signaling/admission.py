@@ -1,6 +1,8 @@
 """Who may hold a socket before joining: token-less (not joined) sockets
 are bounded per remote address and in total, and closed when they stay
-unauthenticated for too long."""
+unauthenticated for too long. A socket counts until its transport is gone
+(``gone``), also while the server is closing it: a client that ignores the
+close gets no extra socket past the limits."""
 
 from __future__ import annotations
 
@@ -20,6 +22,8 @@ TIMEOUT = "unauthenticated_timeout"
 class _Socket:
     remote: str
     deadline: float | None  # None once joined
+    #: the server is closing it: it no longer expires, it counts until gone
+    closing: bool = False
 
 
 class Admission:
@@ -53,10 +57,20 @@ class Admission:
             self._set_pending(key, False)
             del self._sockets[key]
 
+    def closing(self, key: str) -> None:
+        """The server is closing this socket: it counts until ``gone``."""
+        if key in self._sockets:
+            self._sockets[key].closing = True
+
     def expired(self) -> list[str]:
-        """Sockets unauthenticated for longer than the limit."""
+        """Sockets unauthenticated for longer than the limit (and not
+        being closed already)."""
         now = self._now()
-        return [k for k, s in self._sockets.items() if s.deadline is not None and s.deadline <= now]
+        return [
+            k
+            for k, s in self._sockets.items()
+            if s.deadline is not None and s.deadline <= now and not s.closing
+        ]
 
     @property
     def pending(self) -> int:

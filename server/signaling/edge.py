@@ -60,6 +60,7 @@ class Signaling:
         self.sio = EdgeServer(
             self,
             sid_prefix=deployment.sid_prefix,
+            close_grace_s=config.limits.socket_close_grace_s,
             async_mode="aiohttp",
             max_http_buffer_size=TRANSPORT_HARD_LIMIT_BYTES,
             logger=False,
@@ -153,6 +154,11 @@ class Signaling:
     def gone(self, eio_sid: str) -> None:
         self._admission.gone(eio_sid)
 
+    @property
+    def unauthenticated(self) -> int:
+        """Sockets admitted and not joined (counted until their transport is gone)."""
+        return self._admission.pending
+
     def malformed(self, sid: str, reason: str, detail: str = "") -> None:
         self.metrics.signaling_malformed.labels(reason).inc()
         self._warn("closed socket %s: %s %s", sid, reason, detail)
@@ -208,7 +214,7 @@ class Signaling:
         while True:
             await asyncio.sleep(interval)
             for eio_sid in self._admission.expired():
-                self._admission.gone(eio_sid)
+                self._admission.closing(eio_sid)  # counted until its transport is gone
                 self.metrics.sockets_refused.labels(TIMEOUT).inc()
                 await self.sio.close_connection(eio_sid)
 

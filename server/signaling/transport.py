@@ -16,7 +16,17 @@ are pinned and checked at import; tests/test_transport.py covers the seams).
   reach the library's ``connect``/``disconnect`` handlers: those fire only
   from the transport.
 * **Admission**: every Engine.IO connection asks ``EdgeHooks.admit`` first,
-  and ``EdgeHooks.gone`` hears when it ends.
+  and ``EdgeHooks.gone`` hears when it ends: when its transport is gone,
+  not merely when Engine.IO calls it closed.
+* **A closed socket is gone at once.** Engine.IO's own close only queues a
+  CLOSE packet: a websocket stays open (and is still read) until its client
+  closes it or a ping times out, ~45 s later, and ``disconnect()`` waits for
+  a long-poll that may never come. Here, whenever a socket closes (the
+  server closed it, its client left, a ping timed out), its websocket gets
+  the CLOSE packet, a close frame and, after ``close_grace_s``, its TCP
+  connection closed; a long-polling socket is forgotten at once (its next
+  request gets 400). Whatever a closed socket's transport still carries is
+  dropped unread. Closing never waits on a client.
 * **Handed-over sockets** (several nodes, ``server/cluster``): a ``join`` for
   a session another node hosts hands the client's socket over to that node
   (``EdgeHooks.route`` returns a ``Pipe``). From then on this node passes
@@ -29,14 +39,16 @@ are pinned and checked at import; tests/test_transport.py covers the seams).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib.metadata
 import logging
 import secrets
-from collections.abc import Callable
 from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 import socketio
+from aiohttp import web
 from socketio import packet as sio_packet
 
 from server.core.tasks import TaskOwner
@@ -67,7 +79,8 @@ class EdgeHooks(Protocol):
         ...
 
     def gone(self, eio_sid: str) -> None:
-        """The Engine.IO connection ended (after any socket.io disconnect)."""
+        """The Engine.IO connection ended (after any socket.io disconnect)
+        and its transport is gone (no TCP connection left for it)."""
         ...
 
     async def dispatch(self, sid: str, data: Any, size: int) -> Any:
@@ -117,19 +130,44 @@ def frame_problem(frame: object, *, websocket: bool) -> str | None:
     return "unexpected engine.io packet"
 
 
-def _guarded_websocket(base: Any, refuse: Callable[[str, str], None]) -> Any:
-    """Engine.IO's websocket wrapper for aiohttp, refusing bad frames: a
-    refused frame raises OSError, which Engine.IO takes as a closed socket."""
+def _guarded_websocket(base: Any, edge: EdgeServer) -> Any:
+    """Engine.IO's websocket wrapper for aiohttp, refusing bad frames (a
+    refused frame raises OSError, which Engine.IO takes as a closed socket),
+    telling the edge while it is open, and closing for good within the
+    edge's grace (aiohttp's own close waits 10 s for the client's frame)."""
 
     class GuardedWebSocket(base):  # type: ignore[misc]
+        async def __call__(self, environ: dict[str, Any]) -> Any:
+            self.request = environ["aiohttp.request"]
+            self._sock = web.WebSocketResponse(
+                max_msg_size=self.server.max_http_buffer_size, timeout=edge.close_grace_s
+            )
+            await self._sock.prepare(self.request)
+            self.environ = environ
+            owner = self.handler.__self__  # the AsyncSocket this websocket carries
+            edge.transport_opened(owner, self)
+            try:
+                await self.handler(self)
+            finally:
+                edge.transport_gone(owner.sid, self)
+            return self._sock
+
         async def wait(self) -> Any:
             data = await super().wait()
             problem = frame_problem(data, websocket=True)
             if problem is not None:
                 owner = getattr(self.handler, "__self__", None)  # the AsyncSocket
-                refuse(str(getattr(owner, "sid", "?")), problem)
+                edge.refuse_frame(str(getattr(owner, "sid", "?")), problem)
                 raise OSError(problem)
             return data
+
+        async def cut(self) -> None:
+            """Close frame now; the TCP connection within the grace."""
+            with contextlib.suppress(Exception):  # a broken or half-closed socket
+                await asyncio.wait_for(self._sock.close(), edge.close_grace_s)
+            transport = self.request.transport
+            if transport is not None and not transport.is_closing():
+                transport.abort()
 
     return GuardedWebSocket
 
@@ -148,10 +186,24 @@ class _Body:
 class EdgeServer(socketio.AsyncServer):  # type: ignore[misc]
     """``socketio.AsyncServer`` that owns the transport edge (see module doc)."""
 
-    def __init__(self, hooks: EdgeHooks, *, sid_prefix: str = "", **kwargs: Any) -> None:
+    def __init__(
+        self,
+        hooks: EdgeHooks,
+        *,
+        sid_prefix: str = "",
+        close_grace_s: float = 1.0,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self._hooks = hooks
         self._events = TaskOwner("signaling events")
+        #: a closed socket's client gets this long to close its websocket
+        self.close_grace_s = close_grace_s
+        #: open websockets: Engine.IO sid -> (its AsyncSocket, the websocket)
+        self._transports: dict[str, tuple[Any, Any]] = {}
+        #: closed sockets whose websocket is not gone yet
+        self._closing: set[str] = set()
+        self._cuts = TaskOwner("closing transports")
         #: handed over to another node: our Engine.IO sid -> pipe to it
         self._bound: dict[str, Pipe] = {}
         #: hosted here for another node: virtual Engine.IO sid -> pipe back
@@ -166,7 +218,7 @@ class EdgeServer(socketio.AsyncServer):  # type: ignore[misc]
             # forward a long-polling request to the node holding the socket
             eio.generate_id = lambda: f"{sid_prefix}.{secrets.token_urlsafe(15)}"
         drivers = dict(eio._async)  # a copy: the driver's dict is module-wide
-        drivers["websocket"] = _guarded_websocket(drivers["websocket"], self._refuse_eio)
+        drivers["websocket"] = _guarded_websocket(drivers["websocket"], self)
         translate = drivers["translate_request"]
 
         async def translate_request(request: Any) -> Any:
@@ -189,21 +241,33 @@ class EdgeServer(socketio.AsyncServer):  # type: ignore[misc]
         return str(found) if found else None
 
     async def close_connection(self, eio_sid: str) -> None:
-        """Close an Engine.IO connection (with its socket.io client)."""
+        """Close an Engine.IO connection (with its socket.io client); its
+        transport goes too (see the module doc). Never waits on the client."""
         pipe = self._virtual.get(eio_sid)
         if pipe is not None:
             pipe.close()
             await self.virtual_closed(eio_sid)
             return
-        await self.eio.disconnect(eio_sid)
+        sock = self.eio.sockets.get(eio_sid)
+        if sock is None:
+            return
+        # not Engine.IO's disconnect(): it waits until the client has read
+        # the CLOSE packet, which a gone long-poller never does
+        await sock.close(wait=False, reason=self.reason.SERVER_DISCONNECT)
+        self.eio.sockets.pop(eio_sid, None)
 
     async def close_all(self) -> None:
         """Close every connection: this node's sockets and the virtual ones
-        it hosts for other nodes (their clients reconnect)."""
+        it hosts for other nodes (their clients reconnect); returns once
+        their transports are gone (at most the grace, and a little)."""
         for eio_sid in list(self._virtual):
             await self.close_connection(eio_sid)
-        if self.eio.sockets:
-            await self.eio.disconnect()
+        for eio_sid in list(self.eio.sockets):
+            await self.close_connection(eio_sid)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.close_grace_s + 1.0
+        while self._transports and loop.time() < deadline:
+            await asyncio.sleep(0.02)
 
     @property
     def virtual_count(self) -> int:
@@ -213,8 +277,46 @@ class EdgeServer(socketio.AsyncServer):  # type: ignore[misc]
     def bound_count(self) -> int:
         return len(self._bound)
 
+    @property
+    def transport_count(self) -> int:
+        """Websockets open now (a closed socket's until its grace ends)."""
+        return len(self._transports)
+
     async def aclose(self) -> None:
         await self._events.aclose()
+        await self._cuts.aclose()
+
+    # -- transports (websockets) ----------------------------------------
+
+    def transport_opened(self, sock: Any, ws: Any) -> None:
+        self._transports[str(sock.sid)] = (sock, ws)
+        if sock.closed or sock.closing:  # closed while its websocket was being set up
+            self._cut(str(sock.sid))
+
+    def transport_gone(self, eio_sid: str, ws: Any) -> None:
+        held = self._transports.get(eio_sid)
+        if held is not None and held[1] is ws:
+            del self._transports[eio_sid]
+        if eio_sid in self._closing and eio_sid not in self._transports:
+            self._closing.discard(eio_sid)
+            self._hooks.gone(eio_sid)
+
+    def _cut(self, eio_sid: str) -> None:
+        """The socket closed: its websocket goes once the CLOSE packet is out."""
+        if eio_sid in self._closing:
+            return
+        self._closing.add(eio_sid)
+        sock, ws = self._transports[eio_sid]
+        self._cuts.spawn(self._cut_after_close(sock, ws), name="close transport")
+
+    async def _cut_after_close(self, sock: Any, ws: Any) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.close_grace_s
+        # Engine.IO queues the CLOSE packet right after the disconnect handlers
+        while not (sock.closed and sock.queue.empty()) and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        sock.queue.put_nowait(None)  # its writer stops after what it sent
+        await ws.cut()
 
     # -- handed-over sockets: this node is the edge -----------------------
 
@@ -233,7 +335,7 @@ class EdgeServer(socketio.AsyncServer):  # type: ignore[misc]
         pipe = self._bound.pop(eio_sid, None)
         if pipe is not None:
             pipe.close()  # the host forgets it too (if it has not already)
-            await self.eio.disconnect(eio_sid)
+            await self.close_connection(eio_sid)
 
     def bound_to(self, eio_sid: str) -> Pipe | None:
         return self._bound.get(eio_sid)
@@ -281,8 +383,17 @@ class EdgeServer(socketio.AsyncServer):  # type: ignore[misc]
 
     # -- Engine.IO ----------------------------------------------------------
 
-    def _refuse_eio(self, eio_sid: str, reason: str) -> None:
-        self._hooks.malformed(self.sid(eio_sid) or eio_sid, reason)
+    def refuse_frame(self, eio_sid: str, reason: str) -> None:
+        """A frame refused before Engine.IO decodes it (the socket closes)."""
+        if self._open(eio_sid):  # what a closed socket still sends is dropped unread
+            self._hooks.malformed(self.sid(eio_sid) or eio_sid, reason)
+
+    def _open(self, eio_sid: str) -> bool:
+        """Whether this Engine.IO socket (or virtual socket) is open."""
+        if eio_sid in self._virtual:
+            return True
+        sock = self.eio.sockets.get(eio_sid)
+        return sock is not None and not (sock.closed or sock.closing)
 
     async def _check_polling_body(self, request: Any, environ: dict[str, Any]) -> None:
         """Read and check a long-polling POST body before Engine.IO decodes
@@ -310,7 +421,7 @@ class EdgeServer(socketio.AsyncServer):  # type: ignore[misc]
                 (p for f in frames if (p := frame_problem(f, websocket=False)) is not None), None
             )
         if problem is not None:
-            self._refuse_eio(eio_sid, problem)
+            self.refuse_frame(eio_sid, problem)
             body = b"1"
         environ["wsgi.input"] = _Body(body)
         environ["CONTENT_LENGTH"] = str(len(body))
@@ -335,6 +446,7 @@ class EdgeServer(socketio.AsyncServer):  # type: ignore[misc]
         return None
 
     async def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
+        """Every close of an Engine.IO socket, whoever closed it."""
         pipe = self._bound.pop(eio_sid, None)
         if pipe is not None:
             pipe.close()
@@ -342,12 +454,24 @@ class EdgeServer(socketio.AsyncServer):  # type: ignore[misc]
             await super()._handle_eio_disconnect(eio_sid, reason)
         finally:
             self._binary_packet.pop(eio_sid, None)
-            self._hooks.gone(eio_sid)
+            if eio_sid in self._transports:
+                self._cut(eio_sid)  # gone when its websocket is
+            else:
+                sock = self.eio.sockets.get(eio_sid)
+                if sock is not None:
+                    # a long-poll waiting on it returns now (after the CLOSE
+                    # packet Engine.IO queues next, if any), not in 45 s
+                    asyncio.get_running_loop().call_soon(sock.queue.put_nowait, None)
+                self._hooks.gone(eio_sid)
 
     # -- Socket.IO ------------------------------------------------------
 
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
-        """Decode one socket.io packet; never raises."""
+        """Decode one socket.io packet; never raises. A packet that fails
+        for a reason of ours is logged once: its socket is closed, and what
+        a closed socket still sends is dropped unread."""
+        if not self._open(eio_sid):
+            return
         pipe = self._bound.get(eio_sid)
         if pipe is not None:  # handed over: the host node reads it
             if isinstance(data, str):
@@ -392,15 +516,8 @@ class EdgeServer(socketio.AsyncServer):  # type: ignore[misc]
             return await self._close(eio_sid, who, "unexpected packet type")
         self._events.spawn(self._event(eio_sid, sid, pkt.id, pkt.data, data), name="event")
 
-    async def _event(
-        self, eio_sid: str, sid: str, ack_id: int | None, data: Any, raw: str
-    ) -> None:
-        if (
-            eio_sid not in self._virtual
-            and isinstance(data, list)
-            and data
-            and data[0] == "join"
-        ):
+    async def _event(self, eio_sid: str, sid: str, ack_id: int | None, data: Any, raw: str) -> None:
+        if eio_sid not in self._virtual and isinstance(data, list) and data and data[0] == "join":
             routed = await self._hooks.route(sid, eio_sid, self.remote_of(eio_sid), data)
             if isinstance(routed, dict):  # a refusal
                 await self._ack(eio_sid, ack_id, routed)

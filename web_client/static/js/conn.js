@@ -54,6 +54,17 @@ const FATAL_JOIN_ERRORS = new Set([
   ERROR.INVALID_MESSAGE,
 ]);
 
+/**
+ * Join errors that only mean "in a moment" (the lesson is moving to another
+ * server): the page keeps saying it is rejoining, and retries.
+ * @type {ReadonlySet<ErrorCode>}
+ */
+const TRANSIENT_JOIN_ERRORS = new Set([
+  ERROR.NODE_UNAVAILABLE,
+  ERROR.SERVER_DRAINING,
+  ERROR.REDIS_UNAVAILABLE,
+]);
+
 /** `removed` codes after which rejoining would only fight another tab. @type {ReadonlySet<RemovalCode>} */
 const FATAL_REMOVALS = new Set([REMOVAL.REPLACED]);
 
@@ -409,7 +420,8 @@ export class Connection {
         this._setState(code === ERROR.SESSION_ENDED ? "ended" : "failed", reply.error.message);
         return;
       }
-      this._dropped(socket, reply.error?.message || "Could not join");
+      const transient = TRANSIENT_JOIN_ERRORS.has(code);
+      this._dropped(socket, transient ? "Rejoining…" : reply.error?.message || "Could not join");
       return;
     }
     const isRejoin = this.joins > 0;
