@@ -106,14 +106,25 @@ RATE_BIN_MS = 60_000
 def tally_rates(
     taps: list[dict[str, Any]], categories: list[str], start_ms: int, end_ms: int
 ) -> dict[str, Any]:
-    """Taps per minute, per category, minute by minute from ``start_ms``."""
+    """Taps per minute, per category, minute by minute of the lesson from
+    ``start_ms`` (Go live); taps before it are counted apart, not in a minute."""
     bins = max(1, -(-(end_ms - start_ms) // RATE_BIN_MS))
     names = list(categories) + sorted({t["category"] for t in taps} - set(categories))
     series = {name: [0] * bins for name in names}
+    before = 0
     for tap in taps:
-        i = min(bins - 1, max(0, (tap["t"] - start_ms) // RATE_BIN_MS))
+        if tap["t"] < start_ms:
+            before += 1
+            continue
+        i = min(bins - 1, (tap["t"] - start_ms) // RATE_BIN_MS)
         series[tap["category"]][i] += 1
-    return {"bin_ms": RATE_BIN_MS, "start_ms": start_ms, "categories": names, "series": series}
+    return {
+        "bin_ms": RATE_BIN_MS,
+        "start_ms": start_ms,
+        "categories": names,
+        "series": series,
+        "before_start": before,
+    }
 
 
 class _Lanes:
@@ -209,7 +220,13 @@ def timeline_view(
     span: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
     """The lesson on the session clock, lane by lane, as this reader may see it;
-    ``span`` is the recording's (start, end) in session ms."""
+    ``span`` is the recording's (start, end) in session ms.
+
+    The lesson's own clock starts at Go live: ``lesson_start_ms``, the
+    recording's first classroom media (``span``'s start). What happened
+    before (``first_ms`` to ``lesson_start_ms``: joins, a tally, a note) is
+    kept on the session clock; pages collapse it and show lesson times
+    (session ms minus ``lesson_start_ms``), as the exports do."""
     can = {item: policy.can_read(reader, item) for item in Item}
     lanes = _Lanes(can, _participants(events))
     for event in events:
@@ -223,6 +240,7 @@ def timeline_view(
             visible_notes.append(note)
     tallies = sorted(lanes.taps.values(), key=lambda x: x["t"])
     last = max((e.get("t", 0) for e in events), default=0)
+    first = min((e.get("t", 0) for e in events), default=0)
     start, end = span if span is not None else (0, last)
     return {
         "cues": list(lanes.cues.values()),
@@ -238,4 +256,6 @@ def timeline_view(
         "gaps": lanes.gaps,
         "start_ms": start,
         "end_ms": max(end, last),
+        "lesson_start_ms": start,
+        "first_ms": min(first, start),
     }

@@ -10,6 +10,7 @@ served under ``/vendor/`` from a fixed list, never from a CDN.
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,9 @@ from server.core.tokens import verify_invite
 from server.storage.sessions import DEFAULT_PROMPTS, DEFAULT_TALLIES, SessionKind, SessionStore
 
 logger = logging.getLogger(__name__)
+
+#: a path on this server (for a "back" link): no scheme, no //host, no \\
+_LOCAL_PATH = re.compile(r"/(?![/\\])[\w\-./?=&%~+]{0,2000}")
 
 WEB_CLIENT_DIR = Path(__file__).resolve().parents[2] / "web_client"
 TEMPLATES_DIR = WEB_CLIENT_DIR / "templates"
@@ -72,6 +76,18 @@ _SECURITY_HEADERS = {
 }
 
 
+def https_origin(config: Config) -> str:
+    """The server's https:// origin when it knows one (its public URL, or
+    the TLS address it listens on), else "": an insecure page names it."""
+    public = config.public_url.rstrip("/")
+    if public.startswith("https://"):
+        scheme, _, rest = public.partition("://")
+        return f"{scheme}://{rest.split('/', 1)[0]}"
+    if config.tls and config.host not in ("0.0.0.0", "::", ""):
+        return config.base_url
+    return ""
+
+
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
@@ -103,7 +119,9 @@ class _Pages:
         self.env = _environment()
 
     def render(self, template: str, *, status: int = 200, **context: Any) -> web.Response:
-        html = self.env.get_template(template).render(version=__version__, **context)
+        html = self.env.get_template(template).render(
+            version=__version__, https_origin=https_origin(self.config), **context
+        )
         return web.Response(
             text=html, status=status, content_type="text/html", headers=_SECURITY_HEADERS
         )
@@ -179,6 +197,14 @@ class _Pages:
         }
         return self.render("review.html", title="Review", page=page)
 
+    async def check(self, request: web.Request) -> web.Response:
+        """The pre-lesson check: camera, microphone, earpiece and the way to
+        this server (its socket.io routes are signaling/routes/check.py)."""
+        back = request.query.get("back", "")
+        # only a page of this server (a path), never another site
+        page = {"back": back if _LOCAL_PATH.fullmatch(back) else None}
+        return self.render("check.html", title="Pre-lesson check", page=page)
+
     async def lessons(self, request: web.Request) -> web.Response:
         return self.render("lessons.html", title="Past lessons", page={})
 
@@ -220,12 +246,14 @@ async def _static_headers(request: web.Request, handler: Any) -> web.StreamRespo
 
 
 def setup_pages(app: web.Application, *, config: Config, store: SessionStore) -> None:
-    """Add ``/``, ``/join``, ``/static/...`` and ``/vendor/...`` to ``app``."""
+    """Add ``/``, ``/join``, ``/review/...``, ``/lessons``, ``/check``,
+    ``/static/...`` and ``/vendor/...`` to ``app``."""
     pages = _Pages(config, store)
     app.router.add_get("/", pages.lobby)
     app.router.add_get("/join", pages.join)
     app.router.add_get("/review/{recording_id}", pages.review)
     app.router.add_get("/lessons", pages.lessons)
+    app.router.add_get("/check", pages.check)
     app.router.add_get("/vendor/{name}", pages.vendor)
     app.router.add_get("/favicon.ico", _favicon)
     app.router.add_static("/static/", STATIC_DIR, follow_symlinks=False, append_version=False)

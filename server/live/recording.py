@@ -52,9 +52,10 @@ class RecordingHost(Protocol):
         ...
 
     def present_events(self) -> list[dict[str, Any]]:
-        """The join events of everyone here now and the track-added events
-        of every track flowing (a recording starting mid-session begins
-        with who is present and what they publish)."""
+        """The join events of everyone here now, the track-added events of
+        every track flowing, and the coaching events before the recording (a
+        recording starting mid-session begins with who is present, what they
+        publish and what happened before it)."""
         ...
 
 

@@ -51,6 +51,20 @@ logger = logging.getLogger(__name__)
 
 #: events kept in memory per session (the Recorder persists them)
 MAX_EVENTS_IN_MEMORY = 10_000
+#: what happened before a recording started that it keeps (with the joins)
+EVENTS_BEFORE_RECORDING = frozenset(
+    {
+        "tally",
+        "tally-undo",
+        "note",
+        "note-shared",
+        "cue",
+        "cue-delivered",
+        "cue-ack",
+        "whisper-start",
+        "whisper-stop",
+    }
+)
 
 
 class Removal(StrEnum):
@@ -258,12 +272,15 @@ class Session:
 
     def present_events(self) -> list[dict[str, Any]]:
         """What a recording starting now begins with: the ``join`` of
-        everyone here and the ``track-added`` of every track flowing (the
-        one whose arrival starts the recording included), in order."""
+        everyone here, the ``track-added`` of every track flowing (the one
+        whose arrival starts the recording included) and the coaching that
+        happened before it (a tally or a note before Go live: review shows
+        those minutes collapsed before its 0:00), in order."""
         here = set(self.participants)
         joins = [e for e in self.events if e["type"] == "join" and e["participant"] in here]
         tracks = [e for p, e in self._tracks_added.items() if p in self.router.producers]
-        return sorted([*joins, *tracks], key=lambda e: int(e["t"]))
+        coaching = [e for e in self.events if e["type"] in EVENTS_BEFORE_RECORDING]
+        return sorted([*joins, *tracks, *coaching], key=lambda e: int(e["t"]))
 
     def recording_changed(self) -> None:
         if not self.closed:
@@ -517,9 +534,17 @@ class Session:
         by_role: dict[str, int] = {}
         for p in self.participants.values():
             by_role[str(p.role)] = by_role.get(str(p.role), 0) + 1
+        classroom = sum(
+            1
+            for p in self.router.producers.values()
+            if item_of_source(p.info.source, p.info.role) == Item.CLASSROOM
+            and p.packets_received > 0  # its media flows: not just offered
+        )
         return {
             "participants": by_role,
             "tracks": len(self.router.producers),
+            #: the classroom's tracks whose media arrives: what "LIVE" means
+            "classroom_tracks": classroom,
             "clock_ms": self.clock.now_ms(),
             "recording": self.recording.state,
         }

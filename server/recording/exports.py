@@ -4,7 +4,9 @@ export never holds more than its reader may read):
 * WebVTT of cues, whispers and comments, loadable as a ``<track>`` of the
   review video (its times are the video's: session ms minus the review
   file's ``offset_ms``);
-* CSV of the tallies (a row per tally) and of the per-minute rates;
+* CSV of the tallies (a row per tally) and of the per-minute rates, with
+  times on the lesson's clock (0:00 is Go live: the timeline's
+  ``lesson_start_ms``) beside session ms;
 * JSON of the whole timeline with the comments.
 """
 
@@ -64,17 +66,30 @@ def webvtt(timeline: dict[str, Any], comments: list[dict[str, Any]], offset_ms: 
     return "\n".join(lines)
 
 
-def _clock(ms: int) -> str:
-    s = max(0, ms // 1000)
-    return f"{s // 60}:{s % 60:02d}"
+def lesson_clock(ms: int, lesson_start_ms: int) -> str:
+    """Session ms on the lesson's clock (0:00 is Go live), as the pages show
+    it: "m:ss" or "h:mm:ss"; before Go live with a minus ("-0:12")."""
+    delta = ms - lesson_start_ms
+    s = abs(delta) // 1000
+    sign = "-" if delta < 0 and s else ""
+    h, m = divmod(s // 60, 60)
+    return f"{sign}{h}:{m:02d}:{s % 60:02d}" if h else f"{sign}{m}:{s % 60:02d}"
+
+
+def _lesson_start(timeline: dict[str, Any]) -> int:
+    return int(timeline.get("lesson_start_ms", timeline.get("start_ms", 0)) or 0)
 
 
 def tallies_csv(timeline: dict[str, Any]) -> str:
+    """One row per tally: its session ms and its time on the lesson's clock."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["t_ms", "time", "category", "coach"])
+    start = _lesson_start(timeline)
+    writer.writerow(["t_ms", "lesson_time", "category", "coach"])
     for tap in timeline.get("tallies", []):
-        writer.writerow([tap["t"], _clock(tap["t"]), tap["category"], tap.get("name", "")])
+        writer.writerow(
+            [tap["t"], lesson_clock(tap["t"], start), tap["category"], tap.get("name", "")]
+        )
     return out.getvalue()
 
 
@@ -85,9 +100,11 @@ def rates_csv(timeline: dict[str, Any]) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     names = rates["categories"]
-    writer.writerow(["minute", "from_ms", *[f"{n} per minute" for n in names]])
+    lesson_start = _lesson_start(timeline)
+    writer.writerow(["minute", "from_ms", "from", *[f"{n} per minute" for n in names]])
     bins = max((len(v) for v in rates["series"].values()), default=0)
     for i in range(bins):
         start = rates["start_ms"] + i * rates["bin_ms"]
-        writer.writerow([i + 1, start, *[rates["series"][n][i] for n in names]])
+        row = [i + 1, start, lesson_clock(start, lesson_start)]
+        writer.writerow([*row, *[rates["series"][n][i] for n in names]])
     return out.getvalue()

@@ -31,6 +31,7 @@ from server.core.errors import (
     UnknownEvent,
 )
 from server.core.ratelimit import TokenBucket
+from server.live.check import LineCheck
 from server.live.session import Participant, Session
 from server.ops.metrics import Metrics
 
@@ -55,6 +56,8 @@ class Connection:
     joining: bool = False
     #: the login session a signed-in person joined with ("" for invites)
     login: str = ""
+    #: the pre-lesson check this socket runs (routes/check.py), if any
+    check: LineCheck | None = None
 
 
 def error_reply(exc: SidecoachError) -> Reply:

@@ -30,6 +30,7 @@ from server.core.ratelimit import LogLimiter, TokenBucket
 from server.core.tasks import TaskOwner
 from server.core.tokens import InviteClaims, verify_invite
 from server.core.turn import ice_config_for
+from server.live.check import Checks
 from server.live.deployment import Deployment
 from server.live.manager import SessionManager
 from server.live.session import Participant, Removal, Session, new_participant_id
@@ -37,7 +38,7 @@ from server.ops.metrics import Metrics
 from server.signaling import schemas
 from server.signaling.admission import TIMEOUT, Admission
 from server.signaling.dispatcher import Connection, Dispatcher, Reply, error_reply, joined
-from server.signaling.routes import coaching, debrief, lesson, media
+from server.signaling.routes import check, coaching, debrief, lesson, media
 from server.signaling.transport import EdgeServer
 
 logger = logging.getLogger(__name__)
@@ -74,6 +75,8 @@ class Signaling:
         self._admission = Admission(config.limits)
         self._warnings = LogLimiter(config.limits.warnings_per_minute)
         self._tasks = TaskOwner("signaling")
+        #: this node's pre-lesson checks (the /check page)
+        self.checks = Checks(config)
         self._sweeping = False
         self._checking_logins = False
         #: whether a signed-in person's login session is still alive (set by
@@ -97,6 +100,7 @@ class Signaling:
         coaching.register(d)
         lesson.register(d, manager)
         debrief.register(d)
+        check.register(d, self.checks, self, self.config.limits)
 
     # -- Notifier -------------------------------------------------------
 
@@ -181,6 +185,20 @@ class Signaling:
         """One message from socket ``sid``; always answered, never raises."""
         return await self.dispatcher.dispatch(self._conns.get(sid), data, size)
 
+    # -- CheckEdge (routes/check.py) -------------------------------------
+
+    def remote_of_sid(self, sid: str) -> str:
+        eio_sid = self.sio.eio_sid(sid)
+        return self.sio.remote_of(eio_sid) if eio_sid is not None else "unknown"
+
+    async def emit_to_sid(self, sid: str, event: str, payload: dict[str, Any]) -> None:
+        await self.sio.emit(event, payload, to=sid)
+
+    def hold(self, sid: str, held: bool) -> None:
+        conn = self._conns.get(sid)
+        if conn is not None and conn.participant is None:
+            self._set_joined(sid, held)
+
     # -- plumbing -------------------------------------------------------
 
     def _warn(self, msg: str, *args: Any) -> None:
@@ -236,6 +254,8 @@ class Signaling:
 
     async def _on_disconnect(self, sid: str, reason: Any = None) -> None:
         conn = self._conns.pop(sid, None)
+        if conn is not None and conn.check is not None:
+            await conn.check.close()
         if conn is not None and conn.session is not None and conn.participant is not None:
             self._sid_of.pop(conn.participant.id, None)
             await conn.session.leave(conn.participant.id, reason="disconnected")
@@ -333,6 +353,7 @@ class Signaling:
         return len(gone)
 
     async def close(self) -> None:
+        await self.checks.close()
         await self.manager.close()
         await self._tasks.aclose()
         await self.sio.aclose()

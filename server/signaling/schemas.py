@@ -95,3 +95,21 @@ class RecordingPlan(Message):
     """The teacher decides: record this lesson (from now on), or not."""
 
     record: bool
+
+
+class CheckProbe(Message):
+    """A test connection of the pre-lesson check: the server offers to
+    receive one track from this source (a ``camera`` as a lesson's, in
+    simulcast; a ``screen``: one plain video stream; a ``mic``)."""
+
+    source: Literal["camera", "screen", "mic"]
+
+
+class CheckAnswer(Message):
+    probeId: Ident
+    negotiationId: Annotated[int, Field(ge=0)]
+    sdp: Sdp
+
+
+class CheckStats(Message):
+    probeId: Ident

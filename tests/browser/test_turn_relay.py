@@ -13,7 +13,6 @@ Topology (testkit/netns.py), all inside the test run's private namespace:
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -29,15 +28,14 @@ from testkit.browser import (
     page_errors,
     teacher_live_and_coach_watching,
 )
+from testkit.coturn import TURNSERVER, coturn
 from testkit.netns import Netlab
-from testkit.procs import Proc, free_port, running
+from testkit.procs import free_port, running
 from testkit.server import TEST_SECRET, LiveServer, make_config, running_server
 
 pytestmark = pytest.mark.browser
 
 TURN_SECRET = "coturn-shared-secret-for-the-test-" + "t" * 16
-TURN_REALM = "sidecoach.test"
-TURNSERVER = shutil.which("turnserver") or "/usr/bin/turnserver"
 
 
 #: the selected ICE candidate pair of a page's RTCPeerConnection
@@ -58,24 +56,6 @@ SELECTED_PAIR = """async () => {
         bytesReceived: pair.bytesReceived, policy: pc.getConfiguration().iceTransportPolicy,
     };
 }"""
-
-
-def coturn(hub_ip: str, port: int, relay_ports: tuple[int, int], log: Path) -> Proc:
-    """coturn as the README configures it: REST secret, private ranges
-    denied as peers except the Sidecoach host."""
-    return Proc(
-        [
-            TURNSERVER, "-n", "--no-cli", "--no-tls", "--no-dtls", "--simple-log",
-            "--log-file=stdout", "--verbose", "--no-software-attribute",
-            f"--listening-ip={hub_ip}", f"--relay-ip={hub_ip}", f"--listening-port={port}",
-            f"--min-port={relay_ports[0]}", f"--max-port={relay_ports[1]}",
-            "--use-auth-secret", f"--static-auth-secret={TURN_SECRET}", f"--realm={TURN_REALM}",
-            "--fingerprint", "--no-multicast-peers",
-            "--denied-peer-ip=198.18.0.0-198.19.255.255", f"--allowed-peer-ip={hub_ip}",
-            f"--userdb={log.parent / 'turndb'}", f"--pidfile={log.parent / 'turnserver.pid'}",
-        ],
-        log,
-    )  # fmt: skip
 
 
 async def selected_pair(tab: Tab) -> dict[str, Any]:
@@ -113,7 +93,10 @@ async def test_pages_behind_a_udp_blocking_firewall_go_through_turn(
         ),
         ice_transport_policy="relay",
     )
-    with running(coturn(link.a_ip, turn_port, (49200, 49260), tmp_path / "coturn.log")) as turn:
+    relay = coturn(
+        link.a_ip, turn_port, (49200, 49260), tmp_path / "coturn.log", secret=TURN_SECRET
+    )
+    with running(relay) as turn:
         turn.wait_output(r"Total General servers")
         async with running_server(config) as server:
             invited = await _teacher_and_coach_through_turn(

@@ -174,6 +174,46 @@ export interface Offer {
   publish: Record<string, string>;
 }
 
+/** `removed`: why the server removed this participant; with `peer_failed`,
+ * `cause` and `reason` (one sentence a page can show) say why media failed. */
+export interface RemovedInfo {
+  code: RemovalCode;
+  message: string;
+  cause?: string;
+  reason?: string;
+}
+
+/** One way to the server the pre-lesson check tries (server/live/check.py). */
+export interface CheckPath {
+  id: string;
+  transport: "direct" | "turn-udp" | "turn-tcp" | "turn-tls";
+  iceServers: RTCIceServer[];
+  iceTransportPolicy: RTCIceTransportPolicy;
+  /** the TURN URL tried (null: direct) */
+  url: string | null;
+}
+
+/** `check-start`'s reply. */
+export interface CheckStart {
+  checkId: string;
+  paths: CheckPath[];
+  /** what a lesson's page gets: every server at once, the lessons' policy */
+  lesson: { iceServers: RTCIceServer[]; iceTransportPolicy: RTCIceTransportPolicy };
+  maxVideoKbps: number;
+  maxProbes: number;
+  seconds: number;
+}
+
+/** What the server received on one test connection (`check-stats`). */
+export interface CheckStats {
+  probeId: string;
+  state: "offered" | "answered" | "receiving" | "failed";
+  reason: string;
+  packets: number;
+  bytes: number;
+  receivingMs: number;
+}
+
 // -- socket.io: client → server (each acknowledged with a Reply) ----------------
 
 /** Request name → [message, reply body]. */
@@ -205,6 +245,11 @@ export interface Requests {
   ];
   "playback-drive": [{}, { playback: PlaybackState }];
   "playback-buffering": [{ buffering: boolean }, { playback: PlaybackState }];
+  "check-start": [{}, CheckStart];
+  "check-probe": [{ source: "camera" | "screen" | "mic" }, { probeId: string }];
+  "check-answer": [{ probeId: string; negotiationId: number; sdp: string }, {}];
+  "check-stats": [{ probeId: string }, CheckStats];
+  "check-stop": [{}, {}];
 }
 export type RequestName = keyof Requests;
 export type RequestMessage<K extends RequestName> = Requests[K][0];
@@ -227,7 +272,7 @@ export interface ServerToClient {
   "participant-joined": (data: Participant) => void;
   "participant-left": (data: { id: string; reason: string }) => void;
   "session-ended": (data: { sessionId: string; reason?: string }) => void;
-  removed: (data: { code: RemovalCode; message: string }) => void;
+  removed: (data: RemovedInfo) => void;
   "recording-state": (data: RecordingInfo) => void;
   "server-draining": (data: { message: string }) => void;
   "whisper-state": (data: { whispering: Whisperer[] }) => void;
@@ -237,6 +282,8 @@ export interface ServerToClient {
   note: (note: Note) => void;
   "playback-state": (state: PlaybackState) => void;
   comment: (comment: ReviewComment) => void;
+  "check-offer": (offer: Offer & { probeId: string }) => void;
+  "check-ended": (data: { checkId: string; reason: string }) => void;
 }
 export type EventName = keyof ServerToClient;
 
@@ -343,6 +390,8 @@ export interface Timeline {
     start_ms: SessionMs;
     categories: string[];
     series: Record<string, number[]>;
+    /** taps before Go live: on the timeline, not in a minute */
+    before_start?: number;
   } | null;
   notes: { id: string; t: SessionMs; text: string; name: string; visibility: Visibility; mine: boolean }[];
   pauses: Span[];
@@ -350,6 +399,10 @@ export interface Timeline {
   gaps: (Span & { source: string | null })[];
   start_ms: SessionMs;
   end_ms: SessionMs;
+  /** Go live: 0:00 on the lesson's clock (the recording's first classroom media) */
+  lesson_start_ms?: SessionMs;
+  /** the earliest moment of the timeline (before Go live: joins, an early tally…) */
+  first_ms?: SessionMs;
 }
 
 export interface ReviewComment {
@@ -394,7 +447,14 @@ export interface Lesson {
 
 /** A session in the lobby's list, with who is connected now. */
 export interface LiveSession extends SessionJson {
-  live: { participants: Record<string, number>; clock_ms: SessionMs } | null;
+  live: {
+    participants: Record<string, number>;
+    clock_ms: SessionMs;
+    tracks?: number;
+    /** the classroom's tracks: the teacher went live */
+    classroom_tracks?: number;
+    recording?: string;
+  } | null;
 }
 
 /** role → invite link */
@@ -420,6 +480,11 @@ export interface JoinPage {
 export interface ReviewPage {
   recordingId: string;
   retentionDays: number;
+}
+
+export interface CheckPage {
+  /** where to go back to (the page the check was opened from), or null */
+  back: string | null;
 }
 
 export interface LobbyPage {

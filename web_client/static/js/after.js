@@ -2,7 +2,7 @@
 // can delete a recording and see who watched it. Shown on the teacher page
 // once the session ends and on the page an invite opens afterwards.
 
-import { errorText, h } from "./ui.js";
+import { errorText, h, lengthWords } from "./ui.js";
 
 /** @import { AuditEntry, HttpError, Permissions, RecordingRow, Role } from "../../types/wire" */
 
@@ -10,6 +10,10 @@ import { errorText, h } from "./ui.js";
  * Who is looking: the invite's token and role, and how long recordings are kept.
  * @typedef {{token: string, role: Role, retentionDays: number}} AfterContext
  */
+
+/** A recording still being saved is looked at again this often, this many times. */
+const SAVING_LOOK_MS = 2000;
+const SAVING_LOOKS = 30;
 
 /** @param {number} unixSeconds */
 function when(unixSeconds) {
@@ -22,12 +26,6 @@ function when(unixSeconds) {
 /** @param {number} unixSeconds */
 function day(unixSeconds) {
   return new Date(unixSeconds * 1000).toLocaleDateString([], { dateStyle: "medium" });
-}
-
-/** @param {number | null | undefined} ms */
-function minutes(ms) {
-  const m = Math.round((ms || 0) / 60000);
-  return m < 1 ? "under a minute" : m === 1 ? "1 minute" : `${m} minutes`;
 }
 
 /**
@@ -89,7 +87,7 @@ function recordingCard(rec, ctx, perms, refresh) {
     h(
       "p",
       {},
-      `${minutes(rec.duration_ms)} · kept until ${day(keptUntil)}, then deleted automatically`,
+      `${rec.state === "recording" ? "Still being saved" : lengthWords(rec.duration_ms)} · kept until ${day(keptUntil)}, then deleted automatically`,
     ),
     actions,
     status,
@@ -171,11 +169,17 @@ export async function showAfter(container, ctx) {
       `Recordings stay on your district's server and are deleted after ${ctx.retentionDays} days.`),
     list,
   );
+  let looks = 0;
   const refresh = async () => {
     try {
       const data = await api(ctx.token, "GET", "/api/recordings");
       /** @type {RecordingRow[]} */
       const recs = data.recordings || [];
+      // a recording still being saved: look again until it has its length (bounded)
+      if (recs.some((r) => r.state === "recording") && looks < SAVING_LOOKS) {
+        looks += 1;
+        setTimeout(refresh, SAVING_LOOK_MS);
+      }
       list.replaceChildren(
         ...(recs.length
           ? recs.map((r) => recordingCard(r, ctx, data.permissions || {}, refresh))

@@ -2,16 +2,18 @@
 // with delivery/ack state; shared tallies with undo; notes.
 
 import { ERROR, EVENT, REQUEST } from "./protocol.js";
-import { $, clock, copy, describeError, exposeHooks, h, isTyping, toast } from "./ui.js";
+import { mediaProblem } from "./secure.js";
+import { $, $$, clock, copy, describeError, exposeHooks, h, isTyping, plural, toast } from "./ui.js";
 import { startViewer } from "./viewer.js";
 
 /** @import { Counts, Cue, CueStateName, Note, RequestMessage, TallyEvent, Visibility } from "../../types/wire" */
 /** @import { Publication } from "./conn.js" */
+/** @import { Phase } from "./lesson_state.js" */
 
 const viewer = startViewer({ role: "coach" });
 const { conn, state: vs } = viewer;
 
-/** @typedef {"pending" | "connecting" | "ready" | "blocked" | "unavailable"} MicState */
+/** @typedef {"pending" | "connecting" | "ready" | "blocked" | "unavailable" | "insecure"} MicState */
 /** @typedef {"idle" | "starting" | "live" | "stopping"} PttPhase */
 
 const state = {
@@ -46,6 +48,13 @@ const nameOf = (id) => vs.participants.get(id)?.name || "a coach";
 // -- whisper (push-to-talk) ----------------------------------------------------
 
 async function enableMic() {
+  const problem = mediaProblem();
+  if (problem) {
+    state.mic = "insecure";
+    MIC_WORDS.insecure = `${problem.text} You can still send cues.`;
+    renderTools();
+    return;
+  }
   try {
     const stream = await navigator.mediaDevices.getUserMedia({
       audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
@@ -69,8 +78,9 @@ async function enableMic() {
   renderTools();
 }
 
+/** The whisper can reach the teacher: published, and this page's media flows. */
 function micReady() {
-  return Boolean(state.whisperPub?.published) && conn.state === "joined";
+  return Boolean(state.whisperPub?.published) && conn.state === "joined" && conn.health.state === "connected";
 }
 
 async function pressTalk() {
@@ -393,18 +403,28 @@ const MIC_WORDS = {
   ready: "Microphone ready. Nothing is sent until you hold the button.",
   blocked: "Your microphone is blocked: allow it in the browser's site settings to whisper.",
   unavailable: "No microphone available: you can still send cues.",
+  insecure: "",
 };
 
-function renderTools() {
-  if (state.whisperPub?.published && state.mic === "connecting") state.mic = "ready";
-  if (!state.whisperPub?.published && state.mic === "ready") state.mic = "connecting";
+/** @param {Phase} [p] the page's phase (viewer.js) */
+function renderTools(p = viewer.phase()) {
+  if (micReady() && state.mic === "connecting") state.mic = "ready";
+  if (!micReady() && state.mic === "ready") state.mic = "connecting";
+  // cues, tallies and notes need the server, not media: usable while joined
+  const usable = conn.state === "joined" && !["ended", "failed"].includes(p);
+  for (const el of $$(".tools button, .tools input, .tools select, .tools textarea")) {
+    if (el.id === "ptt" || el.id === "enable-mic") continue;
+    if (el instanceof HTMLButtonElement || el instanceof HTMLInputElement ||
+        el instanceof HTMLSelectElement || el instanceof HTMLTextAreaElement) el.disabled = !usable;
+  }
   const phase = state.ptt.phase;
   ptt.dataset.state = micReady() ? phase : "unavailable";
-  ptt.disabled = !micReady() && phase === "idle";
+  ptt.disabled = !usable || (!micReady() && phase === "idle");
   ptt.setAttribute("aria-pressed", String(phase === "live" || phase === "starting"));
   ptt.textContent = PTT_WORDS[phase];
   $("#mic-state").textContent = MIC_WORDS[state.mic] || "";
   $("#enable-mic").hidden = !(state.mic === "blocked" || state.mic === "unavailable");
+  $("#mic-state").dataset.mic = state.mic;
   const banner = $("#whisper-banner");
   banner.hidden = phase !== "live";
   document.body.dataset.whisper = phase;
@@ -415,6 +435,11 @@ function renderTools() {
 }
 
 viewer.listeners.render.push(renderTools);
+viewer.listeners.summary.push(() => {
+  const taps = Object.values(state.counts).reduce((a, b) => a + b, 0);
+  const mine = [...state.cues.values()].filter((c) => c.by === vs.selfId).length;
+  return `“${vs.page.title}” is over. You sent ${plural(mine, "cue")}; the coaches counted ${taps === 1 ? "1 tally" : `${taps} tallies`}${state.notes.length ? ` and wrote ${plural(state.notes.length, "note")}` : ""}.`;
+});
 conn.onpublished = () => renderTools();
 
 viewer.listeners.joined.push((reply, isRejoin) => {

@@ -3,7 +3,7 @@
 // moment, or a reply, with a tag and who may see it.
 
 import { renderComments } from "./review_core.js";
-import { $, clock, errorText, h, toast } from "./ui.js";
+import { $, errorText, h, toast } from "./ui.js";
 
 /** @import { NewComment, ReviewComment, Visibility } from "../../types/wire" */
 /** @import { Review } from "./review_core.js" */
@@ -40,7 +40,7 @@ export class CommentPanel {
 
   /** The form's "Comment at m:ss" follows the player. */
   showTime() {
-    $("#comment-at").textContent = clock(this.nowMs());
+    $("#comment-at").textContent = this.review.at(this.nowMs());
   }
 
   render() {
@@ -68,7 +68,7 @@ export class CommentPanel {
   reply(comment) {
     this.replyTo = comment;
     $("#replying").hidden = false;
-    $("#replying").textContent = `Replying to ${comment.name} at ${clock(comment.t)}`;
+    $("#replying").textContent = `Replying to ${comment.name} at ${this.review.at(comment.t)}`;
     $("#cancel-reply").hidden = false;
     $("#comment-text").focus();
   }

@@ -15,6 +15,7 @@
 
 import { io } from "/vendor/socket.io.esm.min.js";
 import { ERROR, EVENT, REMOVAL, REQUEST, TRANSPORT } from "./protocol.js";
+import { MediaHealth } from "./media_health.js";
 
 /** @import { Socket } from "/vendor/socket.io.esm.min.js" */
 /**
@@ -211,6 +212,9 @@ export class Connection {
     this.onpublished = undefined;
     /** @type {((quality: Quality) => void) | undefined} */
     this.onquality = undefined;
+    /** can media flow (media_health.js): "Connecting…", then the reason @type {(() => void) | undefined} */
+    this.onmedia = undefined;
+    this.health = new MediaHealth(() => this.onmedia?.());
     window.addEventListener("online", () => {
       if (this.state === "reconnecting") this._retryNow();
     });
@@ -236,6 +240,7 @@ export class Connection {
   /** Leave for good (the page is closing or the user stopped). */
   close() {
     if (this.state === "closed") return;
+    this.health.stop();
     const socket = this.socket;
     this._teardown();
     if (socket) {
@@ -370,6 +375,7 @@ export class Connection {
     // unless rejoining cannot help.
     socket.on(EVENT.REMOVED, (data) => {
       if (socket !== this.socket) return;
+      this.health.removed(data);
       const message = data?.message || "Removed by the server";
       if (FATAL_REMOVALS.has(data?.code)) {
         this._teardown();
@@ -387,6 +393,7 @@ export class Connection {
     socket.on(EVENT.SESSION_ENDED, (data) => {
       if (socket !== this.socket) return;
       this._handlers.get(EVENT.SESSION_ENDED)?.(data);
+      this.health.stop();
       this._teardown();
       socket.disconnect();
       this._setState("ended", "The session has ended");
@@ -412,6 +419,7 @@ export class Connection {
     if (!reply.ok) {
       const code = reply.error?.code;
       if (FATAL_JOIN_ERRORS.has(code)) {
+        this.health.stop();
         this._teardown();
         socket.disconnect();
         this._setState(code === ERROR.SESSION_ENDED ? "ended" : "failed", reply.error.message);
@@ -448,6 +456,7 @@ export class Connection {
       iceTransportPolicy: this.joinReply?.iceTransportPolicy || "all", // "relay": TURN only
       bundlePolicy: "max-bundle",
     });
+    this.health.watch(pc);
     pc.addEventListener("connectionstatechange", () => {
       if (pc !== this.pc) return;
       clearTimeout(this._stallTimer);
@@ -544,7 +553,10 @@ export class Connection {
       negotiationId: offer.negotiationId,
       sdp: pc.localDescription?.sdp ?? "",
     });
-    if (reply.ok) this.negotiations += 1;
+    if (reply.ok) {
+      this.negotiations += 1;
+      this.health.negotiated();
+    }
     else console.warn("sidecoach: answer refused", reply.error);
   }
 

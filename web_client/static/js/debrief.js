@@ -11,20 +11,12 @@ import { ReviewPlayer } from "./player.js";
 import { CommentPanel } from "./comment_panel.js";
 import { Review } from "./review_core.js";
 import { EVENT, REQUEST } from "./protocol.js";
-import {
-  $,
-  copy,
-  describeError,
-  errorText,
-  exposeHooks,
-  renderConnection,
-  renderPresence,
-  renderRecording,
-  toast,
-} from "./ui.js";
+import { phaseOf, renderRecordingPill, renderStatus } from "./lesson_state.js";
+import { $, copy, describeError, errorText, exposeHooks, renderPresence, toast } from "./ui.js";
 
 /** @import { JoinPage, Participant, PlaybackState, RecordingInfo, RequestMessage, Whisperer } from "../../types/wire" */
 /** @import { Intent } from "./player.js" */
+/** @import { Phase } from "./lesson_state.js" */
 
 /** @type {JoinPage} */
 const page = readPage();
@@ -44,6 +36,10 @@ const SYNC_SAMPLES = 7;
 const RESYNC_MS = 5000;
 
 const state = {
+  /** the member clicked Join (the room's connection started) */
+  started: false,
+  /** media flowed in this room at some point */
+  everLive: false,
   joined: false,
   /** @type {Map<string, Participant>} */
   participants: new Map(),
@@ -216,8 +212,25 @@ const media = new RemoteMedia($("#members"), $("#member-audio"), {
   labelFor: (info) => state.participants.get(info.participantId)?.name || "member",
 });
 
+/** The room's one phase (lesson_state.js): every label below reads it. @returns {Phase} */
+function phase() {
+  if (!state.started) return "ready"; // the join form: nothing to connect yet
+  const flowing = conn.state === "joined" && (!state.stream || conn.health.state === "connected");
+  if (flowing) state.everLive = true;
+  return phaseOf({
+    conn: conn.state,
+    media: conn.health.state,
+    needsMedia: Boolean(state.stream),
+    starting: false,
+    live: flowing,
+    everLive: state.everLive,
+    recording: state.recording,
+  });
+}
+
 function render() {
-  renderConnection(conn);
+  const p = phase();
+  renderStatus(conn, p);
   const pb = state.playback;
   const driverName = pb?.driver ? (pb.driver === state.selfId ? "You are driving." : `${pb.driverName} is driving.`) : "Nobody is driving yet.";
   $("#driver").textContent = driverName;
@@ -226,19 +239,32 @@ function render() {
   renderPresence($("#people"), [...state.participants.values()], [], state.selfId);
   $("#owner-panel").hidden = !state.owner;
   if (state.owner) {
-    renderRecording(state.recordingInfo || { state: state.recording }, { whoGoesLive: "the room goes" });
+    renderRecordingPill(p, state.recordingInfo || { state: state.recording }, { who: "the room goes", sender: true });
     const planned = Boolean(state.recordingInfo?.planned);
     $("#plan-toggle").textContent = planned ? "Don't record this debrief" : "Record this debrief";
   }
-  if (conn.state === "ended" || conn.state === "failed") {
+  if (p === "ended" || p === "failed") {
     const banner = $("#ended-banner");
     banner.hidden = false;
-    banner.textContent = conn.state === "ended" ? "This debrief has ended. Thank you!" : `Can't join: ${conn.detail}`;
+    banner.textContent = p === "ended" ? "This debrief has ended. Thank you!" : `Can't join: ${conn.detail}`;
+    // only the way back to the recording remains
+    for (const sel of ["#room", "#side", "#lobby"]) $(sel).hidden = true;
+    const back = $("#after-debrief");
+    back.hidden = false;
   }
 }
 
 conn.onstate = () => render();
-conn.onjoined = async (reply, isRejoin) => {
+/** the join after which "Reconnected." was said (once media flows again) */
+let toldReconnected = 1;
+conn.onmedia = () => {
+  if (conn.joins > toldReconnected && conn.health.state === "connected") {
+    toldReconnected = conn.joins;
+    toast("Reconnected.");
+  }
+  render();
+};
+conn.onjoined = async (reply) => {
   state.joined = true;
   state.selfId = reply.participantId;
   state.owner = Boolean(reply.permissions?.decideRecording);
@@ -247,7 +273,6 @@ conn.onjoined = async (reply, isRejoin) => {
   state.recordingInfo = reply.recording || null;
   state.recording = reply.recording?.state || "unknown";
   if (reply.debrief?.playback) onPlayback(reply.debrief.playback);
-  if (isRejoin) toast("Reconnected.");
   await clockSync.burst();
   render();
 };
@@ -265,6 +290,7 @@ async function join() {
   if (name) localStorage.setItem(NAME_KEY, name);
   conn.name = name || undefined;
   $("#join", HTMLButtonElement).disabled = true;
+  state.started = true;
   try {
     state.stream = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
   } catch (err) {
@@ -292,7 +318,7 @@ async function join() {
   });
   state.comments = comments;
   comments.mount({ canComment: true });
-  v.addEventListener("timeupdate", () => comments.showTime());
+  player.onTime = () => comments.showTime();
   conn.start();
   for (const track of state.stream?.getTracks() || []) {
     const kind = track.kind === "video" ? "video" : "audio";

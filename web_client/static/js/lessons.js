@@ -4,7 +4,7 @@
 // its own.
 
 import { pageToken } from "./review_core.js";
-import { $, errorText, exposeHooks, h } from "./ui.js";
+import { $, errorText, exposeHooks, h, lengthWords } from "./ui.js";
 
 /** @import { Lesson } from "../../types/wire" */
 
@@ -23,7 +23,6 @@ function card(lesson) {
     dateStyle: "medium",
     timeStyle: "short",
   });
-  const minutes = rec ? Math.max(1, Math.round((rec.duration_ms ?? 0) / 60000)) : 0;
   const thumb = rec?.thumbnail
     ? h("img", {
         class: "lesson-thumb",
@@ -37,7 +36,7 @@ function card(lesson) {
     thumb,
     h("div", { class: "lesson-body" },
       h("h2", {}, s.title),
-      h("p", { class: "muted" }, `${when}${rec ? ` · ${minutes} min` : ""} · ${s.teacher_name}`),
+      h("p", { class: "muted" }, `${when}${rec ? ` · ${lengthWords(rec.duration_ms)}` : ""} · ${s.teacher_name}`),
       lesson.coaches.length ? h("p", {}, `Coaches: ${lesson.coaches.join(", ")}`) : null,
       lesson.debriefs.length
         ? h("p", { class: "hint" }, `${lesson.debriefs.length} debrief${lesson.debriefs.length > 1 ? "s" : ""}`)

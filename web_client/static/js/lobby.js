@@ -283,16 +283,24 @@ async function refresh() {
 }
 
 /**
- * Who is connected, and for how long the session has been live.
+ * The session's state in the list: LIVE only while the classroom's media is
+ * on (a teacher who went live), never because someone opened a link.
  * @param {LiveSession} s
+ * @returns {{badge: string, words: string}}
  */
 function summary(s) {
   const live = s.live;
-  if (!live) return s.state === "live" ? "live (no one connected)" : "not started";
-  const people = Object.entries(live.participants || {})
+  if (s.state === "scheduled") return { badge: "upcoming", words: "not started" };
+  const people = Object.entries(live?.participants || {})
     .map(([role, n]) => plural(n, role))
     .join(", ");
-  return `${people || "no one connected"} · ${clock(live.clock_ms)}`;
+  if (live && (live.classroom_tracks ?? 0) > 0) {
+    return { badge: "live", words: `${people} · ${clock(live.clock_ms)}` };
+  }
+  return {
+    badge: "open",
+    words: people ? `${people} connected · not live yet` : "no one connected · not live",
+  };
 }
 
 function renderSessions() {
@@ -306,13 +314,14 @@ function renderSessions() {
     return;
   }
   list.replaceChildren(
-    ...state.sessions.map((s) =>
-      h(
+    ...state.sessions.map((s) => {
+      const { badge, words } = summary(s);
+      return h(
         "li",
-        { class: "session-item", dataset: { sessionId: s.id, state: s.state } },
-        h("span", { class: `state-badge state-${s.state}` }, s.state),
+        { class: "session-item", dataset: { sessionId: s.id, state: s.state, badge } },
+        h("span", { class: `state-badge state-${badge}` }, badge),
         h("span", { class: "session-name" }, s.title),
-        h("span", { class: "muted" }, ` · ${s.teacher_name} · ${summary(s)}`),
+        h("span", { class: "muted session-words" }, ` · ${s.teacher_name} · ${words}`),
         h(
           "span",
           { class: "session-actions" },
@@ -352,8 +361,8 @@ function renderSessions() {
             "End",
           ),
         ),
-      ),
-    ),
+      );
+    }),
   );
 }
 

@@ -96,13 +96,15 @@ export class RemoteMedia {
   /**
    * @param {HTMLElement} videoContainer
    * @param {HTMLElement} audioContainer
-   * @param {{onBlocked?: (el: HTMLMediaElement) => void, labelFor?: (info: TrackInfo) => string}} [opts]
+   * @param {{onBlocked?: (el: HTMLMediaElement) => void, labelFor?: (info: TrackInfo) => string, onPicture?: () => void}} [opts]
+   *   onPicture: a video's first frame (or a new size) arrived
    */
-  constructor(videoContainer, audioContainer, { onBlocked, labelFor } = {}) {
+  constructor(videoContainer, audioContainer, { onBlocked, labelFor, onPicture } = {}) {
     this.videos = videoContainer;
     this.audios = audioContainer;
     this.onBlocked = onBlocked;
     this.labelFor = labelFor || ((info) => info.source);
+    this.onPicture = onPicture;
     /** mid -> element (tile or audio) @type {Map<string, HTMLElement>} */
     this.elements = new Map();
   }
@@ -123,6 +125,7 @@ export class RemoteMedia {
       });
       video.muted = true;
       video.srcObject = stream;
+      for (const ev of ["loadeddata", "resize"]) video.addEventListener(ev, () => this.onPicture?.());
       const tile = h(
         "figure",
         { class: "video-tile", dataset: data },
@@ -147,6 +150,11 @@ export class RemoteMedia {
     this.elements.get(remote.mid)?.remove();
     this.elements.delete(remote.mid);
     this.videos.dataset.count = String(this.videos.children.length);
+  }
+
+  /** Does any video show a picture (frames decoded)? */
+  get picture() {
+    return [...this.videos.querySelectorAll("video")].some((v) => v.videoWidth > 0 && v.readyState >= 2);
   }
 
   /** Retry play() on every element (after a user gesture). */

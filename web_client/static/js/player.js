@@ -4,8 +4,9 @@
 // J/K/L). On the review page the user drives it; in a debrief the room does
 // (``controlled``): the user's actions become intents for the driver.
 
-import { renderRates, renderTimeline } from "./review_core.js";
-import { $, clock, h, isTyping } from "./ui.js";
+import { renderRates } from "./review_core.js";
+import { renderTimeline } from "./timeline.js";
+import { $, h, isTyping } from "./ui.js";
 
 /** @import { RecordingView } from "../../types/wire" */
 /** @import { Review } from "./review_core.js" */
@@ -43,6 +44,17 @@ export class ReviewPlayer {
     this.lastSeekMs = null;
     /** the speed to show (a debrief shows the room's, not a nudged one) @type {number | null} */
     this.displayRate = null;
+    /** the minutes before Go live are shown on the timeline */
+    this.prelive = false;
+    /** the timeline was drawn for this width (px): drawn again when it changes */
+    this.drawnWidth = 0;
+    /** the user is dragging the seek bar (it is not moved under the finger) */
+    this.scrubbing = false;
+    /** the tally-rates chart @type {ReturnType<typeof renderRates>} */
+    this.rates = null;
+    /** called with the session ms shown, in the same frame as the bar and the playhead
+     * (the comment form's time) @type {((ms: number) => void) | null} */
+    this.onTime = null;
   }
 
   mount() {
@@ -50,7 +62,8 @@ export class ReviewPlayer {
     const v = this.video;
     const view = /** @type {RecordingView} */ (r.view); // loaded
     const review = view.review || {};
-    v.controls = !this.controlled;
+    // one set of controls: the bar below, never the video's own as well
+    v.controls = false;
     if (review.classroom) {
       v.src = r.fileUrl(review.classroom);
       const track = h("track", {
@@ -75,7 +88,15 @@ export class ReviewPlayer {
     const whisperToggle = $("#whisper-toggle", HTMLInputElement);
     whisperToggle.addEventListener("change", () => this.setWhispers(whisperToggle.checked));
     this.redrawTimeline();
-    renderRates($("#rates"), r);
+    new ResizeObserver(() => {
+      if (Math.abs($("#timeline").clientWidth - this.drawnWidth) > 2) this.redrawTimeline();
+    }).observe($("#timeline"));
+    this.rates = renderRates($("#rates"), r);
+    this.mountBar();
+    // 0:00 is Go live: a review starts there, not in the minutes before it
+    v.addEventListener("loadedmetadata", () => {
+      if (!this.controlled && this.nowMs() < r.lessonStart) this.seekMs(r.lessonStart);
+    }, { once: true });
     $("#play").addEventListener("click", () => this.intent(v.paused ? "play" : "pause"));
     const rate = $("#rate", HTMLSelectElement);
     rate.addEventListener("change", () => this.intent("rate", null, Number(rate.value)));
@@ -90,13 +111,51 @@ export class ReviewPlayer {
     this.renderBar();
   }
 
-  /** Draw the timeline again (the comments changed). */
+  /** Draw the timeline again (the comments changed, its width changed, pre-live opened). */
   redrawTimeline() {
-    const timeline = renderTimeline($("#timeline"), this.review, {
+    const container = $("#timeline");
+    this.drawnWidth = container.clientWidth;
+    const timeline = renderTimeline(container, this.review, {
       onSeek: (ms) => this.intent("seek", ms),
+      prelive: this.prelive,
+      onPrelive: (open) => {
+        this.prelive = open;
+        this.redrawTimeline();
+      },
     });
     this.timeline = timeline;
     timeline.setTime(this.nowMs());
+  }
+
+  /** The bar's own controls: the seek bar, mute and full screen. */
+  mountBar() {
+    const v = this.video;
+    const [start, end] = this.review.span;
+    const seek = $("#seek", HTMLInputElement);
+    seek.min = String(this.review.lessonStart);
+    seek.max = String(end);
+    seek.value = String(Math.max(start, this.review.lessonStart));
+    $("#duration").textContent = this.review.at(end);
+    seek.addEventListener("input", () => {
+      this.scrubbing = true;
+      $("#now").textContent = this.review.at(Number(seek.value));
+    });
+    seek.addEventListener("change", () => {
+      this.scrubbing = false;
+      this.intent("seek", Number(seek.value));
+    });
+    const mute = $("#mute");
+    mute.addEventListener("click", () => {
+      v.muted = !v.muted;
+      mute.textContent = v.muted ? "Unmute" : "Mute";
+      mute.setAttribute("aria-pressed", String(v.muted));
+    });
+    const full = $("#fullscreen");
+    full.hidden = !document.fullscreenEnabled;
+    full.addEventListener("click", () => {
+      if (document.fullscreenElement) document.exitFullscreen().catch(() => {});
+      else $(".player-wrap").requestFullscreen().catch(() => {});
+    });
   }
 
   /** Session ms now on the main video. */
@@ -181,7 +240,11 @@ export class ReviewPlayer {
     const v = this.video;
     const ms = this.nowMs();
     this.timeline?.setTime(ms);
-    $("#now").textContent = clock(ms);
+    if (!this.scrubbing) {
+      $("#now").textContent = this.review.at(ms);
+      $("#seek", HTMLInputElement).value = String(ms);
+    }
+    this.onTime?.(ms);
     for (const cam of this.cameras) this.keepWith(cam.el, (ms - cam.offset) / 1000, hard);
     for (const w of this.whispers) {
       const inside = this.whispersOn && ms >= w.start - 50 && ms <= w.end + 50;

@@ -55,6 +55,16 @@ export const REQUEST = Object.freeze(
     PLAYBACK_DRIVE: "playback-drive",
     /** `{buffering}` → `{playback}`: this player stalled (the room holds) or is ready again */
     PLAYBACK_BUFFERING: "playback-buffering",
+    /** `{}` → `{checkId, paths, lesson, …}`: start a pre-lesson check (no token; /check) */
+    CHECK_START: "check-start",
+    /** `{source}` → `{probeId}`: a test connection; the server then sends a `check-offer` */
+    CHECK_PROBE: "check-probe",
+    /** `{probeId, negotiationId, sdp}`: the answer to a `check-offer` */
+    CHECK_ANSWER: "check-answer",
+    /** `{probeId}` → `{state, reason, packets, bytes, receivingMs}`: what the server received */
+    CHECK_STATS: "check-stats",
+    /** `{}`: end the check (its test connections close) */
+    CHECK_STOP: "check-stop",
   }),
 );
 
@@ -97,6 +107,10 @@ export const EVENT = Object.freeze(
     PLAYBACK_STATE: "playback-state",
     /** a review comment added to the recording a debrief room watches */
     COMMENT: "comment",
+    /** `{probeId, negotiationId, sdp, publish, tracks}`: a check's test connection offers to receive */
+    CHECK_OFFER: "check-offer",
+    /** `{checkId, reason}`: the check ran out of time; its test connections are closed */
+    CHECK_ENDED: "check-ended",
   }),
 );
 

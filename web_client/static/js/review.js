@@ -7,7 +7,7 @@ import { readPage } from "./conn.js";
 import { ReviewPlayer } from "./player.js";
 import { CommentPanel } from "./comment_panel.js";
 import { ApiError, lessonFacts, pageToken, Review } from "./review_core.js";
-import { $, clock, copy, describeError, errorText, exposeHooks, h, toast } from "./ui.js";
+import { $, copy, describeError, errorText, exposeHooks, h, toast } from "./ui.js";
 
 /** @import { Clip, RecordingView, ReviewPage } from "../../types/wire" */
 
@@ -36,7 +36,7 @@ function renderMyNotes() {
   $("#my-notes").replaceChildren(
     ...mine.map((n) =>
       h("li", { class: "note" },
-        h("button", { type: "button", class: "comment-time", onclick: () => player.seekMs(n.t) }, clock(n.t)),
+        h("button", { type: "button", class: "comment-time", onclick: () => player.seekMs(n.t) }, review.at(n.t)),
         " ", h("span", { class: "note-text" }, n.text), " ",
         h("span", { class: "chip chip-muted" }, n.visibility),
         h("button", {
@@ -62,8 +62,8 @@ function renderMyNotes() {
 const clip = { from: null, to: null };
 
 function renderClipRange() {
-  $("#clip-from").textContent = clip.from == null ? "–" : clock(clip.from);
-  $("#clip-to").textContent = clip.to == null ? "–" : clock(clip.to);
+  $("#clip-from").textContent = clip.from == null ? "–" : review.at(clip.from);
+  $("#clip-to").textContent = clip.to == null ? "–" : review.at(clip.to);
   $("#clip-make", HTMLButtonElement).disabled = !(clip.from != null && clip.to != null && clip.to > clip.from);
 }
 
@@ -91,7 +91,7 @@ async function makeClip() {
   }
   bar.value = job.progress;
   if (job.state === "done") {
-    $("#clip-status").textContent = `Clip ready: ${clock(job.start_ms + review.offsetMs)}–${clock(to)}.`;
+    $("#clip-status").textContent = `Clip ready: ${review.at(job.start_ms + review.offsetMs)}–${review.at(to)}.`;
     state.clips.push(job);
     renderClips();
   } else {
@@ -178,7 +178,7 @@ async function main() {
   });
   state.comments = comments;
   comments.mount({ canComment: perms.comment });
-  player.video.addEventListener("timeupdate", () => comments.showTime());
+  player.onTime = () => comments.showTime();
   comments.showTime();
   renderMyNotes();
   $("#clip-panel").hidden = !perms.clip;
@@ -208,6 +208,11 @@ exposeHooks({
   view: () => copy(review.view),
   whisperToggle: () => !$("#whisper-toggle-label").hidden,
   whispersPlaying: () => (state.player ? state.player.whispers.filter((w) => !w.el.paused).length : 0),
+  lessonStart: () => review.lessonStart,
+  chart: () => {
+    const chart = state.player?.rates?.chart;
+    return chart ? { min: chart.scales.x.min, max: chart.scales.x.max, width: chart.width } : null;
+  },
   trackCues: () => {
     const t = state.player?.video.textTracks[0];
     return t && t.cues ? t.cues.length : null;

@@ -5,7 +5,7 @@
 // session seconds (WebM) or (session ms - offset_ms) / 1000 (MP4).
 
 import uPlot from "/vendor/uPlot.esm.js";
-import { clock, h } from "./ui.js";
+import { h, lengthWords, lessonClock } from "./ui.js";
 
 /** @import { NewComment, RecordingView, ReviewComment, Timeline } from "../../types/wire" */
 
@@ -140,6 +140,25 @@ export class Review {
     return Math.max(0, (sessionMs - this.offsetMs) / 1000);
   }
 
+  /** Go live, in session ms: 0:00 on the lesson's clock (the server's timeline says where). */
+  get lessonStart() {
+    return this.timeline?.lesson_start_ms ?? this.span[0];
+  }
+
+  /** The earliest moment the timeline knows (before Go live: joins, an early tally…). */
+  get firstMs() {
+    return Math.min(this.timeline?.first_ms ?? this.lessonStart, this.lessonStart);
+  }
+
+  /**
+   * A session-clock moment on the lesson's clock: what every time on the
+   * review page and in the debrief reads ("1:05", "-0:12" before Go live).
+   * @param {number} sessionMs
+   */
+  at(sessionMs) {
+    return lessonClock(sessionMs, this.lessonStart);
+  }
+
   /** @returns {[number, number]} the lesson's [start, end] in session ms */
   get span() {
     const t = this.timeline;
@@ -174,118 +193,6 @@ export class Review {
   }
 }
 
-// -- the timeline --------------------------------------------------------------------
-
-const CUE_WORDS = { sent: "sent", delivered: "on the teacher's screen", acknowledged: "seen by the teacher" };
-
-/** @param {Timeline["cues"][number]} c */
-function cueState(c) {
-  if (c.acknowledged_t != null) return "acknowledged";
-  if (c.delivered_t != null) return "delivered";
-  return "sent";
-}
-
-/**
- * Draw the lesson's lanes into ``container``; returns {setTime(ms)} to move
- * the playhead. ``onSeek(ms)`` is called when a marker or a lane is clicked.
- * @param {HTMLElement} container
- * @param {Review} review
- * @param {{onSeek: (ms: number) => void}} opts
- * @returns {{setTime(ms: number): void}}
- */
-export function renderTimeline(container, review, { onSeek }) {
-  const [start, end] = review.span;
-  /** @type {Partial<Timeline>} */
-  const tl = review.timeline || {};
-  const pct = (/** @type {number} */ t) => Math.min(100, Math.max(0, ((t - start) / (end - start)) * 100));
-  const at = (/** @type {number} */ t) => ({ "--x": pct(t).toFixed(3) });
-  /** @param {number} a @param {number} b */
-  const spanStyle = (a, b) => ({ "--x": pct(a).toFixed(3), "--w": Math.max(0.4, pct(b) - pct(a)).toFixed(3) });
-  /** @param {string} cls @param {number} t @param {string} label */
-  const mark = (cls, t, label, text = "") =>
-    h("button", {
-      type: "button",
-      class: `mark ${cls}`,
-      style: at(t),
-      dataset: { t: String(t) },
-      title: `${clock(t)} · ${label}`,
-      "aria-label": `${label}, at ${clock(t)}`,
-      onclick: (/** @type {MouseEvent} */ e) => {
-        e.stopPropagation();
-        onSeek(t);
-      },
-    }, text);
-  /** @type {HTMLElement[]} */
-  const lanes = [];
-  /** @param {string} name @param {string} key @param {HTMLElement[]} items */
-  const lane = (name, key, items) => {
-    const track = h("div", {
-      class: "lane-track",
-      onclick: (/** @type {MouseEvent} */ e) => {
-        const box = track.getBoundingClientRect();
-        onSeek(start + ((e.clientX - box.left) / box.width) * (end - start));
-      },
-    }, items);
-    lanes.push(h("div", { class: "lane", dataset: { lane: key } }, h("span", { class: "lane-name" }, name), track));
-  };
-  if (review.view?.permissions?.cues) {
-    lane("Cues", "cues", (tl.cues || []).map((c) =>
-      mark(`mark-cue cue-${cueState(c)}`, c.t, `Cue “${c.text}”${c.by ? ` from ${c.by}` : ""}: ${CUE_WORDS[cueState(c)]}`)));
-  }
-  if (review.view?.permissions?.whispers) {
-    lane("Whispers", "whispers", (tl.whispers || []).map((w) =>
-      h("button", {
-        type: "button",
-        class: "span span-whisper",
-        style: spanStyle(w.start, w.end ?? w.start + 1000),
-        dataset: { t: String(w.start) },
-        "aria-label": `${w.name || "A coach"} whispered at ${clock(w.start)}`,
-        title: `${clock(w.start)} · ${w.name || "a coach"} whispers`,
-        onclick: (/** @type {MouseEvent} */ e) => {
-          e.stopPropagation();
-          onSeek(w.start);
-        },
-      })));
-  }
-  for (const category of tl.tally_categories || []) {
-    lane(category, `tally-${category}`, (tl.tallies || []).filter((x) => x.category === category).map((x) =>
-      mark("mark-tally", x.t, `${category}${x.name ? ` (${x.name})` : ""}`)));
-  }
-  const notes = tl.notes || [];
-  if (notes.length) {
-    lane("Notes", "notes", notes.map((n) => mark("mark-note", n.t, `Note by ${n.name}: ${n.text}`)));
-  }
-  lane("Comments", "comments", review.comments.filter((c) => !c.parent).map((c) =>
-    mark("mark-comment", c.t, `${c.name}: ${c.text}`)));
-  const presence = tl.presence || [];
-  if (review.view?.permissions?.presence && presence.length) {
-    lane("Joins & leaves", "presence", presence.map((p) =>
-      mark(`mark-${p.type}`, p.t, `${p.name} (${p.role}) ${p.type === "join" ? "joined" : "left"}`)));
-  }
-  const shades = [
-    ...(tl.pauses || []).map((p) => h("div", {
-      class: "shade shade-pause", style: spanStyle(p.start, p.end ?? end), title: `Recording paused at ${clock(p.start)}`,
-    })),
-    ...(tl.gaps || []).map((g) => h("div", {
-      class: "shade shade-gap", style: spanStyle(g.start, g.end ?? g.start + 1000), title: `Media gap at ${clock(g.start)}`,
-    })),
-  ];
-  const playhead = h("div", { class: "playhead", style: at(start) });
-  const scale = h("div", { class: "timeline-scale" },
-    ...[0, 0.25, 0.5, 0.75, 1].map((f) => h("span", { style: { "--x": String(f * 100) } }, clock(start + f * (end - start)))));
-  container.replaceChildren(
-    h("div", { class: "timeline-body" }, ...lanes, h("div", { class: "timeline-overlay" }, ...shades, playhead)),
-    scale,
-  );
-  container.dataset.start = String(start);
-  container.dataset.end = String(end);
-  return {
-    setTime(ms) {
-      playhead.style.setProperty("--x", pct(ms).toFixed(3));
-    },
-  };
-}
-
 // -- comments ---------------------------------------------------------------------------
 
 /** @type {Record<string, string>} */
@@ -304,7 +211,7 @@ export function renderComments(container, review, { onSeek, onReply, canReply })
   /** @param {ReviewComment} c @param {boolean} isReply */
   const item = (c, isReply) =>
     h("li", { class: `comment${isReply ? " comment-reply" : ""}`, dataset: { commentId: c.id } },
-      h("button", { type: "button", class: "comment-time", onclick: () => onSeek(c.t), title: "Go to this moment" }, clock(c.t)),
+      h("button", { type: "button", class: "comment-time", onclick: () => onSeek(c.t), title: "Go to this moment" }, review.at(c.t)),
       " ",
       h("strong", { class: "comment-who" }, c.name),
       h("span", { class: "muted" }, ` (${c.role})`),
@@ -325,10 +232,11 @@ export function renderComments(container, review, { onSeek, onReply, canReply })
 const SERIES_COLOURS = ["#1a56db", "#c4161c", "#1b7f3b", "#b35c00", "#6b2fb3", "#00838f", "#8a6d00"];
 
 /**
- * Taps per minute of each category, over the lesson (uPlot, served locally).
+ * Taps per minute of each category, minute by minute of the lesson, on the
+ * lesson's clock (uPlot, served locally); it follows its container's width.
  * @param {HTMLElement} container
  * @param {Review} review
- * @returns {uPlot | null}
+ * @returns {{chart: uPlot, stop: () => void} | null}
  */
 export function renderRates(container, review) {
   const rates = review.timeline?.rates;
@@ -337,19 +245,26 @@ export function renderRates(container, review) {
     return null;
   }
   const bins = Math.max(...rates.categories.map((c) => rates.series[c].length));
-  const xs = Array.from({ length: bins }, (_, i) => (rates.start_ms + (i + 0.5) * rates.bin_ms) / 1000);
+  // x: seconds on the lesson's clock, as the timeline's; each minute's point
+  // in the middle of the part of it the lesson had
+  const start = rates.start_ms - review.lessonStart;
+  const end = Math.max(start + 1000, review.span[1] - review.lessonStart);
+  const xs = Array.from({ length: bins }, (_, i) => {
+    const from = start + i * rates.bin_ms;
+    return (from + Math.min(from + rates.bin_ms, end)) / 2 / 1000;
+  });
   /** @type {uPlot.AlignedData} */
   const data = [xs, ...rates.categories.map((c) => rates.series[c])];
   container.replaceChildren();
-  const width = Math.max(280, container.clientWidth || 600);
-  return new uPlot(
+  const width = () => Math.max(200, container.clientWidth - 16);
+  const chart = new uPlot(
     {
-      width,
+      width: width(),
       height: 200,
       title: "Tallies per minute",
-      scales: { x: { time: false } },
+      scales: { x: { time: false, range: [start / 1000, end / 1000] } },
       axes: [
-        { values: (u, vals) => vals.map((v) => clock(v * 1000)), label: "lesson time" },
+        { values: (u, vals) => vals.map((v) => lessonClock(v * 1000, 0)), label: "lesson time" },
         { label: "per minute" },
       ],
       series: [
@@ -365,6 +280,16 @@ export function renderRates(container, review) {
     data,
     container,
   );
+  const before = rates.before_start ?? 0;
+  if (before) {
+    container.append(h("p", { class: "hint" }, `${before === 1 ? "1 tally" : `${before} tallies`} before going live ${before === 1 ? "is" : "are"} on the timeline, not in the chart.`));
+  }
+  // the chart follows the window (and a phone turned sideways)
+  const resize = new ResizeObserver(() => {
+    if (Math.abs(chart.width - width()) > 1) chart.setSize({ width: width(), height: 200 });
+  });
+  resize.observe(container);
+  return { chart, stop: () => resize.disconnect() };
 }
 
 /**
@@ -375,11 +300,11 @@ export function lessonFacts(review) {
   const v = review.view;
   if (!v) return [];
   const when = new Date(v.started_at * 1000).toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
-  const minutes = Math.max(1, Math.round((v.duration_ms || 0) / 60000));
+
   const people = (v.participants || []).map((p) => `${p.name} (${p.role})`).join(", ");
   return [
     h("span", {}, when),
-    h("span", {}, `${minutes} min`),
+    h("span", {}, lengthWords(v.duration_ms)),
     v.teacher_name ? h("span", {}, `Teacher: ${v.teacher_name}`) : null,
     people ? h("span", { class: "muted" }, people) : null,
   ];

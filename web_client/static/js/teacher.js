@@ -5,6 +5,8 @@ import { showAfter } from "./after.js";
 import { ERROR, EVENT, REQUEST } from "./protocol.js";
 import { Connection, followRoom, readPage } from "./conn.js";
 import { fillSelect, listDevices, safePlay } from "./media.js";
+import { phaseOf, renderRecordingPill, renderStatus } from "./lesson_state.js";
+import { mediaProblem } from "./secure.js";
 import {
   $,
   $maybe,
@@ -14,14 +16,15 @@ import {
   errorText,
   exposeHooks,
   h,
-  renderConnection,
+  lengthWords,
+  plural,
   renderPresence,
-  renderRecording,
   toast,
 } from "./ui.js";
 
 /** @import { Cue, JoinPage, Participant, RecordingInfo, ServerToClient, Whisperer } from "../../types/wire" */
 /** @import { Publication } from "./conn.js" */
+/** @import { Phase } from "./lesson_state.js" */
 
 /** @type {JoinPage} */
 const page = readPage();
@@ -41,6 +44,10 @@ const state = {
   recordingInfo: null,
   recordingReason: "",
   afterShown: false,
+  /** when the classroom last went live (performance.now()), and how long it was live before */
+  /** @type {number | null} */
+  liveSince: null,
+  liveMs: 0,
   /** @type {Whisperer[]} */
   whispering: [],
   /** @type {Map<string, Participant>} */
@@ -68,71 +75,117 @@ const state = {
 };
 
 const sinkSupported = "setSinkId" in HTMLMediaElement.prototype;
+/** no camera here (an insecure page, an old browser): Go live stays disabled */
+const noMedia = mediaProblem();
 
-// -- state display -------------------------------------------------------------
+// -- state display: one phase drives every label (lesson_state.js) ---------------
 
+/** Is the classroom's media flowing (what coaches see)? Only once the server
+ * said a track is published AND this page's connection carries media. */
+function flowing() {
+  const pubs = [state.cameraPub, state.micPub, ...state.extraCameras.map((c) => c.pub)];
+  return conn.state === "joined" && conn.health.state === "connected" && pubs.some((p) => p && p.published);
+}
+
+/** @returns {Phase} */
+function phase() {
+  const live = state.wantLive && flowing();
+  if (live) state.everLive = true;
+  return phaseOf({
+    conn: conn.state,
+    media: conn.health.state,
+    needsMedia: state.wantLive,
+    starting: state.wantLive && !live,
+    live,
+    everLive: state.everLive,
+    recording: state.recording,
+  });
+}
+
+/** For tests and hooks: "live", "starting", "reconnecting" or "off". */
 function liveState() {
   if (!state.wantLive) return "off";
   if (conn.state === "reconnecting" || conn.state === "connecting") return "reconnecting";
   if (conn.state !== "joined") return "off";
-  const pubs = [state.cameraPub, state.micPub, ...state.extraCameras.map((c) => c.pub)];
-  return pubs.some((p) => p && p.published) ? "live" : "starting";
+  return flowing() ? "live" : "starting";
 }
 
-/** @type {Record<string, string>} */
+/** The big label, by phase; @type {Record<Phase, string>} */
 const LIVE_WORDS = {
-  off: "Not live",
-  starting: "Going live…",
+  connecting: "Connecting…",
+  ready: "Not live",
   live: "● LIVE",
-  reconnecting: "Reconnecting…",
+  paused: "● LIVE",
+  stopped: "Not live",
+  ended: "Lesson ended",
+  failed: "Can't join",
 };
 
 function render() {
-  renderConnection(conn);
-  const over = conn.state === "ended";
-  const live = over ? "off" : liveState();
+  const p = phase();
+  const over = p === "ended" || p === "failed";
+  const now = performance.now();
+  if ((p === "live" || p === "paused") && state.liveSince == null) state.liveSince = now;
+  if (!(p === "live" || p === "paused") && state.liveSince != null) {
+    state.liveMs += now - state.liveSince;
+    state.liveSince = null;
+  }
+  renderStatus(conn, p);
   const el = $("#live-state");
-  el.dataset.state = over ? "ended" : live;
-  el.textContent = over ? "Lesson ended" : LIVE_WORDS[live];
-  document.body.dataset.live = live;
+  el.dataset.state = p;
+  el.textContent = LIVE_WORDS[p];
+  document.body.dataset.live = liveState();
   const info = state.recordingInfo || { state: state.recording };
-  renderRecording(info, { ended: over, whoGoesLive: "you go" });
-  renderPlan(info, over);
+  renderRecordingPill(p, info, { who: "you go", sender: true });
+  renderPlan(info, p);
   const goLiveButton = $("#go-live", HTMLButtonElement);
-  goLiveButton.hidden = state.wantLive || over || conn.state === "failed";
+  goLiveButton.hidden = state.wantLive || over;
   goLiveButton.textContent = state.everLive ? "Go live again" : "Go live";
-  goLiveButton.disabled = !["joined", "connecting", "reconnecting"].includes(conn.state);
+  goLiveButton.disabled = Boolean(noMedia) || !(p === "ready" || p === "stopped");
   $("#stop").hidden = !state.wantLive || over;
-  $("#end-lesson").hidden = state.wantLive || !state.everLive || over || conn.state !== "joined";
+  $("#end-lesson").hidden = p !== "stopped" || state.wantLive;
   const pause = $("#pause-recording", HTMLButtonElement);
-  pause.hidden = over || !(state.recording === "recording" || state.recording === "paused");
-  pause.textContent = state.recording === "paused" ? "Resume recording" : "Pause recording";
-  pause.setAttribute("aria-pressed", String(state.recording === "paused"));
-  $("#add-camera", HTMLButtonElement).disabled = !state.wantLive || !$("#camera2-select", HTMLSelectElement).value;
+  const recording = state.recording === "recording" || state.recording === "paused";
+  pause.hidden = !(p === "live" || p === "paused") || !recording;
+  pause.textContent = p === "paused" ? "Resume recording" : "Pause recording";
+  pause.setAttribute("aria-pressed", String(p === "paused"));
+  $("#add-camera", HTMLButtonElement).disabled =
+    !(p === "live" || p === "paused") || !$("#camera2-select", HTMLSelectElement).value;
   const who = state.whispering.map((w) => w.name || "A coach");
   const wi = $("#whisper-indicator");
   wi.hidden = who.length === 0 || over;
   wi.textContent = who.length ? `● ${who.join(", ")} ${who.length > 1 ? "are" : "is"} whispering` : "";
+  $("#cues").hidden = over;
   renderPresence(
     $("#people"),
     [...state.participants.values()],
     state.whispering,
     state.selfId,
   );
-  for (const sel of [".setup", ".previews-section", "#people-heading"]) {
+  for (const sel of [".setup", ".previews-section", "#people-heading", ".teacher-controls"]) {
     const section = $(sel).closest("section");
     if (section) section.hidden = over;
   }
-  if (conn.state === "ended" || conn.state === "failed") {
+  // the pre-lesson check takes the camera: not while the classroom is live
+  $("#check-link").hidden = over || state.wantLive;
+  if (over) {
     const banner = $("#ended-banner");
     banner.hidden = false;
-    banner.textContent =
-      conn.state === "ended" ? "This lesson has ended. Thank you!" : `Can't join: ${conn.detail}`;
+    banner.textContent = p === "ended" ? "This lesson has ended. Thank you!" : `Can't join: ${conn.detail}`;
   }
-  if (over && !state.afterShown) {
+  if (p === "ended" && !state.afterShown) {
     state.afterShown = true;
+    $("#lesson-summary").hidden = false;
+    $("#lesson-summary").textContent = summaryWords();
     showAfter($("#after"), { token: page.token, role: "teacher", retentionDays: retentionDays() });
   }
+}
+
+/** The lesson in a sentence, once it is over. */
+function summaryWords() {
+  const lasted = state.liveMs > 0 ? ` You were live for ${lengthWords(state.liveMs)}.` : "";
+  const cues = state.cues.size;
+  return `“${page.title}” is over.${lasted} ${cues ? plural(cues, "cue") : "No cues"} from your coach${cues === 1 ? "" : "es"}.`;
 }
 
 function retentionDays() {
@@ -142,14 +195,14 @@ function retentionDays() {
 /**
  * Before anything is recorded: will this lesson be recorded? The teacher decides.
  * @param {RecordingInfo | {state: string, planned?: undefined}} info
- * @param {boolean} over
+ * @param {Phase} p
  */
-function renderPlan(info, over) {
+function renderPlan(info, p) {
   const panel = $("#recording-plan");
-  const deciding = !over && info.state === "off" && conn.state === "joined";
+  const deciding = (p === "ready" || p === "stopped" || (p === "connecting" && state.wantLive)) && info.state === "off";
   panel.hidden = !deciding;
   // the panel says it in full: the pill would only repeat it
-  $("#recording-state").hidden = over || deciding;
+  if (deciding) $("#recording-state").hidden = true;
   $("#retention").textContent =
     `Recordings stay on your district's server, are kept for ${retentionDays()} days and then deleted automatically. You can delete yours sooner.`;
   if (!deciding) return;
@@ -352,7 +405,6 @@ async function goLive() {
   if (!hasLive && !(await openPreview())) return;
   const preview = /** @type {MediaStream} */ (state.previewStream); // openPreview made it
   state.wantLive = true;
-  state.everLive = true;
   render();
   const video = preview.getVideoTracks()[0];
   const audio = preview.getAudioTracks()[0];
@@ -560,7 +612,11 @@ function showCue(cue, ack) {
       onclick: () => acknowledge(cue.id),
     },
     cue.icon ? h("span", { class: "cue-icon", "aria-hidden": "true" }, cue.icon) : null,
-    h("span", { class: "cue-text" }, cue.text),
+    h("span", {
+      class: "cue-text",
+      // its longest word sets the size, so no word breaks in the middle
+      style: { "--cue-chars": String(Math.max(8, ...cue.text.split(/\s+/).map((w) => w.length))) },
+    }, cue.text),
     h("span", { class: "cue-meta" }, `${from ? `from ${from} · ` : ""}${clock(cue.sent_ms)} · tap when seen`),
   );
   $("#cues").prepend(card);
@@ -599,16 +655,24 @@ async function acknowledge(cueId) {
 
 conn.onstate = () => render();
 conn.onquality = () => render();
+/** the join after which "Reconnected." was said (once media flows again) */
+let toldReconnected = 1;
+conn.onmedia = () => {
+  if (conn.joins > toldReconnected && conn.health.state === "connected") {
+    toldReconnected = conn.joins;
+    toast("Reconnected.");
+  }
+  render();
+};
 conn.onpublished = () => render();
 
-conn.onjoined = (reply, isRejoin) => {
+conn.onjoined = (reply) => {
   state.selfId = reply.participantId;
   state.participants = new Map(reply.participants.map((p) => [p.id, p]));
   state.participants.set(reply.participantId, { id: reply.participantId, role: reply.role, name: reply.name });
   state.whispering = reply.coaching?.whispering || [];
   state.recordingInfo = reply.recording || null;
   state.recording = reply.recording?.state || "unknown";
-  if (isRejoin) toast("Reconnected.");
   render();
 };
 
@@ -683,9 +747,15 @@ exposeHooks({
   outputId: () => state.outputId,
 });
 
-if (!navigator.mediaDevices?.getUserMedia) {
-  showMediaError({ name: "NotSupported", message: "this page needs HTTPS (or localhost) and a modern browser" });
-}
 render();
 conn.start();
-openPreview();
+if (noMedia) {
+  // no camera on this page: the banner says how to open it securely
+  for (const id of ["#camera-select", "#mic-select", "#camera2-select"]) {
+    const select = $(id, HTMLSelectElement);
+    select.replaceChildren(h("option", { value: "" }, "Not on this page: see the message above"));
+    select.disabled = true;
+  }
+} else {
+  openPreview();
+}

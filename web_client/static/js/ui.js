@@ -3,9 +3,8 @@
 
 import { ERROR } from "./protocol.js";
 
-/** @import { Participant, RecordingInfo, WireError, Whisperer } from "../../types/wire" */
+/** @import { Participant, WireError, Whisperer } from "../../types/wire" */
 /** @import { ErrorCode } from "./protocol.js" */
-/** @import { Connection } from "./conn.js" */
 
 /**
  * The element of the page's template that matches `selector`, checked to be
@@ -91,6 +90,35 @@ export function clock(ms) {
   const mm = Math.floor((s % 3600) / 60);
   const ss = String(s % 60).padStart(2, "0");
   return hh ? `${hh}:${String(mm).padStart(2, "0")}:${ss}` : `${mm}:${ss}`;
+}
+
+/**
+ * Session-clock ms on a lesson's clock whose 0:00 is `startMs` (Go live):
+ * "1:05", "1:02:05", and before it "-0:12" (review, debrief, exports alike).
+ * @param {number} ms
+ * @param {number} startMs
+ */
+export function lessonClock(ms, startMs) {
+  const delta = ms - startMs;
+  // whole seconds towards zero, as the server's exports count them
+  const sign = delta <= -1000 ? "-" : "";
+  return sign + clock(Math.abs(delta));
+}
+
+/**
+ * How long something lasts (a recording, a lesson), the same words on every
+ * page: "45 s", "3 min 20 s", "23 min", "1 h 05 min"; "–" for none.
+ * @param {number | null | undefined} ms
+ */
+export function lengthWords(ms) {
+  if (ms == null || !Number.isFinite(ms)) return "–";
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 60) return `${s} s`;
+  const m = Math.floor(s / 60);
+  if (m < 10) return s % 60 ? `${m} min ${s % 60} s` : `${m} min`;
+  const total = Math.round(s / 60);
+  if (total < 60) return `${total} min`;
+  return `${Math.floor(total / 60)} h ${String(total % 60).padStart(2, "0")} min`;
 }
 
 /**
@@ -181,17 +209,6 @@ export function exposeHooks(getters) {
   return hooks;
 }
 
-/** Connection state words for the status banner; @type {Record<string, string>} */
-export const CONNECTION_WORDS = {
-  idle: "Starting…",
-  connecting: "Connecting…",
-  joined: "Connected",
-  reconnecting: "Reconnecting…",
-  ended: "Session ended",
-  failed: "Can't join",
-  closed: "Left the session",
-};
-
 /** Recording state words for the recording pill; @type {Record<string, string>} */
 export const RECORDING_WORDS = {
   recording: "Recording",
@@ -209,53 +226,6 @@ export const RECORDING_WORDS = {
 export function plural(n, word) {
   if (n === 1) return `${n} ${word}`;
   return `${n} ${/(s|sh|ch|x|z)$/.test(word) ? `${word}es` : `${word}s`}`;
-}
-
-/**
- * Show the connection state in the shared status bar elements.
- * @param {Connection} conn
- */
-export function renderConnection(conn) {
-  const el = $maybe("#conn-state");
-  if (el) {
-    el.textContent = CONNECTION_WORDS[conn.state] || conn.state;
-    el.dataset.state = conn.state;
-    el.title = conn.detail || "";
-  }
-  const detail = $maybe("#conn-detail");
-  // an ended session has its own banner
-  if (detail) detail.textContent = ["joined", "ended"].includes(conn.state) ? "" : conn.detail || "";
-  const q = $maybe("#conn-quality");
-  if (q) {
-    q.dataset.quality = conn.quality;
-    q.textContent = conn.quality === "unknown" ? "" : `Connection: ${conn.quality}`;
-  }
-  document.body.dataset.conn = conn.state;
-}
-
-/**
- * Show the recording state on every `.recording-state` pill.
- * `rec` is the server's {state, planned, reason}; before anything is
- * recorded the pill says what will happen ("Will be recorded when ... goes
- * live" or "Not recorded"); once the session is over it is hidden: nothing
- * is being recorded any more. `whoGoesLive` words the plan for this page.
- * @param {Partial<RecordingInfo> | {state: string} | null} rec
- * @param {{ended?: boolean, whoGoesLive?: string}} [opts]
- */
-export function renderRecording(rec, { ended = false, whoGoesLive = "the teacher goes" } = {}) {
-  const state = rec?.state || "unknown";
-  let words = RECORDING_WORDS[state] || state;
-  let shown = state;
-  if (state === "off" && rec && "planned" in rec && rec.planned) {
-    words = `Will be recorded when ${whoGoesLive} live`;
-    shown = "planned";
-  }
-  for (const el of $$(".recording-state")) {
-    el.hidden = ended || state === "ended";
-    el.dataset.state = shown;
-    el.textContent = words;
-    el.title = (rec && "reason" in rec && rec.reason) || "";
-  }
 }
 
 /**

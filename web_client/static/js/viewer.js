@@ -4,10 +4,12 @@
 import { Connection, followRoom, readPage } from "./conn.js";
 import { animateMeter, levelMeter, RemoteMedia } from "./media.js";
 import { showAfter } from "./after.js";
-import { $, copy, h, renderConnection, renderPresence, renderRecording, toast } from "./ui.js";
+import { phaseOf, renderRecordingPill, renderStatus } from "./lesson_state.js";
+import { $, copy, h, renderPresence, toast } from "./ui.js";
 
 /** @import { JoinPage, JoinReply, Participant, RecordingInfo, Whisperer } from "../../types/wire" */
 /** @import { Remote } from "./conn.js" */
+/** @import { Phase } from "./lesson_state.js" */
 
 /**
  * A viewer page's state (what followRoom keeps, and the page's own).
@@ -24,6 +26,7 @@ import { $, copy, h, renderConnection, renderPresence, renderRecording, toast } 
  * @property {boolean} muted
  * @property {(() => void) | null} meterStop
  * @property {boolean} afterShown the recordings are shown (the lesson is over)
+ * @property {boolean} everLive the classroom was live on this page
  */
 
 /**
@@ -49,9 +52,14 @@ export function startViewer({ role }) {
     muted: false,
     meterStop: null,
     afterShown: false,
+    everLive: false,
   };
-  /** @type {{render: (() => void)[], joined: ((reply: JoinReply, isRejoin: boolean) => void)[]}} */
-  const listeners = { render: [], joined: [] };
+  /**
+   * What the page adds: its own rendering (given the phase), what it does on
+   * a join, and the lesson's summary once it is over.
+   * @type {{render: ((p: Phase) => void)[], joined: ((reply: JoinReply, isRejoin: boolean) => void)[], summary: (() => string)[]}}
+   */
+  const listeners = { render: [], joined: [], summary: [] };
 
   const media = new RemoteMedia($("#videos"), $("#audios"), {
     onBlocked: () => {
@@ -65,49 +73,87 @@ export function startViewer({ role }) {
       const src = info.source === "camera" ? `Camera${n > 1 ? ` ${n}` : ""}` : info.source;
       return who ? `${src} · ${who}` : src;
     },
+    onPicture: () => render(),
   });
 
+  /** The server forwards the classroom's video to this page. */
+  function classroomOffered() {
+    return [...conn.remote.values()].some((r) => r.info.kind === "video");
+  }
+
+  /** The classroom's video reaches this page: its media flows and frames show. */
+  function classroomLive() {
+    return classroomOffered() && conn.health.state === "connected" && media.picture;
+  }
+
+  /** @returns {Phase} */
+  function phase() {
+    const live = classroomLive();
+    if (live) state.everLive = true;
+    return phaseOf({
+      conn: conn.state,
+      media: conn.health.state,
+      needsMedia: classroomOffered(),
+      starting: false,
+      live,
+      everLive: state.everLive,
+      recording: state.recording,
+    });
+  }
+
+  /** For hooks and tests: "offline", "live", "connected" or "waiting". */
   function teacherState() {
     if (conn.state !== "joined") return "offline";
+    if (classroomLive()) return "live";
     const teacherHere = [...state.participants.values()].some((p) => p.role === "teacher");
-    const videos = [...conn.remote.values()].filter((r) => r.info.kind === "video").length;
-    if (videos) return "live";
     return teacherHere ? "connected" : "waiting";
   }
-  const TEACHER_WORDS = {
-    offline: "Not connected to the classroom",
-    live: "● Classroom live",
-    connected: "Teacher connected, not live yet",
-    waiting: "Waiting for the teacher…",
-  };
+
+  /** The stage's words, by phase; @param {Phase} p */
+  function stageWords(p) {
+    const teacherHere = [...state.participants.values()].some((x) => x.role === "teacher");
+    const going = classroomOffered() ? "The teacher is going live…" : "Teacher connected, not live yet";
+    /** @type {Record<Phase, string>} */
+    const words = {
+      connecting: "Connecting…",
+      ready: teacherHere ? going : "Waiting for the teacher…",
+      live: "● Classroom live",
+      paused: "● Classroom live · recording paused",
+      stopped: teacherHere ? "The teacher stopped the classroom video" : "The teacher left",
+      ended: "The lesson has ended",
+      failed: "Not connected to the classroom",
+    };
+    return words[p];
+  }
 
   function render() {
-    renderConnection(conn);
-    const over = conn.state === "ended";
-    renderRecording(state.recordingInfo || { state: state.recording }, { ended: over });
+    const p = phase();
+    const over = p === "ended" || p === "failed";
+    renderStatus(conn, p);
+    renderRecordingPill(p, state.recordingInfo || { state: state.recording }, { coming: classroomOffered() });
     $("#unblock-audio").hidden = !state.audioBlocked || over;
     document.body.dataset.audioBlocked = String(state.audioBlocked && !over);
-    const ts = teacherState();
     const el = $("#teacher-state");
-    el.dataset.state = ts;
-    el.textContent = TEACHER_WORDS[ts];
+    el.dataset.state = p;
+    el.textContent = stageWords(p);
     renderPresence($("#people"), [...state.participants.values()], state.whispering, state.selfId);
-    const people = $("#people").closest("section");
-    if (people) people.hidden = over;
-    if (conn.state === "ended" || conn.state === "failed") {
+    // after the end only the lesson's summary and its review link remain
+    for (const sel of [".stage", ".tools"]) $(sel).hidden = over;
+    if (over) {
       const banner = $("#ended-banner");
       banner.hidden = false;
       banner.textContent =
-        conn.state === "ended" ? "This session has ended. Thank you!" : `Can't join: ${conn.detail}`;
+        p === "ended" ? "This lesson has ended. Thank you!" : `Can't join: ${conn.detail}`;
     }
-    if (over && !state.afterShown) {
-      // the lesson is over: its recording, to review
+    if (p === "ended" && !state.afterShown) {
+      // the lesson is over: its summary, and its recording to review
       state.afterShown = true;
       const after = h("section", { class: "panel after", "aria-label": "After the lesson" });
-      $("#main").prepend(after);
+      const summary = h("p", { id: "lesson-summary", class: "lesson-summary" }, listeners.summary[0]?.() || `“${page.title}” is over.`);
+      $("#main").prepend(summary, after);
       showAfter(after, { token: page.token, role, retentionDays: page.retentionDays ?? 30 });
     }
-    for (const fn of listeners.render) fn();
+    for (const fn of listeners.render) fn(p);
   }
 
   /** @param {Remote} remote */
@@ -123,6 +169,15 @@ export function startViewer({ role }) {
 
   conn.onstate = () => render();
   conn.onquality = () => render();
+  /** the join after which "Reconnected." was said (once media flows again) */
+  let toldReconnected = 1;
+  conn.onmedia = () => {
+    if (conn.joins > toldReconnected && conn.health.state === "connected") {
+      toldReconnected = conn.joins;
+      toast("Reconnected.");
+    }
+    render();
+  };
   conn.onjoined = (reply, isRejoin) => {
     state.selfId = reply.participantId;
     state.participants = new Map(reply.participants.map((p) => [p.id, p]));
@@ -135,7 +190,6 @@ export function startViewer({ role }) {
     state.recordingInfo = reply.recording || null;
     state.recording = reply.recording?.state || "unknown";
     for (const fn of listeners.joined) fn(reply, isRejoin);
-    if (isRejoin) toast("Reconnected.");
     render();
   };
   conn.ontrack = (remote) => {
@@ -190,6 +244,8 @@ export function startViewer({ role }) {
     quality: () => conn.quality,
     remoteTracks: () => [...conn.remote.values()].map((r) => ({ mid: r.mid, ...copy(r.info) })),
     teacherState: () => teacherState(),
+    phase: () => phase(),
+    mediaReason: () => conn.health.reason,
   };
-  return { conn, state, media, render, listeners, baseHooks };
+  return { conn, state, media, render, phase, listeners, baseHooks };
 }
