@@ -55,7 +55,6 @@ from aiortc import (
 )
 from aiortc import clock as aiortc_clock
 from aiortc.codecs.h264 import h264_depayload
-from aiortc.codecs.vpx import vp8_depayload
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpCodecParameters
@@ -85,6 +84,7 @@ from server.media.aiortc_receive import (
     tap_receiver,
     untap_receiver,
 )
+from server.media.keyframes import vp8_descriptor_size
 
 logger = logging.getLogger(__name__)
 
@@ -235,7 +235,7 @@ def depayload(mime_type: str, payload: bytes) -> bytes:
     payload descriptor; H.264: Annex B NAL units; Opus: as is)."""
     mime = mime_type.lower()
     if mime == "video/vp8":
-        return bytes(vp8_depayload(payload))
+        return payload[vp8_descriptor_size(payload) :]
     if mime == "video/h264":
         return bytes(h264_depayload(payload))
     return payload
@@ -297,10 +297,9 @@ class OutboundRtp:
         self._abs_head = b""  # header extension up to abs-send-time's 3 bytes
         self._abs_tail = b""
         self._ssrc = self._sender._ssrc
-        #: the nominated ICE pair and SRTP session packets go through, as
-        #: last seen (a new one is picked up by ``send``)
+        #: the nominated ICE pair and SRTP session (in ``_srtp``) packets go
+        #: through, as last seen (a new one is picked up by ``send``)
         self._pair: Any = None
-        self._session: Any = None
         self._sendto: Callable[[bytes, Any], None] = _unsent
         self._addr: Any = None
         self._srtp: SrtpBuffer | None = None
@@ -396,12 +395,13 @@ class OutboundRtp:
             self._ready = False
             return False
         pair = dtls.transport._connection._nominated.get(ICE_COMPONENT_RTP)
-        if pair is not self._pair or dtls._tx_srtp is not self._session:
+        srtp = self._srtp
+        if pair is not self._pair or srtp is None or dtls._tx_srtp is not srtp.session:
             if pair is None or dtls._tx_srtp is None:
                 return False
-            self._pair, self._session = pair, dtls._tx_srtp
+            self._pair = pair
             self._sendto, self._addr = pair.protocol.transport.sendto, pair.remote_addr
-            self._srtp = SrtpBuffer(dtls._tx_srtp)
+            srtp = self._srtp = SrtpBuffer(dtls._tx_srtp)
         if self._continue_from is not None:  # first packet on a reused m-line
             last_seq, last_ts = self._continue_from
             self._continue_from = None
@@ -415,9 +415,6 @@ class OutboundRtp:
             ext = self._abs_head + now.to_bytes(3, "big") + self._abs_tail
         else:
             ext = self._ext
-        srtp = self._srtp
-        if srtp is None:
-            return False
         data = srtp.protect_rtp(
             self._first_byte, (packet.marker << 7) | self._pt, seq, ts, self._ssrc, ext, payload
         )

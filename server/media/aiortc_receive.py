@@ -289,6 +289,8 @@ class SrtpBuffer:
     """One libsrtp session's protect/unprotect in a buffer of its own."""
 
     def __init__(self, session: Session) -> None:
+        #: held: libsrtp's context lives as long as the Session does
+        self.session = session
         self._ctx = session._srtp[0]
         self._cdata = ffi.new("char[]", SRTP_BUFFER_BYTES)
         self.view = ffi.buffer(self._cdata)
@@ -331,6 +333,31 @@ class SrtpBuffer:
         return out
 
 
+def parse_rtp(data: bytes, extensions_map: Any) -> RtpPacket:
+    """``RtpPacket.parse``, without reading header extensions when none is
+    needed: nothing but a simulcast stream's id (the tap learns a stream's
+    rid from its packets) is read from a packet whose SSRC is known. A
+    packet with CSRCs or padding, or on a transport that reads rids, is
+    parsed by aiortc. ValueError if it is malformed."""
+    b0 = data[0]
+    if (
+        b0 & 0x2F
+        or len(data) < 12
+        or extensions_map._HeaderExtensionsMap__ids.rtp_stream_id is not None
+    ):
+        return RtpPacket.parse(data, extensions_map)
+    b0, b1, seq, ts, ssrc = _RTP_HEADER.unpack_from(data)
+    pos = 12
+    if b0 & 0x10:  # X: a header extension block
+        if len(data) < 16:
+            raise ValueError("RTP packet has truncated extension profile / length")
+        pos = 16 + 4 * ((data[14] << 8) | data[15])
+        if len(data) < pos:
+            raise ValueError("RTP packet has truncated extension value")
+    return RtpPacket(payload_type=b1 & 0x7F, marker=b1 >> 7, sequence_number=seq,
+                     timestamp=ts, ssrc=ssrc, payload=data[pos:])  # fmt: skip
+
+
 def receive_synchronously(dtls: Any) -> None:
     """Route RTP arriving on ``dtls`` (an ``RTCDtlsTransport``) to tapped
     receivers as it arrives (see the module docstring). A receiver is
@@ -345,7 +372,7 @@ def receive_synchronously(dtls: Any) -> None:
     pt_table: dict[int, set[Any]] = router.payload_type_table
     extensions_map = dtls._rtp_header_extensions_map
     queue = connection._queue
-    buffers: dict[int, SrtpBuffer] = {}  # id(session) -> buffer: a new DTLS session, new keys
+    buffers: list[SrtpBuffer] = []  # the one for the current session (new DTLS, new keys)
     connected = DtlsState.CONNECTED
 
     def receive(data: bytes) -> bool:
@@ -355,17 +382,15 @@ def receive_synchronously(dtls: Any) -> None:
         if deliver is None or receiver not in pt_table.get(data[1] & 0x7F, ()):
             return False
         session = dtls._rx_srtp
-        srtp = buffers.get(id(session))
-        if srtp is None:
-            buffers.clear()
-            srtp = buffers[id(session)] = SrtpBuffer(session)
-        plain = srtp.unprotect(data)
+        if not buffers or buffers[0].session is not session:
+            buffers[:] = [SrtpBuffer(session)]
+        plain = buffers[0].unprotect(data)
         if plain is None:
             return True  # aiortc drops it too (it logs at debug level)
         dtls._RTCDtlsTransport__rx_bytes += len(data)
         dtls._RTCDtlsTransport__rx_packets += 1
         try:
-            packet = RtpPacket.parse(plain, extensions_map)
+            packet = parse_rtp(plain, extensions_map)
         except ValueError:
             return True
         nack_ssrc = deliver(packet)
