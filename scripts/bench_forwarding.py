@@ -53,12 +53,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,226 +64,22 @@ from typing import Any
 SCRIPTS = Path(__file__).resolve().parent
 sys.path[:0] = [str(SCRIPTS), str(SCRIPTS.parent)]  # benchlib; the server package
 
-import aiohttp  # noqa: E402
 import benchjanus  # noqa: E402
 import benchlib  # noqa: E402
 import fwdcost  # noqa: E402
+import fwdpath  # noqa: E402
 import numpy as np  # noqa: E402
-from aiortc import RTCPeerConnection, RTCSessionDescription  # noqa: E402
-from aiortc.mediastreams import MediaStreamTrack  # noqa: E402
 from benchjanus import BENCH_IP  # noqa: E402
-from benchlib import BENCH_SECRET, ROOT, close_all, fmt, fmt_p50_p99  # noqa: E402
-from forwarding_probes import (  # noqa: E402
-    ForwardedProbe,
-    PublisherProbe,
-    frame_latencies,
-    packet_latencies,
-)
-
-from server.media.aiortc_adapter import (  # noqa: E402
-    new_peer_connection,
-    prefer_codec,
-    restrict_ice,
-    tap_receiver,
-)
+from benchlib import fmt, fmt_p50_p99  # noqa: E402
+from forwarding_probes import ForwardedProbe, PublisherProbe  # noqa: E402
+from forwarding_targets import TARGETS, Target  # noqa: E402
 
 LEVELS = (0, 1, 2, 4, 8, 16)
 QUICK_LEVELS = (0, 1, 2)
 SERVERS = ("janus", "sidecoach", "sidecoach-rec")
 ALL_SERVERS = (*SERVERS, "baseline")
-ICE_IPS = (BENCH_IP,)
-#: the levels whose latency the summary compares (the lowest and highest N > 0)
-ABS_SEND_TIME = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
 
 log = logging.getLogger("bench")
-
-
-def without_abs_send_time(sdp: str) -> str:
-    """Subscribers take no abs-send-time (as tests/peers.py's): aiortc's
-    receive-side estimator then sends no REMB, to either server."""
-    return "".join(line for line in sdp.splitlines(keepends=True) if ABS_SEND_TIME not in line)
-
-
-# --------------------------------------------------------------- servers ----
-
-
-class Target:
-    """One server under test plus the bench's clients for it."""
-
-    name: str
-    latency_unit = "packet"
-    server: benchlib.ServerProcess
-
-    async def start(self, workdir: Path) -> None: ...
-    async def add_publisher(self, track: MediaStreamTrack, probe: PublisherProbe) -> None: ...
-    async def add_subscriber(self, probe: ForwardedProbe) -> None: ...
-    async def close(self) -> None: ...
-
-    def latencies(
-        self, probe: ForwardedProbe, pub: PublisherProbe
-    ) -> tuple[list[float], list[float], int]:
-        return packet_latencies(probe, pub)
-
-
-class JanusTarget(Target):
-    name = "janus"
-
-    def __init__(self) -> None:
-        self.pcs: list[RTCPeerConnection] = []
-        self.janus: benchjanus.JanusSession | None = None
-
-    async def start(self, workdir: Path) -> None:
-        self.server = benchjanus.JanusProcess(workdir, BENCH_IP)
-        await self.server.start()
-        self.janus = benchjanus.JanusSession(self.server.url + "/janus")
-        await self.janus.open()
-        self.room = benchjanus.VideoRoom(self.janus, ICE_IPS)
-        await self.room.create()
-
-    async def add_publisher(self, track: MediaStreamTrack, probe: PublisherProbe) -> None:
-        pc = new_peer_connection()
-        self.pcs.append(pc)
-        transceiver = pc.addTransceiver(track, direction="sendonly")
-        prefer_codec(transceiver, "video/VP8", {})
-        probe.install(transceiver.sender.transport)
-        await self.room.publish(pc)
-
-    async def add_subscriber(self, probe: ForwardedProbe) -> None:
-        pc = new_peer_connection()
-        self.pcs.append(pc)
-        probe.pc = pc
-
-        def tap() -> None:
-            for transceiver in pc.getTransceivers():
-                if transceiver.kind == "video":
-                    tap_receiver(
-                        transceiver.receiver, probe.on_packet, benchlib.ignore_sender_report
-                    )
-
-        await self.room.subscribe(pc, tap, without_abs_send_time)
-
-    async def close(self) -> None:
-        await close_all(pc.close() for pc in self.pcs)
-        if self.janus is not None:
-            await self.janus.close()
-
-
-class SidecoachTarget(Target):
-    def __init__(self, recording: bool) -> None:
-        self.recording = recording
-        self.name = "sidecoach-rec" if recording else "sidecoach"
-        self.clients: list[Any] = []
-
-    async def start(self, workdir: Path) -> None:
-        from server.store import DB_FILE_NAME, SessionSettings, SqliteSessionStore
-
-        data_dir = workdir / "sidecoach-data"
-        data_dir.mkdir()
-        store = await SqliteSessionStore.open(data_dir / DB_FILE_NAME)
-        try:
-            record = await store.create(
-                title="bench", teacher_name="Bench Teacher",
-                settings=SessionSettings(recording=self.recording),
-            )  # fmt: skip
-        finally:
-            await store.close()
-        self._invite: Callable[[str], str] = lambda role: benchlib.invite(
-            BENCH_SECRET, record.id, role
-        )
-        self.server = benchlib.sidecoach_server(
-            data_dir, workdir / "sidecoach.log", BENCH_SECRET, BENCH_IP
-        )
-        self.url = self.server.url
-        await self.server.start()
-
-    async def add_publisher(self, track: MediaStreamTrack, probe: PublisherProbe) -> None:
-        from tests.peers import Participant, wait_for
-
-        teacher = Participant(self.url, self._invite("teacher"), decode=False, ice_ips=ICE_IPS)
-        self.clients.append(teacher)
-        await teacher.join("bench publisher")
-        producer_id = await teacher.publish(track, "camera")
-        await wait_for(lambda: teacher.published(producer_id), timeout=20)
-        senders = [t.sender for t in teacher.pc.getTransceivers() if t.sender.track is track]
-        probe.install(senders[0].transport)
-
-    async def add_subscriber(self, probe: ForwardedProbe) -> None:
-        from tests.peers import Participant
-
-        viewer = Participant(self.url, self._invite("observer"), decode=False, ice_ips=ICE_IPS)
-        self.clients.append(viewer)
-        probe.pc = viewer.pc
-        benchlib.tap_new_tracks(viewer.pc, "video", probe.on_packet)
-        await viewer.join(probe.name)
-
-    async def close(self) -> None:
-        await close_all(c.close() for c in self.clients)
-
-
-class BaselineTarget(Target):
-    name = "baseline"
-    latency_unit = "frame"
-
-    def __init__(self) -> None:
-        self.pcs: list[RTCPeerConnection] = []
-
-    async def start(self, workdir: Path) -> None:
-        port = benchlib.free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        cmd = [
-            sys.executable, str(ROOT / "scripts" / "bench_baseline_relay.py"),
-            "--host", "127.0.0.1", "--port", str(port), "--ice-listen-ips", BENCH_IP,
-        ]  # fmt: skip
-        log_path = workdir / "baseline.log"
-        self.server = benchlib.ServerProcess(self.name, cmd, dict(os.environ), log_path, self.url)
-        await self.server.start()
-
-    async def _negotiate(self, pc: RTCPeerConnection, path: str) -> None:
-        offer = await pc.createOffer()
-        restrict_ice(pc, ICE_IPS, None)
-        await pc.setLocalDescription(offer)
-        timeout = aiohttp.ClientTimeout(total=20)
-        async with (
-            aiohttp.ClientSession(timeout=timeout) as http,
-            http.post(self.url + path, json={"sdp": pc.localDescription.sdp}) as resp,
-        ):
-            if resp.status != 200:
-                raise RuntimeError(f"{path}: HTTP {resp.status}: {await resp.text()}")
-            answer = await resp.json()
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
-
-    async def add_publisher(self, track: MediaStreamTrack, probe: PublisherProbe) -> None:
-        pc = new_peer_connection()
-        self.pcs.append(pc)
-        transceiver = pc.addTransceiver(track, direction="sendonly")
-        prefer_codec(transceiver, "video/VP8", {})
-        probe.install(transceiver.sender.transport)
-        await self._negotiate(pc, "/publish")
-
-    async def add_subscriber(self, probe: ForwardedProbe) -> None:
-        pc = new_peer_connection()
-        self.pcs.append(pc)
-        probe.pc = pc
-        transceiver = pc.addTransceiver("video", direction="recvonly")
-        prefer_codec(transceiver, "video/VP8", {})
-        tap_receiver(transceiver.receiver, probe.on_packet, benchlib.ignore_sender_report)
-        await self._negotiate(pc, "/subscribe")
-
-    async def close(self) -> None:
-        await close_all(pc.close() for pc in self.pcs)
-
-    def latencies(
-        self, probe: ForwardedProbe, pub: PublisherProbe
-    ) -> tuple[list[float], list[float], int]:
-        return frame_latencies(probe, pub)
-
-
-TARGETS: dict[str, Callable[[], Target]] = {
-    "janus": JanusTarget,
-    "sidecoach": lambda: SidecoachTarget(recording=False),
-    "sidecoach-rec": lambda: SidecoachTarget(recording=True),
-    "baseline": BaselineTarget,
-}
 
 
 # ------------------------------------------------------------- measuring ----
@@ -306,7 +100,6 @@ class Profiler:
 
     def __init__(self, out_dir: Path, name: str, pid: int, seconds: float) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
-        self.svg = out_dir / f"{name}.svg"
         self.raw = out_dir / f"{name}.txt"
         py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
         duration = str(max(1, round(seconds)))
@@ -517,13 +310,18 @@ def render(report: dict[str, Any]) -> str:
     lines.append(
         "idle| " + " | ".join(f"{fmt(servers[s].get('idle_cpu_pct'), '.2f'):>19}" for s in names)
     )
-    floor = report["floor"]
+    floor, path = report["floor"], report["path"]
     lines += [
         "",
         f"Floor (this process: RTP header rewrite + SRTP protect + sendto on loopback): "
         f"{fmt(floor.get('floor_us_per_packet'), '.2f')} us per packet "
         f"(protect {fmt(floor.get('protect_us'), '.2f')}, "
         f"sendto {fmt(floor.get('sendto_us'), '.2f')})",
+        "In this process, the real code (fwdpath.py): receive path + Producer "
+        f"{fmt(path.get('producer_us'), '.1f')} us per packet; each Consumer "
+        f"{fmt(path.get('consumer_us'), '.1f')} us per packet "
+        f"({fmt(_ratio(path.get('consumer_us'), floor.get('floor_us_per_packet'), 1), '.1f')}"
+        f" x floor); the Recorder {fmt(path.get('recorder_us'), '.1f')} us per packet",
         "",
         f"{'server':>14} | {'%/sub':>7} | {'us/pkt/sub':>10} | {'x floor':>7} | "
         f"{'us/pkt pub':>10} | {'/sub vs J':>9} | {'N=top vs J':>10} | {'N=0 vs J':>8}",
@@ -579,6 +377,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             "tap (after SRTP unprotect + RTP parse in the bench process)"
         ),
         "floor": fwdcost.floor(quick=args.quick),
+        "path": await fwdpath.measure(BENCH_IP, frames, quick=args.quick),
         "servers": {},
     }
     with tempfile.TemporaryDirectory(prefix="sidecoach-bench-") as tmp:

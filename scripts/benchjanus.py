@@ -294,7 +294,7 @@ class VideoRoom:
         await self.janus.message(
             handle,
             {"request": "joinandconfigure", "room": ROOM_ID, "ptype": "publisher",
-             "display": "bench publisher", "audio": False, "video": True},
+             "display": "bench publisher"},
             _jsep(pc),
         )  # fmt: skip
         event = await self.janus.event(handle, lambda e: "jsep" in e)

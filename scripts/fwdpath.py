@@ -15,9 +15,15 @@ socket at ``RATE_PPS``, a frame's packets back to back. The CPU of all this proc
 window, minus the same window with the injector sending elsewhere (the
 rig idling), per packet injected:
 
-* ``producer_us``: the receive path and a Producer with no consumer;
-* ``consumer_us``: each added consumer (the slope over ``CONSUMER_LEVELS``);
-* ``recorder_us``: the Recorder's consumer (its writer thread included).
+* ``paced_producer_us``: the receive path and a Producer with no consumer;
+* ``paced_consumer_us``: each added consumer (the slope over ``CONSUMER_LEVELS``);
+* ``paced_recorder_us``: the Recorder's consumer (its writer thread included).
+
+Paced figures include what waking up for a datagram costs, and move with
+the machine's load. The same three are measured hot (``producer_us``,
+``consumer_us``, ``recorder_us``, without ``paced_``): batches of packets
+handed straight to B's socket callback, timed on this thread, as the
+floor (fwdcost.py) is timed; the Recorder's writer thread is left out.
 
 The clients never answer the server's ICE consent checks once the drain
 owns their sockets: the rig stops those checks on both sides.
@@ -30,6 +36,7 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import socket
 import struct
 import subprocess
@@ -63,6 +70,14 @@ QUICK_WINDOW_S = 0.5
 #: busy/quiet window pairs per figure (the median is kept)
 PAIRS = 3
 QUICK_PAIRS = 1
+#: hot measurement: packets per batch (the clients' sockets must hold a
+#: batch), batches (the median is kept), the pause between batches, and
+#: the turns of the event loop a batch may take
+HOT_BATCH = 40
+HOT_BATCHES = 25
+QUICK_HOT_BATCHES = 5
+HOT_PAUSE_S = 0.02
+HOT_MAX_TURNS = 10_000
 CONSUMER_LEVELS = (0, 4, 8)
 QUICK_CONSUMER_LEVELS = (0, 2)
 CONNECT_TIMEOUT_S = 20.0
@@ -136,6 +151,7 @@ class Rig:
         adapter.route_by_mid(self.srv)
         pair = _ice(receiving)._nominated[ICE_COMPONENT_RTP]
         self.target = pair.protocol.transport.get_extra_info("sockname")[:2]
+        self.protocol, self.source = pair.protocol, pair.remote_addr
         self._dtls: Any = sending.sender.transport
         self._ssrc = sending.sender._ssrc
         self._pt = int(adapter.negotiated_codec(sending).payloadType)  # type: ignore[union-attr]
@@ -255,6 +271,10 @@ class _Helpers:
         self.drain = subprocess.Popen([sys.executable, "-S", "-c", DRAIN, *map(str, fds)],
                                       pass_fds=fds)  # fmt: skip
 
+    def pause_drain(self, paused: bool) -> None:
+        if self.drain is not None:
+            os.kill(self.drain.pid, signal.SIGSTOP if paused else signal.SIGCONT)  # ours
+
     def stop_drain(self) -> None:
         if self.drain is not None:
             self.drain.kill()  # ours, by PID
@@ -309,46 +329,83 @@ async def _cost(
     return float(np.median(diffs))
 
 
+async def _hot(rig: Rig, helpers: _Helpers, batches: int) -> float:
+    """Microseconds of this thread per packet handed straight to B's socket
+    callback, batch after batch (no wake-ups: the code's own cost, hot in
+    the caches), the median over ``batches``. The drain is stopped during a
+    batch, so the clients' sockets only queue what they get."""
+    per_packet = []
+    for _ in range(batches):
+        packets = rig.packets(HOT_BATCH)
+        helpers.pause_drain(True)
+        before = rig.producer.packets_received
+        t0 = time.thread_time_ns()
+        for data in packets:
+            rig.protocol.datagram_received(data, rig.source)
+        for _ in range(HOT_MAX_TURNS):  # aiortc's way takes turns of the event loop
+            if rig.producer.packets_received - before >= len(packets):
+                break
+            await asyncio.sleep(0)
+        per_packet.append((time.thread_time_ns() - t0) / len(packets) / 1000)
+        helpers.pause_drain(False)
+        await asyncio.sleep(HOT_PAUSE_S)
+    return float(np.median(per_packet))
+
+
+def _slope(costs: dict[int, float]) -> float | None:
+    if len(costs) < 2:
+        return None
+    return float(np.polyfit(np.array(list(costs), float), np.array(list(costs.values())), 1)[0])
+
+
 async def measure(ip: str, frames: list[bytes], quick: bool = False) -> dict[str, Any]:
     seconds = QUICK_WINDOW_S if quick else WINDOW_S
     pairs = QUICK_PAIRS if quick else PAIRS
+    batches = QUICK_HOT_BATCHES if quick else HOT_BATCHES
     levels = QUICK_CONSUMER_LEVELS if quick else CONSUMER_LEVELS
     with tempfile.TemporaryDirectory(prefix="fwdpath-") as tmp:
         rig = Rig(ip, frames, Path(tmp))
         idle_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         idle_sock.bind((ip, 0))
+        idle = idle_sock.getsockname()
         helpers = _Helpers(Path(tmp))
         try:
             await rig.start()
-            await _cost(rig, helpers, seconds / 2, idle_sock.getsockname(), 1)  # warm-up
-            costs: dict[int, float] = {}
+            await _cost(rig, helpers, seconds / 2, idle, 1)  # warm-up
+            paced: dict[int, float] = {}
+            hot: dict[int, float] = {}
             for n in levels:
                 while len(rig.legs) < n:
                     await rig.add_consumer()
                 helpers.drain_sockets(rig.drained)
                 # a keyframe for the new consumers, and a warm-up
                 await _window(helpers, rig.packets(int(RATE_PPS * seconds / 2)), rig.target)
-                costs[n] = await _cost(rig, helpers, seconds, idle_sock.getsockname(), pairs)
+                hot[n] = await _hot(rig, helpers, batches)
+                paced[n] = await _cost(rig, helpers, seconds, idle, pairs)
+            top = max(levels)
             rig.add_recorder()
             await _window(helpers, rig.packets(int(RATE_PPS * seconds / 2)), rig.target)
-            with_recorder = await _cost(rig, helpers, seconds, idle_sock.getsockname(), pairs)
+            hot_recorder = await _hot(rig, helpers, batches) - hot[top]
+            paced_recorder = await _cost(rig, helpers, seconds, idle, pairs) - paced[top]
             sent = [leg.consumer.packets_sent for leg in rig.legs]
         finally:
             helpers.stop_drain()
             idle_sock.close()
             await rig.close()
-    x = np.array(list(costs), dtype=float)
-    y = np.array(list(costs.values()), dtype=float)
-    slope = float(np.polyfit(x, y, 1)[0]) if len(x) > 1 else None
-    top = max(levels)
+    hot_slope, paced_slope = _slope(hot), _slope(paced)
     return {
-        "producer_us": round(costs[0], 2),
-        "consumer_us": round(slope, 2) if slope is not None else None,
-        "recorder_us": round(with_recorder - costs[top], 2),
-        "us_by_consumers": {str(k): round(v, 2) for k, v in costs.items()},
+        "producer_us": round(hot[0], 2),
+        "consumer_us": round(hot_slope, 2) if hot_slope is not None else None,
+        "recorder_us": round(hot_recorder, 2),
+        "paced_producer_us": round(paced[0], 2),
+        "paced_consumer_us": round(paced_slope, 2) if paced_slope is not None else None,
+        "paced_recorder_us": round(paced_recorder, 2),
+        "hot_us_by_consumers": {str(k): round(v, 2) for k, v in hot.items()},
+        "paced_us_by_consumers": {str(k): round(v, 2) for k, v in paced.items()},
         "rate_pps": RATE_PPS,
         "window_s": seconds,
         "window_pairs": pairs,
+        "hot_batches": batches,
         "consumers_forwarded_packets": sent,
     }
 

@@ -180,6 +180,9 @@ def tap_receiver(
             await receiver._send_rtcp_nack(ssrc, sorted(nack_generators[ssrc].missing))
 
     async def handle_rtp(packet: RtpPacket, arrival_time_ms: int) -> None:
+        # the next packets of this stream come synchronously (once the
+        # transport has sockets; tapped before gathering, it had none)
+        receive_synchronously(receiver.transport)
         ssrc = deliver(packet)
         if ssrc is not None:
             await send_nack(ssrc)
@@ -209,8 +212,7 @@ def tap_receiver(
     r._handle_rtcp_packet = handle_rtcp
     r._send_rtcp = send_rtcp
     r._sidecoach_deliver, r._sidecoach_nack = deliver, spawn_nack
-    if receiver.transport is not None:
-        receive_synchronously(receiver.transport)
+    receive_synchronously(receiver.transport)
 
 
 def untap_receiver(receiver: RTCRtpReceiver) -> None:
@@ -363,9 +365,11 @@ def receive_synchronously(dtls: Any) -> None:
     receivers as it arrives (see the module docstring). A receiver is
     tapped when it has ``_sidecoach_deliver`` (a ``Deliver``) and
     ``_sidecoach_nack`` (a ``NackSender``). Calling again is harmless."""
-    if getattr(dtls, "_sidecoach_sync", False):
+    if dtls is None or getattr(dtls, "_sidecoach_sync", False):
         return
     connection: Any = dtls.transport._connection
+    if not connection._protocols:
+        return  # not gathered yet: the tap's first packet calls again
     dtls._sidecoach_sync = True
     router = dtls._rtp_router
     ssrc_table: dict[int, Any] = router.ssrc_table
