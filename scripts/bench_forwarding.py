@@ -40,9 +40,10 @@ Measured, per server:
    subscriber's tap (after the bench's own SRTP and RTP parsing) is
    reported too. The re-encoding baseline is matched per frame instead.
 
-``--profile DIR`` records each Sidecoach server with ``py-spy record
---native`` during its top level's window (py-spy pauses the process to
-sample: CPU figures of a profiled run are not comparable).
+``--profile DIR`` records each server with ``py-spy record --native``
+(or ``--profiler perf``: ``perf record -g``) during its top level's
+window; ``profile_summary.py`` reads py-spy's output. py-spy pauses the
+process to sample: CPU figures of a profiled run are not comparable.
 
     .venv/bin/python scripts/bench_forwarding.py [--quick] [--json out.json]
         [--servers janus,sidecoach,sidecoach-rec] [--profile DIR]
@@ -92,31 +93,37 @@ class Settings:
     warmup_s: float
     clip_s: int
     profile_dir: Path | None = None
+    profiler: str = "py-spy"
     connect_timeout_s: float = 30.0
 
 
 class Profiler:
-    """``py-spy record --native`` of one process for one window."""
+    """A profile of one process for one window: ``py-spy record --native``
+    (Python and native frames; collapsed stacks for profile_summary.py),
+    or ``perf record -g`` (kernel and native frames: how much is kernel)."""
 
-    def __init__(self, out_dir: Path, name: str, pid: int, seconds: float) -> None:
+    def __init__(self, out_dir: Path, name: str, pid: int, seconds: float, tool: str) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
-        self.raw = out_dir / f"{name}.txt"
-        py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
         duration = str(max(1, round(seconds)))
-        base = [py_spy, "record", "--native", "--pid", str(pid), "--duration", duration,
-                "--rate", "250"]  # fmt: skip
-        self.procs = [
-            subprocess.Popen([*base, "--format", "raw", "--output", str(self.raw)],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-        ]  # fmt: skip
+        if tool == "perf":
+            self.out = out_dir / f"{name}.perf"
+            cmd = ["perf", "record", "-e", "cpu-clock", "-F", "1000", "-g", "-p", str(pid),
+                   "-o", str(self.out), "--", "sleep", duration]  # fmt: skip
+        else:
+            self.out = out_dir / f"{name}.txt"
+            py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+            cmd = [py_spy, "record", "--native", "--pid", str(pid), "--duration", duration,
+                   "--rate", "250", "--format", "raw", "--output", str(self.out)]  # fmt: skip
+        self.log = open(out_dir / f"{name}.{tool}.log", "wb")  # noqa: SIM115 - closed in wait()
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
 
     def wait(self) -> None:
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()  # ours, by PID
+            self.proc.wait(timeout=5)
+        self.log.close()
 
 
 def _server_cpu_s(
@@ -138,7 +145,7 @@ async def measure_level(
     before = [(s.packets, s.payload_bytes) for s in subs]
     pub_before = pub.packets
     profiler = (
-        Profiler(settings.profile_dir, target.name, pid, settings.window_s)
+        Profiler(settings.profile_dir, target.name, pid, settings.window_s, settings.profiler)
         if profile and settings.profile_dir is not None
         else None
     )
@@ -184,7 +191,7 @@ async def measure_level(
         "subscriber_payload_kbps_mean": round(sum(kbps) / n, 1) if n else 0,
     }
     if profiler is not None:
-        level["profile"] = str(profiler.raw)
+        level["profile"] = str(profiler.out)
     return level
 
 
@@ -358,6 +365,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     settings = Settings(
         levels=tuple(args.levels), window_s=args.window, warmup_s=args.warmup,
         clip_s=args.clip_seconds, profile_dir=Path(args.profile) if args.profile else None,
+        profiler=args.profiler,
     )  # fmt: skip
     benchjanus.add_bench_address()
     clip = benchlib.make_video_clip(Path(args.cache_dir), settings.clip_s)
@@ -407,7 +415,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--servers", type=lambda s: [x.strip() for x in s.split(",") if x.strip()],
         default=list(SERVERS), help=f"comma list of {', '.join(ALL_SERVERS)}",
     )  # fmt: skip
-    parser.add_argument("--profile", metavar="DIR", help="py-spy each Sidecoach server into DIR")
+    parser.add_argument("--profile", metavar="DIR", help="profile each server's top level into DIR")
+    parser.add_argument("--profiler", choices=("py-spy", "perf"), default="py-spy",
+                        help="py-spy record --native (default) or perf record -g")
     benchlib.add_cache_and_verbose_args(parser, "where the encoded clip is kept")
     args = parser.parse_args(argv)
     quick = args.quick

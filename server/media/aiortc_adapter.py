@@ -102,6 +102,7 @@ MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
 ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
 _RTP_HEADER = struct.Struct("!BBHII")
 ICE_COMPONENT_RTP = 1
+_DTLS_CONNECTED = DtlsState.CONNECTED
 #: seconds from the NTP epoch (1900) to the Unix epoch (1970)
 NTP_UNIX_OFFSET = 2208988800
 
@@ -299,8 +300,11 @@ class OutboundRtp:
         self._ssrc = self._sender._ssrc
         #: the nominated ICE pair and SRTP session (in ``_srtp``) packets go
         #: through, as last seen (a new one is picked up by ``send``)
+        self._dtls: Any = None
+        self._nominated: dict[int, Any] = {}
         self._pair: Any = None
-        self._sendto: Callable[[bytes, Any], None] = _unsent
+        self._transport: Any = None
+        self._sock: Any = None  # the transport's socket (asyncio's selector transports)
         self._addr: Any = None
         self._srtp: SrtpBuffer | None = None
         sender: Any = self._sender
@@ -308,7 +312,8 @@ class OutboundRtp:
         sender._sidecoach_writer = self
         #: (sequence number, timestamp) last written by the previous writer
         self._continue_from = previous.last_written if previous is not None else None
-        self.last_written: tuple[int, int] | None = self._continue_from
+        self._last: tuple[int, int] | None = self._continue_from
+        self._last_seq = self._last_ts = -1  # -1: nothing written by this writer
         self._seq_shift = 0
         self._ts_shift = 0
         self._ts_step = 1
@@ -360,6 +365,8 @@ class OutboundRtp:
         codec = negotiated_codec(self._transceiver)
         if codec is None:
             return False
+        self._dtls = sender.transport
+        self._nominated = self._dtls.transport._connection._nominated
         self._pt = int(codec.payloadType or 0)
         self._ts_step = max(1, int(codec.clockRate or 90_000) // 50)  # 20 ms
         mid = self._transceiver.mid
@@ -385,23 +392,59 @@ class OutboundRtp:
     def ready(self) -> bool:
         return self._ready or self._check_ready()
 
+    @property
+    def last_written(self) -> tuple[int, int] | None:
+        """(sequence number, timestamp) of the last packet written on this
+        sender, by this writer or the one before it."""
+        if self._last_seq >= 0:
+            return (self._last_seq, self._last_ts)
+        return self._last
+
+    def _attach(self, dtls: Any) -> bool:
+        """Send through ``dtls``'s nominated ICE pair and SRTP session."""
+        pair = self._nominated.get(ICE_COMPONENT_RTP)
+        if pair is None or dtls._tx_srtp is None:
+            return False
+        self._pair, self._transport, self._addr = pair, pair.protocol.transport, pair.remote_addr
+        sock = getattr(self._transport, "_sock", None)
+        self._sock = sock if hasattr(self._transport, "_buffer") else None
+        self._srtp = SrtpBuffer(dtls._tx_srtp)
+        return True
+
+    def _write(self, data: bytes) -> None:
+        """``data`` to the ICE pair: straight to its socket when asyncio's
+        transport holds nothing back (what its ``sendto`` would do, less a
+        layer of checks), else through the transport (it queues or drops)."""
+        transport, sock = self._transport, self._sock
+        if sock is None or transport._buffer or transport._conn_lost:
+            transport.sendto(data, self._addr)
+            return
+        try:
+            sock.sendto(data, self._addr)
+        except (BlockingIOError, InterruptedError):
+            transport.sendto(data, self._addr)  # queued until the socket can take it
+        except OSError as exc:
+            transport._protocol.error_received(exc)
+
     def send(self, packet: RtpPacket, sequence_number: int, timestamp: int) -> bool:
         """Rewrite ``packet`` for this leg and write it; False if the leg is
         not connected (yet, or any more)."""
         if not self._ready and not self._check_ready():
             return False
-        dtls = self._sender.transport
-        if dtls._state is not DtlsState.CONNECTED:
+        dtls = self._dtls
+        if dtls._state is not _DTLS_CONNECTED:
             self._ready = False
             return False
-        pair = dtls.transport._connection._nominated.get(ICE_COMPONENT_RTP)
         srtp = self._srtp
-        if pair is not self._pair or srtp is None or dtls._tx_srtp is not srtp.session:
-            if pair is None or dtls._tx_srtp is None:
+        if (
+            srtp is None
+            or self._nominated.get(ICE_COMPONENT_RTP) is not self._pair
+            or dtls._tx_srtp is not srtp.session
+        ):
+            if not self._attach(dtls):
                 return False
-            self._pair = pair
-            self._sendto, self._addr = pair.protocol.transport.sendto, pair.remote_addr
-            srtp = self._srtp = SrtpBuffer(dtls._tx_srtp)
+            srtp = self._srtp
+            assert srtp is not None
         if self._continue_from is not None:  # first packet on a reused m-line
             last_seq, last_ts = self._continue_from
             self._continue_from = None
@@ -420,8 +463,8 @@ class OutboundRtp:
         )
         if data is None:
             return False
-        self._sendto(data, self._addr)
-        self.last_written = (seq, ts)
+        self._write(data)
+        self._last_seq, self._last_ts = seq, ts
         sender = self._sender
         sender._RTCRtpSender__packet_count += 1
         sender._RTCRtpSender__octet_count += len(payload)
@@ -431,10 +474,6 @@ class OutboundRtp:
         """The (NTP, RTP) pair aiortc puts in its next sender report."""
         self._sender._RTCRtpSender__ntp_timestamp = ntp_timestamp
         self._sender._RTCRtpSender__rtp_timestamp = (rtp_timestamp + self._ts_shift) & 0xFFFFFFFF
-
-
-def _unsent(data: bytes, addr: Any) -> None:
-    pass
 
 
 def current_ntp_time() -> int:

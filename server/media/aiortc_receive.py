@@ -171,7 +171,10 @@ def tap_receiver(
             generator = nack_generators.get(ssrc)
             if generator is None:
                 generator = nack_generators[ssrc] = NackGenerator()
-            if generator.add(packet):
+            seq, last = packet.sequence_number, generator.max_seq
+            if last is not None and seq == (last + 1) & 0xFFFF and not generator.missing:
+                generator.max_seq = seq  # the next one, nothing missing: all add() would do
+            elif generator.add(packet):
                 return ssrc
         return None
 
@@ -341,10 +344,9 @@ def parse_rtp(data: bytes, extensions_map: Any) -> RtpPacket:
     rid from its packets) is read from a packet whose SSRC is known. A
     packet with CSRCs or padding, or on a transport that reads rids, is
     parsed by aiortc. ValueError if it is malformed."""
-    b0 = data[0]
     if (
-        b0 & 0x2F
-        or len(data) < 12
+        len(data) < 12
+        or data[0] & 0x2F
         or extensions_map._HeaderExtensionsMap__ids.rtp_stream_id is not None
     ):
         return RtpPacket.parse(data, extensions_map)
