@@ -190,3 +190,29 @@ async def test_a_socket_is_read_until_empty_per_wake_up() -> None:
             assert received == [bytes([i]) for i in range(6)]
         finally:
             transport.close()
+
+
+async def test_a_forwarding_sender_reports_on_the_whole_second_and_stops() -> None:
+    server, client = adapter.new_peer_connection(), adapter.new_peer_connection()
+    reports: list[float] = []
+    try:
+        transceiver = server.addTransceiver(adapter.IdleTrack("video"), direction="sendonly")
+        adapter.OutboundRtp(transceiver, lambda kind, values: None)
+        adapter.restrict_ice(server, ("127.0.0.1",), None)
+        await server.setLocalDescription(await server.createOffer())
+        await client.setRemoteDescription(server.localDescription)
+        loop = asyncio.get_running_loop()
+        adapter.tap_receiver(
+            client.getTransceivers()[0].receiver,
+            lambda p, codec, rid: None,
+            lambda ssrc, ntp, rtp: reports.append(loop.time()),
+        )
+        adapter.restrict_ice(client, ("127.0.0.1",), None)
+        await client.setLocalDescription(await client.createAnswer())
+        await server.setRemoteDescription(client.localDescription)
+        await wait_for(lambda: len(reports) >= 2, timeout=10)
+        assert reports[1] - reports[0] > 0.5  # one a second, not a burst
+        await asyncio.wait_for(server.close(), 5)  # RTCRtpSender.stop() sees the loop end
+    finally:
+        await server.close()
+        await client.close()

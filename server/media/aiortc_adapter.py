@@ -38,6 +38,7 @@ an upgrade fails loudly, not silently.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import struct
 import time
@@ -63,9 +64,13 @@ from aiortc.rtp import (
     RTCP_PSFB_FIR,
     RTCP_PSFB_PLI,
     RTCP_RTPFB_NACK,
+    RtcpByePacket,
     RtcpPsfbPacket,
     RtcpRrPacket,
     RtcpRtpfbPacket,
+    RtcpSdesPacket,
+    RtcpSenderInfo,
+    RtcpSourceInfo,
     RtcpSrPacket,
     RtpPacket,
     pack_header_extensions,
@@ -103,6 +108,11 @@ ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
 _RTP_HEADER = struct.Struct("!BBHII")
 ICE_COMPONENT_RTP = 1
 _DTLS_CONNECTED = DtlsState.CONNECTED
+#: a forwarding sender's reports: this often, aligned on the loop's clock
+SENDER_REPORT_INTERVAL_S = 1.0
+#: a report due sooner than this after the sender starts waits one more interval
+SENDER_REPORT_MIN_WAIT_S = 0.2
+RTCP_SDES_CNAME = 1
 #: seconds from the NTP epoch (1900) to the Unix epoch (1970)
 NTP_UNIX_OFFSET = 2208988800
 
@@ -345,6 +355,8 @@ class OutboundRtp:
                 await original_rtcp(packet)
 
         sender._handle_rtcp_packet = handle_rtcp
+        if not sender._RTCRtpSender__started:
+            sender._run_rtcp = functools.partial(_sender_reports, sender)
 
     @property
     def ssrc(self) -> int:
@@ -474,6 +486,41 @@ class OutboundRtp:
         """The (NTP, RTP) pair aiortc puts in its next sender report."""
         self._sender._RTCRtpSender__ntp_timestamp = ntp_timestamp
         self._sender._RTCRtpSender__rtp_timestamp = (rtp_timestamp + self._ts_shift) & 0xFFFFFFFF
+
+
+async def _sender_reports(sender: Any) -> None:
+    """In place of ``RTCRtpSender._run_rtcp`` for a sender that forwards:
+    a sender report (and the CNAME) every ``SENDER_REPORT_INTERVAL_S``, on
+    the loop clock's whole intervals, so the reports of every leg of the
+    server go out on one wake-up of the event loop, not each on its own;
+    a BYE when stopped, and then the exit ``RTCRtpSender.stop()`` waits for."""
+    sender._RTCRtpSender__rtcp_started.set()
+    loop = asyncio.get_running_loop()
+    try:
+        while True:
+            wait = SENDER_REPORT_INTERVAL_S - loop.time() % SENDER_REPORT_INTERVAL_S
+            await asyncio.sleep(wait if wait > SENDER_REPORT_MIN_WAIT_S else wait + 1.0)
+            ntp = sender._RTCRtpSender__ntp_timestamp
+            info = RtcpSenderInfo(
+                ntp_timestamp=ntp, rtp_timestamp=sender._RTCRtpSender__rtp_timestamp,
+                packet_count=sender._RTCRtpSender__packet_count & 0xFFFFFFFF,
+                octet_count=sender._RTCRtpSender__octet_count & 0xFFFFFFFF,
+            )  # fmt: skip
+            packets: list[Any] = [RtcpSrPacket(ssrc=sender._ssrc, sender_info=info)]
+            # what the receiver's report echoes (LSR), for aiortc's round-trip time
+            sender._RTCRtpSender__lsr = (ntp >> 16) & 0xFFFFFFFF
+            sender._RTCRtpSender__lsr_time = time.time()
+            cname = sender._RTCRtpSender__cname
+            if cname is not None:
+                chunk = RtcpSourceInfo(ssrc=sender._ssrc, items=[(RTCP_SDES_CNAME, cname.encode())])
+                packets.append(RtcpSdesPacket(chunks=[chunk]))
+            await sender._send_rtcp(packets)
+    except asyncio.CancelledError:
+        pass
+    try:
+        await sender._send_rtcp([RtcpByePacket(sources=[sender._ssrc])])
+    finally:
+        sender._RTCRtpSender__rtcp_exited.set()  # RTCRtpSender.stop() waits for it
 
 
 def current_ntp_time() -> int:
