@@ -54,10 +54,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,6 +82,12 @@ QUICK_LEVELS = (0, 1, 2)
 SERVERS = ("janus", "sidecoach", "sidecoach-rec")
 ALL_SERVERS = (*SERVERS, "baseline")
 
+#: before a window: wait at most this long for the rest of the machine to
+#: use under --quiet-other-pct of a core, sampling it this often
+QUIET_WAIT_S = 60.0
+QUIET_SAMPLE_S = 1.0
+SUBSCRIBE_ATTEMPTS = 2
+
 log = logging.getLogger("bench")
 
 
@@ -94,6 +102,8 @@ class Settings:
     clip_s: int
     profile_dir: Path | None = None
     profiler: str = "py-spy"
+    quiet_wait_s: float = 0.0
+    quiet_other_pct: float = 100.0
     connect_timeout_s: float = 30.0
 
 
@@ -195,6 +205,34 @@ async def measure_level(
     return level
 
 
+async def wait_quiet(server_pid: int, settings: Settings) -> dict[str, Any]:
+    """The machine is shared: wait (at most ``settings.quiet_wait_s``) until
+    the other processes use under ``settings.quiet_other_pct`` of a core."""
+    start, other = time.monotonic(), None
+    ours = (server_pid, os.getpid())
+    while True:
+        m0, c0 = benchlib.machine_busy_seconds(), sum(map(benchlib.cpu_seconds, ours))
+        await asyncio.sleep(QUIET_SAMPLE_S)
+        busy = benchlib.machine_busy_seconds() - m0 - (sum(map(benchlib.cpu_seconds, ours)) - c0)
+        other = round(100 * max(0.0, busy) / QUIET_SAMPLE_S, 1)
+        waited = time.monotonic() - start
+        if other < settings.quiet_other_pct or waited >= settings.quiet_wait_s:
+            return {"quiet_wait_s": round(waited, 1), "other_cpu_pct_before": other}
+
+
+async def add_subscriber(target: Target, probe: ForwardedProbe, settings: Settings) -> None:
+    """``target.add_subscriber``, tried again once (a loaded machine can
+    time a signaling connection out)."""
+    for attempt in range(SUBSCRIBE_ATTEMPTS):
+        try:
+            await asyncio.wait_for(target.add_subscriber(probe), settings.connect_timeout_s)
+            return
+        except (OSError, TimeoutError) as exc:
+            if attempt + 1 == SUBSCRIBE_ATTEMPTS:
+                raise
+            log.warning("%s: subscriber %s failed (%s); again", target.name, probe.name, exc)
+
+
 async def run_target(
     target: Target, frames: list[bytes], settings: Settings, workdir: Path
 ) -> dict[str, Any]:
@@ -207,6 +245,7 @@ async def run_target(
         await target.start(workdir)
         pid = result["pid"] = target.server.pid
         await asyncio.sleep(settings.warmup_s)
+        result["idle_quiet"] = await wait_quiet(pid, settings)
         t0, r0 = benchlib.thread_cpu_ns(pid), benchlib.CpuReading.take(pid)
         await asyncio.sleep(settings.window_s)
         r1, t1 = benchlib.CpuReading.take(pid), benchlib.thread_cpu_ns(pid)
@@ -219,15 +258,17 @@ async def run_target(
             while len(subs) < n:
                 probe = ForwardedProbe(f"sub{len(subs) + 1}")
                 subs.append(probe)
-                await asyncio.wait_for(target.add_subscriber(probe), settings.connect_timeout_s)
+                await add_subscriber(target, probe, settings)
             await benchlib.wait_until(
                 lambda: all(s.packets > 0 for s in subs),
                 settings.connect_timeout_s,
                 f"{target.name}: all {n} subscribers receiving",
             )
             await asyncio.sleep(settings.warmup_s)
+            quiet = await wait_quiet(pid, settings)
             top = n == max(settings.levels)
             level = await measure_level(target, pub, subs, n, settings, top)
+            level.update(quiet)
             result["levels"].append(level)
             log.info("%s %s", target.name, level)
     except Exception as exc:  # keep what was measured; report the failure
@@ -365,7 +406,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     settings = Settings(
         levels=tuple(args.levels), window_s=args.window, warmup_s=args.warmup,
         clip_s=args.clip_seconds, profile_dir=Path(args.profile) if args.profile else None,
-        profiler=args.profiler,
+        profiler=args.profiler, quiet_wait_s=args.quiet_wait, quiet_other_pct=args.quiet_other_pct,
     )  # fmt: skip
     benchjanus.add_bench_address()
     clip = benchlib.make_video_clip(Path(args.cache_dir), settings.clip_s)
@@ -375,7 +416,8 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             "levels": list(settings.levels), "window_s": settings.window_s,
             "warmup_s": settings.warmup_s, "clip": str(clip), "clip_frames": len(frames),
             "clip_payload_kbps": round(benchlib.clip_kbps(frames, 1 / benchlib.FPS), 1),
-            "ice_ip": BENCH_IP, "profiled": bool(args.profile),
+            "ice_ip": BENCH_IP, "profiled": bool(args.profile), "quiet_wait_s": args.quiet_wait,
+            "quiet_other_pct": args.quiet_other_pct,
         },  # fmt: skip
         "machine": benchlib.machine_info(),
         "janus_version": benchjanus.janus_version(),
@@ -392,7 +434,9 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         for name in args.servers:
             workdir = Path(tmp) / name
             workdir.mkdir()
-            budget = 90 + (len(settings.levels) + 1) * (settings.window_s + settings.warmup_s + 40)
+            budget = 90 + (len(settings.levels) + 1) * (
+                settings.window_s + settings.warmup_s + settings.quiet_wait_s + 40
+            )
             try:
                 result = await asyncio.wait_for(
                     run_target(TARGETS[name](), frames, settings, workdir), budget
@@ -418,8 +462,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--profile", metavar="DIR", help="profile each server's top level into DIR")
     parser.add_argument("--profiler", choices=("py-spy", "perf"), default="py-spy",
                         help="py-spy record --native (default) or perf record -g")
+    parser.add_argument("--quiet-wait", type=float, default=None,
+                        help="before each window wait up to this long for other processes to"
+                        " calm down, s (60; quick 0)")  # fmt: skip
+    parser.add_argument("--quiet-other-pct", type=float, default=50.0,
+                        help="... until they use under this %% of a core (50)")  # fmt: skip
     benchlib.add_cache_and_verbose_args(parser, "where the encoded clip is kept")
     args = parser.parse_args(argv)
+    if args.quiet_wait is None:
+        args.quiet_wait = 0.0 if args.quick else QUIET_WAIT_S
     quick = args.quick
     args.levels = args.levels or list(QUICK_LEVELS if quick else LEVELS)
     args.window = args.window or (2.0 if quick else 8.0)
