@@ -87,6 +87,8 @@ ALL_SERVERS = (*SERVERS, "baseline")
 QUIET_WAIT_S = 60.0
 QUIET_SAMPLE_S = 1.0
 SUBSCRIBE_ATTEMPTS = 2
+#: a level counts only if every subscriber got this share of what was sent
+MIN_DELIVERED = 0.95
 
 log = logging.getLogger("bench")
 
@@ -197,6 +199,7 @@ async def measure_level(
         "publisher_packets": pub.packets - pub_before,
         "publisher_pps": round((pub.packets - pub_before) / elapsed, 1),
         "subscriber_packets_min": min(received, default=0),
+        "delivered_min": round(min(received, default=0) / max(1, pub.packets - pub_before), 3),
         "subscriber_packets_mean": round(sum(received) / n, 1) if n else 0,
         "subscriber_payload_kbps_mean": round(sum(kbps) / n, 1) if n else 0,
     }
@@ -286,7 +289,15 @@ async def run_target(
     return result
 
 
+def _delivered(level: dict[str, Any]) -> bool:
+    """Whether every subscriber got (nearly) all the publisher sent: a
+    server starved of CPU by the rest of the machine drops packets, and its
+    CPU figure then says nothing about its cost."""
+    return level["n"] == 0 or level.get("delivered_min", 0) >= MIN_DELIVERED
+
+
 def _fit(levels: list[dict[str, Any]]) -> tuple[float | None, float | None]:
+    levels = [lv for lv in levels if _delivered(lv)]
     if len(levels) < 2:
         return None, None
     x = np.array([lv["n"] for lv in levels], dtype=float)
@@ -304,10 +315,10 @@ def summarize(report: dict[str, Any]) -> dict[str, Any]:
     servers = report["servers"]
     floor_us = report["floor"].get("floor_us_per_packet")
     janus = servers.get("janus", {})
-    jl = {lv["n"]: lv for lv in janus.get("levels", [])}
+    jl = {lv["n"]: lv for lv in janus.get("levels", []) if _delivered(lv)}
     out: dict[str, Any] = {}
     for name, res in servers.items():
-        levels = {lv["n"]: lv for lv in res.get("levels", [])}
+        levels = {lv["n"]: lv for lv in res.get("levels", []) if _delivered(lv)}
         pps = np.mean([lv["publisher_pps"] for lv in levels.values()]) if levels else None
         slope = res.get("slope_pct_per_subscriber")
         top = max(levels, default=None)
@@ -328,6 +339,7 @@ def summarize(report: dict[str, Any]) -> dict[str, Any]:
             "top_vs_janus": _ratio(levels.get(top, {}).get("server_cpu_pct"),
                                    jl.get(top, {}).get("server_cpu_pct")),  # fmt: skip
             "n0_vs_janus": _ratio(n0, jl.get(0, {}).get("server_cpu_pct")),
+            "starved_levels": [lv["n"] for lv in res.get("levels", []) if not _delivered(lv)],
         }
     return out
 
@@ -390,6 +402,10 @@ def render(report: dict[str, Any]) -> str:
         "packet; 'vs J': ratio to Janus in this run."
     )
     for name, res in servers.items():
+        if report["summary"].get(name, {}).get("starved_levels"):
+            lines.append(f"note: {name} lost packets (a subscriber got < {MIN_DELIVERED:.0%})"
+                         f" at N = {report['summary'][name]['starved_levels']}: left out of the"
+                         " fit and the ratios")  # fmt: skip
         others = [lv["other_cpu_pct"] for lv in res.get("levels", [])]
         if others and max(others) >= 20:
             lines.append(f"note: other processes used up to {max(others)}% of a core during "
