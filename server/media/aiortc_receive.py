@@ -271,7 +271,6 @@ def accept_simulcast(pc: RTCPeerConnection, rid_extension_id: int) -> None:
     route_by_mid(pc)
 
 
-
 # ------------------------------------------------------ per packet ----
 
 #: datagrams read from one socket per wake-up of the event loop, at most
@@ -364,9 +363,11 @@ def parse_rtp(data: bytes, extensions_map: Any) -> RtpPacket:
 
 def receive_synchronously(dtls: Any) -> None:
     """Route RTP arriving on ``dtls`` (an ``RTCDtlsTransport``) to tapped
-    receivers as it arrives (see the module docstring). A receiver is
+    receivers as it arrives (see the module docstring), and read its
+    sockets until empty per wake-up (``read_all_ready``). A receiver is
     tapped when it has ``_sidecoach_deliver`` (a ``Deliver``) and
-    ``_sidecoach_nack`` (a ``NackSender``). Calling again is harmless."""
+    ``_sidecoach_nack`` (sends a NACK for an SSRC, in a task). Calling
+    again is harmless."""
     if dtls is None or getattr(dtls, "_sidecoach_sync", False):
         return
     connection: Any = dtls.transport._connection
