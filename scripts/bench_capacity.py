@@ -30,9 +30,12 @@ server-added p99 passes 20 ms. Numbers per level:
     .venv/bin/python scripts/bench_capacity.py [--quick] [--json PATH]
         [--levels 10,20,30,40,50] [--workers-list 1,2] [--gc-freeze] [--uvloop]
 
-The server processes are this script with ``--serve`` (the real CLI and app,
-plus the probes); with two workers they are started like ``serve --workers
-2`` starts them (``--reuse-port``, a node id each, one Redis).
+The server processes are ``capacity_serve.py`` (the real CLI and app, plus
+the probes); with two workers they are started like ``serve --workers
+2`` starts them (``--reuse-port``, a node id each, one Redis). Then one
+session's shape runs on Janus (``capacity_janus.py``) for Sidecoach's CPU
+per session as a ratio to Janus's; the script runs itself in a network
+namespace of its own (``unshare -n``) with a veth address for that.
 """
 
 from __future__ import annotations
@@ -40,7 +43,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import json
 import os
 import signal
@@ -54,8 +56,10 @@ from typing import Any
 SCRIPTS = Path(__file__).resolve().parent
 sys.path[:0] = [str(SCRIPTS), str(SCRIPTS.parent)]
 
+import benchjanus  # noqa: E402
 import benchlib  # noqa: E402
-from bench_bug_in_ear import LoopLag, ServerProbe  # noqa: E402
+import capacity_janus  # noqa: E402
+import capacity_serve  # noqa: E402
 from benchlib import fmt, percentile  # noqa: E402
 
 SECRET = "bench-capacity-secret-" + "c" * 40
@@ -64,136 +68,6 @@ QUICK_LEVELS = (2,)
 MAX_LOSS_PCT = 1.0
 MIN_FPS = 27.0
 MAX_WHISPER_P99_MS = 20.0
-
-
-# ------------------------------------------------ server side (--serve) ----
-
-
-class CueProbe:
-    """Times cues inside a server process at its Engine.IO sockets: a
-    coach's cue packet received, the cue packet queued for a teacher."""
-
-    def __init__(self) -> None:
-        self.recording = False
-        self.received: dict[str, int] = {}
-        self.sent: dict[str, int] = {}
-
-    @staticmethod
-    def _cue_text(data: Any) -> str | None:
-        if not isinstance(data, str) or '"cue"' not in data[:40]:
-            return None
-        try:
-            message = json.loads(data[data.index("[") :])
-        except ValueError:
-            return None
-        if isinstance(message, list) and message and message[0] == "cue" and len(message) > 1:
-            text = message[1].get("text") if isinstance(message[1], dict) else None
-            return text if isinstance(text, str) else None
-        return None
-
-    def install(self) -> None:
-        from engineio import packet as eio_packet
-        from engineio.async_socket import AsyncSocket
-
-        probe = self
-        receive, send = AsyncSocket.receive, AsyncSocket.send
-
-        async def on_receive(sock: Any, pkt: Any) -> Any:
-            if probe.recording and pkt.packet_type == eio_packet.MESSAGE:
-                text = probe._cue_text(pkt.data)
-                if text is not None:
-                    probe.received.setdefault(text, time.perf_counter_ns())
-            return await receive(sock, pkt)
-
-        async def on_send(sock: Any, pkt: Any) -> Any:
-            if probe.recording and pkt.packet_type == eio_packet.MESSAGE:
-                text = probe._cue_text(pkt.data)
-                if text is not None:
-                    probe.sent.setdefault(text, time.perf_counter_ns())
-            return await send(sock, pkt)
-
-        AsyncSocket.receive = on_receive  # type: ignore[method-assign]
-        AsyncSocket.send = on_send  # type: ignore[method-assign]
-
-
-def rss_kb(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-def serve(control_dir: Path, serve_argv: list[str], gc_freeze: bool, use_uvloop: bool) -> int:
-    from server.cli import build_config, build_parser, configure_logging
-    from server.serve import serve as serve_app
-
-    cli = build_parser().parse_args(serve_argv)
-    config = build_config(cli)
-    configure_logging(config.log_level)
-    probe, cues, lag = ServerProbe(), CueProbe(), LoopLag()
-    probe.install()
-    cues.install()
-
-    def write(name: str, data: dict[str, Any]) -> None:
-        tmp = control_dir / (name + ".tmp")
-        tmp.write_text(json.dumps(data))
-        os.replace(tmp, control_dir / name)
-
-    def start() -> None:
-        probe.reset()
-        probe.recording = cues.recording = True
-        cues.received, cues.sent = {}, {}
-        lag.begin()
-        write("started.json", {"ok": True})
-
-    def media_counts() -> dict[str, int]:
-        import server.media.producer as producer_module
-
-        counts = {"video_producers": 0, "video_received": 0, "video_forwarded": 0,
-                  "video_dropped": 0, "video_waiting_keyframe": 0}  # fmt: skip
-        for obj in gc.get_objects():
-            if isinstance(obj, producer_module.Producer) and obj.kind == "video" and not obj.closed:
-                counts["video_producers"] += 1
-                counts["video_received"] += obj.packets_received
-                for c in obj.consumers.values():
-                    counts["video_forwarded"] += c.packets_sent
-                    counts["video_dropped"] += c.packets_dropped
-                    counts["video_waiting_keyframe"] += int(c.current_layer is None)
-        return counts
-
-    def stop() -> None:
-        probe.recording = cues.recording = False
-        write(
-            "stats.json",
-            {
-                **probe.report(),
-                "whisper_path_us": [round(v / 1000, 1) for v in probe.path_ns],
-                "cue_received": cues.received,
-                "cue_sent": cues.sent,
-                "loop_lag_ms": [round(v / 1e6, 3) for v in lag.lags_ns],
-                "rss_kb": rss_kb(os.getpid()),
-                "media": media_counts(),
-            },
-        )
-
-    async def main() -> int:
-        loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGUSR1, start)
-        loop.add_signal_handler(signal.SIGUSR2, stop)
-        lag.start()
-        if gc_freeze:  # the experiment: once start-up is done
-            loop.call_later(2.0, lambda: (gc.collect(), gc.freeze()))
-        try:
-            return await serve_app(config, reuse_port=cli.reuse_port)
-        finally:
-            await lag.stop()
-
-    if use_uvloop:
-        import uvloop
-
-        return int(uvloop.run(main()))
-    return asyncio.run(main())
 
 
 # ------------------------------------------------------- orchestration ----
@@ -228,7 +102,7 @@ class Servers:
             serve_args = benchlib.sidecoach_serve_args(self.port, self.workdir / "data") + extra
             if self.workers > 1:
                 serve_args += ["--node-id", f"bench-w{i}"]
-            cmd = [sys.executable, str(Path(__file__).resolve()), "--serve", "--control-dir",
+            cmd = [sys.executable, str(SCRIPTS / "capacity_serve.py"), "--control-dir",
                    str(control), *(["--gc-freeze"] if self.args.gc_freeze else []),
                    *(["--uvloop"] if self.args.uvloop else []), "--", *serve_args]  # fmt: skip
             log = open(self.workdir / f"server-{i}.log", "wb")  # noqa: SIM115
@@ -427,7 +301,7 @@ async def run_config(
         try:
             servers.start()
             await servers.wait_ready()
-            rss_base = sum(rss_kb(pid) for pid in servers.pids())
+            rss_base = sum(capacity_serve.rss_kb(pid) for pid in servers.pids())
             loads = list(await asyncio.gather(
                 *(LoadProcess.start(servers.url, *clips) for _ in range(args.clients))
             ))  # fmt: skip
@@ -512,6 +386,13 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     }
     for workers in args.workers_list:
         report["configs"].append(await run_config(workers, args, (video, opus)))
+    if args.janus:
+        report["janus_version"] = benchjanus.janus_version()
+        report["janus"] = await capacity_janus.janus_session(
+            benchlib.load_video_clip(video), benchlib.load_opus_clip(opus), args.window,
+            args.warmup,
+        )  # fmt: skip
+        report["per_session_vs_janus"] = capacity_janus.ratios(report)
     caps = {c["workers"]: c["capacity"] for c in report["configs"]}
     if 1 in caps and len(caps) > 1:
         report["capacity_ratio_vs_1_node"] = {
@@ -567,7 +448,7 @@ def render(report: dict[str, Any]) -> str:
         lines.append(f"{config['name']}: capacity {config['capacity']} sessions")
     if report.get("capacity_ratio_vs_1_node"):
         lines.append(f"capacity vs 1 node: {report['capacity_ratio_vs_1_node']}")
-    return "\n".join(lines)
+    return "\n".join(lines + capacity_janus.render_lines(report))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -587,10 +468,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="... until they use under this %% of a core (30)")  # fmt: skip
     parser.add_argument("--gc-freeze", action="store_true", help="servers: gc.freeze() after start")
     parser.add_argument("--uvloop", action="store_true", help="servers run on uvloop")
+    parser.add_argument("--no-janus", dest="janus", action="store_false",
+                        help="skip the Janus session shape (one session: a CPU ratio)")
     benchlib.add_cache_and_verbose_args(parser, "where the encoded clips are kept")
-    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--control-dir", default=None, help=argparse.SUPPRESS)
-    parser.add_argument("serve_argv", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.levels = args.levels or list(QUICK_LEVELS if args.quick else LEVELS)
     args.window = args.window or (2.0 if args.quick else 15.0)
@@ -605,11 +485,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     benchlib.configure_logging(args.verbose)
-    if args.serve:
-        serve_argv = [a for a in args.serve_argv if a != "--"]
-        return serve(Path(args.control_dir), serve_argv, args.gc_freeze, args.uvloop)
+    benchjanus.reexec_in_own_netns("bench_capacity")  # Janus needs a veth address
+    if args.janus and benchjanus.janus_unavailable():
+        print(f"bench_capacity: {benchjanus.janus_unavailable()}", file=sys.stderr)
+        return 2
+    if args.janus:
+        benchjanus.add_bench_address()
     report = benchlib.run_and_report(args, bench, render)
     failed = any(c.get("error") or not c["levels"] for c in report["configs"])
+    failed = failed or bool(report.get("janus", {}).get("error"))
     return 1 if failed else 0
 
 

@@ -302,12 +302,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def sidecoach_serve_args(port: int, data_dir: Path) -> list[str]:
-    """``server`` CLI arguments: serve on 127.0.0.1:``port``, loopback ICE only."""
+def sidecoach_serve_args(port: int, data_dir: Path, ice_ip: str = "127.0.0.1") -> list[str]:
+    """``server`` CLI arguments: serve on 127.0.0.1:``port``, ICE on
+    ``ice_ip`` only (loopback unless told)."""
     level = os.environ.get("BENCH_SERVER_LOG_LEVEL", "WARNING")  # INFO to see what failed
     return [
         "serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir),
-        "--ice-listen-ips", "127.0.0.1", "--log-level", level,
+        "--ice-listen-ips", ice_ip, "--log-level", level,
     ]  # fmt: skip
 
 
@@ -320,7 +321,9 @@ def sidecoach_env(secret: str) -> dict[str, str]:
 
 class ServerProcess:
     """A server this bench starts (and stops, by PID), answering ``GET
-    {url}/healthz`` once it is up."""
+    {url}{health_path}`` once it is up."""
+
+    health_path = "/healthz"
 
     def __init__(
         self,
@@ -356,7 +359,7 @@ class ServerProcess:
                 if self.proc.poll() is not None:
                     raise RuntimeError(f"{self.name} exited early:\n{self.log_tail()}")
                 with contextlib.suppress(aiohttp.ClientError, OSError):
-                    async with http.get(f"{self.url}/healthz") as resp:
+                    async with http.get(self.url + self.health_path) as resp:
                         if resp.status == 200:
                             return
                 if time.monotonic() > deadline:
@@ -382,10 +385,12 @@ class ServerProcess:
             self._log.close()
 
 
-def sidecoach_server(data_dir: Path, log_path: Path, secret: str) -> ServerProcess:
+def sidecoach_server(
+    data_dir: Path, log_path: Path, secret: str, ice_ip: str = "127.0.0.1"
+) -> ServerProcess:
     """``python -m server serve`` on a free loopback port (not started yet)."""
     port = free_port()
-    cmd = [sys.executable, "-m", "server", *sidecoach_serve_args(port, data_dir)]
+    cmd = [sys.executable, "-m", "server", *sidecoach_serve_args(port, data_dir, ice_ip)]
     url = f"http://127.0.0.1:{port}"
     return ServerProcess("sidecoach", cmd, sidecoach_env(secret), log_path, url)
 
@@ -450,6 +455,28 @@ def cpu_seconds(pid: int) -> float:
         stat = fh.read()
     fields = stat[stat.rindex(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def thread_cpu_ns(pid: int) -> dict[int, int]:
+    """CPU time of each live thread of process ``pid``, ns (schedstat: exact,
+    where ``/proc/<pid>/stat`` counts 10 ms ticks)."""
+    out: dict[int, int] = {}
+    with contextlib.suppress(OSError):
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with (
+                contextlib.suppress(OSError, ValueError, IndexError),
+                open(f"/proc/{pid}/task/{tid}/schedstat") as fh,
+            ):
+                out[int(tid)] = int(fh.read().split()[0])
+    return out
+
+
+def exact_cpu_seconds(before: dict[int, int], after: dict[int, int]) -> float | None:
+    """CPU seconds between two ``thread_cpu_ns`` readings; None if a thread
+    ended in between (its time is gone: use ``cpu_seconds`` instead)."""
+    if any(tid not in after for tid in before):
+        return None
+    return sum(ns - before.get(tid, 0) for tid, ns in after.items()) / 1e9
 
 
 def machine_busy_seconds() -> float:

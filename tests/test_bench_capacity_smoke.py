@@ -1,9 +1,11 @@
 """scripts/bench_capacity.py --quick runs end to end, one node and two
-workers: every number is there, video reached every coach, whispers and
-cues were timed inside the servers. No timing thresholds."""
+workers, then one session's shape on Janus: every number is there, video
+reached every coach (and every Janus subscriber), whispers and cues were
+timed inside the servers. No timing thresholds."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,9 @@ from tests.bench_smoke import run_quick
 
 pytestmark = [
     pytest.mark.integration,
+    pytest.mark.bench,
     pytest.mark.skipif(redis_unavailable() is not None, reason=str(redis_unavailable())),
+    pytest.mark.skipif(shutil.which("janus") is None, reason="Janus (apt package janus) missing"),
 ]
 
 NUMBERS = (
@@ -28,6 +32,10 @@ def test_quick_capacity_run_reports_every_number(tmp_path: Path) -> None:
         "bench_capacity.py", tmp_path, ("ffmpeg",), "ffmpeg is needed for the clips", timeout=300
     )
     assert "capacity vs 1 node" in stdout
+    janus = report["janus"]
+    assert "error" not in janus, janus
+    assert janus["video_packets_min"] > 0 and isinstance(janus["server_cpu_pct"], float)
+    assert report["per_session_vs_janus"], report.get("per_session_vs_janus")
     assert [c["name"] for c in report["configs"]] == ["1 node", "--workers 2"]
     for config in report["configs"]:
         assert "error" not in config, config.get("error")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from aiortc.rtp import RtpPacket
+from aiortc.rtp import RTCP_RTPFB_NACK, RtcpRtpfbPacket, RtpPacket
 
 from server.media.consumer import Consumer
 from server.media.keyframes import starts_keyframe
@@ -132,6 +132,19 @@ async def test_nack_is_answered_from_the_cache_and_the_rest_goes_upstream() -> N
     consumer.on_feedback("nack", [(out[10] - 5) & 0xFFFF])
     await asyncio.sleep(0)
     assert upstream == ["nack 1234 [12]"] and len(writer.sent) == 2
+    await producer.close()
+
+
+async def test_nacks_go_upstream_in_the_order_aiortc_can_pack() -> None:
+    """A receiver's NACK around a sequence wrap maps back out of order;
+    aiortc packs only an ascending list (it raised on this one)."""
+    producer, upstream = make_producer()
+    producer.on_packet(packet(5), None)  # type: ignore[arg-type]
+    producer.request_retransmission(producer.layers[0], [3, 65535, 1, 3])
+    await asyncio.sleep(0)
+    assert upstream == ["nack 1234 [1, 3, 65535]"]
+    nack = RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=1, media_ssrc=1234, lost=[1, 3, 65535])
+    assert RtcpRtpfbPacket.parse(bytes(nack)[4:], 1).lost == [1, 3, 65535]
     await producer.close()
 
 

@@ -1,4 +1,6 @@
-"""Every use of aiortc/aioice internals lives here, and only here.
+"""Every use of aiortc/aioice/pylibsrtp internals lives here, and only
+here (with the receive side in server/media/aiortc_receive.py, which only
+this module imports; its names are re-exported here).
 
 Sidecoach forwards RTP packets instead of decoding and re-encoding them.
 aiortc has no public API for that, so this module
@@ -11,7 +13,8 @@ aiortc has no public API for that, so this module
   receive-side bandwidth estimator is not fed (in Python, arrival times
   taken after the event loop's queueing make it see congestion that is not
   there: on a loaded 2-core host it estimated 150-640 kbit/s for a
-  loopback link);
+  loopback link); a tapped receiver's packets are handled as their
+  datagram arrives, not through aiortc's queue and task;
 * routes RTP streams whose SSRC is not known yet by their MID header
   extension (``route_by_mid``), and receives simulcast
   (``accept_simulcast``): the RTP stream id header extension is read;
@@ -19,29 +22,30 @@ aiortc has no public API for that, so this module
 * turns an ``RTCRtpSender`` into a raw packet writer (``OutboundRtp``): its
   own RTP loop idles on a track that never yields, and packets are rewritten
   (with the server's abs-send-time, for the receiver's bandwidth estimate)
-  and written synchronously through SRTP to the ICE socket; REMB and loss
-  reports from the receiver go to the Consumer;
+  and written synchronously through SRTP (protected in place in a buffer
+  of the writer's) to the ICE socket; REMB and loss reports from the
+  receiver go to the Consumer;
 * restricts ICE gathering to configured listen addresses and announces
   another address if asked (``restrict_ice``), because aioice skips
   loopback and has no notion of an announced address.
 
-The private names used here are those of the versions in ``PINNED``
-(aiortc, aioice: the ICE connection's candidates and nominated pair;
-pylibsrtp: the SRTP session's ``protect``); each version is checked at
-import and the adapter has its own tests (tests/test_aiortc_adapter.py),
-so an upgrade fails loudly, not silently.
+The private names used here are those of aiortc ``PINNED_AIORTC`` (and
+aioice, pylibsrtp: ``aiortc_receive.PINNED``); the versions are checked at
+import and the adapter has its own tests (tests/test_aiortc_adapter.py) so
+an upgrade fails loudly, not silently.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib.metadata
+import functools
 import logging
 import struct
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiortc
 from aiortc import (
     RTCBundlePolicy,
     RTCConfiguration,
@@ -52,24 +56,21 @@ from aiortc import (
 )
 from aiortc import clock as aiortc_clock
 from aiortc.codecs.h264 import h264_depayload
-from aiortc.codecs.vpx import vp8_depayload
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcdtlstransport import State as DtlsState
-from aiortc.rtcrtpparameters import (
-    RTCRtpCodecCapability,
-    RTCRtpCodecParameters,
-    RTCRtpHeaderExtensionParameters,
-    RTCRtpParameters,
-)
-from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
+from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpCodecParameters
 from aiortc.rtp import (
     RTCP_PSFB_APP,
     RTCP_PSFB_FIR,
     RTCP_PSFB_PLI,
     RTCP_RTPFB_NACK,
+    RtcpByePacket,
     RtcpPsfbPacket,
     RtcpRrPacket,
     RtcpRtpfbPacket,
+    RtcpSdesPacket,
+    RtcpSenderInfo,
+    RtcpSourceInfo,
     RtcpSrPacket,
     RtpPacket,
     pack_header_extensions,
@@ -77,33 +78,43 @@ from aiortc.rtp import (
     unpack_remb_fci,
 )
 
+from server.media.aiortc_receive import (
+    RID_URI,
+    LossHint,
+    PacketSink,
+    SenderReportSink,
+    SrtpBuffer,
+    accept_simulcast,
+    route_by_mid,
+    tap_receiver,
+    untap_receiver,
+)
+from server.media.keyframes import vp8_descriptor_size
+
 logger = logging.getLogger(__name__)
 
 PINNED_AIORTC = "1.16.0"
-#: the other packages whose private APIs are used here (pyproject pins them)
-PINNED = {"aiortc": PINNED_AIORTC, "aioice": "0.13.0", "pylibsrtp": "1.0.0"}
-for _dist, _pinned in PINNED.items():
-    if importlib.metadata.version(_dist) != _pinned:  # pragma: no cover - guards upgrades
-        raise ImportError(
-            f"server.media.aiortc_adapter is written against {_dist} {_pinned}, "
-            f"found {importlib.metadata.version(_dist)}: re-check the private APIs it uses"
-        )
+if aiortc.__version__ != PINNED_AIORTC:  # pragma: no cover - guards upgrades
+    raise ImportError(
+        f"server.media.aiortc_adapter is written against aiortc {PINNED_AIORTC}, "
+        f"found {aiortc.__version__}: re-check the private APIs it uses"
+    )
+
+__all__ = ["RID_URI", "LossHint", "PacketSink", "SenderReportSink", "accept_simulcast",
+           "route_by_mid", "tap_receiver", "untap_receiver"]  # fmt: skip
 
 MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
-RID_URI = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"
 ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
 _RTP_HEADER = struct.Struct("!BBHII")
 ICE_COMPONENT_RTP = 1
+_DTLS_CONNECTED = DtlsState.CONNECTED
+#: a forwarding sender's reports: this often, aligned on the loop's clock
+SENDER_REPORT_INTERVAL_S = 1.0
+#: a report due sooner than this after the sender starts waits one more interval
+SENDER_REPORT_MIN_WAIT_S = 0.2
+RTCP_SDES_CNAME = 1
 #: seconds from the NTP epoch (1900) to the Unix epoch (1970)
 NTP_UNIX_OFFSET = 2208988800
-
-#: called for every incoming RTP packet, before any buffering, with the
-#: rid of its simulcast layer when known
-PacketSink = Callable[[RtpPacket, RTCRtpCodecParameters, str | None], None]
-#: called with (ssrc, ntp_timestamp, rtp_timestamp) for every sender report
-SenderReportSink = Callable[[int, int, int], None]
-#: the loss (0-255) the listeners of a tapped receiver's track see
-LossHint = Callable[[], int]
 
 
 # ---------------------------------------------------------------- ICE ----
@@ -162,173 +173,7 @@ def restrict_ice(
         connection.gather_candidates = gather
 
 
-# ----------------------------------------------------------- receiving ----
-
-
-class _TapSinks:
-    """Where a tapped receiver's packets go; swapped when its m-line is reused."""
-
-    def __init__(
-        self,
-        on_packet: PacketSink,
-        on_sender_report: SenderReportSink,
-        loss_hint: LossHint | None,
-    ) -> None:
-        self.on_packet = on_packet
-        self.on_sender_report = on_sender_report
-        self.loss_hint = loss_hint
-
-
-def _drop_packet(packet: RtpPacket, codec: RTCRtpCodecParameters, rid: str | None) -> None:
-    pass
-
-
-def _drop_report(ssrc: int, ntp_timestamp: int, rtp_timestamp: int) -> None:
-    pass
-
-
-def tap_receiver(
-    receiver: RTCRtpReceiver,
-    on_packet: PacketSink,
-    on_sender_report: SenderReportSink,
-    *,
-    loss_hint: LossHint | None = None,
-) -> None:
-    """Hand every RTP packet of ``receiver`` to ``on_packet`` untouched, before
-    aiortc's jitter buffer; nothing is depacketized or decoded.
-
-    Receiver statistics (for RTCP receiver reports to the publisher) and NACK
-    generation keep working, per RTP stream; the loss in receiver reports
-    is raised to ``loss_hint()`` when that is higher (so
-    the publisher's Opus adds as much FEC as its listeners need). aiortc's
-    decoder thread is stopped as soon as it starts. Tapping a receiver again
-    (its m-line reused for a new track) only changes where things go.
-    """
-    r: Any = receiver  # private state of aiortc's receiver
-    existing: _TapSinks | None = getattr(r, "_sidecoach_sinks", None)
-    if existing is not None:
-        existing.on_packet, existing.on_sender_report = on_packet, on_sender_report
-        existing.loss_hint = loss_hint
-        return
-    sinks = r._sidecoach_sinks = _TapSinks(on_packet, on_sender_report, loss_hint)
-    codecs: dict[int, RTCRtpCodecParameters] = r._RTCRtpReceiver__codecs
-    streams: dict[int, StreamStatistics] = r._RTCRtpReceiver__remote_streams
-    video = r._RTCRtpReceiver__nack_generator is not None
-    nack_generators: dict[int, NackGenerator] = {}
-    rids: dict[int, str] = {}  # ssrc -> rid, learned from the packets that carry it
-    original_receive = r.receive
-    original_rtcp = r._handle_rtcp_packet
-    original_send_rtcp = r._send_rtcp
-
-    async def receive(parameters: Any) -> None:
-        await original_receive(parameters)
-        r._RTCRtpReceiver__stop_decoder()
-
-    media_codecs: dict[int, RTCRtpCodecParameters | None] = {}  # per payload type; None = drop
-
-    async def handle_rtp(packet: RtpPacket, arrival_time_ms: int) -> None:
-        if not receiver._enabled:
-            return
-        pt = packet.payload_type
-        if pt in media_codecs:
-            codec = media_codecs[pt]
-        else:  # first packet of this payload type: decide once, not per packet
-            codec = codecs.get(pt)
-            if codec is not None and codec.mimeType.lower().endswith("/rtx"):
-                codec = None
-            if pt in codecs:
-                media_codecs[pt] = codec
-        if codec is None:
-            return
-        ssrc = packet.ssrc
-        rid = packet.extensions.rtp_stream_id
-        if rid is not None:
-            rids[ssrc] = rid
-        else:
-            rid = rids.get(ssrc)
-        sinks.on_packet(packet, codec, rid)
-        stats = streams.get(ssrc)
-        if stats is None:
-            stats = streams[ssrc] = StreamStatistics(codec.clockRate)
-        stats.add(packet)
-        if video:
-            generator = nack_generators.get(ssrc)
-            if generator is None:
-                generator = nack_generators[ssrc] = NackGenerator()
-            if generator.add(packet):
-                await receiver._send_rtcp_nack(ssrc, sorted(generator.missing))
-
-    async def handle_rtcp(packet: Any) -> None:
-        if isinstance(packet, RtcpSrPacket):
-            info = packet.sender_info
-            sinks.on_sender_report(packet.ssrc, info.ntp_timestamp, info.rtp_timestamp)
-        await original_rtcp(packet)
-
-    async def send_rtcp(packet: Any) -> None:
-        if isinstance(packet, RtcpRrPacket) and sinks.loss_hint is not None:
-            hint = min(255, max(0, sinks.loss_hint()))
-            for report in packet.reports:
-                report.fraction_lost = max(report.fraction_lost, hint)
-        await original_send_rtcp(packet)
-
-    r.receive = receive
-    r._handle_rtp_packet = handle_rtp
-    r._handle_rtcp_packet = handle_rtcp
-    r._send_rtcp = send_rtcp
-
-
-def untap_receiver(receiver: RTCRtpReceiver) -> None:
-    """Drop a tapped receiver's packets (its track was unpublished)."""
-    sinks: _TapSinks | None = getattr(receiver, "_sidecoach_sinks", None)
-    if sinks is not None:
-        sinks.on_packet, sinks.on_sender_report = _drop_packet, _drop_report
-        sinks.loss_hint = None
-
-
-def route_by_mid(pc: RTCPeerConnection) -> None:
-    """Route an RTP stream whose SSRC is not known yet by its MID header
-    extension. aiortc routes an unknown SSRC by payload type when one
-    receiver has that type: during a renegotiation that adds a second VP8
-    camera, the new camera's first packets (sent before the server applied
-    the answer) would be taken for the first camera's. A packet whose MID
-    names no receiver (yet) is dropped; one without a MID goes to aiortc's
-    routing. Simulcast streams (no SSRC in the answer) need this too.
-    Call after each answer; calling again is harmless."""
-    for transceiver in pc.getTransceivers():
-        dtls: Any = transceiver.receiver.transport
-        if dtls is None:
-            continue
-        router = dtls._rtp_router
-        if getattr(router, "_sidecoach_mid_routing", False):
-            continue
-        router._sidecoach_mid_routing = True
-        original = router.route_rtp
-
-        def route_rtp(packet: RtpPacket, router: Any = router, original: Any = original) -> Any:
-            mid = packet.extensions.mid
-            if mid is not None and packet.ssrc not in router.ssrc_table:
-                found = router.mid_table.get(mid)
-                if found is not None:
-                    router.ssrc_table[packet.ssrc] = found
-                return found
-            return original(packet)
-
-        router.route_rtp = route_rtp
-
-
-def accept_simulcast(pc: RTCPeerConnection, rid_extension_id: int) -> None:
-    """Let ``pc`` receive simulcast: read the RTP stream id header extension
-    (``rid_extension_id``, as negotiated in the answer) into
-    ``packet.extensions.rtp_stream_id``. Calling again is harmless."""
-    ids = RTCRtpParameters(
-        headerExtensions=[RTCRtpHeaderExtensionParameters(id=rid_extension_id, uri=RID_URI)]
-    )
-    for transceiver in pc.getTransceivers():
-        dtls: Any = transceiver.receiver.transport
-        if dtls is not None:
-            dtls._rtp_header_extensions_map.configure(ids)
-    route_by_mid(pc)
-
+# --------------------------------------------------------- upstream ----
 
 async def request_keyframe(receiver: RTCRtpReceiver, media_ssrc: int) -> None:
     """Send a PLI for ``media_ssrc`` to the publisher."""
@@ -423,7 +268,7 @@ def depayload(mime_type: str, payload: bytes) -> bytes:
     payload descriptor; H.264: Annex B NAL units; Opus: as is)."""
     mime = mime_type.lower()
     if mime == "video/vp8":
-        return bytes(vp8_depayload(payload))
+        return payload[vp8_descriptor_size(payload) :]
     if mime == "video/h264":
         return bytes(h264_depayload(payload))
     return payload
@@ -485,12 +330,22 @@ class OutboundRtp:
         self._abs_head = b""  # header extension up to abs-send-time's 3 bytes
         self._abs_tail = b""
         self._ssrc = self._sender._ssrc
+        #: the nominated ICE pair and SRTP session (in ``_srtp``) packets go
+        #: through, as last seen (a new one is picked up by ``send``)
+        self._dtls: Any = None
+        self._nominated: dict[int, Any] = {}
+        self._pair: Any = None
+        self._transport: Any = None
+        self._sock: Any = None  # the transport's socket (asyncio's selector transports)
+        self._addr: Any = None
+        self._srtp: SrtpBuffer | None = None
         sender: Any = self._sender
         previous: OutboundRtp | None = getattr(sender, "_sidecoach_writer", None)
         sender._sidecoach_writer = self
         #: (sequence number, timestamp) last written by the previous writer
         self._continue_from = previous.last_written if previous is not None else None
-        self.last_written: tuple[int, int] | None = self._continue_from
+        self._last: tuple[int, int] | None = self._continue_from
+        self._last_seq = self._last_ts = -1  # -1: nothing written by this writer
         self._seq_shift = 0
         self._ts_shift = 0
         self._ts_step = 1
@@ -522,6 +377,8 @@ class OutboundRtp:
                 await original_rtcp(packet)
 
         sender._handle_rtcp_packet = handle_rtcp
+        if not sender._RTCRtpSender__started:
+            sender._run_rtcp = functools.partial(_sender_reports, sender)
 
     @property
     def ssrc(self) -> int:
@@ -542,6 +399,8 @@ class OutboundRtp:
         codec = negotiated_codec(self._transceiver)
         if codec is None:
             return False
+        self._dtls = sender.transport
+        self._nominated = self._dtls.transport._connection._nominated
         self._pt = int(codec.payloadType or 0)
         self._ts_step = max(1, int(codec.clockRate or 90_000) // 50)  # 20 ms
         mid = self._transceiver.mid
@@ -567,11 +426,59 @@ class OutboundRtp:
     def ready(self) -> bool:
         return self._ready or self._check_ready()
 
+    @property
+    def last_written(self) -> tuple[int, int] | None:
+        """(sequence number, timestamp) of the last packet written on this
+        sender, by this writer or the one before it."""
+        if self._last_seq >= 0:
+            return (self._last_seq, self._last_ts)
+        return self._last
+
+    def _attach(self, dtls: Any) -> bool:
+        """Send through ``dtls``'s nominated ICE pair and SRTP session."""
+        pair = self._nominated.get(ICE_COMPONENT_RTP)
+        if pair is None or dtls._tx_srtp is None:
+            return False
+        self._pair, self._transport, self._addr = pair, pair.protocol.transport, pair.remote_addr
+        sock = getattr(self._transport, "_sock", None)
+        self._sock = sock if hasattr(self._transport, "_buffer") else None
+        self._srtp = SrtpBuffer(dtls._tx_srtp)
+        return True
+
+    def _write(self, data: bytes) -> None:
+        """``data`` to the ICE pair: straight to its socket when asyncio's
+        transport holds nothing back (what its ``sendto`` would do, less a
+        layer of checks), else through the transport (it queues or drops)."""
+        transport, sock = self._transport, self._sock
+        if sock is None or transport._buffer or transport._conn_lost:
+            transport.sendto(data, self._addr)
+            return
+        try:
+            sock.sendto(data, self._addr)
+        except (BlockingIOError, InterruptedError):
+            transport.sendto(data, self._addr)  # queued until the socket can take it
+        except OSError as exc:
+            transport._protocol.error_received(exc)
+
     def send(self, packet: RtpPacket, sequence_number: int, timestamp: int) -> bool:
         """Rewrite ``packet`` for this leg and write it; False if the leg is
         not connected (yet, or any more)."""
         if not self._ready and not self._check_ready():
             return False
+        dtls = self._dtls
+        if dtls._state is not _DTLS_CONNECTED:
+            self._ready = False
+            return False
+        srtp = self._srtp
+        if (
+            srtp is None
+            or self._nominated.get(ICE_COMPONENT_RTP) is not self._pair
+            or dtls._tx_srtp is not srtp.session
+        ):
+            if not self._attach(dtls):
+                return False
+            srtp = self._srtp
+            assert srtp is not None
         if self._continue_from is not None:  # first packet on a reused m-line
             last_seq, last_ts = self._continue_from
             self._continue_from = None
@@ -580,37 +487,62 @@ class OutboundRtp:
         seq = (sequence_number + self._seq_shift) & 0xFFFF
         ts = (timestamp + self._ts_shift) & 0xFFFFFFFF
         payload = packet.payload
-        header = _RTP_HEADER.pack(
-            self._first_byte, (packet.marker << 7) | self._pt, seq, ts, self._ssrc
-        )
         if self._abs_head:
             now = int((time.time() + NTP_UNIX_OFFSET) * 262144) & 0xFFFFFF  # 6.18 fixed point
-            data = header + self._abs_head + now.to_bytes(3, "big") + self._abs_tail + payload
+            ext = self._abs_head + now.to_bytes(3, "big") + self._abs_tail
         else:
-            data = header + self._ext + payload
-        if not self._write(data):
+            ext = self._ext
+        data = srtp.protect_rtp(
+            self._first_byte, (packet.marker << 7) | self._pt, seq, ts, self._ssrc, ext, payload
+        )
+        if data is None:
             return False
-        self.last_written = (seq, ts)
+        self._write(data)
+        self._last_seq, self._last_ts = seq, ts
         sender = self._sender
         sender._RTCRtpSender__packet_count += 1
         sender._RTCRtpSender__octet_count += len(payload)
-        return True
-
-    def _write(self, data: bytes) -> bool:
-        dtls = self._sender.transport
-        if dtls._state is not DtlsState.CONNECTED:
-            self._ready = False
-            return False
-        pair = dtls.transport._connection._nominated.get(ICE_COMPONENT_RTP)
-        if pair is None:
-            return False
-        pair.protocol.transport.sendto(dtls._tx_srtp.protect(data), pair.remote_addr)
         return True
 
     def set_sender_report_mapping(self, ntp_timestamp: int, rtp_timestamp: int) -> None:
         """The (NTP, RTP) pair aiortc puts in its next sender report."""
         self._sender._RTCRtpSender__ntp_timestamp = ntp_timestamp
         self._sender._RTCRtpSender__rtp_timestamp = (rtp_timestamp + self._ts_shift) & 0xFFFFFFFF
+
+
+async def _sender_reports(sender: Any) -> None:
+    """In place of ``RTCRtpSender._run_rtcp`` for a sender that forwards:
+    a sender report (and the CNAME) every ``SENDER_REPORT_INTERVAL_S``, on
+    the loop clock's whole intervals, so the reports of every leg of the
+    server go out on one wake-up of the event loop, not each on its own;
+    a BYE when stopped, and then the exit ``RTCRtpSender.stop()`` waits for."""
+    sender._RTCRtpSender__rtcp_started.set()
+    loop = asyncio.get_running_loop()
+    try:
+        while True:
+            wait = SENDER_REPORT_INTERVAL_S - loop.time() % SENDER_REPORT_INTERVAL_S
+            await asyncio.sleep(wait if wait > SENDER_REPORT_MIN_WAIT_S else wait + 1.0)
+            ntp = sender._RTCRtpSender__ntp_timestamp
+            info = RtcpSenderInfo(
+                ntp_timestamp=ntp, rtp_timestamp=sender._RTCRtpSender__rtp_timestamp,
+                packet_count=sender._RTCRtpSender__packet_count & 0xFFFFFFFF,
+                octet_count=sender._RTCRtpSender__octet_count & 0xFFFFFFFF,
+            )  # fmt: skip
+            packets: list[Any] = [RtcpSrPacket(ssrc=sender._ssrc, sender_info=info)]
+            # what the receiver's report echoes (LSR), for aiortc's round-trip time
+            sender._RTCRtpSender__lsr = (ntp >> 16) & 0xFFFFFFFF
+            sender._RTCRtpSender__lsr_time = time.time()
+            cname = sender._RTCRtpSender__cname
+            if cname is not None:
+                chunk = RtcpSourceInfo(ssrc=sender._ssrc, items=[(RTCP_SDES_CNAME, cname.encode())])
+                packets.append(RtcpSdesPacket(chunks=[chunk]))
+            await sender._send_rtcp(packets)
+    except asyncio.CancelledError:
+        pass
+    try:
+        await sender._send_rtcp([RtcpByePacket(sources=[sender._ssrc])])
+    finally:
+        sender._RTCRtpSender__rtcp_exited.set()  # RTCRtpSender.stop() waits for it
 
 
 def current_ntp_time() -> int:

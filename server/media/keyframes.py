@@ -49,6 +49,29 @@ def _vp8_header_at(p: bytes) -> int | None:
     return i if len(p) > i else None
 
 
+def vp8_descriptor_size(p: bytes) -> int:
+    """Bytes of the VP8 payload descriptor at the start of RTP payload
+    ``p`` (RFC 7741 4.2); ValueError if it is cut short."""
+    if not p:
+        raise ValueError("VP8 payload descriptor missing")
+    if not p[0] & 0x80:  # no X: one byte
+        return 1
+    i = 2
+    if len(p) > 1:
+        ext = p[1]
+        if ext & 0x80 and len(p) > 2:  # I: picture id, 7 or 15 bits
+            i += 2 if p[2] & 0x80 else 1
+        elif ext & 0x80:
+            i += 1
+        if ext & 0x40:  # L: TL0PICIDX
+            i += 1
+        if ext & 0x30:  # T/K: TID/KEYIDX
+            i += 1
+    if len(p) < i:
+        raise ValueError("VP8 payload descriptor cut short")
+    return i
+
+
 def _vp8(p: bytes) -> bool:
     i = _vp8_header_at(p)
     return i is not None and not p[i] & 0x01  # P bit of the VP8 header: 0 = keyframe

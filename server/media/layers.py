@@ -35,26 +35,34 @@ RATE_WINDOW_S = 2.0
 
 
 class BitrateMeter:
-    """Bits per second over the last ``RATE_WINDOW_S``, in 100 ms buckets."""
+    """Bits per second over the last ``RATE_WINDOW_S``, in 100 ms buckets.
+    Per packet, ``add`` only sums into the open bucket."""
 
     BUCKET_S = 0.1
+    _SPAN = int(RATE_WINDOW_S / BUCKET_S)
 
     def __init__(self) -> None:
-        self._buckets: deque[tuple[int, int]] = deque()  # (bucket number, bytes)
+        self._buckets: deque[tuple[int, int]] = deque()  # closed: (bucket number, bytes)
+        self._open = -1  # the open bucket's number (-1: none yet)
+        self._open_bytes = 0
 
     def add(self, size: int, now: float) -> None:
         n = int(now / self.BUCKET_S)
-        if self._buckets and self._buckets[-1][0] == n:
-            self._buckets[-1] = (n, self._buckets[-1][1] + size)
-        else:
-            self._buckets.append((n, size))
-            oldest = n - int(RATE_WINDOW_S / self.BUCKET_S)
+        if n == self._open:
+            self._open_bytes += size
+            return
+        if self._open >= 0:
+            self._buckets.append((self._open, self._open_bytes))
+            oldest = n - self._SPAN
             while self._buckets and self._buckets[0][0] <= oldest:
                 self._buckets.popleft()
+        self._open, self._open_bytes = n, size
 
     def bps(self, now: float) -> float:
-        oldest = int(now / self.BUCKET_S) - int(RATE_WINDOW_S / self.BUCKET_S)
+        oldest = int(now / self.BUCKET_S) - self._SPAN
         total = sum(size for n, size in self._buckets if n > oldest)
+        if self._open > oldest:
+            total += self._open_bytes
         return total * 8 / RATE_WINDOW_S
 
 

@@ -291,10 +291,14 @@ class Producer:
             self._tasks.spawn(self._send_pli(ssrc), name="pli")
 
     def request_retransmission(self, layer: Layer, sequence_numbers: list[int]) -> None:
+        """Ask the publisher again for ``sequence_numbers`` of ``layer``
+        (in ascending order: aiortc packs a NACK from a sorted list, and one
+        out of order, as a receiver's list around a wrap maps back, fails)."""
         if not self.closed and layer.ssrc is not None:
             self.nacks_sent += 1
             self.nacks_upstream += len(sequence_numbers)
-            self._tasks.spawn(self._send_nack(layer.ssrc, sequence_numbers), name="nack")
+            ordered = sorted(set(sequence_numbers))
+            self._tasks.spawn(self._send_nack(layer.ssrc, ordered), name="nack")
 
     async def _feedback_loop(self) -> None:
         while True:
