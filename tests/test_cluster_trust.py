@@ -129,6 +129,7 @@ async def refused_link(node_url: str, token: Any) -> list[str]:
     return answers
 
 
+@pytest.mark.slow
 async def test_redis_write_access_alone_cannot_end_join_or_read_a_lesson(
     two_boxes: Deployment, fake: FakeNode
 ) -> None:

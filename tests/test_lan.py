@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import qrcode
 
 from server.ops import lan
@@ -81,6 +82,7 @@ def test_lan_addresses_prefer_the_default_route(tmp_path: Path) -> None:
     assert (plan.https_url, plan.local_url) == ("https://10.1.2.3", "http://localhost:443")
 
 
+@pytest.mark.slow
 def test_demo_serves_https_on_the_lan_and_http_on_localhost(
     netlab: Netlab, tmp_path: Path
 ) -> None:

@@ -97,6 +97,7 @@ def warnings_of(caplog: pytest.LogCaptureFixture) -> str:
     )
 
 
+@pytest.mark.slow
 async def test_no_route_and_no_relay_is_named(
     tmp_path: Path, unroutable_page: None, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -126,6 +127,7 @@ async def test_a_relay_that_refuses_the_secret_is_named(
         assert secret not in caplog.text
 
 
+@pytest.mark.slow
 async def test_a_relay_that_does_not_answer_is_named(
     tmp_path: Path, unroutable_page: None, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from testkit.netns import Netlab
 
 ECHO = """
@@ -63,6 +65,7 @@ def round_trip_ms(target: str) -> float:
     return sorted(times)[4]
 
 
+@pytest.mark.slow
 def test_links_carry_packets_shaping_drops_them_and_teardown_is_complete(
     netlab: Netlab, tmp_path: Path
 ) -> None:

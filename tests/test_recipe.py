@@ -32,6 +32,7 @@ from testkit.procs import REPO, Proc, free_port, sidecoach_env
 
 pytestmark = [
     pytest.mark.integration,
+    pytest.mark.slow,
     pytest.mark.skipif(redis_unavailable() is not None, reason=str(redis_unavailable())),
     pytest.mark.skipif(postgres_unavailable() is not None, reason=str(postgres_unavailable())),
 ]

@@ -75,7 +75,7 @@ async def record_lesson(server: LiveServer, lesson_s: float) -> Path:
     ("lesson_s", "from_s"),
     [
         # as short as proves it: aiortc makes no keyframe of its own in 45 s
-        (45.0, 30.7),
+        pytest.param(45.0, 30.7, marks=pytest.mark.slow),
         # the lesson: 3 minutes, a clip from 2:30
         pytest.param(170.0, 150.7, marks=pytest.mark.slow),
     ],

@@ -134,6 +134,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
+@pytest.mark.slow
 async def test_twelve_first_joins_at_once_split_over_two_workers(tmp_path: Path) -> None:
     """Issue 22: six lessons whose teachers joined at the same moment all
     went to one of two workers. Each claim now counts every claim before
