@@ -101,6 +101,7 @@ def test_admin_token_verifies(data_dir: Path) -> None:
     verify_admin_token(secret_of(data_dir), token)
 
 
+@pytest.mark.slow
 def test_invite_link(data_dir: Path) -> None:
     sid = create(data_dir)["session"]["id"]
     url = run_cli(data_dir, "invite", sid, "--role", "coach", "--name", "Dr Chen").stdout.strip()

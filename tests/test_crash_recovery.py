@@ -88,6 +88,7 @@ class ServerProcess:
             self.proc.wait(timeout=30)
 
 
+@pytest.mark.slow
 async def test_sigkill_mid_recording_is_recovered_on_restart(tmp_path: Path) -> None:
     store = await open_lessons(tmp_path)
     session = await store.create(

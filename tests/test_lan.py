@@ -135,6 +135,7 @@ def test_demo_serves_https_on_the_lan_and_http_on_localhost(
     assert (data / "tls" / "self-signed-cert.pem").is_file()
 
 
+@pytest.mark.slow
 def test_self_signed_links_name_the_lan_address_not_localhost(
     netlab: Netlab, tmp_path: Path
 ) -> None:

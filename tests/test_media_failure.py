@@ -110,6 +110,7 @@ async def test_no_route_and_no_relay_is_named(
     assert "TURN: none configured" in logged
 
 
+@pytest.mark.slow
 async def test_a_relay_that_refuses_the_secret_is_named(
     tmp_path: Path, unroutable_page: None, relay: int, caplog: pytest.LogCaptureFixture
 ) -> None:
