@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -68,8 +69,13 @@ async def test_no_minted_token_reaches_the_log(
         await wait_for(lambda: teacher.got("recording-state", state="recording") != [])
         forged = live_server.invite(session_id, "observer")
         minted.append(forged)
-        async with http.get(f"{url}/api/recordings", params={"token": coach_token}) as resp:
-            recordings = (await resp.json())["recordings"]
+        recordings: list[dict[str, str]] = []
+        for _ in range(100):  # the catalog has the recording a moment after it starts
+            async with http.get(f"{url}/api/recordings", params={"token": coach_token}) as resp:
+                recordings = (await resp.json())["recordings"]
+            if recordings:
+                break
+            await asyncio.sleep(0.1)
         async with http.get(f"{url}/api/recordings", headers=auth) as resp:
             await resp.read()
         for rec in recordings:

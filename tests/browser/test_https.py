@@ -133,6 +133,8 @@ async def test_teacher_goes_live_on_the_self_signed_certificate(tmp_path: Path) 
     )  # fmt: skip
     with running(Proc(cmd, tmp_path / "server.log", env=sidecoach_env())) as server:
         server.wait_output(r"Sidecoach is listening on https://", timeout=START_TIMEOUT_S)
+        # the demo's links are printed once its lesson exists
+        server.wait_output(r"(?m)^\s+coach\s+https://\S+$", timeout=START_TIMEOUT_S)
         links = dict(re.findall(r"^\s+(teacher|coach)\s+(https://\S+)$", server.output(), re.M))
         assert set(links) == {"teacher", "coach"}, server.output()
         base = f"https://127.0.0.1:{port}"
