@@ -18,6 +18,7 @@ from server.core.roles import Role
 from server.core.tokens import issue_invite
 from server.live.manager import SessionManager
 from server.recording.catalog import RecordingCatalog
+from server.serve import SHUTDOWN_GRACE_S
 from server.storage.lessons import SqlSessionStore
 from server.storage.sessions import SessionRecord, SessionSettings
 from testkit.peers import Participant, PatternVideoTrack, ToneTrack, wait_for
@@ -93,7 +94,8 @@ async def running_server(config: Config) -> AsyncIterator[LiveServer]:
     catalog = RecordingCatalog(store.db)
     app = create_app(config, store, catalog)
     server = TestServer(app, host=config.host, port=config.port or None)
-    await server.start_server(access_log_class=ACCESS_LOG_CLASS)
+    # as serve() does: a client still connected at the end is not waited on
+    await server.start_server(access_log_class=ACCESS_LOG_CLASS, shutdown_timeout=SHUTDOWN_GRACE_S)
     try:
         yield LiveServer(str(server.make_url("/")).rstrip("/"), config, store, app, catalog)
     finally:
