@@ -1,0 +1,105 @@
+"""A teacher device that stays up for a whole lesson (issue 21, part 7): the
+screen kept awake while live, and a camera the device ended brought back
+with one tap, its frames reaching the coach again on the same sender."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from testkit.browser import Tab, page_errors, teacher_live_and_coach_watching
+from testkit.server import LiveServer
+
+pytestmark = pytest.mark.browser
+
+#: frames the coach's page has decoded from the classroom camera
+FRAMES_DECODED = """(async () => {
+    const stats = await sidecoach.pc.getStats();
+    let n = 0;
+    stats.forEach((s) => {
+        if (s.type === 'inbound-rtp' && s.kind === 'video') n += s.framesDecoded || 0;
+    });
+    return n;
+})()"""
+
+
+async def frames_in(coach: Tab, seconds: float) -> int:
+    """Frames the coach decoded over ``seconds``."""
+    before = await coach.js(FRAMES_DECODED)
+    await coach.page.wait_for_timeout(seconds * 1000)
+    return int(await coach.js(FRAMES_DECODED)) - int(before)
+
+
+async def test_the_screen_stays_awake_while_live_and_sleeps_after_stop(
+    live_server: LiveServer, open_tab: Any
+) -> None:
+    session = await live_server.create_session()
+    teacher = await open_tab("/join?token=" + live_server.invite(session.id, "teacher"), "teacher")
+    await teacher.wait("window.sidecoach && sidecoach.state === 'joined'")
+    assert (await teacher.js("sidecoach.wakeLock"))["state"] == "off"
+    await teacher.page.click("#go-live")
+    await teacher.wait("sidecoach.live === 'live'", timeout=40)
+    # headless Chromium grants the lock: the page holds it (the browser's own sentinel)
+    lock = await teacher.wait("sidecoach.wakeLock.state !== 'requesting' && sidecoach.wakeLock")
+    assert lock["state"] == "held" and lock["held"], lock
+    await teacher.page.click("#stop")
+    await teacher.page.click("#confirm-yes")
+    await teacher.wait("sidecoach.live === 'off'")
+    lock = await teacher.wait("sidecoach.wakeLock.state === 'off' && sidecoach.wakeLock")
+    assert not lock["held"] and lock["requests"] == 1, lock
+    assert page_errors(teacher) == []
+
+
+async def test_a_camera_the_device_ended_restarts_with_one_tap(
+    live_server: LiveServer, browser: Any
+) -> None:
+    session = await live_server.create_session()
+    teacher, coach = await teacher_live_and_coach_watching(
+        browser,
+        live_server.url,
+        live_server.invite(session.id, "teacher"),
+        live_server.invite(session.id, "coach", name="Ana"),
+    )
+    assert await frames_in(coach, 1.0) > 5
+    producers = await teacher.js("sidecoach.published.map((p) => p.producerId)")
+
+    # the device ends the camera (iOS does it to a background tab): the
+    # track stops and fires "ended"
+    await teacher.js(
+        "(() => { const t = document.querySelector('[data-preview=main] video')"
+        ".srcObject.getVideoTracks()[0]; t.stop(); t.dispatchEvent(new Event('ended')); })()"
+    )
+    await teacher.wait("sidecoach.deviceWarning === 'ended'")
+    assert await teacher.page.is_visible("#device-warning")
+    assert "camera stopped" in await teacher.page.inner_text("#device-warning")
+    await coach.page.wait_for_timeout(500)
+    assert await frames_in(coach, 1.5) == 0, "the coach's picture should have frozen"
+    await teacher.screenshot("teacher-camera-ended")
+
+    await teacher.page.click("#restart-camera")
+    await teacher.wait("sidecoach.cameraRestarts === 1 && sidecoach.deviceWarning === null")
+    assert not await teacher.page.is_visible("#device-warning")
+    for _ in range(40):  # the new camera's first keyframe, then frames again
+        if await frames_in(coach, 0.5) > 3:
+            break
+    assert await frames_in(coach, 1.0) > 5, "no frames reach the coach after the restart"
+    assert await coach.video_playing()
+    # the same producers on the same senders: no new publish, no renegotiation
+    assert await teacher.js("sidecoach.published.map((p) => p.producerId)") == producers
+
+    # the page was hidden and is visible again (simulated: headless Chromium
+    # never hides a page): the teacher is warned
+    await teacher.js(
+        """(() => {
+            const set = (value) => {
+                Object.defineProperty(document, 'visibilityState', {value, configurable: true});
+                document.dispatchEvent(new Event('visibilitychange'));
+            };
+            set('hidden');
+            set('visible');
+        })()"""
+    )
+    await teacher.wait("sidecoach.deviceWarning === 'hidden'")
+    assert "background" in await teacher.page.inner_text("#device-warning")
+    assert page_errors(teacher, coach) == []
