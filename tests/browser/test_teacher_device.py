@@ -10,6 +10,7 @@ import pytest
 
 from testkit.browser import Tab, page_errors, teacher_live_and_coach_watching
 from testkit.server import LiveServer
+from tests.browser.test_every_screen import SIZES
 
 pytestmark = pytest.mark.browser
 
@@ -73,6 +74,10 @@ async def test_a_camera_the_device_ended_restarts_with_one_tap(
     await teacher.wait("sidecoach.deviceWarning === 'ended'")
     assert await teacher.page.is_visible("#device-warning")
     assert "camera stopped" in await teacher.page.inner_text("#device-warning")
+    for size in SIZES.values():  # the warning fits every screen
+        await teacher.page.set_viewport_size(size)
+        assert await teacher.js("document.documentElement.scrollWidth <= innerWidth"), size
+        assert await teacher.page.is_visible("#restart-camera")
     await coach.page.wait_for_timeout(500)
     assert await frames_in(coach, 1.5) == 0, "the coach's picture should have frozen"
     await teacher.screenshot("teacher-camera-ended")
