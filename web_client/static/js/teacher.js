@@ -587,7 +587,10 @@ document.addEventListener("visibilitychange", () => {
     hiddenWhileLive = state.wantLive;
   } else if (hiddenWhileLive && state.wantLive) {
     hiddenWhileLive = false;
-    if (!state.deviceWarning) state.deviceWarning = "hidden";
+    // a camera ended while hidden may not have said so: look
+    const ended = state.previewStream?.getTracks().some((t) => t.readyState === "ended");
+    if (ended) state.deviceWarning = "ended";
+    else if (!state.deviceWarning) state.deviceWarning = "hidden";
     render();
   }
 });

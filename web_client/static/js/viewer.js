@@ -5,7 +5,7 @@ import { Connection, followRoom, readPage } from "./conn.js";
 import { animateMeter, levelMeter, RemoteMedia } from "./media.js";
 import { showAfter } from "./after.js";
 import { phaseOf, renderRecordingPill, renderStatus } from "./lesson_state.js";
-import { $, copy, h, plural, renderPresence, toast } from "./ui.js";
+import { $, copy, describeError, h, plural, renderPresence, toast } from "./ui.js";
 
 /** @import { JoinPage, JoinReply, LessonBeforeJoin, Participant, RecordingInfo, Whisperer } from "../../types/wire" */
 /** @import { Remote } from "./conn.js" */
@@ -266,15 +266,18 @@ export function startViewer({ role }) {
 
   async function lookBeforeJoin() {
     if (state.entered) return;
+    let words = "";
     try {
       const r = await fetch("/api/lesson", { headers: { Authorization: `Bearer ${page.token}` } });
-      if (r.ok) state.before = await r.json();
+      const body = await r.json();
+      if (r.ok) state.before = body;
+      else words = `Can't tell who is here: ${describeError(body.error)}`;
     } catch {
       /* offline for a moment: asked again */
     }
     if (state.entered) return;
     const el = $("#join-here");
-    el.textContent = hereWords();
+    el.textContent = words || hereWords();
     el.dataset.live = String(Boolean(state.before?.classroomLive));
     setTimeout(lookBeforeJoin, BEFORE_JOIN_POLL_MS);
   }
