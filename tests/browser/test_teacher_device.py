@@ -25,6 +25,19 @@ FRAMES_DECODED = """(async () => {
 })()"""
 
 
+#: every wake lock sentinel the page is given, kept in ``window.__wakeLocks``
+KEEP_WAKE_LOCKS = """(() => {
+    window.__wakeLocks = [];
+    if (!navigator.wakeLock) return;
+    const request = navigator.wakeLock.request.bind(navigator.wakeLock);
+    navigator.wakeLock.request = async (type) => {
+        const lock = await request(type);
+        window.__wakeLocks.push(lock);
+        return lock;
+    };
+})();"""
+
+
 async def frames_in(coach: Tab, seconds: float) -> int:
     """Frames the coach decoded over ``seconds``."""
     before = await coach.js(FRAMES_DECODED)
@@ -36,19 +49,42 @@ async def test_the_screen_stays_awake_while_live_and_sleeps_after_stop(
     live_server: LiveServer, open_tab: Any
 ) -> None:
     session = await live_server.create_session()
-    teacher = await open_tab("/join?token=" + live_server.invite(session.id, "teacher"), "teacher")
+    teacher = await open_tab(
+        "/join?token=" + live_server.invite(session.id, "teacher"), "teacher", init=KEEP_WAKE_LOCKS
+    )
     await teacher.wait("window.sidecoach && sidecoach.state === 'joined'")
     assert (await teacher.js("sidecoach.wakeLock"))["state"] == "off"
+    assert await teacher.js("window.__wakeLocks.length") == 0
     await teacher.page.click("#go-live")
     await teacher.wait("sidecoach.live === 'live'", timeout=40)
     # headless Chromium grants the lock: the page holds it (the browser's own sentinel)
     lock = await teacher.wait("sidecoach.wakeLock.state !== 'requesting' && sidecoach.wakeLock")
     assert lock["state"] == "held" and lock["held"], lock
+    assert await teacher.js("window.__wakeLocks.filter((l) => !l.released).length") == 1
+
+    # hidden, the browser lets go of the lock; visible again, the page asks
+    # again (simulated: headless Chromium never hides a page)
+    await teacher.js(
+        """(async () => {
+            const set = (value) => {
+                Object.defineProperty(document, 'visibilityState', {value, configurable: true});
+                document.dispatchEvent(new Event('visibilitychange'));
+            };
+            set('hidden');
+            await window.__wakeLocks[0].release();
+            set('visible');
+        })()"""
+    )
+    lock = await teacher.wait("sidecoach.wakeLock.requests === 2 && sidecoach.wakeLock.held")
+    assert await teacher.js("window.__wakeLocks.filter((l) => !l.released).length") == 1
+
     await teacher.page.click("#stop")
     await teacher.page.click("#confirm-yes")
     await teacher.wait("sidecoach.live === 'off'")
     lock = await teacher.wait("sidecoach.wakeLock.state === 'off' && sidecoach.wakeLock")
-    assert not lock["held"] and lock["requests"] == 1, lock
+    assert not lock["held"] and lock["requests"] == 2, lock
+    # every lock the page took is given back: the screen may sleep
+    assert await teacher.js("window.__wakeLocks.every((l) => l.released)")
     assert page_errors(teacher) == []
 
 

@@ -32,6 +32,7 @@ export class ScreenAwake {
   }
 
   async _request() {
+    if (this._lock?.released) this._lock = null; // let go by the browser
     if (!this.wanted || this._lock || this.state === "unsupported" || this.state === "requesting") return;
     if (document.visibilityState !== "visible") return; // asked again when visible
     this.requests += 1;

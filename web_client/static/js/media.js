@@ -173,8 +173,17 @@ export class RemoteMedia {
 
   /** @param {Remote} remote */
   remove(remote) {
-    this.elements.get(remote.mid)?.remove();
+    const el = this.elements.get(remote.mid);
     this.elements.delete(remote.mid);
+    if (el instanceof HTMLAudioElement && this.unlocked && !el.paused) {
+      // started by the Join click: kept for the next track (after a rejoin)
+      el.srcObject = getAudioContext().createMediaStreamDestination().stream;
+      for (const key of Object.keys(el.dataset)) delete el.dataset[key];
+      el.dataset.primed = "true";
+      this.primed.push(el);
+    } else {
+      el?.remove();
+    }
     this.videos.dataset.count = String(this.videos.children.length);
   }
 
