@@ -237,7 +237,18 @@ async def test_the_observer_join_screen_has_no_microphone(
     await observer.wait("document.querySelector('#join-here').textContent.includes('Nobody')")
     assert await observer.js("document.querySelector('#join-mic-select')") is None
     assert await observer.js("sidecoach.state") == "idle"
+    # "Skip this screen next time": the next visit joins at once…
+    await observer.page.check("#join-skip")
     await observer.page.click("#join")
     await observer.wait("sidecoach.state === 'joined'")
     assert await observer.js("sidecoach.audioUnlocked")
+    await observer.page.reload()
+    await observer.wait("window.sidecoach && sidecoach.state === 'joined'")
+    assert not await observer.page.is_visible("#join-screen")
+    # …until asked for again
+    await observer.page.click("#join-screen-again")
+    await observer.page.reload()
+    await observer.wait("window.sidecoach && sidecoach.joinScreen")
+    assert await observer.page.is_visible("#join-screen")
+    assert await observer.js("sidecoach.state") == "idle"
     assert page_errors(observer) == []

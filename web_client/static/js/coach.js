@@ -495,7 +495,7 @@ function renderTools(p = viewer.phase()) {
   // cues, tallies and notes need the server, not media: usable while joined
   const usable = conn.state === "joined" && !["ended", "failed"].includes(p);
   for (const el of $$(".tools button, .tools input, .tools select, .tools textarea")) {
-    if (el.id === "ptt" || el.id === "enable-mic") continue;
+    if (el.id === "ptt" || el.id === "enable-mic" || el.id === "join-screen-again") continue;
     if (el instanceof HTMLButtonElement || el instanceof HTMLInputElement ||
         el instanceof HTMLSelectElement || el instanceof HTMLTextAreaElement) el.disabled = !usable;
   }

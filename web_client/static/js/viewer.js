@@ -306,6 +306,15 @@ export function startViewer({ role }) {
     else localStorage.removeItem(JOIN_SCREEN_KEY);
   });
   $("#join").addEventListener("click", () => enter(true));
+  // skipped: the way back to the screen (another microphone, the headset advice)
+  const again = $("#join-screen-again", HTMLButtonElement);
+  again.hidden = !skip.checked;
+  again.addEventListener("click", () => {
+    localStorage.removeItem(JOIN_SCREEN_KEY);
+    skip.checked = false;
+    again.hidden = true;
+    toast("The join screen will show next time you open this lesson.");
+  });
 
   /** Show the join screen, or (skipped on this browser) join at once. */
   function start() {
