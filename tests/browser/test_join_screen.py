@@ -227,7 +227,7 @@ async def test_the_coach_microphone_choice_is_remembered_after_a_reload(
     assert page_errors(coach) == []
 
 
-async def test_the_observer_join_screen_has_no_microphone(
+async def test_the_observer_join_screen_has_no_microphone_and_can_be_skipped(
     live_server: LiveServer, open_tab: Opener
 ) -> None:
     session = await live_server.create_session()
