@@ -144,7 +144,7 @@ def create_app(
         yield from deployment.metrics()
 
     metrics.registry.register(NodeCollector(lambda: list(manager.sessions.values()), more_metrics))
-    setup_pages(app, config=config, store=store)
+    setup_pages(app, config=config, store=store, deployment=deployment, policy=policy)
     people = People(config, store, audit)
     app[PEOPLE_KEY] = people
     app.middlewares.append(login_middleware)

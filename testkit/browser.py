@@ -23,6 +23,11 @@ KEEP_PEER_CONNECTIONS = """(() => {
         constructor(...args) { super(...args); window.__pcs.push(this); }
     };
 })();"""
+#: the coach's and observer's join screen skipped ("Skip this screen next time
+#: on this browser"): what every test that does not test the join screen wants
+SKIP_JOIN_SCREEN = "try { localStorage.setItem('sidecoach.joinScreen', 'skip'); } catch (e) {}"
+#: Chromium's own autoplay policy (sound only after a user gesture) instead
+AUTOPLAY_OVERRIDE = "--autoplay-policy=no-user-gesture-required"
 #: the loudest sample of a silent track (an AnalyserNode peak above it is sound)
 SILENCE = 0.02
 REPO = Path(__file__).resolve().parents[1]
@@ -39,7 +44,7 @@ CHROMIUM_ARGS = [
     "--disable-gpu",
     "--allow-loopback-in-peer-connection",
     "--disable-features=WebRtcHideLocalIpsWithMdns",
-    "--autoplay-policy=no-user-gesture-required",
+    AUTOPLAY_OVERRIDE,
     # a page in a background tab must keep its timers and media running
     "--disable-background-timer-throttling",
     "--disable-renderer-backgrounding",
@@ -145,15 +150,21 @@ Opener = Callable[..., Awaitable[Tab]]
 
 @contextlib.asynccontextmanager
 async def launched_chromium(
-    executable: Path | str = CHROMIUM, extra_args: Sequence[str] = ()
+    executable: Path | str = CHROMIUM,
+    extra_args: Sequence[str] = (),
+    *,
+    autoplay_override: bool = True,
 ) -> AsyncIterator[Any]:
     """Chromium (``executable`` may be a wrapper, e.g. one running it in a
-    network namespace) with the test flags plus ``extra_args``."""
+    network namespace) with the test flags plus ``extra_args``;
+    ``autoplay_override=False``: sound plays only after a user gesture, as
+    in a user's browser."""
     from playwright.async_api import async_playwright
 
+    args = [a for a in CHROMIUM_ARGS if autoplay_override or a != AUTOPLAY_OVERRIDE]
     async with async_playwright() as pw:
         b = await pw.chromium.launch(
-            executable_path=str(executable), args=[*CHROMIUM_ARGS, *extra_args], headless=True
+            executable_path=str(executable), args=[*args, *extra_args], headless=True
         )
         try:
             yield b
@@ -167,11 +178,16 @@ async def new_tab(
     name: str,
     viewport: dict[str, int] | None = None,
     init: str | None = None,
+    join_screen: bool = False,
     **ctx: Any,
 ) -> Tab:
     """A page at ``url`` in a fresh browser context, collecting console
-    errors; ``init`` is a script run before the page's own."""
+    errors; ``init`` is a script run before the page's own. A coach's or
+    observer's page joins at once unless ``join_screen``: then it shows its
+    join screen until Join is clicked."""
     context = await browser.new_context(viewport=viewport or {"width": 1280, "height": 860}, **ctx)
+    if not join_screen:
+        await context.add_init_script(SKIP_JOIN_SCREEN)
     if init:
         await context.add_init_script(init)
     page = await context.new_page()

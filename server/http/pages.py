@@ -18,10 +18,14 @@ import jinja2
 from aiohttp import web
 
 from server import __version__
+from server.access.policy import AccessPolicy, Item
 from server.core.config import Config
-from server.core.errors import SessionNotFound, TokenExpired, Unauthorized
+from server.core.errors import Forbidden, SessionNotFound, TokenExpired, Unauthorized
 from server.core.roles import Role, SessionState
 from server.core.tokens import verify_invite
+from server.http import auth
+from server.http.replies import json_response
+from server.live.deployment import Deployment
 from server.storage.sessions import DEFAULT_PROMPTS, DEFAULT_TALLIES, SessionKind, SessionStore
 
 logger = logging.getLogger(__name__)
@@ -113,9 +117,17 @@ class Renderer:
 
 
 class _Pages:
-    def __init__(self, config: Config, store: SessionStore) -> None:
+    def __init__(
+        self,
+        config: Config,
+        store: SessionStore,
+        deployment: Deployment,
+        policy: AccessPolicy,
+    ) -> None:
         self.config = config
         self.store = store
+        self.deployment = deployment
+        self.policy = policy
         self.env = _environment()
 
     def render(self, template: str, *, status: int = 200, **context: Any) -> web.Response:
@@ -188,6 +200,30 @@ class _Pages:
             )
         return self.render(template, title=record.title, page=page)
 
+    async def lesson_before_join(self, request: web.Request) -> web.Response:
+        """``GET /api/lesson``: what a coach's or observer's join screen shows
+        before joining (the invite's lesson, who is there, whether the
+        classroom is live); each part only if the policy sends it to the
+        invite's role live (presence, the classroom)."""
+        reader, session_id = auth.reader(request, self.config.secret)
+        if session_id is None or reader.role is None:
+            raise Forbidden("an invite to one lesson is needed")
+        role = str(reader.role)
+        record = await self.store.get(session_id)
+        live = self.deployment.live_summary(record.id)
+        body: dict[str, Any] = {
+            "sessionId": record.id,
+            "title": record.title,
+            "teacherName": record.teacher_name,
+            "state": str(record.state),
+        }
+        if self.policy.receives(role, Item.PRESENCE):
+            here = (live or {}).get("participants") or {}
+            body["here"] = {str(r): int(n) for r, n in here.items()}
+        if self.policy.receives(role, Item.CLASSROOM):
+            body["classroomLive"] = bool((live or {}).get("classroom_tracks"))
+        return json_response(body)
+
     async def review(self, request: web.Request) -> web.Response:
         """The review page of one recording; its script reads the recording
         with the invite in the address (or the lobby's admin token)."""
@@ -229,6 +265,15 @@ class _Pages:
         )
 
 
+async def _manifest(request: web.Request) -> web.StreamResponse:
+    """The teacher page's web app manifest, as the manifest's own type
+    (installable on a tablet's home screen)."""
+    return web.FileResponse(
+        STATIC_DIR / "manifest.webmanifest",
+        headers={"Content-Type": "application/manifest+json", "Cache-Control": "no-cache"},
+    )
+
+
 async def _favicon(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(
         STATIC_DIR / "favicon.svg",
@@ -245,16 +290,26 @@ async def _static_headers(request: web.Request, handler: Any) -> web.StreamRespo
     return response
 
 
-def setup_pages(app: web.Application, *, config: Config, store: SessionStore) -> None:
-    """Add ``/``, ``/join``, ``/review/...``, ``/lessons``, ``/check``,
-    ``/static/...`` and ``/vendor/...`` to ``app``."""
-    pages = _Pages(config, store)
+def setup_pages(
+    app: web.Application,
+    *,
+    config: Config,
+    store: SessionStore,
+    deployment: Deployment,
+    policy: AccessPolicy,
+) -> None:
+    """Add ``/``, ``/join``, ``/api/lesson``, ``/review/...``, ``/lessons``,
+    ``/check``, ``/static/...`` and ``/vendor/...`` to ``app``."""
+    pages = _Pages(config, store, deployment, policy)
     app.router.add_get("/", pages.lobby)
     app.router.add_get("/join", pages.join)
+    app.router.add_get("/api/lesson", pages.lesson_before_join)
     app.router.add_get("/review/{recording_id}", pages.review)
     app.router.add_get("/lessons", pages.lessons)
     app.router.add_get("/check", pages.check)
     app.router.add_get("/vendor/{name}", pages.vendor)
     app.router.add_get("/favicon.ico", _favicon)
+    # before the static directory: the manifest gets its own content type
+    app.router.add_get("/static/manifest.webmanifest", _manifest)
     app.router.add_static("/static/", STATIC_DIR, follow_symlinks=False, append_version=False)
     app.middlewares.append(_static_headers)

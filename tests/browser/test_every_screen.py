@@ -1,5 +1,6 @@
 """Every page on a phone (390x844), a tablet (820x1180) and a laptop
-(1366x768), at every step of a lesson (before live, live, paused, stopped,
+(1366x768), at every step of a lesson (the coach's and observer's join
+screens, before live, live, paused, stopped,
 ended) and after it (the ended page, review, debrief, the lessons library,
 the lobby, the check, an error page): nothing is wider than the screen
 (`document.documentElement.scrollWidth <= innerWidth`), words on cue cards
@@ -74,14 +75,28 @@ class Screens:
         return f"{len(self.checked)} page/step/size checked; overflowing: {self.overflows}"
 
 
-async def lesson_pages(server: LiveServer, open_tab: Opener) -> tuple[str, dict[str, Tab]]:
+async def lesson_pages(
+    server: LiveServer, open_tab: Opener, screens: Screens
+) -> tuple[str, dict[str, Tab]]:
+    """The three lesson pages, joined; the coach's and observer's join
+    screens fitted first (the teacher already here)."""
     session = await server.create_session(
         "Fractions and decimals, period 3: a rather long title for a phone"
     )
     tabs = {}
     for role, name in (("teacher", None), ("coach", "Dr Chen-Okafor"), ("observer", "Visitor")):
         token = server.invite(session.id, role, **({"name": name} if name else {}))
-        tabs[role] = await open_tab(f"/join?token={token}", role, viewport=SIZES["laptop"])
+        tabs[role] = await open_tab(
+            f"/join?token={token}", role, viewport=SIZES["laptop"], join_screen=role != "teacher"
+        )
+        if role == "teacher":
+            await tabs[role].wait("window.sidecoach && sidecoach.state === 'joined'", timeout=30)
+            continue
+        await tabs[role].wait("document.querySelector('#join-here').textContent.includes('now')")
+        if role == "coach":
+            await tabs[role].wait("document.querySelector('#join-mic-select').options.length > 0")
+        await screens.fit(tabs[role], "join")
+        await tabs[role].page.click("#join")
     for tab in tabs.values():
         await tab.wait("window.sidecoach && sidecoach.state === 'joined'", timeout=30)
     return session.id, tabs
@@ -91,7 +106,7 @@ async def test_the_lesson_pages_fit_every_screen_before_going_live(
     live_server: LiveServer, open_tab: Opener
 ) -> None:
     screens = Screens()
-    _, tabs = await lesson_pages(live_server, open_tab)
+    _, tabs = await lesson_pages(live_server, open_tab, screens)
     for tab in tabs.values():
         await screens.fit(tab, "before-live")
     assert not screens.overflows, screens.report()
@@ -105,7 +120,7 @@ async def test_every_page_fits_every_screen_at_every_step(
     live_server: LiveServer, open_tab: Opener
 ) -> None:
     screens = Screens()
-    session_id, tabs = await lesson_pages(live_server, open_tab)
+    session_id, tabs = await lesson_pages(live_server, open_tab, screens)
     teacher, coach, observer = tabs["teacher"], tabs["coach"], tabs["observer"]
 
     async def step(name: str) -> None:

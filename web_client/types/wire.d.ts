@@ -477,6 +477,18 @@ export interface JoinPage {
   recordingId?: string;
 }
 
+/** `GET /api/lesson` (an invite): what the join screen shows before joining. */
+export interface LessonBeforeJoin {
+  sessionId: string;
+  title: string;
+  teacherName: string;
+  state: string;
+  /** participants by role (only for roles the policy sends presence to) */
+  here?: Partial<Record<Role, number>>;
+  /** the classroom's media flows (only for roles that receive it) */
+  classroomLive?: boolean;
+}
+
 export interface ReviewPage {
   recordingId: string;
   retentionDays: number;

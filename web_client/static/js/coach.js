@@ -3,6 +3,7 @@
 
 import { ERROR, EVENT, REQUEST } from "./protocol.js";
 import { mediaProblem } from "./secure.js";
+import { animateMeter, fillSelect, levelMeter, listDevices } from "./media.js";
 import { $, $$, clock, copy, describeError, exposeHooks, h, isTyping, plural, toast } from "./ui.js";
 import { startViewer } from "./viewer.js";
 
@@ -10,10 +11,13 @@ import { startViewer } from "./viewer.js";
 /** @import { Publication } from "./conn.js" */
 /** @import { Phase } from "./lesson_state.js" */
 
+/** localStorage: the microphone this browser whispers with */
+const MIC_KEY = "sidecoach.whisperMic";
+
 const viewer = startViewer({ role: "coach" });
 const { conn, state: vs } = viewer;
 
-/** @typedef {"pending" | "connecting" | "ready" | "blocked" | "unavailable" | "insecure"} MicState */
+/** @typedef {"pending" | "preview" | "connecting" | "ready" | "blocked" | "unavailable" | "insecure"} MicState */
 /** @typedef {"idle" | "starting" | "live" | "stopping"} PttPhase */
 
 const state = {
@@ -35,6 +39,8 @@ const state = {
   mic: "pending",
   /** @type {MediaStreamTrack | null} */
   whisperTrack: null,
+  /** the chosen microphone (remembered per browser) */
+  micDevice: localStorage.getItem(MIC_KEY) || "",
   /** @type {Publication | null} */
   whisperPub: null,
   /** @type {{held: boolean, phase: PttPhase}} */
@@ -47,36 +53,111 @@ const nameOf = (id) => vs.participants.get(id)?.name || "a coach";
 
 // -- whisper (push-to-talk) ----------------------------------------------------
 
-async function enableMic() {
+/**
+ * This browser's chosen microphone, or the default (also when the chosen
+ * one is gone).
+ * @param {string} deviceId
+ * @returns {Promise<MediaStreamTrack>}
+ */
+async function openMic(deviceId) {
+  /** @type {MediaTrackConstraints} */
+  const audio = { echoCancellation: true, noiseSuppression: true, autoGainControl: true };
+  if (deviceId) {
+    try {
+      const stream = await navigator.mediaDevices.getUserMedia({ audio: { ...audio, deviceId: { exact: deviceId } } });
+      return stream.getAudioTracks()[0];
+    } catch (err) {
+      if (err instanceof DOMException && err.name === "NotAllowedError") throw err;
+      // unplugged since: the default microphone
+    }
+  }
+  const stream = await navigator.mediaDevices.getUserMedia({ audio });
+  return stream.getAudioTracks()[0];
+}
+
+/** The join screen's level meter on the chosen microphone. @type {(() => void) | null} */
+let meterStop = null;
+
+/**
+ * Take the microphone (the remembered one first) for the join screen's
+ * picker and meter, or for the whisper once joined.
+ * @param {string} deviceId
+ * @returns {Promise<boolean>} there is a microphone
+ */
+async function takeMic(deviceId) {
   const problem = mediaProblem();
   if (problem) {
     state.mic = "insecure";
     MIC_WORDS.insecure = `${problem.text} You can still send cues.`;
     renderTools();
-    return;
+    return false;
   }
   try {
-    const stream = await navigator.mediaDevices.getUserMedia({
-      audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
-    });
-    const track = stream.getAudioTracks()[0];
-    // Nothing from this microphone leaves the laptop until the button is held;
-    // the server also forwards the whisper only while held.
-    track.enabled = false;
+    const track = await openMic(deviceId);
+    const old = state.whisperTrack;
     state.whisperTrack = track;
-    state.mic = "connecting";
-    const r = await conn.publish("whisper", "audio", track);
-    if (r.ok) {
-      state.whisperPub = r.pub;
-    } else {
-      state.mic = "unavailable";
-      toast(`Whisper microphone: ${describeError(r.error)}`, "error");
-    }
+    if (old && old !== track) old.stop();
+    state.micDevice = track.getSettings().deviceId || deviceId;
+    if (state.whisperPub) await conn.replaceTrack(state.whisperPub, track);
+    if (state.mic !== "ready" && state.mic !== "connecting") state.mic = "preview";
   } catch (err) {
     state.mic = err instanceof DOMException && err.name === "NotAllowedError" ? "blocked" : "unavailable";
+    renderTools();
+    return false;
+  }
+  const select = $("#join-mic-select", HTMLSelectElement);
+  fillSelect(select, await listDevices("audioinput"), state.micDevice);
+  if (!vs.entered) startJoinMeter();
+  else if (state.whisperTrack) state.whisperTrack.enabled = state.ptt.phase === "live" || state.ptt.phase === "starting";
+  renderTools();
+  return true;
+}
+
+/** The meter under the picker: this microphone's level, live. */
+function startJoinMeter() {
+  meterStop?.();
+  meterStop = null;
+  const track = state.whisperTrack;
+  if (!track) return;
+  track.enabled = true; // nothing is published before Join
+  try {
+    meterStop = animateMeter(levelMeter(new MediaStream([track])), $("#join-mic-meter"));
+  } catch {
+    meterStop = null;
+  }
+}
+
+/** Publish the whisper microphone (muted until the button is held). */
+async function enableMic() {
+  if (!state.whisperTrack && !(await takeMic(state.micDevice))) return;
+  const track = /** @type {MediaStreamTrack} */ (state.whisperTrack);
+  // Nothing from this microphone leaves the laptop until the button is held;
+  // the server also forwards the whisper only while held.
+  track.enabled = false;
+  if (state.whisperPub) return;
+  state.mic = "connecting";
+  const r = await conn.publish("whisper", "audio", track);
+  if (r.ok) {
+    state.whisperPub = r.pub;
+  } else {
+    state.mic = "unavailable";
+    toast(`Whisper microphone: ${describeError(r.error)}`, "error");
   }
   renderTools();
 }
+
+const micSelect = $("#join-mic-select", HTMLSelectElement);
+micSelect.addEventListener("change", () => {
+  localStorage.setItem(MIC_KEY, micSelect.value);
+  takeMic(micSelect.value);
+});
+
+viewer.listeners.enter.push(() => {
+  meterStop?.();
+  meterStop = null;
+  $("#join-mic-meter").style.setProperty("--level", "0");
+  enableMic();
+});
 
 /** The whisper can reach the teacher: published, and this page's media flows. */
 function micReady() {
@@ -399,6 +480,7 @@ const PTT_WORDS = {
 /** @type {Record<MicState, string>} */
 const MIC_WORDS = {
   pending: "Asking for your microphone…",
+  preview: "Speak: the bar moves with your voice. Nothing is sent until you join and hold Whisper.",
   connecting: "Connecting your microphone…",
   ready: "Microphone ready. Nothing is sent until you hold the button.",
   blocked: "Your microphone is blocked: allow it in the browser's site settings to whisper.",
@@ -413,7 +495,7 @@ function renderTools(p = viewer.phase()) {
   // cues, tallies and notes need the server, not media: usable while joined
   const usable = conn.state === "joined" && !["ended", "failed"].includes(p);
   for (const el of $$(".tools button, .tools input, .tools select, .tools textarea")) {
-    if (el.id === "ptt" || el.id === "enable-mic") continue;
+    if (el.id === "ptt" || el.id === "enable-mic" || el.id === "join-screen-again") continue;
     if (el instanceof HTMLButtonElement || el instanceof HTMLInputElement ||
         el instanceof HTMLSelectElement || el instanceof HTMLTextAreaElement) el.disabled = !usable;
   }
@@ -425,6 +507,9 @@ function renderTools(p = viewer.phase()) {
   $("#mic-state").textContent = MIC_WORDS[state.mic] || "";
   $("#enable-mic").hidden = !(state.mic === "blocked" || state.mic === "unavailable");
   $("#mic-state").dataset.mic = state.mic;
+  const joinMic = $("#join-mic-state");
+  joinMic.textContent = MIC_WORDS[state.mic] || "";
+  joinMic.dataset.mic = state.mic;
   const banner = $("#whisper-banner");
   banner.hidden = phase !== "live";
   document.body.dataset.whisper = phase;
@@ -481,8 +566,9 @@ exposeHooks({
   whisperPublished: () => Boolean(state.whisperPub?.published),
   ptt: () => state.ptt.phase,
   pttErrors: () => state.pttErrors,
+  micDevice: () => state.micDevice,
+  micTrackDevice: () => state.whisperTrack?.getSettings().deviceId ?? null,
 });
 
-viewer.render();
-conn.start();
-enableMic();
+viewer.start();
+if (!vs.entered) takeMic(state.micDevice);

@@ -107,6 +107,29 @@ export class RemoteMedia {
     this.onPicture = onPicture;
     /** mid -> element (tile or audio) @type {Map<string, HTMLElement>} */
     this.elements = new Map();
+    /** <audio> elements started in a user gesture, waiting for a track @type {HTMLAudioElement[]} */
+    this.primed = [];
+    /** a user gesture started sound on this page (unlock()) */
+    this.unlocked = false;
+  }
+
+  /**
+   * Call inside a user gesture (the Join click): resume the AudioContext and
+   * start `count` <audio> elements on a silent stream, so the classroom's
+   * audio plays in them the moment it arrives, with no other tap (Safari
+   * unlocks per element; Chromium and Firefox per page, after a gesture).
+   */
+  unlock(count = 2) {
+    const ctx = getAudioContext();
+    this.unlocked = true;
+    while (this.primed.length < count) {
+      const audio = h("audio", { autoplay: true, class: "remote-audio", dataset: { primed: "true" } });
+      audio.srcObject = ctx.createMediaStreamDestination().stream;
+      this.audios.append(audio);
+      this.primed.push(audio);
+      // the play() call must happen in the gesture itself: no await before it
+      safePlay(audio, this.onBlocked);
+    }
   }
 
   /** @param {Remote} remote */
@@ -136,9 +159,12 @@ export class RemoteMedia {
       this.elements.set(mid, tile);
       safePlay(video, this.onBlocked);
     } else {
-      const audio = h("audio", { autoplay: true, dataset: data, class: "remote-audio" });
+      // an element a gesture already started, if there is one
+      const audio = this.primed.shift() || h("audio", { autoplay: true, class: "remote-audio" });
+      delete audio.dataset.primed;
+      Object.assign(audio.dataset, data);
       audio.srcObject = stream;
-      this.audios.append(audio);
+      if (!audio.isConnected) this.audios.append(audio);
       this.elements.set(mid, audio);
       safePlay(audio, this.onBlocked);
     }
@@ -147,8 +173,17 @@ export class RemoteMedia {
 
   /** @param {Remote} remote */
   remove(remote) {
-    this.elements.get(remote.mid)?.remove();
+    const el = this.elements.get(remote.mid);
     this.elements.delete(remote.mid);
+    if (el instanceof HTMLAudioElement && this.unlocked && !el.paused) {
+      // started by the Join click: kept for the next track (after a rejoin)
+      el.srcObject = getAudioContext().createMediaStreamDestination().stream;
+      for (const key of Object.keys(el.dataset)) delete el.dataset[key];
+      el.dataset.primed = "true";
+      this.primed.push(el);
+    } else {
+      el?.remove();
+    }
     this.videos.dataset.count = String(this.videos.children.length);
   }
 

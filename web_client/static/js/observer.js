@@ -5,5 +5,4 @@ import { startViewer } from "./viewer.js";
 
 const viewer = startViewer({ role: "observer" });
 exposeHooks(viewer.baseHooks);
-viewer.render();
-viewer.conn.start();
+viewer.start();

@@ -2,6 +2,7 @@
 // always-visible live/recording state, whispers on a chosen output, cues.
 
 import { showAfter } from "./after.js";
+import { ScreenAwake } from "./awake.js";
 import { ERROR, EVENT, REQUEST } from "./protocol.js";
 import { Connection, followRoom, readPage } from "./conn.js";
 import { fillSelect, listDevices, safePlay } from "./media.js";
@@ -69,10 +70,17 @@ const state = {
   /** mid -> <audio> of a whisper @type {Map<string, HTMLAudioElement>} */
   whisperAudio: new Map(),
   outputId: localStorage.getItem(OUTPUT_KEY) || "",
-  /** @type {WakeLockSentinel | null} */
-  wakeLock: null,
+  /**
+   * Why the classroom may not reach the coaches any more: the camera (or
+   * mic) track ended (iOS ends a background tab's camera), or the page was
+   * hidden while live. Null: nothing to say.
+   * @type {"ended" | "hidden" | null}
+   */
+  deviceWarning: null,
+  cameraRestarts: 0,
   tones: 0,
 };
+const awake = new ScreenAwake();
 
 const sinkSupported = "setSinkId" in HTMLMediaElement.prototype;
 /** no camera here (an insecure page, an old browser): Go live stays disabled */
@@ -156,6 +164,7 @@ function render() {
   wi.hidden = who.length === 0 || over;
   wi.textContent = who.length ? `● ${who.join(", ")} ${who.length > 1 ? "are" : "is"} whispering` : "";
   $("#cues").hidden = over;
+  renderDeviceWarning(over);
   renderPresence(
     $("#people"),
     [...state.participants.values()],
@@ -179,6 +188,21 @@ function render() {
     $("#lesson-summary").textContent = summaryWords();
     showAfter($("#after"), { token: page.token, role: "teacher", retentionDays: retentionDays() });
   }
+}
+
+/** @type {Record<"ended" | "hidden", string>} */
+const DEVICE_WARNING_WORDS = {
+  ended: "Your camera stopped: coaches can't see the classroom. Tap Restart camera.",
+  hidden: "This page was in the background: the device may have stopped your camera. If coaches say the picture froze, tap Restart camera.",
+};
+
+/** @param {boolean} over */
+function renderDeviceWarning(over) {
+  const warning = over || !state.wantLive ? null : state.deviceWarning;
+  const el = $("#device-warning");
+  el.hidden = !warning;
+  el.dataset.reason = warning || "";
+  $("#device-warning-text").textContent = warning ? DEVICE_WARNING_WORDS[warning] : "";
 }
 
 /** The lesson in a sentence, once it is over. */
@@ -318,6 +342,7 @@ async function openPreview() {
     const stream = await navigator.mediaDevices.getUserMedia({ video, audio });
     stopStream(state.previewStream);
     state.previewStream = stream;
+    for (const t of stream.getTracks()) watchTrack(t);
     showMediaError(null);
     const main = $maybe("[data-preview=main]");
     const tile = previewTile(stream, "Classroom camera", "main");
@@ -379,6 +404,7 @@ async function switchTrack(kind) {
   try {
     const stream = await navigator.mediaDevices.getUserMedia({ [kind]: { deviceId: { exact: deviceId } } });
     const track = stream.getTracks()[0];
+    watchTrack(track);
     const old = kind === "video" ? preview.getVideoTracks()[0] : preview.getAudioTracks()[0];
     if (old) {
       preview.removeTrack(old);
@@ -394,6 +420,74 @@ async function switchTrack(kind) {
     }
   } catch (err) {
     showMediaError(mediaError(err));
+  }
+}
+
+/**
+ * A camera or mic track of the classroom: when the device ends it (not this
+ * page: stop() fires no "ended"), the teacher is told, with a way back.
+ * @param {MediaStreamTrack} track
+ */
+function watchTrack(track) {
+  track.addEventListener("ended", () => {
+    const current = state.previewStream?.getTracks().includes(track);
+    if (!current || !state.wantLive) return;
+    state.deviceWarning = "ended";
+    render();
+  });
+}
+
+/**
+ * "Restart camera": take the camera (and the mic, if it ended too) again and
+ * put the new tracks on the same senders (replaceTrack: no renegotiation).
+ */
+async function restartCamera() {
+  const preview = state.previewStream;
+  const button = $("#restart-camera", HTMLButtonElement);
+  button.disabled = true;
+  try {
+    /** @type {["video" | "audio", Publication | null, string][]} */
+    const kinds = [
+      ["video", state.cameraPub, $("#camera-select", HTMLSelectElement).value],
+      ["audio", state.micPub, $("#mic-select", HTMLSelectElement).value],
+    ];
+    for (const [kind, pub, deviceId] of kinds) {
+      const old = kind === "video" ? preview?.getVideoTracks()[0] : preview?.getAudioTracks()[0];
+      // the camera always (a frozen picture is not always "ended"); the mic if it ended
+      if (kind === "audio" && old && old.readyState === "live") continue;
+      const constraints = kind === "video" ? { width: { ideal: 1280 }, height: { ideal: 720 } } : true;
+      /** @type {MediaStream} */
+      let stream;
+      try {
+        stream = await navigator.mediaDevices.getUserMedia({ [kind]: constraintsFor(deviceId, constraints) });
+      } catch {
+        stream = await navigator.mediaDevices.getUserMedia({ [kind]: constraints }); // that one is gone
+      }
+      const track = stream.getTracks()[0];
+      watchTrack(track);
+      if (preview) {
+        if (old) {
+          preview.removeTrack(old);
+          old.stop();
+        }
+        preview.addTrack(track);
+      }
+      if (pub) await conn.replaceTrack(pub, track);
+    }
+    const v = $maybe("[data-preview=main] video", HTMLVideoElement);
+    if (v && preview) {
+      v.srcObject = preview;
+      safePlay(v);
+    }
+    state.cameraRestarts += 1;
+    state.deviceWarning = null;
+    showMediaError(null);
+    toast("Camera restarted.");
+  } catch (err) {
+    showMediaError(mediaError(err));
+  } finally {
+    button.disabled = false;
+    render();
   }
 }
 
@@ -419,8 +513,8 @@ async function goLive() {
     else toast(`Microphone: ${describeError(r.error)}`, "error");
   }
   if (!state.cameraPub && !state.micPub) state.wantLive = false;
-  await requestWakeLock();
   render();
+  await awake.want(state.wantLive);
 }
 
 async function addCamera() {
@@ -480,29 +574,25 @@ async function stopLive() {
   stopStream(state.previewStream);
   state.previewStream = null;
   $maybe("[data-preview=main]")?.remove();
-  releaseWakeLock();
+  state.deviceWarning = null;
+  awake.want(false);
   toast("You're no longer live. Coaches can't see or hear the classroom.");
   render();
 }
 
-async function requestWakeLock() {
-  if (!("wakeLock" in navigator) || state.wakeLock || !state.wantLive) return;
-  try {
-    const lock = await navigator.wakeLock.request("screen");
-    state.wakeLock = lock;
-    lock.addEventListener("release", () => (state.wakeLock = null));
-  } catch {
-    /* not allowed right now (e.g. page hidden); retried on visibility change */
-  }
-}
-
-function releaseWakeLock() {
-  state.wakeLock?.release().catch(() => {});
-  state.wakeLock = null;
-}
-
+/** the page was hidden while live (iOS may end its camera meanwhile) */
+let hiddenWhileLive = false;
 document.addEventListener("visibilitychange", () => {
-  if (document.visibilityState === "visible") requestWakeLock();
+  if (document.visibilityState === "hidden") {
+    hiddenWhileLive = state.wantLive;
+  } else if (hiddenWhileLive && state.wantLive) {
+    hiddenWhileLive = false;
+    // a camera ended while hidden may not have said so: look
+    const ended = state.previewStream?.getTracks().some((t) => t.readyState === "ended");
+    if (ended) state.deviceWarning = "ended";
+    else if (!state.deviceWarning) state.deviceWarning = "hidden";
+    render();
+  }
 });
 
 // -- recording ----------------------------------------------------------------
@@ -701,7 +791,7 @@ followRoom(conn, state, render)
     state.wantLive = false;
     stopStream(state.previewStream);
     for (const c of state.extraCameras) stopStream(c.stream);
-    releaseWakeLock();
+    awake.want(false);
   });
 
 // -- wiring ---------------------------------------------------------------------
@@ -712,6 +802,7 @@ $("#end-lesson").addEventListener("click", askEnd);
 $("#plan-toggle").addEventListener("click", setPlan);
 $("#pause-recording").addEventListener("click", toggleRecording);
 $("#add-camera").addEventListener("click", addCamera);
+$("#restart-camera").addEventListener("click", restartCamera);
 $("#camera-select").addEventListener("change", () => switchTrack("video"));
 $("#mic-select").addEventListener("change", () => switchTrack("audio"));
 $("#camera2-select").addEventListener("change", render);
@@ -745,6 +836,9 @@ exposeHooks({
   remoteTracks: () => [...conn.remote.values()].map((r) => ({ mid: r.mid, ...copy(r.info) })),
   published: () => conn.publications.map((p) => ({ source: p.source, producerId: p.producerId, published: p.published })),
   outputId: () => state.outputId,
+  wakeLock: () => ({ state: awake.state, held: awake.held, error: awake.error, requests: awake.requests }),
+  deviceWarning: () => state.deviceWarning,
+  cameraRestarts: () => state.cameraRestarts,
 });
 
 render();

@@ -5,9 +5,9 @@ import { Connection, followRoom, readPage } from "./conn.js";
 import { animateMeter, levelMeter, RemoteMedia } from "./media.js";
 import { showAfter } from "./after.js";
 import { phaseOf, renderRecordingPill, renderStatus } from "./lesson_state.js";
-import { $, copy, h, renderPresence, toast } from "./ui.js";
+import { $, copy, describeError, h, plural, renderPresence, toast } from "./ui.js";
 
-/** @import { JoinPage, JoinReply, Participant, RecordingInfo, Whisperer } from "../../types/wire" */
+/** @import { JoinPage, JoinReply, LessonBeforeJoin, Participant, RecordingInfo, Whisperer } from "../../types/wire" */
 /** @import { Remote } from "./conn.js" */
 /** @import { Phase } from "./lesson_state.js" */
 
@@ -27,7 +27,15 @@ import { $, copy, h, renderPresence, toast } from "./ui.js";
  * @property {(() => void) | null} meterStop
  * @property {boolean} afterShown the recordings are shown (the lesson is over)
  * @property {boolean} everLive the classroom was live on this page
+ * @property {boolean} entered past the join screen (Join clicked, or skipped)
+ * @property {LessonBeforeJoin | null} before what the join screen knows of the lesson
+ * @property {number | null} joinClickedAt performance.now() of the Join click
  */
+
+/** localStorage: "skip" goes past the join screen at once on this browser */
+export const JOIN_SCREEN_KEY = "sidecoach.joinScreen";
+/** how often the join screen asks who is here */
+const BEFORE_JOIN_POLL_MS = 4000;
 
 /**
  * Start what coach and observer pages share; the page adds its own parts
@@ -53,13 +61,18 @@ export function startViewer({ role }) {
     meterStop: null,
     afterShown: false,
     everLive: false,
+    entered: false,
+    before: null,
+    joinClickedAt: null,
   };
   /**
    * What the page adds: its own rendering (given the phase), what it does on
    * a join, and the lesson's summary once it is over.
-   * @type {{render: ((p: Phase) => void)[], joined: ((reply: JoinReply, isRejoin: boolean) => void)[], summary: (() => string)[]}}
+   * `enter` runs when the page leaves the join screen (in the Join click's
+   * handler, `gesture` true), before it connects.
+   * @type {{render: ((p: Phase) => void)[], joined: ((reply: JoinReply, isRejoin: boolean) => void)[], summary: (() => string)[], enter: ((gesture: boolean) => void)[]}}
    */
-  const listeners = { render: [], joined: [], summary: [] };
+  const listeners = { render: [], joined: [], summary: [], enter: [] };
 
   const media = new RemoteMedia($("#videos"), $("#audios"), {
     onBlocked: () => {
@@ -130,6 +143,13 @@ export function startViewer({ role }) {
     const p = phase();
     const over = p === "ended" || p === "failed";
     renderStatus(conn, p);
+    document.body.dataset.joinScreen = String(!state.entered);
+    $("#join-screen").hidden = state.entered;
+    if (!state.entered) {
+      const status = $("#conn-state");
+      status.textContent = "Not joined yet";
+      status.dataset.state = "idle";
+    }
     renderRecordingPill(p, state.recordingInfo || { state: state.recording }, { coming: classroomOffered() });
     $("#unblock-audio").hidden = !state.audioBlocked || over;
     document.body.dataset.audioBlocked = String(state.audioBlocked && !over);
@@ -138,7 +158,7 @@ export function startViewer({ role }) {
     el.textContent = stageWords(p);
     renderPresence($("#people"), [...state.participants.values()], state.whispering, state.selfId);
     // after the end only the lesson's summary and its review link remain
-    for (const sel of [".stage", ".tools"]) $(sel).hidden = over;
+    for (const sel of [".stage", ".tools"]) $(sel).hidden = over || !state.entered;
     if (over) {
       const banner = $("#ended-banner");
       banner.hidden = false;
@@ -228,6 +248,81 @@ export function startViewer({ role }) {
     soundToggle.textContent = state.muted ? "Unmute classroom" : "Mute classroom";
   });
 
+  // -- the join screen ---------------------------------------------------------
+
+  /** Who is here and whether the classroom is live, in words. */
+  function hereWords() {
+    const b = state.before;
+    if (!b) return "Checking who is here…";
+    if (b.state === "ended") return "This lesson has ended.";
+    const here = b.here || {};
+    const parts = [];
+    if (here.teacher) parts.push(`the teacher (${b.teacherName})`);
+    if (here.coach) parts.push(plural(here.coach, "coach"));
+    if (here.observer) parts.push(plural(here.observer, "observer"));
+    const who = parts.length ? `Here now: ${parts.join(", ")}.` : "Nobody has joined yet.";
+    return b.classroomLive ? `${who} The classroom is live.` : who;
+  }
+
+  async function lookBeforeJoin() {
+    if (state.entered) return;
+    let words = "";
+    try {
+      const r = await fetch("/api/lesson", { headers: { Authorization: `Bearer ${page.token}` } });
+      const body = await r.json();
+      if (r.ok) state.before = body;
+      else words = `Can't tell who is here: ${describeError(body.error)}`;
+    } catch {
+      /* offline for a moment: asked again */
+    }
+    if (state.entered) return;
+    const el = $("#join-here");
+    el.textContent = words || hereWords();
+    el.dataset.live = String(Boolean(state.before?.classroomLive));
+    setTimeout(lookBeforeJoin, BEFORE_JOIN_POLL_MS);
+  }
+
+  /**
+   * Leave the join screen and join the lesson.
+   * @param {boolean} gesture inside the Join click: sound may start now
+   */
+  function enter(gesture) {
+    if (state.entered) return;
+    state.entered = true;
+    if (gesture) {
+      // before anything async: the click is what lets the classroom play
+      state.joinClickedAt = performance.now();
+      media.unlock();
+    }
+    for (const fn of listeners.enter) fn(gesture);
+    render();
+    conn.start();
+  }
+
+  const skip = $("#join-skip", HTMLInputElement);
+  skip.checked = localStorage.getItem(JOIN_SCREEN_KEY) === "skip";
+  skip.addEventListener("change", () => {
+    if (skip.checked) localStorage.setItem(JOIN_SCREEN_KEY, "skip");
+    else localStorage.removeItem(JOIN_SCREEN_KEY);
+  });
+  $("#join").addEventListener("click", () => enter(true));
+  // skipped: the way back to the screen (another microphone, the headset advice)
+  const again = $("#join-screen-again", HTMLButtonElement);
+  again.hidden = !skip.checked;
+  again.addEventListener("click", () => {
+    localStorage.removeItem(JOIN_SCREEN_KEY);
+    skip.checked = false;
+    again.hidden = true;
+    toast("The join screen will show next time you open this lesson.");
+  });
+
+  /** Show the join screen, or (skipped on this browser) join at once. */
+  function start() {
+    render();
+    if (skip.checked) enter(false);
+    else lookBeforeJoin();
+  }
+
   const baseHooks = {
     role: () => role,
     state: () => conn.state,
@@ -246,6 +341,10 @@ export function startViewer({ role }) {
     teacherState: () => teacherState(),
     phase: () => phase(),
     mediaReason: () => conn.health.reason,
+    joinScreen: () => !state.entered,
+    joinClickedAt: () => state.joinClickedAt,
+    audioUnlocked: () => media.unlocked,
+    before: () => copy(state.before),
   };
-  return { conn, state, media, render, phase, listeners, baseHooks };
+  return { conn, state, media, render, phase, listeners, baseHooks, start };
 }
