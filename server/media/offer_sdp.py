@@ -167,3 +167,63 @@ def extension_id(sdp: str, uri: str) -> int | None:
     """The id an SDP gives to the RTP header extension ``uri``."""
     m = re.search(rf"^a=extmap:(\d+)(?:/\w+)? {re.escape(uri)}\s*$", sdp, flags=re.MULTILINE)
     return int(m.group(1)) if m else None
+
+
+# -- a client's offer (WHIP, WHEP) -------------------------------------------
+
+_MEDIA_LINE = re.compile(r"^m=(\w+) \d+ [\w/]+( \S+)+$")
+_DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
+
+
+@dataclass(frozen=True)
+class OfferShape:
+    """What a client's offer asks, read before anything is made for it."""
+
+    #: (kind, direction as the client sees it) of each audio/video m-line
+    media: tuple[tuple[str, str], ...]
+    has_ice: bool
+    has_fingerprint: bool
+
+    def sends(self) -> bool:
+        return any(d in ("sendonly", "sendrecv") for _, d in self.media)
+
+    def receives(self) -> bool:
+        return any(d in ("recvonly", "sendrecv") for _, d in self.media)
+
+
+def offer_shape(sdp: str) -> OfferShape | None:
+    """The shape of an SDP offer, or None if the text is not SDP (no
+    ``v=0`` first, a line that is not ``x=...``, an m-line that does not parse)."""
+    lines = [line.rstrip("\r") for line in sdp.split("\n") if line.strip()]
+    if not lines or lines[0] != "v=0":
+        return None
+    media: list[tuple[str, str]] = []
+    session_direction = "sendrecv"
+    kind: str | None = None
+    direction = ""
+    has_ice = has_fingerprint = in_media = False
+    for line in lines:
+        if len(line) < 2 or line[1] != "=" or not line[0].isalpha():
+            return None
+        if line.startswith("m="):
+            if kind is not None:
+                media.append((kind, direction or session_direction))
+            match = _MEDIA_LINE.match(line)
+            if match is None:
+                return None
+            kind = match.group(1) if match.group(1) in ("audio", "video") else None
+            direction, in_media = "", True
+        elif line.startswith("a="):
+            attr = line[2:].split(":", 1)[0]
+            if attr in _DIRECTIONS:
+                if not in_media:
+                    session_direction = attr
+                else:
+                    direction = attr
+            elif attr == "ice-ufrag":
+                has_ice = True
+            elif attr == "fingerprint":
+                has_fingerprint = True
+    if kind is not None:
+        media.append((kind, direction or session_direction))
+    return OfferShape(tuple(media), has_ice, has_fingerprint)

@@ -1,0 +1,105 @@
+"""WHIP ingest and WHEP egress against a real server: an aiortc client
+that makes the one offer (as OBS or an encoder does) publishes into a
+lesson on a camera token; a coach's page sees it, the recording holds it;
+a WHEP viewer sees the classroom and never a whisper; and the HTTP
+conformance of both (RFC 9725): status codes, headers, CORS, PATCH,
+DELETE, refusals that change nothing."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from server.core.roles import Role
+from server.core.tokens import issue_camera_token
+from server.recording.manifest import read_manifest
+from testkit.peers import PatternVideoTrack, ToneTrack, wait_for
+from testkit.server import TEST_SECRET, LiveServer
+from testkit.whip import HttpPeer, request
+from tests.test_recording import ffprobe_frames
+
+pytestmark = pytest.mark.integration
+
+WHISPER_HZ = 1000.0
+CLASSROOM_HZ = 440.0
+
+
+def camera_token(session_id: str, **kw: object) -> str:
+    return issue_camera_token(TEST_SECRET, session_id, ttl_s=3600, **kw)  # type: ignore[arg-type]
+
+
+def whip(server: LiveServer, session_id: str, token: str) -> HttpPeer:
+    return HttpPeer(server.url, f"/whip/{session_id}", token)
+
+
+def whep(server: LiveServer, session_id: str, token: str) -> HttpPeer:
+    return HttpPeer(server.url, f"/whep/{session_id}", token)
+
+
+async def test_a_whip_camera_is_seen_by_the_coach_and_recorded(live_server: LiveServer) -> None:
+    session = await live_server.create_session()
+    coach = live_server.participant(session.id, "coach")
+    camera = whip(live_server, session.id, camera_token(session.id))
+    try:
+        await coach.join()
+        posted = time.monotonic()
+        reply = await camera.start(send=[PatternVideoTrack(), ToneTrack(CLASSROOM_HZ)])
+        assert reply.status == 201, reply.body
+        assert reply.headers["Content-Type"].startswith("application/sdp")
+        assert reply.headers["Location"].startswith(f"/whip/{session.id}/")
+        assert reply.headers["ETag"].startswith('"')
+        # the coach's page shows the device as a participant, and its tracks
+        await wait_for(lambda: coach.got("participant-joined") != [])
+        joined = coach.got("participant-joined")[-1]
+        assert joined["name"] == "Room camera (WHIP)" and joined["role"] == "camera"
+        await wait_for(lambda: len(coach.tracks(role="camera")) == 2, timeout=15)
+        video = coach.tracks(role="camera", source="camera")[0]
+        audio = coach.tracks(role="camera", source="mic")[0]
+        await wait_for(lambda: video.frames > 10, timeout=15)
+        await wait_for(lambda: audio.tone_hz > 0, timeout=10)
+        assert video.first_frame_at is not None
+        print(
+            f"WHIP POST -> 201 in {reply.seconds * 1000:.0f} ms; first frame at the coach "
+            f"{(video.first_frame_at - posted) * 1000:.0f} ms after the POST"
+        )
+        assert (video.width, video.height) == (320, 240)
+        assert abs(audio.tone_hz - CLASSROOM_HZ) < 30
+        # the classroom on a room camera is what makes the lesson LIVE
+        live = live_server.manager.get(session.id)
+        assert live is not None and live.summary()["classroom_tracks"] == 2
+        await wait_for(lambda: coach.got("recording-state", state="recording") != [])
+        # forwarded like a page's camera: a coach who comes later gets a
+        # picture at once (its keyframe request reaches the device)
+        late = live_server.participant(session.id, "coach")
+        try:
+            await late.join()
+            await wait_for(lambda: late.tracks(role="camera", source="camera") != [], timeout=10)
+            late_video = late.tracks(role="camera", source="camera")[0]
+            await wait_for(lambda: late_video.frames > 5, timeout=10)
+        finally:
+            await late.close()
+
+        deleted = await request("DELETE", camera.resource_url, token=camera.token)
+        assert deleted.status == 200
+        await wait_for(lambda: coach.got("participant-left") != [])
+        await wait_for(lambda: coach.tracks(role="camera") == [] or not live.router.producers)
+        assert all(p.role != Role.CAMERA for p in live.participants.values())
+        again = await request("DELETE", camera.resource_url, token=camera.token)
+        assert again.status == 404
+        await live_server.manager.end_session(session.id)
+    finally:
+        await camera.close()
+        await coach.close()
+
+    (directory,) = list((live_server.config.recordings_dir / session.id).iterdir())
+    manifest = read_manifest(directory)
+    assert manifest["state"] == "finalized"
+    recorded = {t["source"]: t for t in manifest["tracks"] if t.get("role") == "camera"}
+    assert set(recorded) == {"camera", "mic"}
+    assert recorded["camera"]["width"] == 320
+    for track in recorded.values():
+        # a file ffprobe reads, with every frame the Recorder took in
+        assert ffprobe_frames(directory / track["file"]) == track["frames"] > 10
+    roles = {p["role"] for p in manifest["participants"].values()}
+    assert roles == {"camera", "coach"}
