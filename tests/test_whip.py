@@ -103,3 +103,53 @@ async def test_a_whip_camera_is_seen_by_the_coach_and_recorded(live_server: Live
         assert ffprobe_frames(directory / track["file"]) == track["frames"] > 10
     roles = {p["role"] for p in manifest["participants"].values()}
     assert roles == {"camera", "coach"}
+
+
+def whisper_listeners(server: LiveServer, session_id: str) -> set[str]:
+    """Participants with a consumer of any whisper (the Recorder too)."""
+    live = server.manager.get(session_id)
+    assert live is not None
+    return {
+        c.participant_id
+        for p in live.router.producers.values()
+        if p.info.source == "whisper"
+        for c in p.consumers.values()
+    }
+
+
+async def test_a_whep_viewer_sees_the_classroom_and_never_a_whisper(
+    live_server: LiveServer,
+) -> None:
+    session = await live_server.create_session()
+    observer_invite = live_server.invite(session.id, "observer")
+    viewer = whep(live_server, session.id, observer_invite)
+    async with live_server.classroom(session.id, mic=True) as (teacher, coach):
+        whisper = await coach.publish(ToneTrack(WHISPER_HZ), "whisper")
+        await wait_for(lambda: coach.published(whisper))
+        assert (await coach.call("whisper-start"))["ok"]
+        try:
+            # a spare audio m-line: a whisper would have somewhere to go
+            reply = await viewer.start(receive=["video", "audio", "audio"])
+            assert reply.status == 201, reply.body
+            assert reply.headers["Location"].startswith(f"/whep/{session.id}/")
+            (video,) = viewer.kind("video")
+            await wait_for(lambda: video.frames > 10, timeout=15)
+            assert (video.width, video.height) == (320, 240)
+            audio = viewer.kind("audio")
+            await wait_for(lambda: any(a.tone_hz > 0 for a in audio), timeout=10)
+            # the whisper is live: the teacher hears it all along
+            heard = teacher.tracks(producerId=whisper)[0]
+            await wait_for(lambda: heard.frames > 50 and heard.tone_hz > 0, timeout=10)
+            assert abs(heard.tone_hz - WHISPER_HZ) < 30
+            # the viewer hears the classroom, never the coach's voice
+            assert [round(a.tone_hz) for a in audio if a.tone_hz] == [pytest.approx(440, abs=30)]
+            viewer_id = next(
+                p.id for p in live_server.manager.sessions[session.id].participants.values()
+                if p.name == "Viewer (WHEP)"
+            )
+            assert viewer_id not in whisper_listeners(live_server, session.id)
+            assert teacher.joined["participantId"] in whisper_listeners(live_server, session.id)
+            assert all(a.tone_hz == 0 or abs(a.tone_hz - WHISPER_HZ) > 100 for a in audio)
+        finally:
+            assert (await coach.call("whisper-stop"))["ok"]
+            await viewer.close()

@@ -194,7 +194,7 @@ class WhipEndpoints:
         record = await self.store.get(session_id)
         if claims.token_id in record.settings.revoked_camera_tokens:
             raise TokenRevoked("this camera token was revoked")
-        return claims, claims.name or ""
+        return claims, f"{claims.name} (WHIP)" if claims.name else ""
 
     async def _viewer(self, request: web.Request, session_id: str) -> tuple[Credentialed, str]:
         token = auth.bearer(request, query=False)

@@ -234,6 +234,9 @@ class SessionRecord:
                 tally_categories=tuple(
                     settings.get("tally_categories") or defaults.tally_categories
                 ),
+                revoked_camera_tokens=tuple(
+                    str(t) for t in settings.get("revoked_camera_tokens") or ()
+                ),
             ),
             recording_decisions=tuple(
                 RecordingDecision.from_json(d) for d in data.get("recording_decisions") or []
