@@ -8,14 +8,16 @@ DELETE, refusals that change nothing."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
+from server.core.config import Limits
 from server.core.roles import Role
 from server.core.tokens import issue_camera_token
 from server.recording.manifest import read_manifest
 from testkit.peers import PatternVideoTrack, ToneTrack, wait_for
-from testkit.server import TEST_SECRET, LiveServer
+from testkit.server import TEST_SECRET, LiveServer, make_config, running_server
 from testkit.whip import HttpPeer, request
 from tests.test_recording import ffprobe_frames
 
@@ -153,3 +155,38 @@ async def test_a_whep_viewer_sees_the_classroom_and_never_a_whisper(
         finally:
             assert (await coach.call("whisper-stop"))["ok"]
             await viewer.close()
+
+
+async def test_a_device_that_goes_away_without_delete_leaves_the_lesson(tmp_path: Path) -> None:
+    """An encoder that never connects (its answer lost), and one that just
+    closes its connection, are removed like a page whose media failed."""
+    config = make_config(tmp_path, limits=Limits(negotiation_timeout_s=2.0))
+    async with running_server(config) as server:
+        session = await server.create_session()
+        coach = server.participant(session.id, "coach")
+        silent = whip(server, session.id, camera_token(session.id))
+        closing = whip(server, session.id, camera_token(session.id))
+        try:
+            await coach.join()
+            # never applies the answer: ICE never starts on its side
+            offer = await silent.offer(send=[PatternVideoTrack()])
+            lost = await request(
+                "POST", server.url + silent.endpoint, token=silent.token, body=offer,
+                content_type="application/sdp",
+            )  # fmt: skip
+            assert lost.status == 201
+            assert (await closing.start(send=[PatternVideoTrack()])).status == 201
+            await wait_for(lambda: len(coach.got("participant-joined")) == 2)
+            await wait_for(lambda: closing.pc.connectionState == "connected", timeout=10)
+            await closing.pc.close()
+            await wait_for(lambda: len(coach.got("participant-left")) == 2, timeout=15)
+            live = server.manager.get(session.id)
+            assert live is not None and list(live.participants) == [coach.joined["participantId"]]
+            assert not live.router.producers
+            lost_url = server.url + lost.headers["Location"]
+            for resource, device in ((lost_url, silent), (closing.resource_url, closing)):
+                assert (await request("DELETE", resource, token=device.token)).status == 404
+        finally:
+            await silent.close()
+            await closing.close()
+            await coach.close()
