@@ -12,7 +12,7 @@ from typing import Any
 
 import aiohttp
 import numpy as np
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame, VideoFrame
 from multidict import CIMultiDictProxy
@@ -69,10 +69,18 @@ class HttpPeer:
     received: list[Received] = field(default_factory=list)
 
     async def offer(
-        self, send: Sequence[MediaStreamTrack] = (), receive: Sequence[str] = ()
+        self,
+        send: Sequence[MediaStreamTrack] = (),
+        receive: Sequence[str] = (),
+        video_codec: str | None = None,
     ) -> str:
         for track in send:
-            self.pc.addTransceiver(track, direction="sendonly")
+            transceiver = self.pc.addTransceiver(track, direction="sendonly")
+            if video_codec is not None and track.kind == "video":
+                codecs = RTCRtpSender.getCapabilities("video").codecs
+                transceiver.setCodecPreferences(
+                    [c for c in codecs if c.mimeType.lower() == video_codec.lower()]
+                )
         for kind in receive:
             self.pc.addTransceiver(kind, direction="recvonly")
         offer = await self.pc.createOffer()
@@ -81,9 +89,13 @@ class HttpPeer:
         return str(self.pc.localDescription.sdp)
 
     async def start(
-        self, send: Sequence[MediaStreamTrack] = (), receive: Sequence[str] = ()
+        self,
+        send: Sequence[MediaStreamTrack] = (),
+        receive: Sequence[str] = (),
+        video_codec: str | None = None,
     ) -> HttpReply:
-        sdp = await self.offer(send, receive)
+        """``video_codec``: offer only that one (OBS offers H.264 only)."""
+        sdp = await self.offer(send, receive, video_codec)
         if receive:
             sdp = without_abs_send_time(sdp)
         self.reply = await request(

@@ -157,6 +157,7 @@ async def test_a_whep_viewer_sees_the_classroom_and_never_a_whisper(
             await viewer.close()
 
 
+@pytest.mark.slow
 async def test_a_device_that_goes_away_without_delete_leaves_the_lesson(tmp_path: Path) -> None:
     """An encoder that never connects (its answer lost), and one that just
     closes its connection, are removed like a page whose media failed."""
@@ -190,3 +191,29 @@ async def test_a_device_that_goes_away_without_delete_leaves_the_lesson(tmp_path
             await silent.close()
             await closing.close()
             await coach.close()
+
+
+@pytest.mark.slow
+async def test_an_h264_encoder_like_obs_is_forwarded_and_recorded(live_server: LiveServer) -> None:
+    """OBS's WHIP output offers H.264 only: the coach gets it without any
+    transcoding, and the recording holds it."""
+    session = await live_server.create_session()
+    coach = live_server.participant(session.id, "coach")
+    camera = whip(live_server, session.id, camera_token(session.id))
+    try:
+        await coach.join()
+        reply = await camera.start(send=[PatternVideoTrack()], video_codec="video/H264")
+        assert reply.status == 201, reply.body
+        assert "H264/90000" in reply.body and "VP8/90000" not in reply.body
+        await wait_for(lambda: coach.tracks(role="camera") != [], timeout=10)
+        (video,) = coach.tracks(role="camera")
+        assert video.info["codec"].lower() == "video/h264"
+        await wait_for(lambda: video.frames > 10, timeout=15)
+        assert (video.width, video.height) == (320, 240)
+        await live_server.manager.end_session(session.id)
+    finally:
+        await camera.close()
+        await coach.close()
+    (directory,) = list((live_server.config.recordings_dir / session.id).iterdir())
+    (track,) = [t for t in read_manifest(directory)["tracks"] if t["source"] == "camera"]
+    assert ffprobe_frames(directory / track["file"]) == track["frames"] > 10

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from server.core.config import IceServer
+from server.core.config import IceServer, Limits
 from server.core.roles import SessionState
 from server.core.tokens import issue_admin_token, issue_camera_token
 from testkit.peers import PatternVideoTrack, ToneTrack, wait_for
@@ -264,3 +264,27 @@ async def test_a_revoked_camera_token_is_cut_off_and_stays_revoked_after_a_resta
     async with running_server(config) as server:
         after = await post(server, f"/whip/{session.id}", token, await an_offer())
         assert (after.status, error_code(after)) == (403, "token_revoked")
+
+
+async def test_a_reconnecting_encoder_replaces_its_stream_and_resources_are_limited(
+    tmp_path: Path,
+) -> None:
+    config = make_config(tmp_path, limits=Limits(max_whip_resources_per_session=2))
+    async with running_server(config) as server:
+        session = await server.create_session()
+        path = f"/whip/{session.id}"
+        first_token, second_token = camera_token(session.id), camera_token(session.id)
+        first = await post(server, path, first_token, await an_offer())
+        assert first.status == 201, first.body
+        # the same device again (OBS restarted): its old stream goes
+        again = await post(server, path, first_token, await an_offer())
+        assert again.status == 201 and again.headers["Location"] != first.headers["Location"]
+        old = await request("DELETE", server.url + first.headers["Location"], token=first_token)
+        assert old.status == 404
+        live = server.manager.get(session.id)
+        assert live is not None and len(live.participants) == 1
+        second = await post(server, path, second_token, await an_offer())
+        assert second.status == 201
+        third = await post(server, path, camera_token(session.id), await an_offer())
+        assert (third.status, error_code(third)) == (429, "limit_reached")
+        assert len(live.participants) == 2
