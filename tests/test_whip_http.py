@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiortc import RTCSessionDescription
 
 from server.core.config import IceServer, Limits
 from server.core.roles import SessionState
@@ -194,6 +196,11 @@ async def test_refusals_name_the_problem_and_change_nothing(live_server: LiveSer
         await coach.join()
         await refused(422, "unacceptable_offer", await post(live_server, path, token, no_ice))
         await refused(400, "invalid_message", await post(live_server, path, token, "v=0\r\nm=x"))
+        codecs = ("VP8/", "H264/", "opus/", "PCMU/", "PCMA/")
+        no_codec = offer
+        for codec in codecs:
+            no_codec = no_codec.replace(codec, "X" + codec)
+        await refused(422, "unacceptable_offer", await post(live_server, path, token, no_codec))
         live = live_server.manager.get(session.id)
         assert live is not None and list(live.participants) == [coach.joined["participantId"]]
         assert coach.got("participant-joined") == [] and coach.got("participant-left") == []
@@ -288,3 +295,45 @@ async def test_a_reconnecting_encoder_replaces_its_stream_and_resources_are_limi
         third = await post(server, path, camera_token(session.id), await an_offer())
         assert (third.status, error_code(third)) == (429, "limit_reached")
         assert len(live.participants) == 2
+
+
+async def test_trickled_candidates_reach_the_server(live_server: LiveServer) -> None:
+    """A client that trickles (offers with no candidates, PATCHes them
+    after): the server takes each one, and the stream connects."""
+    session = await live_server.create_session()
+    camera = HttpPeer(live_server.url, f"/whip/{session.id}", camera_token(session.id))
+    try:
+        full = await camera.offer(send=[PatternVideoTrack()])
+        lines = full.split("\r\n")
+        candidates = [line for line in lines if line.startswith("a=candidate:")]
+        assert candidates
+        bare = "\r\n".join(
+            line for line in lines if not line.startswith(("a=candidate:", "a=end-of-candidates"))
+        )
+        reply = await post(live_server, f"/whip/{session.id}", camera.token, bare)
+        assert reply.status == 201, reply.body
+        live = live_server.manager.get(session.id)
+        assert live is not None
+        (device,) = live.participants.values()
+        assert device_candidates(device.peer.pc) == []
+        ufrag = next(line for line in lines if line.startswith("a=ice-ufrag:"))
+        frag = "\r\n".join([ufrag, *candidates, "a=end-of-candidates", ""])
+        trickled = await request(
+            "PATCH", live_server.url + reply.headers["Location"], token=camera.token, body=frag,
+            content_type=SDPFRAG, headers={"If-Match": reply.headers["ETag"]},
+        )  # fmt: skip
+        assert trickled.status == 204, trickled.body
+        # (the client has not started its checks: what the server knows, it was sent)
+        ports = {int(c.split()[5]) for c in candidates}
+        assert ports <= {c.port for c in device_candidates(device.peer.pc)}
+        await camera.pc.setRemoteDescription(RTCSessionDescription(reply.body, "answer"))
+        await wait_for(lambda: camera.pc.connectionState == "connected", timeout=10)
+        await wait_for(lambda: device.peer.pc.connectionState == "connected", timeout=10)
+    finally:
+        await camera.close()
+
+
+def device_candidates(pc: Any) -> list[Any]:
+    """The remote candidates the server's side of a WHIP peer knows."""
+    transport = pc.getTransceivers()[0].receiver.transport.transport
+    return list(transport.getRemoteCandidates())
