@@ -137,7 +137,9 @@ def create_app(
         lambda: {"sessions": len(manager.sessions), **deployment.describe()},
     )
     setup_http_api(app, config=config, store=store, deployment=deployment)
-    setup_whip(app, config=config, store=store, manager=manager, deployment=deployment)
+    setup_whip(
+        app, config=config, store=store, manager=manager, deployment=deployment, policy=policy
+    )
 
     def more_metrics() -> Iterator[Metric]:
         draining = int(not manager.accepting)

@@ -48,6 +48,7 @@ DOES: dict[Action, tuple[bool, ...]] = {
     Action.DELETE_RECORDING: (Y, N, N, N, N, Y),
     Action.READ_AUDIT: (Y, N, N, N, N, Y),
     Action.READ_RAW: (N, N, N, N, N, Y),
+    Action.CAMERA_TOKENS: (Y, N, N, N, N, Y),
 }
 
 #: item -> read afterwards by teacher, coach, observer, member, owner, admin

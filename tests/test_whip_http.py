@@ -239,12 +239,16 @@ async def test_a_revoked_camera_token_is_cut_off_and_stays_revoked_after_a_resta
         assert minted.status == 201, minted.body
         token, token_id = minted.json()["token"], minted.json()["token_id"]
         assert minted.json()["whip_url"].endswith(f"/whip/{session.id}")
-        # only an admin mints one
-        refused = await request(
-            "POST", f"{server.url}/api/sessions/{session.id}/camera-tokens",
-            token=server.invite(session.id, "teacher"),
-        )  # fmt: skip
-        assert refused.status == 401
+        # the lesson's teacher mints one too (its invite's token); a coach cannot
+        tokens_url = f"{server.url}/api/sessions/{session.id}/camera-tokens"
+        by_teacher = await request("POST", tokens_url, token=server.invite(session.id, "teacher"))
+        assert by_teacher.status == 201 and by_teacher.json()["token"]
+        by_coach = await request("POST", tokens_url, token=server.invite(session.id, "coach"))
+        assert (by_coach.status, error_code(by_coach)) == (403, "forbidden")
+        other = await server.create_session()
+        elsewhere = await request("POST", tokens_url, token=server.invite(other.id, "teacher"))
+        assert (elsewhere.status, error_code(elsewhere)) == (403, "wrong_session")
+        assert (await request("POST", tokens_url)).status == 401
 
         camera = HttpPeer(server.url, f"/whip/{session.id}", token)
         coach = server.participant(session.id, "coach")

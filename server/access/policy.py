@@ -68,6 +68,7 @@ class Action(StrEnum):
     DELETE_RECORDING = "delete-recording"
     READ_AUDIT = "read-audit"  # who read this recording
     READ_RAW = "read-raw"  # the raw event log, manifest and track list
+    CAMERA_TOKENS = "camera-tokens"  # mint and revoke the lesson's camera tokens (WHIP)
 
 
 class Visibility(StrEnum):
@@ -133,6 +134,7 @@ MAY: dict[Action, frozenset[str]] = {
     Action.DELETE_RECORDING: frozenset({TEACHER}),
     Action.READ_AUDIT: frozenset({TEACHER}),
     Action.READ_RAW: _NOBODY,
+    Action.CAMERA_TOKENS: frozenset({TEACHER}),
 }
 #: actions taken in a live lesson (an admin never joins one)
 LIVE_ACTIONS = frozenset(
@@ -347,6 +349,7 @@ class AccessPolicy:
             "decideRecording": self.may(reader, Action.DECIDE_RECORDING),
             "endSession": self.may(reader, Action.END_SESSION),
             "drivePlayback": self.may(reader, Action.DRIVE_PLAYBACK),
+            "cameraTokens": self.may(reader, Action.CAMERA_TOKENS),
         }
 
 

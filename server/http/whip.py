@@ -30,6 +30,7 @@ from typing import Any
 from aiohttp import web
 
 from server.access.invites import invite_ttl_s
+from server.access.policy import AccessPolicy, Action
 from server.core.config import Config
 from server.core.errors import (
     Forbidden,
@@ -358,17 +359,32 @@ async def _cors(request: web.Request, response: web.StreamResponse) -> None:
 
 
 class CameraTokens:
-    """The admin API's camera tokens: mint one for a lesson, revoke one
-    (the revocation is kept with the lesson, and its device is removed)."""
+    """A lesson's camera tokens: its teacher (the token of their invite) or
+    an admin mints one, or revokes one (the revocation is kept with the
+    lesson, and its device is removed). ``Action.CAMERA_TOKENS`` decides."""
 
-    def __init__(self, config: Config, store: SqlSessionStore, endpoints: WhipEndpoints) -> None:
+    def __init__(
+        self,
+        config: Config,
+        store: SqlSessionStore,
+        endpoints: WhipEndpoints,
+        policy: AccessPolicy,
+    ) -> None:
         self.config = config
         self.store = store
         self.endpoints = endpoints
+        self.policy = policy
         self._lock = asyncio.Lock()
 
+    def _authorize(self, request: web.Request) -> None:
+        reader, session_id = auth.reader(request, self.config.secret)
+        if session_id is not None and session_id != request.match_info["session_id"]:
+            raise WrongSession("this invite is for another lesson")
+        if not self.policy.may(reader, Action.CAMERA_TOKENS):
+            raise Forbidden("only the lesson's teacher or an admin manages its camera tokens")
+
     async def mint(self, request: web.Request) -> web.Response:
-        auth.admin(request, self.config.secret)
+        self._authorize(request)
         data = await read_json(request, self.config.limits.max_message_bytes, required=False)
         record = await self.store.get(request.match_info["session_id"])
         if record.state is SessionState.ENDED:
@@ -399,7 +415,7 @@ class CameraTokens:
         return json_response(body, status=201)
 
     async def revoke(self, request: web.Request) -> web.Response:
-        auth.admin(request, self.config.secret)
+        self._authorize(request)
         session_id, token_id = request.match_info["session_id"], request.match_info["token_id"]
         async with self._lock:
             record = await self.store.get(session_id)
@@ -419,9 +435,10 @@ def setup_whip(
     store: SqlSessionStore,
     manager: SessionManager,
     deployment: Deployment,
+    policy: AccessPolicy,
 ) -> WhipEndpoints:
     endpoints = WhipEndpoints(config, store, manager, deployment)
-    tokens = CameraTokens(config, store, endpoints)
+    tokens = CameraTokens(config, store, endpoints, policy)
     app.router.add_post("/api/sessions/{session_id}/camera-tokens", tokens.mint)
     app.router.add_delete("/api/sessions/{session_id}/camera-tokens/{token_id}", tokens.revoke)
     app.router.add_route("*", "/whip/{session_id}", endpoints.whip)
