@@ -299,6 +299,10 @@ async def test_a_reconnecting_encoder_replaces_its_stream_and_resources_are_limi
         third = await post(server, path, camera_token(session.id), await an_offer())
         assert (third.status, error_code(third)) == (429, "limit_reached")
         assert len(live.participants) == 2
+        # at the limit, a device reconnecting still gets back in (in place of itself)
+        back = await post(server, path, second_token, await an_offer())
+        assert back.status == 201, back.body
+        assert len(live.participants) == 2
 
 
 async def test_trickled_candidates_reach_the_server(live_server: LiveServer) -> None:

@@ -236,7 +236,7 @@ class WhipEndpoints:
             raise Unavailable("this lesson is live on another node: post to that node")
         self._forget_gone()
         limit = self.config.limits.max_whip_resources_per_session
-        if sum(1 for r in self.resources.values() if r.session.id == session_id) >= limit:
+        if self._count(session_id, replaced_by=claims.invite_id if publish else None) >= limit:
             raise LimitReached(f"at most {limit} WHIP/WHEP resources per lesson")
         session = await self.manager.open(session_id)
         role = Role.CAMERA if publish else Role.OBSERVER
@@ -249,15 +249,9 @@ class WhipEndpoints:
         resource = Resource(secrets.token_urlsafe(12), kind, session, participant.id)
         self.resources[resource.id] = resource
         logger.info("%s %s joined %s as %s", kind, resource.id, session_id, participant.id)
-        headers = {
-            "Location": f"/{kind}/{session_id}/{resource.id}",
-            "ETag": resource.etag,
-            "Content-Type": SDP,
-        }
-        response = web.Response(
-            status=201, text=participant.peer.pc.localDescription.sdp, headers=headers
-        )
-        response.content_type = SDP
+        headers = {"Location": f"/{kind}/{session_id}/{resource.id}", "ETag": resource.etag}
+        answer = participant.peer.pc.localDescription.sdp
+        response = web.Response(status=201, text=answer, content_type=SDP, headers=headers)
         for link in link_headers(ice_servers_for(self.config, claims)):
             response.headers.add("Link", link)
         response.headers["Accept-Patch"] = SDPFRAG
@@ -333,6 +327,17 @@ class WhipEndpoints:
             await session.leave(pid, reason="revoked")
         self._forget_gone()
         return len(gone)
+
+    def _count(self, session_id: str, *, replaced_by: str | None) -> int:
+        """Resources in a lesson, but for the stream a device's new POST
+        replaces (its own: one seat per camera token)."""
+        return sum(
+            1
+            for r in self.resources.values()
+            if r.session.id == session_id
+            and (p := r.participant) is not None
+            and (replaced_by is None or p.invite_id != replaced_by)
+        )
 
     def _forget_gone(self) -> None:
         for rid in [r.id for r in self.resources.values() if r.participant is None]:
