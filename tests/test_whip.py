@@ -131,11 +131,17 @@ async def test_a_whep_viewer_sees_the_classroom_and_never_a_whisper(
         assert (await coach.call("whisper-start"))["ok"]
         try:
             # a spare audio m-line: a whisper would have somewhere to go
+            posted = time.monotonic()
             reply = await viewer.start(receive=["video", "audio", "audio"])
             assert reply.status == 201, reply.body
             assert reply.headers["Location"].startswith(f"/whep/{session.id}/")
             (video,) = viewer.kind("video")
             await wait_for(lambda: video.frames > 10, timeout=15)
+            assert video.first_frame_at is not None
+            print(
+                f"WHEP POST -> 201 in {reply.seconds * 1000:.0f} ms; first frame "
+                f"{(video.first_frame_at - posted) * 1000:.0f} ms after the POST"
+            )
             assert (video.width, video.height) == (320, 240)
             audio = viewer.kind("audio")
             await wait_for(lambda: any(a.tone_hz > 0 for a in audio), timeout=10)
