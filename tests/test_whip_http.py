@@ -131,6 +131,14 @@ async def test_a_post_answers_201_with_location_etag_links_and_cors(tmp_path: Pa
             assert other.status == 403  # another device's token cannot touch this stream
             # still publishing after all that
             assert camera.pc.connectionState == "connected"
+            options = await request("OPTIONS", resource)
+            assert options.status == 204
+            assert {"PATCH", "DELETE"} <= set(
+                options.headers["Access-Control-Allow-Methods"].replace(" ", "").split(",")
+            )
+            get = await request("GET", resource, token=camera.token)
+            assert (get.status, error_code(get)) == (405, "method_not_allowed")
+            assert "DELETE" in get.headers["Allow"]
 
             assert (await request("DELETE", resource, token=camera.token)).status == 200
             for method in ("DELETE", "PATCH"):
