@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import av
 import pytest
 
 from server.core.config import Limits
@@ -105,6 +106,9 @@ async def test_a_whip_camera_is_seen_by_the_coach_and_recorded(live_server: Live
         assert ffprobe_frames(directory / track["file"]) == track["frames"] > 10
     roles = {p["role"] for p in manifest["participants"].values()}
     assert roles == {"camera", "coach"}
+    # review plays the room camera with its mic, as it plays a teacher's
+    with av.open(str(directory / manifest["review"]["classroom"])) as review:
+        assert {s.type for s in review.streams} == {"video", "audio"}
 
 
 def whisper_listeners(server: LiveServer, session_id: str) -> set[str]:
