@@ -15,6 +15,7 @@ from aiortc import RTCSessionDescription
 from server.core.config import IceServer, Limits
 from server.core.roles import SessionState
 from server.core.tokens import issue_admin_token, issue_camera_token
+from server.media.offer_sdp import offered_simulcast
 from testkit.peers import PatternVideoTrack, ToneTrack, wait_for
 from testkit.server import TEST_SECRET, LiveServer, make_config, running_server
 from testkit.whip import HttpPeer, HttpReply, request
@@ -353,3 +354,19 @@ def device_candidates(pc: Any) -> list[Any]:
     """The remote candidates the server's side of a WHIP peer knows."""
     transport = pc.getTransceivers()[0].receiver.transport.transport
     return list(transport.getRemoteCandidates())
+
+
+def test_a_clients_simulcast_layers_are_ranked_by_their_names() -> None:
+    """Layers lowest resolution first, whatever order the client offers
+    them in; unknown names keep the offer's order; paused ones are not taken."""
+
+    def offer(spec: str, rids: list[str]) -> str:
+        lines = ["v=0", "m=video 9 UDP/TLS/RTP/SAVPF 96", "a=mid:0"]
+        lines += [f"a=rid:{r} send" for r in rids] + [f"a=simulcast:send {spec}"]
+        return "\r\n".join(lines) + "\r\n"
+
+    assert offered_simulcast(offer("f;h;q", ["f", "h", "q"])) == {"0": ("q", "h", "f")}
+    assert offered_simulcast(offer("h;m;l", ["h", "m", "l"])) == {"0": ("l", "m", "h")}
+    assert offered_simulcast(offer("2;0;1", ["2", "0", "1"])) == {"0": ("2", "0", "1")}
+    assert offered_simulcast(offer("l;~h", ["l", "h"])) == {}
+    assert offered_simulcast(offer("l;x", ["l"])) == {}  # "x" has no a=rid line

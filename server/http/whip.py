@@ -250,7 +250,7 @@ class WhipEndpoints:
         self.resources[resource.id] = resource
         logger.info("%s %s joined %s as %s", kind, resource.id, session_id, participant.id)
         headers = {"Location": f"/{kind}/{session_id}/{resource.id}", "ETag": resource.etag}
-        answer = participant.peer.pc.localDescription.sdp
+        answer = participant.peer.answer_sdp
         response = web.Response(status=201, text=answer, content_type=SDP, headers=headers)
         for link in link_headers(ice_servers_for(self.config, claims)):
             response.headers.add("Link", link)

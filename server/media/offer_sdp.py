@@ -227,3 +227,61 @@ def offer_shape(sdp: str) -> OfferShape | None:
     if kind is not None:
         media.append((kind, direction or session_direction))
     return OfferShape(tuple(media), has_ice, has_fingerprint)
+
+
+#: rid names whose meaning is known, lowest resolution first (a client's
+#: offer may list its layers in any order: WebRTC's samples offer f;h;q)
+RID_RANKS: tuple[frozenset[str], ...] = (
+    frozenset({"q", "l", "low", "lo", "quarter", "s", "small"}),
+    frozenset({"h", "m", "mid", "medium", "half"}),
+    frozenset({"f", "high", "hi", "full", "hd", "large"}),
+)
+
+
+def _rank(rid: str, rids: tuple[str, ...]) -> tuple[int, int]:
+    # "h" is "half" beside "f", "high" beside "l"/"m"
+    if rid == "h" and "f" not in rids:
+        return (2, 0)
+    known = next((i for i, names in enumerate(RID_RANKS) if rid.lower() in names), None)
+    return (known if known is not None else 1, rids.index(rid))
+
+
+def offered_simulcast(sdp: str) -> dict[str, tuple[str, ...]]:
+    """mid -> the rids a client's offer sends as simulcast (``a=simulcast:send``),
+    lowest resolution first as their names say (else in the offer's order);
+    m-lines without simulcast (or with one rid) are left out."""
+    result: dict[str, tuple[str, ...]] = {}
+    for section in _sections(sdp)[1:]:
+        mid = _mid(section)
+        line = next((x for x in section if x.startswith("a=simulcast:send ")), None)
+        if mid is None or line is None:
+            continue
+        spec = line.split(" ", 2)[1]
+        # "send a;b;c": one rid per stream ("a,b": alternatives, take the first;
+        # "~a": paused, not taken)
+        rids = tuple(
+            first
+            for alternative in spec.split(";")
+            if (first := alternative.split(",")[0].strip()) and not first.startswith("~")
+        )
+        declared = {x.split()[0][6:] for x in section if x.startswith("a=rid:") and " send" in x}
+        rids = tuple(r for r in rids if r in declared)
+        if len(rids) > 1:
+            result[mid] = tuple(sorted(rids, key=lambda r: _rank(r, rids)))
+    return result
+
+
+def answer_simulcast(sdp: str, taken: dict[str, tuple[str, ...]], rid_ext_id: int) -> str:
+    """``sdp`` (aiortc's answer) receiving simulcast on the m-lines of
+    ``taken`` (mid -> rids), with the offer's id for the rid extension."""
+    sections = _sections(sdp)
+    out = list(sections[0])
+    for section in sections[1:]:
+        rids = taken.get(_mid(section) or "")
+        if rids:
+            new = [f"a=extmap:{rid_ext_id} {RID_URI}"]
+            new += [f"a=rid:{rid} recv" for rid in rids]
+            new.append(f"a=simulcast:recv {';'.join(rids)}")
+            section = _insert_after(section, "a=mid:", new)
+        out += section
+    return "\r\n".join(out) + "\r\n"

@@ -156,6 +156,8 @@ class Peer:
         #: the client offered (WHIP/WHEP): no server offers, fixed slots
         self.client_offers = client_offers
         self._slots: list[_Slot] = []
+        #: the answer to a client's offer, as sent (with what aiortc does not write)
+        self.answer_sdp = ""
         if not client_offers:
             self._tasks.spawn(self._negotiation_loop(), name=f"negotiate {participant_id}")
 
@@ -456,9 +458,31 @@ class Peer:
         answer = await self.pc.createAnswer()
         adapter.restrict_ice(self.pc, self._config.ice_listen_ips, self._config.ice_announced_ip)
         await self.pc.setLocalDescription(answer)
+        self.answer_sdp = self._take_simulcast(sdp, str(self.pc.localDescription.sdp))
         adapter.route_by_mid(self.pc)
         self.negotiations += 1
-        return str(self.pc.localDescription.sdp)
+        return self.answer_sdp
+
+    def _take_simulcast(self, offer: str, answer: str) -> str:
+        """Receive the simulcast a client offers on a camera it publishes
+        (aiortc's answer does not): the answer text says so, and the
+        Producer gets the layers, lowest first."""
+        rid_id = offer_sdp.extension_id(offer, offer_sdp.RID_URI)
+        cameras = {
+            p.transceiver.mid
+            for p in self._publications.values()
+            if p.info.source == Source.CAMERA and p.transceiver.mid is not None
+        }
+        taken = {
+            mid: rids
+            for mid, rids in offer_sdp.offered_simulcast(offer).items()
+            if mid in cameras
+        }
+        if rid_id is None or not taken:
+            return answer
+        self._answered_rids = taken
+        adapter.accept_simulcast(self.pc, rid_id)
+        return offer_sdp.answer_simulcast(answer, taken, rid_id)
 
     def start(self) -> None:
         """The participant is in its session: its tracks become producers,

@@ -18,7 +18,15 @@ CLIENT = """(async () => {
     (window.__pcs = window.__pcs || []).push(pc);
     if (arg.publish) {
         const stream = await navigator.mediaDevices.getUserMedia({video: true, audio: true});
-        for (const track of stream.getTracks()) pc.addTransceiver(track, {direction: "sendonly"});
+        // simulcast, lowest layer first (what a browser falls back to, alone,
+        // if the answer does not take simulcast)
+        const [video] = stream.getVideoTracks(), [audio] = stream.getAudioTracks();
+        pc.addTransceiver(video, {direction: "sendonly", sendEncodings: [
+            {rid: "l", scaleResolutionDownBy: 4},
+            {rid: "m", scaleResolutionDownBy: 2},
+            {rid: "h"},
+        ]});
+        pc.addTransceiver(audio, {direction: "sendonly"});
     } else {
         pc.addTransceiver("video", {direction: "recvonly"});
         pc.addTransceiver("audio", {direction: "recvonly"});
@@ -41,7 +49,8 @@ CLIENT = """(async () => {
     });
     const body = await resp.text();
     if (resp.status === 201) await pc.setRemoteDescription({type: "answer", sdp: body});
-    return {status: resp.status, body, location: resp.headers.get("Location"),
+    return {status: resp.status, body, offer: pc.localDescription.sdp,
+            location: resp.headers.get("Location"),
             etag: resp.headers.get("ETag")};
 })()"""
 
@@ -61,13 +70,22 @@ async def test_a_browser_publishes_over_whip_and_plays_over_whep(
         whip_url = f"{live_server.url}/whip/{session.id}"
         published = await tab.js(CLIENT, {"publish": True, "url": whip_url, "token": token})
         assert published["status"] == 201, published["body"]
+        assert "a=simulcast:send l;m;h" in published["offer"]
+        assert "a=simulcast:recv l;m;h" in published["body"]
         # CORS exposed what a WHIP client needs
         assert published["location"].startswith(f"/whip/{session.id}/")
         assert published["etag"]
         await wait_for(lambda: len(coach.tracks(role="camera")) == 2, timeout=20)
         video = coach.tracks(role="camera", source="camera")[0]
         await wait_for(lambda: video.frames > 10, timeout=20)
-        assert video.width >= 320
+        live = live_server.manager.get(session.id)
+        assert live is not None
+        (camera,) = [p for p in live.router.producers.values() if p.info.source == "camera"]
+        # the coach is not left with the smallest layer
+        # several layers arrive (Chromium sends two of three at 640x480)
+        assert [layer.rid for layer in camera.layers] == ["l", "m", "h"]
+        await wait_for(lambda: sum(1 for x in camera.layers if x.packets) >= 2, timeout=10)
+        await wait_for(lambda: video.width >= 320, timeout=10)
 
         observer = live_server.invite(session.id, "observer")
         whep_url = f"{live_server.url}/whep/{session.id}"
