@@ -7,6 +7,7 @@ DELETE, refusals that change nothing."""
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from server.core.config import Limits
 from server.core.roles import Role
 from server.core.tokens import issue_camera_token
 from server.recording.manifest import read_manifest
+from testkit.netns_peer import inbound_stats
 from testkit.peers import PatternVideoTrack, ToneTrack, wait_for
 from testkit.server import TEST_SECRET, LiveServer, make_config, running_server
 from testkit.whip import HttpPeer, request
@@ -227,3 +229,61 @@ async def test_an_h264_encoder_like_obs_is_forwarded_and_recorded(live_server: L
     (directory,) = list((live_server.config.recordings_dir / session.id).iterdir())
     (track,) = [t for t in read_manifest(directory)["tracks"] if t["source"] == "camera"]
     assert ffprobe_frames(directory / track["file"]) == track["frames"] > 10
+
+
+@pytest.mark.slow
+async def test_a_lossy_whip_uplink_is_repaired_by_nack(live_server: LiveServer) -> None:
+    """10 % of the device's video packets never arrive: the server asks the
+    device again (NACK, as for a page's camera), the device retransmits,
+    and the coach keeps decoding with (almost) none of the loss left."""
+    session = await live_server.create_session(recording=False)
+    coach = live_server.participant(session.id, "coach")
+    camera = whip(live_server, session.id, camera_token(session.id))
+    try:
+        await coach.join()
+        reply = await camera.start(send=[PatternVideoTrack()])
+        assert reply.status == 201
+        match = re.search(r"a=rtpmap:(\d+) VP8/90000", reply.body)
+        assert match is not None
+        vp8 = int(match.group(1))
+        await wait_for(lambda: coach.tracks(role="camera") != [], timeout=10)
+        video = coach.tracks(role="camera")[0]
+        await wait_for(lambda: video.frames > 30, timeout=15)
+
+        # the device's uplink loses every 10th first transmission of video
+        transport = camera.pc.getTransceivers()[0].sender.transport
+        send = transport._send_rtp
+        counts = {"sent": 0, "dropped": 0, "resent": 0}
+        seen: set[int] = set()
+
+        async def lossy(data: bytes) -> None:
+            if len(data) > 12 and not 192 <= data[1] <= 223 and data[1] & 0x7F == vp8:
+                seq = int.from_bytes(data[2:4], "big")
+                if seq in seen:
+                    counts["resent"] += 1
+                else:
+                    seen.add(seq)
+                    counts["sent"] += 1
+                    if counts["sent"] % 10 == 0:
+                        counts["dropped"] += 1
+                        return
+            await send(data)
+
+        transport._send_rtp = lossy
+        before = (await inbound_stats(coach.pc))["video"]
+        frames = video.frames
+        # the picture goes on: 10 s of video (300 frames) still decode
+        await wait_for(lambda: video.frames >= frames + 300, timeout=40)
+        after = (await inbound_stats(coach.pc))["video"]
+        transport._send_rtp = send
+        live = live_server.manager.get(session.id)
+        assert live is not None
+        (producer,) = live.router.producers.values()
+        lost_at_coach = after["packetsLost"] - before["packetsLost"]
+        assert counts["dropped"] >= 10
+        assert producer.nacks_sent > 0  # the server asked the device again ...
+        assert counts["resent"] >= counts["dropped"] / 2  # ... and it sent them again
+        assert lost_at_coach < counts["dropped"] / 2, (lost_at_coach, counts)
+    finally:
+        await camera.close()
+        await coach.close()

@@ -186,6 +186,15 @@ def offered_direction(transceiver: RTCRtpTransceiver) -> str | None:
     return _REVERSED.get(ours, ours) if ours is not None else None
 
 
+def drop_rtx(transceiver: RTCRtpTransceiver) -> None:
+    """Answer this m-line of a client's offer without RTX. The receive tap
+    drops RTX packets, so a publisher must retransmit in-band (same SSRC
+    and payload type), as pages do: the server's own offers name one codec
+    and no RTX. Call after ``setRemoteDescription``, before ``createAnswer``."""
+    t: Any = transceiver  # aiortc keeps the negotiated codecs in ``_codecs``
+    t._codecs = [c for c in t._codecs if not c.mimeType.lower().endswith("/rtx")]
+
+
 def local_ice_ufrag(pc: RTCPeerConnection) -> str:
     """The server's ICE username fragment (one transport: max-bundle)."""
     for transceiver in pc.getTransceivers():

@@ -438,6 +438,7 @@ class Peer:
         except Exception as exc:  # aiortc raises ValueError and its own errors
             raise UnacceptableOffer(f"offer rejected: {exc}") from exc
         for transceiver in self.pc.getTransceivers():
+            adapter.drop_rtx(transceiver)  # NACKs are answered in-band, as for pages
             offered = adapter.offered_direction(transceiver)
             info = plan(transceiver.kind) if offered in ("sendonly", "sendrecv") else None
             if info is not None:
