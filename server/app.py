@@ -27,6 +27,7 @@ from server.http.person_access import PersonAccess
 from server.http.recordings import RecordingAccess, setup_recording_api
 from server.http.review import ReviewApi, setup_review_api
 from server.http.signin import setup_signin
+from server.http.whip import setup_whip
 from server.live.deployment import Deployment, LocalDeployment
 from server.live.manager import SessionManager
 from server.ops.access_log import RedactingAccessLogger
@@ -136,6 +137,9 @@ def create_app(
         lambda: {"sessions": len(manager.sessions), **deployment.describe()},
     )
     setup_http_api(app, config=config, store=store, deployment=deployment)
+    setup_whip(
+        app, config=config, store=store, manager=manager, deployment=deployment, policy=policy
+    )
 
     def more_metrics() -> Iterator[Metric]:
         draining = int(not manager.accepting)

@@ -28,7 +28,7 @@ from server.core.config import (
 from server.core.errors import ConfigError, InvalidMessage, SessionEnded, SidecoachError
 from server.core.roles import Role, SessionState
 from server.core.settings import SETTINGS, Loaded, load, with_secret
-from server.core.tokens import issue_admin_token, issue_invite
+from server.core.tokens import INVITE_ROLES, issue_admin_token, issue_camera_token, issue_invite
 from server.storage.sessions import SessionSettings, SessionStore, parse_when
 
 logger = logging.getLogger(__name__)
@@ -174,9 +174,18 @@ def build_parser() -> argparse.ArgumentParser:
     invite = sub.add_parser("invite", help="print a fresh invite link")
     _add_common(invite)
     invite.add_argument("session_id", metavar="ID")
-    invite.add_argument("--role", required=True, choices=[r.value for r in Role])
+    roles = [r.value for r in Role if r in INVITE_ROLES]
+    invite.add_argument("--role", required=True, choices=roles)
     invite.add_argument("--name")
     invite.add_argument("--ttl-s", type=int, help="seconds (default: the token TTL limit)")
+
+    camera = sub.add_parser(
+        "camera-token", help="print a camera token (WHIP: OBS, an encoder) for a lesson"
+    )
+    _add_common(camera)
+    camera.add_argument("session_id", metavar="ID")
+    camera.add_argument("--name", help="how pages show the device (with ' (WHIP)')")
+    camera.add_argument("--ttl-s", type=int, help="seconds (default: the token TTL limit)")
     return parser
 
 
@@ -322,6 +331,22 @@ def _cmd_invite(args: argparse.Namespace, config: Config) -> int:
     return _with_store(config, invite)
 
 
+def _cmd_camera_token(args: argparse.Namespace, config: Config) -> int:
+    async def mint(store: SessionStore) -> int:
+        record = await store.get(args.session_id)
+        if record.state is SessionState.ENDED:
+            raise SessionEnded(f"session {record.id} has ended")
+        max_ttl = invite_ttl_s(config, record)
+        ttl_s = max_ttl if args.ttl_s is None else args.ttl_s
+        if not 1 <= ttl_s <= max_ttl:
+            raise InvalidMessage(f"--ttl-s must be 1..{max_ttl}")
+        token = issue_camera_token(config.secret, record.id, ttl_s=ttl_s, name=args.name)
+        _print_json({"whip_url": f"{config.base_url}/whip/{record.id}", "token": token})
+        return 0
+
+    return _with_store(config, mint)
+
+
 def _cmd_cluster(args: argparse.Namespace, config: Config) -> int:
     from server.cluster.check import check
 
@@ -402,6 +427,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "invite":
             return _cmd_invite(args, config)
+        if args.command == "camera-token":
+            return _cmd_camera_token(args, config)
         if args.command == "cluster":
             return _cmd_cluster(args, config)
         if args.command == "admin":

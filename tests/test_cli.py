@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from server.core.roles import Role
-from server.core.tokens import verify_admin_token, verify_invite
+from server.core.tokens import verify_admin_token, verify_camera_token, verify_invite
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -107,6 +107,17 @@ def test_invite_link(data_dir: Path) -> None:
     url = run_cli(data_dir, "invite", sid, "--role", "coach", "--name", "Dr Chen").stdout.strip()
     claims = verify_invite(secret_of(data_dir), token_of(url))
     assert (claims.session_id, claims.role, claims.name) == (sid, Role.COACH, "Dr Chen")
+
+
+def test_camera_token(data_dir: Path) -> None:
+    sid = create(data_dir)["session"]["id"]
+    out = json.loads(run_cli(data_dir, "camera-token", sid, "--name", "Room 12").stdout)
+    assert out["whip_url"] == f"https://coach.school.example/whip/{sid}"
+    claims = verify_camera_token(secret_of(data_dir), out["token"])
+    assert (claims.session_id, claims.name) == (sid, "Room 12")
+    # a camera is not an invite role: no link can carry it
+    refused = run_cli(data_dir, "invite", sid, "--role", "camera", check=False)
+    assert refused.returncode != 0 and "invalid choice" in refused.stderr
 
 
 def test_errors_are_clear_and_fail(data_dir: Path) -> None:

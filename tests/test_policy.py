@@ -48,6 +48,7 @@ DOES: dict[Action, tuple[bool, ...]] = {
     Action.DELETE_RECORDING: (Y, N, N, N, N, Y),
     Action.READ_AUDIT: (Y, N, N, N, N, Y),
     Action.READ_RAW: (N, N, N, N, N, Y),
+    Action.CAMERA_TOKENS: (Y, N, N, N, N, Y),
 }
 
 #: item -> read afterwards by teacher, coach, observer, member, owner, admin
@@ -64,19 +65,28 @@ READS: dict[Item, tuple[bool, ...]] = {
     Item.RAW: (N, N, N, N, N, Y),
 }
 
-LIVE_WHO = ("teacher", "coach", "observer", "member", RECORDER_ROLE)
-#: item -> received live by teacher, coach, observer, member, the Recorder
+LIVE_WHO = ("teacher", "coach", "observer", "member", "camera", RECORDER_ROLE)
+#: item -> received live by teacher, coach, observer, member, a WHIP camera, the Recorder
 RECEIVES: dict[Item, tuple[bool, ...]] = {
-    Item.CLASSROOM: (N, Y, Y, N, Y),
-    Item.WHISPER: (Y, N, N, N, Y),
-    Item.MEMBER_MEDIA: (N, N, N, Y, Y),
-    Item.CUE: (Y, N, N, N, N),
-    Item.CUE_STATE: (N, Y, N, N, N),
-    Item.TALLY: (N, Y, N, N, N),
-    Item.PRESENCE: (Y, Y, Y, Y, N),
-    Item.RECORDING: (Y, Y, Y, Y, N),
-    Item.WHISPER_STATE: (Y, Y, N, N, N),
-    Item.RAW: (N, N, N, N, N),
+    Item.CLASSROOM: (N, Y, Y, N, N, Y),
+    Item.WHISPER: (Y, N, N, N, N, Y),
+    Item.MEMBER_MEDIA: (N, N, N, Y, N, Y),
+    Item.CUE: (Y, N, N, N, N, N),
+    Item.CUE_STATE: (N, Y, N, N, N, N),
+    Item.TALLY: (N, Y, N, N, N, N),
+    Item.PRESENCE: (Y, Y, Y, Y, N, N),
+    Item.RECORDING: (Y, Y, Y, Y, N, N),
+    Item.WHISPER_STATE: (Y, Y, N, N, N, N),
+    Item.RAW: (N, N, N, N, N, N),
+}
+
+PRODUCE_WHO = ("teacher", "coach", "observer", "member", "camera")
+#: source -> published by teacher, coach, observer, member, a WHIP camera
+PUBLISHES: dict[Source, tuple[bool, ...]] = {
+    Source.CAMERA: (Y, N, N, Y, Y),
+    Source.MIC: (Y, N, N, Y, Y),
+    Source.SCREEN: (Y, N, N, Y, N),
+    Source.WHISPER: (N, Y, N, N, N),
 }
 
 #: a note or comment of each visibility, written by the coach: read by ...
@@ -134,6 +144,27 @@ def test_who_reads_what_afterwards(item: Item) -> None:
 def test_who_receives_what_live(item: Item) -> None:
     got = tuple(policy.receives(w, item) for w in LIVE_WHO)
     assert got == RECEIVES[item], dict(zip(LIVE_WHO, got, strict=True))
+
+
+@pytest.mark.parametrize("source", list(PUBLISHES))
+def test_who_publishes_what(source: Source) -> None:
+    got = tuple(policy.can_produce(w, source) for w in PRODUCE_WHO)
+    assert got == PUBLISHES[source], dict(zip(PRODUCE_WHO, got, strict=True))
+
+
+def test_a_room_camera_is_the_classroom_and_receives_nothing() -> None:
+    """A WHIP device's camera and mic reach whoever gets the teacher's
+    (coaches, observers, the Recorder); the device itself consumes nothing."""
+    room = ProducerInfo("t-9", "p-cam", "camera", Source.CAMERA, "video")
+    teacher_cam = ProducerInfo("t-1", "p-t", "teacher", Source.CAMERA, "video")
+    whisper = ProducerInfo("t-2", "p-c", "coach", Source.WHISPER, "audio", gated=True)
+    for role in ("teacher", "coach", "observer", "member", RECORDER_ROLE):
+        assert policy.can_consume(room, "p-x", role) == policy.can_consume(
+            teacher_cam, "p-x", role
+        ), role
+    for producer in (room, teacher_cam, whisper):
+        assert not policy.can_consume(producer, "p-cam2", "camera")
+    assert not any(policy.may(Reader(Role.CAMERA, "c-1"), action) for action in Action)
 
 
 @pytest.mark.parametrize("visibility", list(Visibility))

@@ -68,6 +68,7 @@ class Action(StrEnum):
     DELETE_RECORDING = "delete-recording"
     READ_AUDIT = "read-audit"  # who read this recording
     READ_RAW = "read-raw"  # the raw event log, manifest and track list
+    CAMERA_TOKENS = "camera-tokens"  # mint and revoke the lesson's camera tokens (WHIP)
 
 
 class Visibility(StrEnum):
@@ -77,6 +78,10 @@ class Visibility(StrEnum):
 
 
 TEACHER, COACH, OBSERVER, MEMBER = Role.TEACHER, Role.COACH, Role.OBSERVER, Role.MEMBER
+#: a device on a camera token (WHIP): it is in no LIVE, READ or MAY entry
+#: (it receives nothing, reads nothing, does nothing) and publishes the
+#: classroom (PRODUCE)
+CAMERA = Role.CAMERA
 #: a debrief's owner (the member whose link started it) acts as its teacher
 OWNER = "owner"
 _NOBODY: frozenset[str] = frozenset()
@@ -129,6 +134,7 @@ MAY: dict[Action, frozenset[str]] = {
     Action.DELETE_RECORDING: frozenset({TEACHER}),
     Action.READ_AUDIT: frozenset({TEACHER}),
     Action.READ_RAW: _NOBODY,
+    Action.CAMERA_TOKENS: frozenset({TEACHER}),
 }
 #: actions taken in a live lesson (an admin never joins one)
 LIVE_ACTIONS = frozenset(
@@ -162,7 +168,11 @@ PRODUCE: dict[str, frozenset[Source]] = {
     TEACHER: CLASSROOM_SOURCES,
     COACH: frozenset({Source.WHISPER}),
     MEMBER: frozenset({Source.CAMERA, Source.MIC, Source.SCREEN}),
+    CAMERA: frozenset({Source.CAMERA, Source.MIC}),
 }
+
+#: roles whose published camera, screen and mic are the classroom
+CLASSROOM_PUBLISHERS = frozenset({TEACHER, CAMERA})
 
 #: event log types -> item (types not listed are RAW: admins only)
 EVENT_ITEMS: dict[str, Item] = {
@@ -191,13 +201,13 @@ EVENT_ITEMS: dict[str, Item] = {
 
 
 def item_of_source(source: Source | str, publisher_role: str) -> Item:
-    """The item a published track is: the teacher's classroom, a whisper,
-    or a debrief member's own media."""
+    """The item a published track is: the classroom (the teacher's, or a
+    room camera's), a whisper, or a debrief member's own media."""
     if source == Source.WHISPER:
         return Item.WHISPER
     if publisher_role == MEMBER:
         return Item.MEMBER_MEDIA
-    return Item.CLASSROOM if publisher_role == TEACHER else Item.RAW
+    return Item.CLASSROOM if publisher_role in CLASSROOM_PUBLISHERS else Item.RAW
 
 
 @dataclass(frozen=True)
@@ -339,6 +349,7 @@ class AccessPolicy:
             "decideRecording": self.may(reader, Action.DECIDE_RECORDING),
             "endSession": self.may(reader, Action.END_SESSION),
             "drivePlayback": self.may(reader, Action.DRIVE_PLAYBACK),
+            "cameraTokens": self.may(reader, Action.CAMERA_TOKENS),
         }
 
 

@@ -69,6 +69,8 @@ class Limits:
     #: live seats one coach or observer invite holds; a further join with it
     #: replaces its oldest seat (a teacher invite holds one, always replaced)
     seats_per_invite: int = 3
+    #: WHIP publishers and WHEP viewers (HTTP media resources) in one lesson
+    max_whip_resources_per_session: int = 4
     #: sessions one admin token may create per minute (admin API)
     sessions_per_admin_token_per_minute: int = 30
     #: warning lines about malformed client input per minute; the rest are

@@ -38,6 +38,45 @@ class MessageTooLarge(SidecoachError):
     status = 413
 
 
+class UnsupportedMediaType(SidecoachError):
+    """A body of a content type the endpoint does not take."""
+
+    code = "unsupported_media_type"
+    status = 415
+
+
+class MethodNotAllowed(SidecoachError):
+    """A method the resource does not support; ``allow`` lists those it does."""
+
+    code = "method_not_allowed"
+    status = 405
+
+    def __init__(self, message: str, allow: str) -> None:
+        super().__init__(message)
+        self.allow = allow
+
+
+class UnacceptableOffer(SidecoachError):
+    """A well-formed SDP offer the server cannot take (nothing it may
+    publish or receive, no ICE credentials, no DTLS fingerprint)."""
+
+    code = "unacceptable_offer"
+    status = 422
+
+
+class IceRestartUnsupported(UnacceptableOffer):
+    """A WHIP/WHEP client asked for an ICE restart (aiortc cannot restart ICE)."""
+
+    code = "ice_restart_unsupported"
+
+
+class PreconditionFailed(SidecoachError):
+    """An ``If-Match`` that does not name the resource's current ETag."""
+
+    code = "precondition_failed"
+    status = 412
+
+
 class Unauthorized(SidecoachError):
     code = "unauthorized"
     status = 401
@@ -50,6 +89,19 @@ class TokenExpired(Unauthorized):
 class Forbidden(SidecoachError):
     code = "forbidden"
     status = 403
+
+
+class TokenRevoked(Forbidden):
+    """A camera token its lesson's teacher or an admin revoked."""
+
+    code = "token_revoked"
+
+
+class WrongKindOfToken(Forbidden):
+    """A valid token of another kind (an invite used where a camera token
+    is needed, or the reverse)."""
+
+    code = "wrong_token_kind"
 
 
 class WrongSession(Forbidden):

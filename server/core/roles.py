@@ -10,6 +10,9 @@ class Role(StrEnum):
     COACH = "coach"
     OBSERVER = "observer"
     MEMBER = "member"
+    #: a device publishing over WHIP with a camera token: publishes the
+    #: classroom's camera and room mic, receives nothing
+    CAMERA = "camera"
 
 
 class SessionState(StrEnum):

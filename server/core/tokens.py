@@ -1,7 +1,8 @@
-"""Signed tokens: invites (one session, one role) and admin tokens.
+"""Signed tokens: invites (one session, one role), admin tokens and camera
+tokens (a device publishing into one lesson over WHIP).
 
 HS256 JWTs with ``iss``/``aud`` "sidecoach" and a ``typ`` claim, so an invite
-is never accepted as an admin token and vice versa.
+is never accepted as an admin or camera token and vice versa.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ ISSUER = "sidecoach"
 AUDIENCE = "sidecoach"
 TYP_INVITE = "invite"
 TYP_ADMIN = "admin"
+TYP_CAMERA = "camera"
 #: tokens longer than this are refused before any parsing
 MAX_TOKEN_CHARS = 4096
 #: longest display name carried in an invite
@@ -32,6 +34,9 @@ MAX_NAME_CHARS = 80
 #: HS256 keys shorter than this are refused (RFC 7518 section 3.2)
 MIN_SECRET_BYTES = 32
 
+
+#: roles an invite can carry (the camera role comes with a camera token only)
+INVITE_ROLES = frozenset(r for r in Role if r is not Role.CAMERA)
 
 #: characters of randomness in an invite id (``iid`` claim)
 INVITE_ID_BYTES = 9
@@ -113,7 +118,7 @@ def _decode(secret: str, token: str, typ: str, now: float | None) -> dict[str, A
         logger.debug("token refused: %s", exc)
         raise Unauthorized("invalid token") from exc
     if claims.get("typ") != typ:
-        raise Unauthorized(f"not an {typ} token")
+        raise Unauthorized(f"not a token of kind {typ}")
     exp = claims.get("exp")
     if not isinstance(exp, int) or isinstance(exp, bool):
         raise Unauthorized("invalid token")
@@ -137,6 +142,8 @@ def issue_invite(
     """An invite to ``session_id`` as ``role``, valid for ``ttl_s`` seconds.
     Each call mints a new invite id unless ``invite_id`` is given."""
     role = Role(role)
+    if role not in INVITE_ROLES:
+        raise ValueError(f"an invite cannot carry the {role} role")
     if not session_id:
         raise ValueError("session_id is required")
     extra: dict[str, Any] = {
@@ -163,7 +170,7 @@ def verify_invite(secret: str, token: str, *, now: float | None = None) -> Invit
     name = claims.get("name")
     if not isinstance(session_id, str) or not session_id:
         raise Unauthorized("invalid token")
-    if not isinstance(raw_role, str) or raw_role not in {r.value for r in Role}:
+    if not isinstance(raw_role, str) or raw_role not in {r.value for r in INVITE_ROLES}:
         raise Unauthorized("invalid token")
     role = Role(raw_role)
     if name is not None and not isinstance(name, str):
@@ -192,3 +199,75 @@ def issue_admin_token(secret: str, *, ttl_s: int, now: float | None = None) -> s
 def verify_admin_token(secret: str, token: str, *, now: float | None = None) -> None:
     """Return if ``token`` is a valid admin token; raise Unauthorized/TokenExpired."""
     _decode(secret, token, TYP_ADMIN, now)
+
+
+@dataclass(frozen=True)
+class CameraClaims:
+    """A camera token: a device may publish the classroom's camera and room
+    mic into ``session_id`` (over WHIP), and nothing else."""
+
+    session_id: str
+    #: the token's id (``ctid``): what a revocation names, and the seat it holds
+    token_id: str
+    name: str | None
+    expires_at: int  # unix seconds
+
+    @property
+    def invite_id(self) -> str:
+        """Who this device is across reconnections (as an invite's id)."""
+        return self.token_id
+
+
+def new_camera_token_id() -> str:
+    return "c-" + secrets.token_urlsafe(INVITE_ID_BYTES)
+
+
+def issue_camera_token(
+    secret: str,
+    session_id: str,
+    *,
+    ttl_s: int,
+    name: str | None = None,
+    now: float | None = None,
+    token_id: str | None = None,
+) -> str:
+    """A camera token for ``session_id``, valid for ``ttl_s`` seconds."""
+    if not session_id:
+        raise ValueError("session_id is required")
+    extra: dict[str, Any] = {"sid": session_id, "ctid": token_id or new_camera_token_id()}
+    if name is not None and name.strip():
+        extra["name"] = name.strip()[:MAX_NAME_CHARS]
+    return _encode(secret, TYP_CAMERA, ttl_s, now, **extra)
+
+
+def token_kind(secret: str, token: str) -> str | None:
+    """The kind (``typ``) of a token this server signed, expired or not;
+    None if it is not one. Says why a valid token of the wrong kind is refused."""
+    if not token or len(token) > MAX_TOKEN_CHARS:
+        return None
+    try:
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=[ALGORITHM],
+            audience=AUDIENCE,
+            issuer=ISSUER,
+            options={"verify_exp": False, "verify_iat": False},
+        )
+    except jwt.PyJWTError:
+        return None
+    typ = claims.get("typ")
+    return typ if isinstance(typ, str) else None
+
+
+def verify_camera_token(secret: str, token: str, *, now: float | None = None) -> CameraClaims:
+    """Claims of a valid camera token; TokenExpired if expired, Unauthorized otherwise."""
+    claims = _decode(secret, token, TYP_CAMERA, now)
+    session_id, token_id, name = claims.get("sid"), claims.get("ctid"), claims.get("name")
+    if not isinstance(session_id, str) or not session_id:
+        raise Unauthorized("invalid token")
+    if not isinstance(token_id, str) or not 1 <= len(token_id) <= 64:
+        raise Unauthorized("invalid token")
+    if name is not None and not isinstance(name, str):
+        raise Unauthorized("invalid token")
+    return CameraClaims(session_id, token_id, name, int(claims["exp"]))

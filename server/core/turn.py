@@ -18,10 +18,19 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from typing import Any
+from typing import Any, Protocol
 
 from server.core.config import Config, IceServer
-from server.core.tokens import InviteClaims
+
+
+class Credentialed(Protocol):
+    """What TURN credentials are made for: an invite or a camera token."""
+
+    @property
+    def expires_at(self) -> int: ...
+
+    @property
+    def invite_id(self) -> str: ...
 
 
 def turn_rest_credential(secret: str, expires_at: int, user: str) -> tuple[str, str]:
@@ -31,7 +40,7 @@ def turn_rest_credential(secret: str, expires_at: int, user: str) -> tuple[str, 
     return username, base64.b64encode(digest).decode("ascii")
 
 
-def ice_servers_for(config: Config, claims: InviteClaims) -> list[dict[str, Any]]:
+def ice_servers_for(config: Config, claims: Credentialed) -> list[dict[str, Any]]:
     """The ``iceServers`` list a client joining with ``claims`` gets."""
     servers = list(config.ice_servers)
     if config.turn_secret and config.turn_urls:
@@ -42,7 +51,7 @@ def ice_servers_for(config: Config, claims: InviteClaims) -> list[dict[str, Any]
     return [s.to_client() for s in servers]
 
 
-def ice_config_for(config: Config, claims: InviteClaims) -> dict[str, Any]:
+def ice_config_for(config: Config, claims: Credentialed) -> dict[str, Any]:
     """The ICE part of the join reply: ``iceServers`` and the
     ``iceTransportPolicy`` pages set on their RTCPeerConnection."""
     return {

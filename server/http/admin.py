@@ -18,7 +18,7 @@ from server.core.config import Config
 from server.core.errors import InvalidMessage, RateLimited, SessionEnded
 from server.core.ratelimit import TokenBucket
 from server.core.roles import Role, SessionState
-from server.core.tokens import MAX_NAME_CHARS, issue_invite
+from server.core.tokens import INVITE_ROLES, MAX_NAME_CHARS, issue_invite
 from server.http import auth
 from server.http.replies import json_response, read_json
 from server.live.deployment import Deployment
@@ -136,8 +136,9 @@ class _AdminApi:
         if unknown:
             raise InvalidMessage(f"unknown fields: {', '.join(sorted(unknown))}")
         raw_role = data.get("role", Role.COACH.value)
-        if not isinstance(raw_role, str) or raw_role not in {r.value for r in Role}:
-            raise InvalidMessage(f"role must be one of: {', '.join(r.value for r in Role)}")
+        roles = [r.value for r in Role if r in INVITE_ROLES]
+        if not isinstance(raw_role, str) or raw_role not in roles:
+            raise InvalidMessage(f"role must be one of: {', '.join(roles)}")
         name = data.get("name")
         if name is not None and (not isinstance(name, str) or len(name) > MAX_NAME_CHARS):
             raise InvalidMessage(f"name must be a string of at most {MAX_NAME_CHARS} characters")

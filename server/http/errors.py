@@ -10,7 +10,7 @@ import logging
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from server.core.errors import SidecoachError
+from server.core.errors import MethodNotAllowed, SidecoachError
 from server.http.replies import JSON_HEADERS
 from server.ops.metrics import Metrics
 
@@ -21,6 +21,8 @@ def error_response(exc: SidecoachError) -> web.Response:
     headers = dict(JSON_HEADERS)
     if exc.status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="sidecoach"'
+    if isinstance(exc, MethodNotAllowed):
+        headers["Allow"] = exc.allow
     body = {"error": {"code": exc.code, "message": exc.message}}
     return web.json_response(body, status=exc.status, headers=headers)
 

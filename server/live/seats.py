@@ -7,6 +7,8 @@
   refused, so a reconnect is never locked out by its own ghost.
 * ``limits.max_participants`` counts everyone, and one seat of it is always
   kept for the teacher: a teacher is never refused for a full session.
+* A camera token (a WHIP device) holds one seat, replaced like a teacher's:
+  an encoder that reconnects takes over its old stream.
 * ``member`` invites are for debrief rooms, and only member invites are:
   in a debrief nobody is the teacher, so no seat is kept.
 """
@@ -30,7 +32,7 @@ class SeatHolder(Protocol):
 
 
 #: who may take a seat, by the kind of session
-LESSON_ROLES = frozenset({Role.TEACHER, Role.COACH, Role.OBSERVER})
+LESSON_ROLES = frozenset({Role.TEACHER, Role.COACH, Role.OBSERVER, Role.CAMERA})
 DEBRIEF_ROLES = frozenset({Role.MEMBER})
 
 
@@ -51,7 +53,8 @@ class Seats:
             raise Forbidden(f"a {role} invite is for a lesson, not a debrief room")
         if not self._debrief and role not in LESSON_ROLES:
             raise Forbidden(f"a {role} invite is for a debrief room, not a live lesson")
-        per_invite = 1 if role == Role.TEACHER else max(1, self._limits.seats_per_invite)
+        one_seat = role in (Role.TEACHER, Role.CAMERA)
+        per_invite = 1 if one_seat else max(1, self._limits.seats_per_invite)
         same = [pid for pid, iid in self._invite_of.items() if invite_id and iid == invite_id]
         replaced = same[: max(0, len(same) - per_invite + 1)]
         if role != Role.TEACHER:

@@ -36,6 +36,7 @@ from server.core.roles import Role, SessionState
 from server.core.tasks import TaskOwner
 from server.live.debrief.room import DebriefRoom, SharedComment
 from server.live.media_failure import Cause, diagnose
+from server.live.offers import ClientOffer, publish_plan
 from server.live.recording import SessionRecording
 from server.live.seats import Seats
 from server.media.consumer import Consumer
@@ -49,6 +50,8 @@ from server.storage.sessions import SessionKind, SessionRecord, SessionStore
 
 logger = logging.getLogger(__name__)
 
+#: how other pages show a device publishing on a camera token (WHIP)
+ROOM_CAMERA_NAME = "Room camera (WHIP)"
 #: events kept in memory per session (the Recorder persists them)
 MAX_EVENTS_IN_MEMORY = 10_000
 #: what happened before a recording started that it keeps (with the joins)
@@ -298,28 +301,38 @@ class Session:
         participant_id: str | None = None,
         invite_id: str = "",
         owner: bool = False,
+        offer: ClientOffer | None = None,
     ) -> Participant:
+        """Join ``role``; with a client's ``offer`` (WHIP, WHEP) it is
+        answered first (``participant.peer.pc.localDescription``), and an
+        offer refused changes nothing."""
         if self.closed or self.ending:
             raise SessionEnded("this session has ended")
         self.seats.claim(role, invite_id, self.participants)
-        if self.record.state == SessionState.SCHEDULED:
-            self.record = await self.store.set_state(self.id, SessionState.LIVE, at=time.time())
-        if self.closed or self.ending:  # ended while the store was being updated
-            raise SessionEnded("this session has ended")
-        replaced = self.seats.claim(role, invite_id, self.participants)
-        self.clock.start()
         pid = participant_id or new_participant_id()
-        display = name or (self.record.teacher_name if role == Role.TEACHER else str(role))
-        peer = Peer(
-            participant_id=pid,
-            role=str(role),
-            config=self.config,
-            events=_PeerEvents(self, pid),
-            describe_consumer=self.describe_consumer,
-        )
+        peer: Peer | None = None
+        publishing: list[str] = []
+        try:
+            if offer is not None:
+                peer = self._new_peer(pid, role, client_offers=True)
+                plan, publishing = publish_plan(self.policy, self.config.limits, pid, str(role))
+                await peer.answer_offer(offer.sdp, plan, receive=offer.receive)
+            if self.record.state == SessionState.SCHEDULED:
+                self.record = await self.store.set_state(self.id, SessionState.LIVE, at=time.time())
+            if self.closed or self.ending:  # ended while the store was being updated
+                raise SessionEnded("this session has ended")
+            replaced = self.seats.claim(role, invite_id, self.participants)
+        except BaseException:
+            if peer is not None:
+                await peer.close()
+            raise
+        self.clock.start()
+        display = name or self._default_name(role)
+        peer = peer or self._new_peer(pid, role)
         participant = Participant(
             pid, role, display, self.clock.now_ms(), peer, invite_id, owner=owner
         )
+        participant.producer_ids.update(publishing)
         self.participants[pid] = participant
         self.empty_since = None
         self.seats.take(pid, invite_id)
@@ -334,7 +347,24 @@ class Session:
             await self.remove(old, code=Removal.REPLACED, message=again)
         if self.policy.receives(str(role), Item.CUE):
             self.cues.redeliver(pid)
+        if offer is not None:
+            peer.start()
         return participant
+
+    def _default_name(self, role: Role) -> str:
+        if role == Role.TEACHER:
+            return self.record.teacher_name
+        return ROOM_CAMERA_NAME if role == Role.CAMERA else str(role)
+
+    def _new_peer(self, pid: str, role: Role, *, client_offers: bool = False) -> Peer:
+        return Peer(
+            participant_id=pid,
+            role=str(role),
+            config=self.config,
+            events=_PeerEvents(self, pid),
+            describe_consumer=self.describe_consumer,
+            client_offers=client_offers,
+        )
 
     async def remove(
         self,

@@ -77,6 +77,7 @@ from aiortc.rtp import (
     pack_remb_fci,
     unpack_remb_fci,
 )
+from aiortc.sdp import candidate_from_sdp
 
 from server.media.aiortc_receive import (
     RID_URI,
@@ -173,7 +174,62 @@ def restrict_ice(
         connection.gather_candidates = gather
 
 
+# ------------------------------------------- client offers (WHIP/WHEP) ----
+
+_REVERSED = {"sendonly": "recvonly", "recvonly": "sendonly"}
+
+
+def offered_direction(transceiver: RTCRtpTransceiver) -> str | None:
+    """The direction the client's offer gave this m-line, as the client
+    sees it ("sendonly": the client sends), after ``setRemoteDescription``."""
+    ours: str | None = getattr(transceiver, "_offerDirection", None)
+    return _REVERSED.get(ours, ours) if ours is not None else None
+
+
+def drop_rtx(transceiver: RTCRtpTransceiver) -> None:
+    """Answer this m-line of a client's offer without RTX. The receive tap
+    drops RTX packets, so a publisher must retransmit in-band (same SSRC
+    and payload type), as pages do: the server's own offers name one codec
+    and no RTX. Call after ``setRemoteDescription``, before ``createAnswer``."""
+    t: Any = transceiver  # aiortc keeps the negotiated codecs in ``_codecs``
+    t._codecs = [c for c in t._codecs if not c.mimeType.lower().endswith("/rtx")]
+
+
+def local_ice_ufrag(pc: RTCPeerConnection) -> str:
+    """The server's ICE username fragment (one transport: max-bundle)."""
+    for transceiver in pc.getTransceivers():
+        gatherer = transceiver.receiver.transport.transport.iceGatherer
+        return str(gatherer.getLocalParameters().usernameFragment)
+    return ""
+
+
+def remote_ice_ufrag(pc: RTCPeerConnection) -> str:
+    """The client's ICE username fragment, as its offer gave it."""
+    for transceiver in pc.getTransceivers():
+        connection: Any = transceiver.receiver.transport.transport._connection
+        return str(connection.remote_username or "")
+    return ""
+
+
+async def add_remote_candidates(pc: RTCPeerConnection, candidates: list[str], *, end: bool) -> int:
+    """Add trickled ``a=candidate`` values (without ``a=candidate:``) to the
+    one bundled transport; ``end``: the client has no more. Returns how many
+    were taken. Raises ValueError for a candidate that does not parse."""
+    transceivers = pc.getTransceivers()
+    if not transceivers:
+        return 0
+    mid = transceivers[0].mid
+    parsed = [candidate_from_sdp(c) for c in candidates]
+    for candidate in parsed:
+        candidate.sdpMid = mid
+        await pc.addIceCandidate(candidate)
+    if end:
+        await pc.addIceCandidate(None)
+    return len(parsed)
+
+
 # --------------------------------------------------------- upstream ----
+
 
 async def request_keyframe(receiver: RTCRtpReceiver, media_ssrc: int) -> None:
     """Send a PLI for ``media_ssrc`` to the publisher."""

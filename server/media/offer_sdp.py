@@ -167,3 +167,121 @@ def extension_id(sdp: str, uri: str) -> int | None:
     """The id an SDP gives to the RTP header extension ``uri``."""
     m = re.search(rf"^a=extmap:(\d+)(?:/\w+)? {re.escape(uri)}\s*$", sdp, flags=re.MULTILINE)
     return int(m.group(1)) if m else None
+
+
+# -- a client's offer (WHIP, WHEP) -------------------------------------------
+
+_MEDIA_LINE = re.compile(r"^m=(\w+) \d+ [\w/]+( \S+)+$")
+_DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
+
+
+@dataclass(frozen=True)
+class OfferShape:
+    """What a client's offer asks, read before anything is made for it."""
+
+    #: (kind, direction as the client sees it) of each audio/video m-line
+    media: tuple[tuple[str, str], ...]
+    has_ice: bool
+    has_fingerprint: bool
+
+    def sends(self) -> bool:
+        return any(d in ("sendonly", "sendrecv") for _, d in self.media)
+
+    def receives(self) -> bool:
+        return any(d in ("recvonly", "sendrecv") for _, d in self.media)
+
+
+def offer_shape(sdp: str) -> OfferShape | None:
+    """The shape of an SDP offer, or None if the text is not SDP (no
+    ``v=0`` first, a line that is not ``x=...``, an m-line that does not parse)."""
+    lines = [line.rstrip("\r") for line in sdp.split("\n") if line.strip()]
+    if not lines or lines[0] != "v=0":
+        return None
+    media: list[tuple[str, str]] = []
+    session_direction = "sendrecv"
+    kind: str | None = None
+    direction = ""
+    has_ice = has_fingerprint = in_media = False
+    for line in lines:
+        if len(line) < 2 or line[1] != "=" or not line[0].isalpha():
+            return None
+        if line.startswith("m="):
+            if kind is not None:
+                media.append((kind, direction or session_direction))
+            match = _MEDIA_LINE.match(line)
+            if match is None:
+                return None
+            kind = match.group(1) if match.group(1) in ("audio", "video") else None
+            direction, in_media = "", True
+        elif line.startswith("a="):
+            attr = line[2:].split(":", 1)[0]
+            if attr in _DIRECTIONS:
+                if not in_media:
+                    session_direction = attr
+                else:
+                    direction = attr
+            elif attr == "ice-ufrag":
+                has_ice = True
+            elif attr == "fingerprint":
+                has_fingerprint = True
+    if kind is not None:
+        media.append((kind, direction or session_direction))
+    return OfferShape(tuple(media), has_ice, has_fingerprint)
+
+
+#: rid names whose meaning is known, lowest resolution first (a client's
+#: offer may list its layers in any order: WebRTC's samples offer f;h;q)
+RID_RANKS: tuple[frozenset[str], ...] = (
+    frozenset({"q", "l", "low", "lo", "quarter", "s", "small"}),
+    frozenset({"h", "m", "mid", "medium", "half"}),
+    frozenset({"f", "high", "hi", "full", "hd", "large"}),
+)
+
+
+def _rank(rid: str, rids: tuple[str, ...]) -> tuple[int, int]:
+    # "h" is "half" beside "f", "high" beside "l"/"m"
+    if rid == "h" and "f" not in rids:
+        return (2, 0)
+    known = next((i for i, names in enumerate(RID_RANKS) if rid.lower() in names), None)
+    return (known if known is not None else 1, rids.index(rid))
+
+
+def offered_simulcast(sdp: str) -> dict[str, tuple[str, ...]]:
+    """mid -> the rids a client's offer sends as simulcast (``a=simulcast:send``),
+    lowest resolution first as their names say (else in the offer's order);
+    m-lines without simulcast (or with one rid) are left out."""
+    result: dict[str, tuple[str, ...]] = {}
+    for section in _sections(sdp)[1:]:
+        mid = _mid(section)
+        line = next((x for x in section if x.startswith("a=simulcast:send ")), None)
+        if mid is None or line is None:
+            continue
+        spec = line.split(" ", 2)[1]
+        # "send a;b;c": one rid per stream ("a,b": alternatives, take the first;
+        # "~a": paused, not taken)
+        rids = tuple(
+            first
+            for alternative in spec.split(";")
+            if (first := alternative.split(",")[0].strip()) and not first.startswith("~")
+        )
+        declared = {x.split()[0][6:] for x in section if x.startswith("a=rid:") and " send" in x}
+        rids = tuple(r for r in rids if r in declared)
+        if len(rids) > 1:
+            result[mid] = tuple(sorted(rids, key=lambda r: _rank(r, rids)))
+    return result
+
+
+def answer_simulcast(sdp: str, taken: dict[str, tuple[str, ...]], rid_ext_id: int) -> str:
+    """``sdp`` (aiortc's answer) receiving simulcast on the m-lines of
+    ``taken`` (mid -> rids), with the offer's id for the rid extension."""
+    sections = _sections(sdp)
+    out = list(sections[0])
+    for section in sections[1:]:
+        rids = taken.get(_mid(section) or "")
+        if rids:
+            new = [f"a=extmap:{rid_ext_id} {RID_URI}"]
+            new += [f"a=rid:{rid} recv" for rid in rids]
+            new.append(f"a=simulcast:recv {';'.join(rids)}")
+            section = _insert_after(section, "a=mid:", new)
+        out += section
+    return "\r\n".join(out) + "\r\n"

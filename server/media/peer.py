@@ -12,6 +12,11 @@ and mediasoup-client reuse theirs; a refused request never adds one.
 Offers carry what aiortc does not write itself (server/media/offer_sdp.py):
 simulcast receive on a VP8 camera, Opus in-band FEC, the session's video
 bitrate cap; the answer says whether the client sends simulcast.
+
+A peer made with ``client_offers`` (WHIP and WHEP: the client offers once
+and nothing is renegotiated) answers that offer instead (``answer_offer``):
+what the client sends becomes its publications, what it receives becomes
+fixed slots (``_Slot``) that consumers take as they come and go.
 """
 
 from __future__ import annotations
@@ -25,7 +30,12 @@ from typing import Any, Protocol
 from aiortc import RTCRtpTransceiver, RTCSessionDescription
 
 from server.core.config import Config
-from server.core.errors import NegotiationFailed, StaleAnswer
+from server.core.errors import (
+    InvalidMessage,
+    NegotiationFailed,
+    StaleAnswer,
+    UnacceptableOffer,
+)
 from server.core.tasks import TaskOwner
 from server.media import aiortc_adapter as adapter
 from server.media import offer_sdp
@@ -83,6 +93,33 @@ class _Parked:
     track: adapter.IdleTrack | None = None
 
 
+@dataclass
+class _Slot:
+    """A receiving m-line of a client's offer (WHEP): one consumer at a time."""
+
+    transceiver: RTCRtpTransceiver
+    track: adapter.IdleTrack
+    consumer_id: str | None = None
+
+
+class _NoSlot:
+    """The writer of a consumer a client-offered peer has no free m-line for:
+    its packets go nowhere."""
+
+    ready = False
+
+    def send(self, packet: Any, sequence_number: int, timestamp: int) -> bool:
+        return False
+
+    def set_sender_report_mapping(self, ntp_timestamp: int, rtp_timestamp: int) -> None:
+        return None
+
+
+#: decides what a client-offered m-line of ``kind`` ("audio"/"video") that
+#: the client sends carries: its producer, or None (the m-line is refused)
+PublishPlan = Callable[[str], ProducerInfo | None]
+
+
 class Peer:
     def __init__(
         self,
@@ -92,6 +129,7 @@ class Peer:
         config: Config,
         events: PeerEvents,
         describe_consumer: Callable[[Consumer], dict[str, Any]],
+        client_offers: bool = False,
     ) -> None:
         self._participant_id = participant_id
         self._role = role
@@ -115,7 +153,13 @@ class Peer:
         self._closed = False
         self._log = logging.LoggerAdapter(logger, {"participant": participant_id})
         self.pc.on("connectionstatechange", self._on_connection_state)
-        self._tasks.spawn(self._negotiation_loop(), name=f"negotiate {participant_id}")
+        #: the client offered (WHIP/WHEP): no server offers, fixed slots
+        self.client_offers = client_offers
+        self._slots: list[_Slot] = []
+        #: the answer to a client's offer, as sent (with what aiortc does not write)
+        self.answer_sdp = ""
+        if not client_offers:
+            self._tasks.spawn(self._negotiation_loop(), name=f"negotiate {participant_id}")
 
     @property
     def participant_id(self) -> str:
@@ -199,6 +243,8 @@ class Peer:
     # -- consuming (ConsumerEndpoint) -------------------------------------
 
     def open_writer(self, consumer: Consumer) -> PacketWriter:
+        if self.client_offers:
+            return self._slot_writer(consumer)
         producer = consumer.producer
         codec = producer.codec
         capability = adapter.codec_capability(producer.kind, codec.mime_type, codec.parameters)
@@ -216,7 +262,27 @@ class Peer:
         self._dirty.set()
         return writer
 
+    def _slot_writer(self, consumer: Consumer) -> PacketWriter:
+        """A free m-line of the client's offer of the consumer's kind and
+        codec, or no writer at all (nothing is renegotiated)."""
+        producer = consumer.producer
+        for slot in self._slots:
+            codec = adapter.negotiated_codec(slot.transceiver)
+            if (
+                slot.consumer_id is None
+                and slot.transceiver.kind == producer.kind
+                and codec is not None
+                and codec.mimeType.lower() == producer.codec.mime_type.lower()
+            ):
+                slot.consumer_id = consumer.id
+                return adapter.OutboundRtp(slot.transceiver, consumer.on_feedback, armed=True)
+        self._log.info("no free %s m-line for %s", producer.kind, producer.id)
+        return _NoSlot()
+
     def release_writer(self, consumer: Consumer) -> None:
+        for slot in self._slots:
+            if slot.consumer_id == consumer.id:
+                slot.consumer_id = None
         sub = self._subscriptions.pop(consumer.id, None)
         if sub is None or self._closed:
             return
@@ -235,6 +301,8 @@ class Peer:
             return
         if direction == "recvonly":
             adapter.untap_receiver(transceiver.receiver)
+        if self.client_offers:
+            return  # nothing is renegotiated: the m-line just carries nothing
         transceiver.direction = "inactive"
         self._parked.append(_Parked(transceiver, direction, codec, track))
         self._dirty.set()
@@ -356,6 +424,93 @@ class Peer:
         adapter.route_by_mid(self.pc)
         self._answer.set_result(None)
 
+    # -- the client offers (WHIP, WHEP) -------------------------------------
+
+    async def answer_offer(self, sdp: str, plan: PublishPlan, *, receive: bool) -> str:
+        """Apply a client's offer and return the answer (with every ICE
+        candidate: aiortc does not trickle). Each m-line the client sends is
+        offered to ``plan``; each it receives becomes a slot if ``receive``;
+        every other m-line is refused (inactive). Nothing is published until
+        ``start``. Raises UnacceptableOffer; the peer is then unusable."""
+        assert self.client_offers, "a server-driven peer makes its own offers"
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        except Exception as exc:  # aiortc raises ValueError and its own errors
+            raise UnacceptableOffer(f"offer rejected: {exc}") from exc
+        for transceiver in self.pc.getTransceivers():
+            adapter.drop_rtx(transceiver)  # NACKs are answered in-band, as for pages
+            offered = adapter.offered_direction(transceiver)
+            info = plan(transceiver.kind) if offered in ("sendonly", "sendrecv") else None
+            if info is not None:
+                transceiver.direction = "recvonly"
+                key: CodecKey = (DEFAULT_CODECS[info.kind].lower(), ())
+                self._publications[info.producer_id] = _Publication(
+                    info, transceiver, key, offered=True
+                )
+            elif receive and offered in ("recvonly", "sendrecv"):
+                track = adapter.IdleTrack(transceiver.kind)
+                transceiver.sender.replaceTrack(track)
+                transceiver.direction = "sendonly"
+                self._slots.append(_Slot(transceiver, track))
+            else:
+                transceiver.direction = "inactive"
+        if not self._publications and not self._slots:
+            raise UnacceptableOffer("the offer has no m-line this endpoint can take")
+        answer = await self.pc.createAnswer()
+        adapter.restrict_ice(self.pc, self._config.ice_listen_ips, self._config.ice_announced_ip)
+        await self.pc.setLocalDescription(answer)
+        self.answer_sdp = self._take_simulcast(sdp, str(self.pc.localDescription.sdp))
+        adapter.route_by_mid(self.pc)
+        self.negotiations += 1
+        return self.answer_sdp
+
+    def _take_simulcast(self, offer: str, answer: str) -> str:
+        """Receive the simulcast a client offers on a camera it publishes
+        (aiortc's answer does not): the answer text says so, and the
+        Producer gets the layers, lowest first."""
+        rid_id = offer_sdp.extension_id(offer, offer_sdp.RID_URI)
+        cameras = {
+            p.transceiver.mid
+            for p in self._publications.values()
+            if p.info.source == Source.CAMERA and p.transceiver.mid is not None
+        }
+        taken = {
+            mid: rids
+            for mid, rids in offer_sdp.offered_simulcast(offer).items()
+            if mid in cameras
+        }
+        if rid_id is None or not taken:
+            return answer
+        self._answered_rids = taken
+        adapter.accept_simulcast(self.pc, rid_id)
+        return offer_sdp.answer_simulcast(answer, taken, rid_id)
+
+    def start(self) -> None:
+        """The participant is in its session: its tracks become producers,
+        and the connection must come up within the negotiation timeout."""
+        self._activate_publications()
+        self._tasks.spawn(self._watch_connection(), name=f"connect {self._participant_id}")
+
+    async def _watch_connection(self) -> None:
+        if not await self._connected(self._config.limits.negotiation_timeout_s):
+            self._events.peer_failed("connection not established")
+
+    @property
+    def ice_ufrag(self) -> str:
+        """The server's ICE username fragment (a WHIP resource's ETag)."""
+        return adapter.local_ice_ufrag(self.pc)
+
+    @property
+    def remote_ice_ufrag(self) -> str:
+        return adapter.remote_ice_ufrag(self.pc)
+
+    async def add_candidates(self, candidates: list[str], *, end: bool) -> int:
+        """Trickled ICE candidates of the client (``a=candidate`` values)."""
+        try:
+            return await adapter.add_remote_candidates(self.pc, candidates, end=end)
+        except (ValueError, IndexError) as exc:
+            raise InvalidMessage(f"a candidate does not parse: {exc}") from exc
+
     # -- lifecycle ------------------------------------------------------
 
     def _on_connection_state(self) -> None:
@@ -381,6 +536,8 @@ class Peer:
         for sub in list(self._subscriptions.values()):
             sub.track.stop()
         self._subscriptions.clear()
+        for slot in self._slots:
+            slot.track.stop()
         for parked in self._parked:
             if parked.track is not None:
                 parked.track.stop()

@@ -40,6 +40,8 @@ MAX_PROMPTS = 24
 MAX_PROMPT_CHARS = 80
 MAX_TALLIES = 12
 MAX_TALLY_CHARS = 40
+#: revoked camera tokens one lesson remembers
+MAX_REVOKED_CAMERA_TOKENS = 200
 
 #: legal state changes; setting the current state again is a no-op
 TRANSITIONS: dict[SessionState, frozenset[SessionState]] = {
@@ -56,14 +58,20 @@ class SessionSettings:
     whisper_single: bool = False
     prompts: tuple[str, ...] = DEFAULT_PROMPTS
     tally_categories: tuple[str, ...] = DEFAULT_TALLIES
+    #: ids of the lesson's camera tokens that were revoked (kept with the
+    #: lesson, so a revocation survives a restart)
+    revoked_camera_tokens: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "recording": self.recording,
             "whisper_single": self.whisper_single,
             "prompts": list(self.prompts),
             "tally_categories": list(self.tally_categories),
         }
+        if self.revoked_camera_tokens:
+            data["revoked_camera_tokens"] = list(self.revoked_camera_tokens)
+        return data
 
     @classmethod
     def from_json(cls, data: Any) -> SessionSettings:
@@ -72,7 +80,13 @@ class SessionSettings:
             data = {}
         if not isinstance(data, dict):
             raise InvalidMessage("settings must be an object")
-        unknown = set(data) - {"recording", "whisper_single", "prompts", "tally_categories"}
+        unknown = set(data) - {
+            "recording",
+            "whisper_single",
+            "prompts",
+            "tally_categories",
+            "revoked_camera_tokens",
+        }
         if unknown:
             raise InvalidMessage(f"unknown settings: {', '.join(sorted(unknown))}")
         kwargs: dict[str, Any] = {}
@@ -81,7 +95,7 @@ class SessionSettings:
                 if not isinstance(data[key], bool):
                     raise InvalidMessage(f"settings.{key} must be true or false")
                 kwargs[key] = data[key]
-        for key in ("prompts", "tally_categories"):
+        for key in ("prompts", "tally_categories", "revoked_camera_tokens"):
             if key in data:
                 value = data[key]
                 if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -220,6 +234,9 @@ class SessionRecord:
                 tally_categories=tuple(
                     settings.get("tally_categories") or defaults.tally_categories
                 ),
+                revoked_camera_tokens=tuple(
+                    str(t) for t in settings.get("revoked_camera_tokens") or ()
+                ),
             ),
             recording_decisions=tuple(
                 RecordingDecision.from_json(d) for d in data.get("recording_decisions") or []
@@ -305,6 +322,8 @@ def validate_settings(settings: SessionSettings) -> None:
     """Raise InvalidMessage unless ``settings`` is within the limits."""
     _check_list(settings.prompts, "prompts", MAX_PROMPTS, MAX_PROMPT_CHARS)
     _check_list(settings.tally_categories, "tally_categories", MAX_TALLIES, MAX_TALLY_CHARS)
+    if len(settings.revoked_camera_tokens) > MAX_REVOKED_CAMERA_TOKENS:
+        raise InvalidMessage(f"at most {MAX_REVOKED_CAMERA_TOKENS} revoked camera tokens")
 
 
 def new_record(

@@ -203,6 +203,22 @@ export const ERROR = Object.freeze({
   /** HTTP: no such recording, or no such file in it */
   RECORDING_NOT_FOUND: "recording_not_found",
 
+  // -- WHIP/WHEP (HTTP media for OBS, encoders, players)
+  /** a valid token of another kind (WHIP: a camera token; WHEP: an observer invite) */
+  WRONG_TOKEN_KIND: "wrong_token_kind",
+  /** the camera token was revoked */
+  TOKEN_REVOKED: "token_revoked",
+  /** a method the WHIP/WHEP endpoint or resource does not support */
+  METHOD_NOT_ALLOWED: "method_not_allowed",
+  /** a PATCH whose If-Match is not the resource's ETag */
+  PRECONDITION_FAILED: "precondition_failed",
+  /** a body that is not application/sdp (or a trickle-ice-sdpfrag) */
+  UNSUPPORTED_MEDIA_TYPE: "unsupported_media_type",
+  /** an SDP offer the server cannot take */
+  UNACCEPTABLE_OFFER: "unacceptable_offer",
+  /** an ICE restart: aiortc cannot restart ICE */
+  ICE_RESTART_UNSUPPORTED: "ice_restart_unsupported",
+
   // -- HTTP API and the server's own state
   /** HTTP: no such comment, note, clip or export */
   NOT_FOUND: "not_found",
