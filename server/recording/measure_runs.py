@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from server.core.tasks import TaskOwner
+from server.recording.manifest import MANIFEST_FILE
 from server.recording.measures import (
     DEFINITIONS,
     MEASURES_VERSION,
@@ -129,6 +130,8 @@ def _compute_and_store(directory: Path, progress: Any) -> dict[str, Any]:
             "computed_at": time.time(),
             "reason": f"{type(exc).__name__}: {exc}"[:300],
         }
+    if not (directory / MANIFEST_FILE).exists():
+        return body  # deleted meanwhile: leave nothing behind in its directory
     try:
         write_measures(directory, body)
     except OSError as exc:
