@@ -84,29 +84,35 @@ export class MeasuresPanel {
     }
     const d = body.definitions;
     const v = body.values;
-    /** @type {[string, string, string][]} */
-    const rows = [["Live minutes", fmt(v.live_minutes, 1), d.live_minutes]];
-    for (const [cat, rate] of Object.entries(v.tallies.per_minute)) {
-      rows.push([`${cat} per minute`, fmt(/** @type {number | null} */ (rate)), d.tally_per_minute]);
-    }
-    for (const [pair, ratio] of Object.entries(v.tallies.ratios)) {
-      rows.push([`${pair} ratio`, fmt(/** @type {number | null} */ (ratio)), d.tally_ratio]);
-    }
     const p = v.prompts;
-    rows.push(["Cues per minute", fmt(p.cues_per_minute), d.cues_per_minute]);
-    if ("prompts_per_minute" in p) rows.push(["Prompts per minute", fmt(p.prompts_per_minute), d.prompts_per_minute]);
-    rows.push(["Acknowledged within (median, s)", fmt(p.ack_p50_s, 1), d.ack_p50_s]);
-    rows.push(["Prompt uptake", p.uptake_share == null ? "–" : `${Math.round(p.uptake_share * 100)} %`, d.uptake_share]);
-    rows.push(["Time to uptake (median, s)", fmt(p.uptake_median_s, 1), d.uptake_median_s]);
+    /** @type {[string, [string, string][]][]} one definition, then its values */
+    const groups = [[d.live_minutes, [["Live minutes", fmt(v.live_minutes)]]]];
+    groups.push([
+      d.tally_per_minute,
+      Object.entries(v.tallies.per_minute).map(([cat, rate]) => [`${cat} per minute`, fmt(/** @type {number | null} */ (rate))]),
+    ]);
+    // the ratios of categories that were both tallied (the others say nothing)
+    const ratios = Object.entries(v.tallies.ratios).filter(([, r]) => r != null && r > 0);
+    if (ratios.length) groups.push([d.tally_ratio, ratios.map(([pair, r]) => [pair, fmt(/** @type {number} */ (r))])]);
+    groups.push([d.cues_per_minute, [["Cues per minute", fmt(p.cues_per_minute)]]]);
+    if ("prompts_per_minute" in p) groups.push([d.prompts_per_minute, [["Prompts per minute", fmt(p.prompts_per_minute)]]]);
+    groups.push([d.ack_p50_s, [["Acknowledged within (median, s)", fmt(p.ack_p50_s, 1)]]]);
+    groups.push([d.uptake_share, [["Prompt uptake", p.uptake_share == null ? "–" : `${Math.round(p.uptake_share * 100)} %`]]]);
+    groups.push([d.uptake_median_s, [["Time to uptake (median, s)", fmt(p.uptake_median_s, 1)]]]);
     for (const a of v.audio) {
-      rows.push(["Speech (share of time)", `${Math.round(a.speech_share * 100)} %`, d.speech_share]);
-      rows.push(["Pauses of 3 s or more", String(a.pause_count), d.pause_count]);
-      rows.push(["Pause length (median, s)", fmt(a.pause_median_s, 1), d.pause_median_s]);
-      rows.push(["Longest talk (s)", fmt(a.longest_talk_s, 1), d.longest_talk_s]);
+      groups.push([d.speech_share, [["Speech (share of time)", `${Math.round(a.speech_share * 100)} %`]]]);
+      groups.push([d.pause_count, [["Pauses of 3 s or more", String(a.pause_count)]]]);
+      groups.push([d.pause_median_s, [["Pause length (median, s)", fmt(a.pause_median_s, 1)]]]);
+      groups.push([d.longest_talk_s, [["Longest talk (s)", fmt(a.longest_talk_s, 1)]]]);
     }
     list.replaceChildren(
-      ...rows.map(([name, value, def]) =>
-        h("div", { class: "measure" }, h("dt", {}, `${name}: ${value}`), h("dd", { class: "hint" }, def ?? "")),
+      ...groups.map(([def, rows]) =>
+        h(
+          "div",
+          { class: "measure" },
+          ...rows.map(([name, value]) => h("dt", {}, `${name}: ${value}`)),
+          h("dd", { class: "hint" }, def ?? ""),
+        ),
       ),
     );
   }
