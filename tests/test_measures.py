@@ -19,7 +19,6 @@ from server.access.policy import READ, AccessPolicy, Item, Reader
 from server.access.views import measures_view
 from server.core.errors import Forbidden
 from server.core.roles import Role
-from server.recording.event_log import read_events
 from server.recording.manifest import EVENTS_FILE, write_manifest
 from server.recording.measures import DEFINITIONS, WHISPER_MEASURES, compute
 from testkit import speech
@@ -154,6 +153,47 @@ def test_whisper_numbers_only_for_readers_of_whispers(monkeypatch: pytest.Monkey
     assert not WHISPER_MEASURES & set(member["definitions"])
 
 
+async def test_a_run_shows_its_progress_then_its_result_or_why_it_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from server.recording import measure_runs
+
+    write_lesson(tmp_path, known_lesson(), [])
+    halfway, go_on = threading.Event(), threading.Event()
+
+    def slow(directory: Path, progress: Any) -> dict[str, Any]:
+        progress(0.5)
+        halfway.set()
+        go_on.wait(10)
+        return compute(directory, progress)
+
+    monkeypatch.setattr(measure_runs, "compute", slow)
+    runs = measure_runs.MeasureRuns()
+    try:
+        assert runs.status("r1", tmp_path) == {"status": "pending"}
+        runs.schedule("r1", tmp_path)
+        await asyncio.get_running_loop().run_in_executor(None, halfway.wait, 10)
+        assert runs.status("r1", tmp_path) == {"status": "computing", "progress": 0.5}
+        go_on.set()
+        await wait_for(lambda: not runs.computing("r1"))
+        done = runs.status("r1", tmp_path)
+        assert done["status"] == "done" and done["values"]["tallies"]["counts"]["OTR"] == 12
+        # a mic track that is not audio: failed, with the reason
+        monkeypatch.setattr(measure_runs, "compute", compute)
+        (tmp_path / "02-mic-p1.webm").write_bytes(b"not a webm file")
+        mic = {"file": "02-mic-p1.webm", "source": "mic", "role": "teacher"}
+        write_lesson(tmp_path, known_lesson(), [mic])
+        runs.schedule("r1", tmp_path)
+        await wait_for(lambda: not runs.computing("r1"))
+        failed = runs.status("r1", tmp_path)
+        assert failed["status"] == "failed" and "InvalidDataError" in failed["reason"], failed
+    finally:
+        go_on.set()
+        await runs.close()
+
+
 def within(got: float, want: float, share: float = 0.05) -> bool:
     return abs(got - want) <= share * want
 
@@ -231,6 +271,9 @@ async def test_a_recorded_lesson_gets_its_measures_for_who_may_read_them(
         await coach.close()
     (row,) = await live_server.catalog.recordings(session.id)
     url = f"{live_server.url}/api/recordings/{row.id}/measures"
+    stored = row.directory / "measures.json"
+    # computed once the recording is final, before anyone asks
+    await wait_for(lambda: stored.exists(), timeout=30)
 
     def auth(role: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {live_server.invite(session.id, role)}"}
@@ -263,9 +306,13 @@ async def test_a_recorded_lesson_gets_its_measures_for_who_may_read_them(
             assert r.status == 403
         async with http.post(url + "/recompute", headers=auth("observer")) as r:
             assert r.status == 403
+        first = json.loads(stored.read_text())["computed_at"]
         async with http.post(url + "/recompute", headers=auth("teacher")) as r:
             assert r.status == 202
-        directory = row.directory
-        assert read_events(directory / EVENTS_FILE)
-        await wait_for(lambda: (directory / "measures.json").exists())
+        await wait_for(lambda: json.loads(stored.read_text())["computed_at"] != first)
+        # after a restart with no file (or a recovered recording): computed when asked
+        stored.unlink()
+        async with http.get(url, headers=auth("teacher")) as r:
+            assert (await r.json())["status"] == "computing"
+        await wait_for(lambda: stored.exists(), timeout=30)
         print(f"\nmeasures: {body['compute_s']:.3f} s for {values['live_minutes']:.2f} live min")

@@ -15,6 +15,7 @@ from tests.test_recording_access import record_a_lesson
 pytestmark = pytest.mark.browser
 
 
+@pytest.mark.slow
 async def test_the_measures_panel_shows_values_and_definitions_to_a_coach(
     live_server: LiveServer, open_tab: Opener
 ) -> None:
