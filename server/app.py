@@ -20,6 +20,7 @@ from server.http.admin import setup_http_api
 from server.http.errors import error_middleware
 from server.http.home import setup_home
 from server.http.login import PEOPLE_KEY, login_middleware
+from server.http.measures import setup_measures_api
 from server.http.middleware import nosniff, socketio_sees_tls
 from server.http.pages import Renderer, setup_pages
 from server.http.people_admin import setup_people_admin
@@ -38,6 +39,7 @@ from server.people.service import People
 from server.recording.catalog import RecordingCatalog
 from server.recording.clips import ClipMaker
 from server.recording.comments import CommentStore
+from server.recording.measure_runs import MeasureRuns
 from server.recording.recovery import recover_recordings
 from server.recording.retention import run_retention
 from server.signaling.edge import Signaling
@@ -169,6 +171,10 @@ def create_app(
     review.person_lessons = home.lessons
     setup_recording_api(app, access, on_delete=comments.delete_recording)
     setup_review_api(app, review)
+    # a lesson's measures, computed off the loop once its recording is final
+    measure_runs = MeasureRuns()
+    catalog.on_finished = measure_runs.schedule
+    setup_measures_api(app, access, measure_runs)
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
         background = TaskOwner("app")
@@ -191,6 +197,7 @@ def create_app(
         )
         yield
         await background.aclose()
+        await measure_runs.close()
         await clips.close()
         await people.close()
         await comments.close()

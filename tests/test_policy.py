@@ -49,6 +49,7 @@ DOES: dict[Action, tuple[bool, ...]] = {
     Action.READ_AUDIT: (Y, N, N, N, N, Y),
     Action.READ_RAW: (N, N, N, N, N, Y),
     Action.CAMERA_TOKENS: (Y, N, N, N, N, Y),
+    Action.RECOMPUTE_MEASURES: (Y, Y, N, N, N, Y),
 }
 
 #: item -> read afterwards by teacher, coach, observer, member, owner, admin
@@ -62,6 +63,7 @@ READS: dict[Item, tuple[bool, ...]] = {
     Item.PRESENCE: (Y, Y, N, N, N, Y),
     Item.RECORDING: (Y, Y, Y, Y, Y, Y),
     Item.WHISPER_STATE: (Y, Y, N, N, N, Y),
+    Item.MEASURES: (Y, Y, N, N, N, Y),
     Item.RAW: (N, N, N, N, N, Y),
 }
 
@@ -77,6 +79,7 @@ RECEIVES: dict[Item, tuple[bool, ...]] = {
     Item.PRESENCE: (Y, Y, Y, Y, N, N),
     Item.RECORDING: (Y, Y, Y, Y, N, N),
     Item.WHISPER_STATE: (Y, Y, N, N, N, N),
+    Item.MEASURES: (N, N, N, N, N, N),
     Item.RAW: (N, N, N, N, N, N),
 }
 

@@ -49,6 +49,7 @@ class Item(StrEnum):
     RAW = "raw"  # the raw event log and manifest: admins only
     WHISPER_STATE = "whisper-state"  # who is whispering right now
     CUE_STATE = "cue-state"  # a cue's delivery and acknowledgement, as it happens
+    MEASURES = "measures"  # numbers computed from a lesson after it ends
 
 
 class Action(StrEnum):
@@ -69,6 +70,7 @@ class Action(StrEnum):
     READ_AUDIT = "read-audit"  # who read this recording
     READ_RAW = "read-raw"  # the raw event log, manifest and track list
     CAMERA_TOKENS = "camera-tokens"  # mint and revoke the lesson's camera tokens (WHIP)
+    RECOMPUTE_MEASURES = "recompute-measures"  # compute a lesson's measures again
 
 
 class Visibility(StrEnum):
@@ -98,6 +100,7 @@ LIVE: dict[Item, frozenset[str]] = {
     Item.RECORDING: frozenset({TEACHER, COACH, OBSERVER, MEMBER}),
     # the teacher hears it; coaches see it, so they do not talk over each other
     Item.WHISPER_STATE: frozenset({TEACHER, COACH}),
+    Item.MEASURES: _NOBODY,  # computed after the lesson ends
     Item.RAW: _NOBODY,
 }
 
@@ -114,6 +117,9 @@ READ: dict[Item, frozenset[str]] = {
     Item.PRESENCE: frozenset({TEACHER, COACH}),
     Item.RECORDING: frozenset({TEACHER, COACH, OBSERVER, MEMBER}),
     Item.WHISPER_STATE: frozenset({TEACHER, COACH}),
+    # the lesson's measures: its teacher and coaches (observers, debrief
+    # guests: none); the numbers derived from whispers also need WHISPER
+    Item.MEASURES: frozenset({TEACHER, COACH}),
     Item.RAW: _NOBODY,
 }
 
@@ -135,6 +141,7 @@ MAY: dict[Action, frozenset[str]] = {
     Action.READ_AUDIT: frozenset({TEACHER}),
     Action.READ_RAW: _NOBODY,
     Action.CAMERA_TOKENS: frozenset({TEACHER}),
+    Action.RECOMPUTE_MEASURES: frozenset({TEACHER, COACH}),
 }
 #: actions taken in a live lesson (an admin never joins one)
 LIVE_ACTIONS = frozenset(
@@ -341,6 +348,8 @@ class AccessPolicy:
             "comment": self.may(reader, Action.COMMENT),
             "clip": self.may(reader, Action.MAKE_CLIP),
             "debrief": self.may(reader, Action.START_DEBRIEF),
+            "measures": self.can_read(reader, Item.MEASURES),
+            "recomputeMeasures": self.may(reader, Action.RECOMPUTE_MEASURES),
             # live
             "whisper": self.may(reader, Action.WHISPER),
             "sendCue": self.may(reader, Action.SEND_CUE),

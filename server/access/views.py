@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from server.access.policy import AccessPolicy, Item, Reader, Visibility
+from server.core.errors import Forbidden
 from server.recording.catalog import RecordingRow
 
 #: fields of tracks a review page needs (no file system details)
@@ -259,3 +260,39 @@ def timeline_view(
         "lesson_start_ms": start,
         "first_ms": min(first, start),
     }
+
+
+def measures_view(
+    policy: AccessPolicy,
+    reader: Reader,
+    status: dict[str, Any],
+    definitions: dict[str, str],
+    whisper_measures: frozenset[str],
+) -> dict[str, Any]:
+    """A lesson's measures as this reader may see them: the stored status
+    (pending, computing with progress, done with values, failed with a
+    reason) and each measure's definition. A reader who may not read
+    whispers gets no number derived from them (``whisper_measures``)."""
+    if not policy.can_read(reader, Item.MEASURES):
+        raise Forbidden("measures are for the lesson's teacher and coaches")
+    hears = policy.can_read(reader, Item.WHISPER)
+    body: dict[str, Any] = {
+        "status": status.get("status", "pending"),
+        "progress": status.get("progress"),
+        "reason": status.get("reason"),
+        "computed_at": status.get("computed_at"),
+        "compute_s": status.get("compute_s"),
+        "definitions": {
+            k: v for k, v in definitions.items() if hears or k not in whisper_measures
+        },
+        "values": None,
+    }
+    values = status.get("values")
+    if isinstance(values, dict):
+        prompts = {
+            k: v
+            for k, v in (values.get("prompts") or {}).items()
+            if hears or k not in whisper_measures
+        }
+        body["values"] = {**values, "prompts": prompts}
+    return body

@@ -73,6 +73,7 @@ class CueBook:
         icon: str | None,
         color: str | None,
         tone: bool,
+        category: str | None = None,
     ) -> Cue:
         body = self.text_for(text, prompt_index)
         cue_id = f"q{next(self._ids)}"
@@ -87,6 +88,7 @@ class CueBook:
             color=color,
             tone=tone,
             prompt=prompt_index,
+            category=category,
         )
         cue = Cue(cue_id, coach, name, body, icon, color, tone, event["t"])
         self.cues[cue.id] = cue

@@ -31,6 +31,12 @@ class Tallies:
             counts[tap.category] = counts.get(tap.category, 0) + 1
         return counts
 
+    def category_of(self, category: str | None) -> str | None:
+        """A cue's tally category, checked (None: the cue names none)."""
+        if category is not None and category not in self.categories:
+            raise UnknownCategory(f"no tally category {category!r}")
+        return category
+
     async def tap(self, coach: str, category: str) -> Tap:
         if category not in self.categories:
             raise UnknownCategory(f"no tally category {category!r}")

@@ -8,6 +8,7 @@ of the first part and ``part`` numbers 1, 2, ... in the order written."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,9 @@ class RecordingCatalog:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        #: told (id, directory) of each recording finalized (or recovered)
+        #: here: its measures are computed then (``measure_runs.py``)
+        self.on_finished: Callable[[str, Path], None] | None = None
 
     async def add(
         self,
@@ -129,6 +133,10 @@ class RecordingCatalog:
             values["node"] = writer
         async with self._db.session() as s, s.begin():
             await s.execute(update(Recording).where(Recording.id == recording_id).values(**values))
+        if self.on_finished is not None:
+            row = await self.get(recording_id)
+            if row is not None and not row.deleted:
+                self.on_finished(row.id, row.directory)
 
     async def _select(self, query: Any) -> list[RecordingRow]:
         async with self._db.session() as s:

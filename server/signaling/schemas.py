@@ -63,6 +63,8 @@ class SendCue(Message):
     icon: Short | None = None
     color: Annotated[str, StringConstraints(pattern=r"^#[0-9a-fA-F]{6}$")] | None = None
     tone: bool = False
+    #: the tally category this cue asks for (its uptake is measured by it)
+    category: Annotated[str, StringConstraints(max_length=40)] | None = None
 
 
 class CueAck(Message):

@@ -328,6 +328,8 @@ export interface Permissions {
   comment: boolean;
   clip: boolean;
   debrief: boolean;
+  measures: boolean;
+  recomputeMeasures: boolean;
   whisper: boolean;
   sendCue: boolean;
   tally: boolean;

@@ -29,6 +29,7 @@ def register(dispatcher: Dispatcher) -> None:
             icon=msg.icon,
             color=msg.color,
             tone=msg.tone,
+            category=session.tallies.category_of(msg.category),
         )
         return {"cue": sent.to_client()}
 

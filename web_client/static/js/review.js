@@ -6,6 +6,7 @@
 import { readPage } from "./conn.js";
 import { ReviewPlayer } from "./player.js";
 import { CommentPanel } from "./comment_panel.js";
+import { MeasuresPanel } from "./measures_panel.js";
 import { ApiError, lessonFacts, pageToken, Review } from "./review_core.js";
 import { $, copy, describeError, errorText, exposeHooks, h, toast } from "./ui.js";
 
@@ -24,6 +25,8 @@ const state = {
   player: null,
   /** @type {CommentPanel | null} */
   comments: null,
+  /** @type {MeasuresPanel | null} */
+  measures: null,
 };
 
 // -- your notes from the lesson ---------------------------------------------------------
@@ -194,6 +197,10 @@ async function main() {
   $("#debrief-panel").hidden = !perms.debrief;
   $("#debrief-form").addEventListener("submit", startDebrief);
   renderExports();
+  if (perms.measures) {
+    state.measures = new MeasuresPanel(review, { canRecompute: perms.recomputeMeasures });
+    state.measures.mount();
+  }
   state.loaded = true;
 }
 
@@ -201,6 +208,7 @@ exposeHooks({
   loaded: () => state.loaded,
   error: () => state.error,
   permissions: () => copy(review.view?.permissions),
+  measures: () => copy(state.measures?.body ?? null),
   nowMs: () => (state.player ? state.player.nowMs() : null),
   paused: () => (state.player ? state.player.video.paused : null),
   comments: () => copy(review.comments),
