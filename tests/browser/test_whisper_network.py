@@ -115,8 +115,8 @@ async def test_whisper_under_loss_and_jitter_is_heard_and_never_held_by_the_serv
     assert before is not None and after is not None
     assert after["packetsReceived"] - before["packetsReceived"] > 100
     # the link lost packets, and the teacher's browser concealed the gaps
+    # (its packetsLost is no witness: with jitter's reordering it went to -1)
     assert dropped > 0
-    assert after["packetsLost"] + after["fecPacketsReceived"] > before["packetsLost"]
     assert after["concealedSamples"] > before["concealedSamples"]
     # the server forwarded every whisper packet it let through, at once
     assert through > 100 and gated > 0  # before and after the button
