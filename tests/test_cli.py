@@ -109,6 +109,7 @@ def test_invite_link(data_dir: Path) -> None:
     assert (claims.session_id, claims.role, claims.name) == (sid, Role.COACH, "Dr Chen")
 
 
+@pytest.mark.slow
 def test_camera_token(data_dir: Path) -> None:
     sid = create(data_dir)["session"]["id"]
     out = json.loads(run_cli(data_dir, "camera-token", sid, "--name", "Room 12").stdout)
@@ -120,6 +121,7 @@ def test_camera_token(data_dir: Path) -> None:
     assert refused.returncode != 0 and "invalid choice" in refused.stderr
 
 
+@pytest.mark.slow
 def test_errors_are_clear_and_fail(data_dir: Path) -> None:
     proc = run_cli(data_dir, "invite", "nope", "--role", "coach", check=False)
     assert proc.returncode == 1

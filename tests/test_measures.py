@@ -239,6 +239,7 @@ def check_audio(audio: dict[str, Any], lay: speech.Layout) -> None:
     assert within(audio["longest_talk_s"], max(lay.speech_s)), audio
 
 
+@pytest.mark.slow
 @needs_speech_tools
 @pytest.mark.integration
 async def test_a_recorded_lesson_gets_its_measures_for_who_may_read_them(

@@ -65,6 +65,7 @@ def serve(tmp_path: Path, name: str, *args: str, **env: str) -> Proc:
     return proc
 
 
+@pytest.mark.slow
 def test_self_signed_serves_https_prints_fingerprint_and_redirects(tmp_path: Path) -> None:
     redirect_port = free_port()
     proc = serve(

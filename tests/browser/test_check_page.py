@@ -41,6 +41,7 @@ async def finished(tab: Tab) -> dict[str, Any]:
     return report
 
 
+@pytest.mark.slow
 async def test_the_check_finds_this_machine_ready_and_plays_a_test_whisper(
     open_tab: Opener,
 ) -> None:

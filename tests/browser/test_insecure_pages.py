@@ -19,6 +19,7 @@ pytestmark = pytest.mark.browser
 INSECURE = "cameras only work on secure pages"
 
 
+@pytest.mark.slow
 async def test_a_plain_http_page_on_the_lan_says_how_to_open_it_securely(
     netlab: Netlab, tmp_path: Path
 ) -> None:

@@ -31,6 +31,7 @@ def camera_file(tmp_path: Path, width: int, height: int) -> Path:
     return path
 
 
+@pytest.mark.slow
 async def test_a_640x360_camera_is_recorded_and_reviewed_at_640x360(tmp_path: Path) -> None:
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is not installed")

@@ -134,6 +134,7 @@ async def test_comments_make_the_round_trip_and_survive_a_restart(
             await coach.page.context.close()
 
 
+@pytest.mark.slow
 async def test_the_lessons_library_lists_past_lessons(
     live_server: LiveServer, open_tab: Opener
 ) -> None:

@@ -88,6 +88,7 @@ async def test_the_screen_stays_awake_while_live_and_sleeps_after_stop(
     assert page_errors(teacher) == []
 
 
+@pytest.mark.slow
 async def test_a_camera_the_device_ended_restarts_with_one_tap(
     live_server: LiveServer, browser: Any
 ) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from server.core.tokens import issue_camera_token
 from testkit.browser import new_tab
 from testkit.peers import wait_for
@@ -55,6 +57,7 @@ CLIENT = """(async () => {
 })()"""
 
 
+@pytest.mark.slow
 async def test_a_browser_publishes_over_whip_and_plays_over_whep(
     browser: Any, live_server: LiveServer
 ) -> None:
