@@ -133,6 +133,32 @@ class Received:
     task: asyncio.Task[None] | None = None
 
 
+async def consume(rec: Received) -> None:
+    """Decode ``rec``'s track until it ends, noting what a viewer would see
+    and hear: frames, size, loudness and the main tone."""
+    try:
+        while True:
+            frame = await rec.track.recv()
+            now = time.monotonic()
+            rec.frames += 1
+            if rec.first_frame_at is None:
+                rec.first_frame_at = now
+            if isinstance(frame, VideoFrame):
+                rec.width, rec.height = frame.width, frame.height
+                rec.frame_times.append(now)
+            elif isinstance(frame, AudioFrame):
+                pcm = frame.to_ndarray().astype(np.float32).reshape(-1) / 32768
+                if frame.layout.nb_channels > 1:
+                    pcm = pcm[:: frame.layout.nb_channels]
+                level = float(np.sqrt(np.mean(pcm**2))) if pcm.size else 0.0
+                rec.peak_level = max(rec.peak_level, level)
+                if level > 0.05 and pcm.size >= 480:
+                    spectrum = np.abs(np.fft.rfft(pcm))
+                    rec.tone_hz = float(np.argmax(spectrum) * frame.sample_rate / pcm.size)
+    except (MediaStreamError, asyncio.CancelledError):
+        pass
+
+
 @dataclass
 class Participant:
     url: str
@@ -257,27 +283,7 @@ class Participant:
             self.events.append(("answer-refused", reply["error"]))
 
     async def _consume(self, rec: Received) -> None:
-        try:
-            while True:
-                frame = await rec.track.recv()
-                now = time.monotonic()
-                rec.frames += 1
-                if rec.first_frame_at is None:
-                    rec.first_frame_at = now
-                if isinstance(frame, VideoFrame):
-                    rec.width, rec.height = frame.width, frame.height
-                    rec.frame_times.append(now)
-                elif isinstance(frame, AudioFrame):
-                    pcm = frame.to_ndarray().astype(np.float32).reshape(-1) / 32768
-                    if frame.layout.nb_channels > 1:
-                        pcm = pcm[:: frame.layout.nb_channels]
-                    level = float(np.sqrt(np.mean(pcm**2))) if pcm.size else 0.0
-                    rec.peak_level = max(rec.peak_level, level)
-                    if level > 0.05 and pcm.size >= 480:
-                        spectrum = np.abs(np.fft.rfft(pcm))
-                        rec.tone_hz = float(np.argmax(spectrum) * frame.sample_rate / pcm.size)
-        except (MediaStreamError, asyncio.CancelledError):
-            pass
+        await consume(rec)
 
     def tracks(self, **match: Any) -> list[Received]:
         return [

@@ -11,14 +11,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-import numpy as np
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
-from av import AudioFrame, VideoFrame
+from aiortc.mediastreams import MediaStreamTrack
 from multidict import CIMultiDictProxy
 
 from server.media.aiortc_adapter import new_peer_connection, restrict_ice
-from testkit.peers import LOOPBACK, Received, without_abs_send_time
+from testkit.peers import LOOPBACK, Received, consume, without_abs_send_time
 
 
 @dataclass
@@ -110,7 +108,7 @@ class HttpPeer:
             for transceiver in self.pc.getTransceivers():
                 if transceiver.direction == "recvonly":
                     rec = Received(transceiver.mid or "", {}, transceiver.receiver.track)
-                    rec.task = asyncio.ensure_future(_consume(rec))
+                    rec.task = asyncio.ensure_future(consume(rec))
                     self.received.append(rec)
         return self.reply
 
@@ -128,26 +126,3 @@ class HttpPeer:
                 rec.task.cancel()
                 await asyncio.gather(rec.task, return_exceptions=True)
         await self.pc.close()
-
-
-async def _consume(rec: Received) -> None:
-    try:
-        while True:
-            frame = await rec.track.recv()
-            now = time.monotonic()
-            rec.frames += 1
-            if rec.first_frame_at is None:
-                rec.first_frame_at = now
-            if isinstance(frame, VideoFrame):
-                rec.width, rec.height = frame.width, frame.height
-            elif isinstance(frame, AudioFrame):
-                pcm = frame.to_ndarray().astype(np.float32).reshape(-1) / 32768
-                if frame.layout.nb_channels > 1:
-                    pcm = pcm[:: frame.layout.nb_channels]
-                level = float(np.sqrt(np.mean(pcm**2))) if pcm.size else 0.0
-                rec.peak_level = max(rec.peak_level, level)
-                if level > 0.05 and pcm.size >= 480:
-                    spectrum = np.abs(np.fft.rfft(pcm))
-                    rec.tone_hz = float(np.argmax(spectrum) * frame.sample_rate / pcm.size)
-    except (MediaStreamError, asyncio.CancelledError):
-        pass

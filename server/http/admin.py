@@ -13,12 +13,12 @@ from typing import Any
 
 from aiohttp import web
 
-from server.access.invites import invite_links, invite_ttl_s, invite_url
+from server.access.invites import invite_links, invite_url, name_and_ttl
 from server.core.config import Config
 from server.core.errors import InvalidMessage, RateLimited, SessionEnded
 from server.core.ratelimit import TokenBucket
 from server.core.roles import Role, SessionState
-from server.core.tokens import INVITE_ROLES, MAX_NAME_CHARS, issue_invite
+from server.core.tokens import INVITE_ROLES, issue_invite
 from server.http import auth
 from server.http.replies import json_response, read_json
 from server.live.deployment import Deployment
@@ -139,13 +139,7 @@ class _AdminApi:
         roles = [r.value for r in Role if r in INVITE_ROLES]
         if not isinstance(raw_role, str) or raw_role not in roles:
             raise InvalidMessage(f"role must be one of: {', '.join(roles)}")
-        name = data.get("name")
-        if name is not None and (not isinstance(name, str) or len(name) > MAX_NAME_CHARS):
-            raise InvalidMessage(f"name must be a string of at most {MAX_NAME_CHARS} characters")
-        max_ttl = invite_ttl_s(self.config, record)
-        ttl_s = data.get("ttl_s", max_ttl)
-        if isinstance(ttl_s, bool) or not isinstance(ttl_s, int) or not 1 <= ttl_s <= max_ttl:
-            raise InvalidMessage(f"ttl_s must be an integer from 1 to {max_ttl}")
+        name, ttl_s = name_and_ttl(self.config, record, data)
         now = time.time()
         role = Role(raw_role)
         token = issue_invite(self.config.secret, record.id, role, ttl_s=ttl_s, name=name, now=now)

@@ -29,7 +29,7 @@ from typing import Any
 
 from aiohttp import web
 
-from server.access.invites import invite_ttl_s
+from server.access.invites import name_and_ttl
 from server.access.policy import AccessPolicy, Action
 from server.core.config import Config
 from server.core.errors import (
@@ -52,7 +52,6 @@ from server.core.errors import (
 )
 from server.core.roles import Role, SessionState
 from server.core.tokens import (
-    MAX_NAME_CHARS,
     TYP_CAMERA,
     TYP_INVITE,
     issue_camera_token,
@@ -397,13 +396,7 @@ class CameraTokens:
         unknown = set(data) - {"name", "ttl_s"}
         if unknown:
             raise InvalidMessage(f"unknown fields: {', '.join(sorted(unknown))}")
-        name = data.get("name")
-        if name is not None and (not isinstance(name, str) or len(name) > MAX_NAME_CHARS):
-            raise InvalidMessage(f"name must be a string of at most {MAX_NAME_CHARS} characters")
-        max_ttl = invite_ttl_s(self.config, record)
-        ttl_s = data.get("ttl_s", max_ttl)
-        if isinstance(ttl_s, bool) or not isinstance(ttl_s, int) or not 1 <= ttl_s <= max_ttl:
-            raise InvalidMessage(f"ttl_s must be an integer from 1 to {max_ttl}")
+        name, ttl_s = name_and_ttl(self.config, record, data)
         now = time.time()
         token_id = new_camera_token_id()
         token = issue_camera_token(
